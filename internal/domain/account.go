@@ -1,0 +1,233 @@
+// Package domain is the account decider: Decide(state, command, now) returns
+// the facts to record, Evolve(state, fact) folds them into the state. It is
+// pure: no I/O, no clock, no randomness. Codes, tokens and password checks
+// are computed outside and come in with the command.
+package domain
+
+import (
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// Account statuses.
+const (
+	StatusActive      = "active"
+	StatusDeactivated = "deactivated"
+)
+
+// Affiliations, from the national register of individuals (seed, Cas 8-9).
+const (
+	AffiliationActive  = "active"
+	AffiliationPending = "pending"
+	AffiliationNone    = "none"
+)
+
+// Bounds that keep an account's state small whatever its history: command
+// cost must not grow with the number of past events.
+const (
+	keepPendingLogins  = 5
+	keepSessions       = 10
+	keepTrustedDevices = 10
+	keepOTPRequests    = 64 // more than any sensible quota
+)
+
+// Account is the decision state of one account. It is serialized in
+// snapshots, so every field is exported and tagged.
+type Account struct {
+	ID             string `json:"id"`
+	Status         string `json:"status,omitempty"` // "" = never registered
+	NIRHash        string `json:"nir_hash,omitempty"`
+	EmailSealed    string `json:"email_sealed,omitempty"`
+	MaskedEmail    string `json:"masked_email,omitempty"`
+	EmailValidated bool   `json:"email_validated,omitempty"`
+	PasswordHash   string `json:"password_hash,omitempty"`
+	Affiliation    string `json:"affiliation,omitempty"`
+
+	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
+	BlockedUntil  time.Time `json:"blocked_until,omitzero"`
+	BlockReason   string    `json:"block_reason,omitempty"`
+
+	PasswordFailures int         `json:"password_failures,omitempty"`
+	OTPFailures      int         `json:"otp_failures,omitempty"`
+	OTPRequests      []time.Time `json:"otp_requests,omitempty"` // issue times, oldest first
+
+	Logins         []PendingLogin  `json:"logins,omitempty"`
+	OTP            *PendingOTP     `json:"otp,omitempty"`
+	Sessions       []Session       `json:"sessions,omitempty"`
+	TrustedDevices []TrustedDevice `json:"trusted_devices,omitempty"`
+	LastLoginAt    time.Time       `json:"last_login_at,omitzero"`
+}
+
+// PendingLogin is a login whose password was right, waiting for its code.
+type PendingLogin struct {
+	ID        string    `json:"id"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// PendingOTP is the latest security code; only it is valid.
+type PendingOTP struct {
+	LoginID   string    `json:"login_id"`
+	CodeHash  string    `json:"code_hash"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Session is an open session, known by the keyed hash of its token.
+type Session struct {
+	Hash      string    `json:"hash"`
+	Channel   string    `json:"channel,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// TrustedDevice is a "Se souvenir de cet appareil" token's keyed hash.
+type TrustedDevice struct {
+	Hash      string    `json:"hash"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Exists tells whether the account was ever registered.
+func (a Account) Exists() bool { return a.Status != "" }
+
+// Blocked tells whether a block is in force at now.
+func (a Account) Blocked(now time.Time) bool { return now.Before(a.BlockedUntil) }
+
+// Login returns the pending login with this id.
+func (a Account) Login(id string) (PendingLogin, bool) {
+	for _, l := range a.Logins {
+		if l.ID == id {
+			return l, true
+		}
+	}
+	return PendingLogin{}, false
+}
+
+// SessionValid tells whether a session with this token hash is open at now.
+func (a Account) SessionValid(hash string, now time.Time) bool {
+	for _, s := range a.Sessions {
+		if equalHash(s.Hash, hash) && now.Before(s.ExpiresAt) {
+			return true
+		}
+	}
+	return false
+}
+
+// Evolve applies one recorded fact. It never refuses: facts happened.
+func Evolve(a Account, e events.Event) Account {
+	switch e := e.(type) {
+	case events.AccountRegistered:
+		a.Status = StatusActive
+		a.NIRHash = e.NIRHash
+		a.EmailSealed, a.MaskedEmail, a.EmailValidated = e.EmailSealed, e.MaskedEmail, e.EmailValidated
+		a.PasswordHash = e.PasswordHash
+		a.Affiliation = e.Affiliation
+	case events.AccountReactivated:
+		// A reactivated account starts afresh: nothing of the closed one
+		// (sessions, devices, blocks, counters) carries over.
+		a = Account{ID: a.ID, NIRHash: a.NIRHash, Status: StatusActive,
+			EmailSealed: e.EmailSealed, MaskedEmail: e.MaskedEmail, EmailValidated: e.EmailValidated,
+			PasswordHash: e.PasswordHash, Affiliation: e.Affiliation}
+	case events.AccountDeactivated:
+		a.Status = StatusDeactivated
+		a.DeactivatedAt = e.At
+		a.Logins, a.OTP, a.Sessions, a.TrustedDevices = nil, nil, nil, nil
+	case events.AffiliationSet:
+		a.Affiliation = e.Affiliation
+	case events.AccountUnlocked:
+		a.BlockedUntil, a.BlockReason = time.Time{}, ""
+		a.PasswordFailures, a.OTPFailures, a.OTPRequests = 0, 0, nil
+	case events.PasswordFailed:
+		a.PasswordFailures = e.Failures
+		if !e.BlockedUntil.IsZero() {
+			// The failures that caused the block are spent by it: after the
+			// block the holder has a full set of tries again.
+			a.BlockedUntil, a.BlockReason, a.PasswordFailures = e.BlockedUntil, ReasonPasswordFailures, 0
+		}
+	case events.PasswordVerified:
+		a.Logins = appendBounded(a.Logins, PendingLogin{ID: e.LoginID, StartedAt: e.At}, keepPendingLogins)
+		if e.NewPasswordHash != "" {
+			a.PasswordHash = e.NewPasswordHash
+		}
+	case events.LoginRefused:
+		// Recorded for audit; it changes nothing.
+	case events.OTPIssued:
+		a.OTP = &PendingOTP{LoginID: e.LoginID, CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt}
+		a.OTPRequests = appendBounded(a.OTPRequests, e.IssuedAt, keepOTPRequests)
+	case events.OTPQuotaExceeded:
+		a.BlockedUntil, a.BlockReason = e.BlockedUntil, ReasonOTPQuota
+	case events.OTPFailed:
+		a.OTPFailures = e.Failures
+		if !e.BlockedUntil.IsZero() {
+			a.BlockedUntil, a.BlockReason, a.OTPFailures = e.BlockedUntil, ReasonOTPFailures, 0
+			a.OTP = nil // a code that led to a block is spent
+		}
+	case events.LoginSucceeded:
+		a.PasswordFailures, a.OTPFailures, a.OTPRequests = 0, 0, nil
+		if e.NewPasswordHash != "" {
+			a.PasswordHash = e.NewPasswordHash
+		}
+		if e.LoginID != "" {
+			a.Logins = removeLogin(a.Logins, e.LoginID)
+			if a.OTP != nil && a.OTP.LoginID == e.LoginID {
+				a.OTP = nil // single use
+			}
+		}
+		a.Sessions = appendBounded(pruneSessions(a.Sessions, e.At),
+			Session{Hash: e.SessionHash, Channel: e.Channel, ExpiresAt: e.SessionExpiresAt}, keepSessions)
+		if e.DeviceHash != "" {
+			a.TrustedDevices = appendBounded(pruneDevices(a.TrustedDevices, e.At),
+				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, keepTrustedDevices)
+		}
+		a.LastLoginAt = e.At
+	case events.SessionEnded:
+		out := a.Sessions[:0:0]
+		for _, s := range a.Sessions {
+			if s.Hash != e.SessionHash {
+				out = append(out, s)
+			}
+		}
+		a.Sessions = out
+	}
+	return a
+}
+
+// appendBounded appends v and keeps the newest max elements. It never writes
+// into the input's backing array: states are values, shared by the cache.
+func appendBounded[T any](s []T, v T, max int) []T {
+	out := make([]T, 0, min(len(s)+1, max))
+	if over := len(s) + 1 - max; over > 0 {
+		s = s[over:]
+	}
+	out = append(out, s...)
+	return append(out, v)
+}
+
+func removeLogin(ls []PendingLogin, id string) []PendingLogin {
+	out := make([]PendingLogin, 0, len(ls))
+	for _, l := range ls {
+		if l.ID != id {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func pruneSessions(ss []Session, now time.Time) []Session {
+	out := make([]Session, 0, len(ss))
+	for _, s := range ss {
+		if now.Before(s.ExpiresAt) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func pruneDevices(ds []TrustedDevice, now time.Time) []TrustedDevice {
+	out := make([]TrustedDevice, 0, len(ds))
+	for _, d := range ds {
+		if now.Before(d.ExpiresAt) {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package events
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Envelope is one message of the AUTH_EVENTS stream: the fact and where it
+// came from. Data is decoded to its Go type by the registry.
+type Envelope struct {
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	Version       int       `json:"version"`
+	AccountID     string    `json:"account_id"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	CausationID   string    `json:"causation_id,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	Channel       string    `json:"channel,omitempty"`
+	ClientIP      string    `json:"client_ip,omitempty"`
+	UserAgent     string    `json:"user_agent,omitempty"`
+	Data          Event     `json:"-"`
+}
+
+// wireEnvelope is the JSON shape, with data kept raw until its type is known.
+type wireEnvelope struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Version       int             `json:"version"`
+	AccountID     string          `json:"account_id"`
+	OccurredAt    time.Time       `json:"occurred_at"`
+	CausationID   string          `json:"causation_id,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	Channel       string          `json:"channel,omitempty"`
+	ClientIP      string          `json:"client_ip,omitempty"`
+	UserAgent     string          `json:"user_agent,omitempty"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// Metadata is what the application knows of a request, copied into every
+// envelope it causes.
+type Metadata struct {
+	CausationID   string
+	CorrelationID string
+	Channel       string
+	ClientIP      string
+	UserAgent     string
+}
+
+// NewID returns a new ULID: sortable by time, unique without coordination.
+func NewID(t time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(t), rand.Reader).String()
+}
+
+// Wrap puts a decided event in its envelope, at the current schema version.
+func Wrap(accountID string, e Event, at time.Time, md Metadata) Envelope {
+	id := NewID(at)
+	corr := md.CorrelationID
+	if corr == "" {
+		corr = id
+	}
+	return Envelope{
+		ID: id, Type: e.EventType(), Version: CurrentVersion(e.EventType()),
+		AccountID: accountID, OccurredAt: at.UTC(),
+		CausationID: md.CausationID, CorrelationID: corr,
+		Channel: md.Channel, ClientIP: md.ClientIP, UserAgent: md.UserAgent,
+		Data: e,
+	}
+}
+
+// ErrUnknownType is returned for an event type this build does not know.
+var ErrUnknownType = errors.New("unknown event type")
+
+type registration struct {
+	version int
+	new     func() Event
+}
+
+// Upcaster turns the data of one version into the data of the next one.
+type Upcaster func(data json.RawMessage) (json.RawMessage, error)
+
+var (
+	regMu     sync.RWMutex
+	registry  = map[string]registration{}
+	upcasters = map[string]map[int]Upcaster{} // type -> from version -> upcaster
+)
+
+// Register declares an event type at its current version. Called from init.
+func Register(version int, zero Event) {
+	t := reflect.TypeOf(zero)
+	regMu.Lock()
+	defer regMu.Unlock()
+	registry[zero.EventType()] = registration{version: version, new: func() Event {
+		return reflect.New(t).Interface().(Event)
+	}}
+}
+
+// RegisterUpcaster declares how data of version `from` of a type becomes
+// version from+1. Old events are upcast when read, never rewritten.
+func RegisterUpcaster(eventType string, from int, up Upcaster) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if upcasters[eventType] == nil {
+		upcasters[eventType] = map[int]Upcaster{}
+	}
+	upcasters[eventType][from] = up
+}
+
+// CurrentVersion is the version new events of a type are written with.
+func CurrentVersion(eventType string) int {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return registry[eventType].version
+}
+
+// Types lists every registered event type, sorted.
+func Types() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New returns a zero value of a registered type (for tests and tools).
+func New(eventType string) (Event, error) {
+	regMu.RLock()
+	r, ok := registry[eventType]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownType, eventType)
+	}
+	return r.new(), nil
+}
+
+func init() {
+	for _, e := range []Event{
+		AccountRegistered{}, AccountReactivated{}, AccountDeactivated{},
+		AffiliationSet{}, AccountUnlocked{}, PasswordFailed{}, PasswordVerified{},
+		LoginRefused{}, OTPIssued{}, OTPQuotaExceeded{}, OTPFailed{},
+		LoginSucceeded{}, SessionEnded{},
+	} {
+		Register(1, e)
+	}
+}
+
+// Marshal encodes an envelope with its data.
+func Marshal(env Envelope) ([]byte, error) {
+	if env.Data == nil {
+		return nil, fmt.Errorf("marshal event %s: no data", env.ID)
+	}
+	data, err := json.Marshal(env.Data)
+	if err != nil {
+		return nil, fmt.Errorf("marshal event %s data: %w", env.ID, err)
+	}
+	w := wireEnvelope{
+		ID: env.ID, Type: env.Type, Version: env.Version, AccountID: env.AccountID,
+		OccurredAt: env.OccurredAt, CausationID: env.CausationID, CorrelationID: env.CorrelationID,
+		Channel: env.Channel, ClientIP: env.ClientIP, UserAgent: env.UserAgent, Data: data,
+	}
+	return json.Marshal(w)
+}
+
+// Unmarshal decodes an envelope, upcasting its data to the current version
+// of its type and decoding it to the type's Go value.
+func Unmarshal(b []byte) (Envelope, error) {
+	var w wireEnvelope
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	}
+	regMu.RLock()
+	reg, ok := registry[w.Type]
+	ups := upcasters[w.Type]
+	regMu.RUnlock()
+	if !ok {
+		return Envelope{}, fmt.Errorf("decode event %s: %w %q", w.ID, ErrUnknownType, w.Type)
+	}
+	if w.Version < 1 || w.Version > reg.version {
+		return Envelope{}, fmt.Errorf("decode event %s: %s version %d not readable by this build (current %d)", w.ID, w.Type, w.Version, reg.version)
+	}
+	data := w.Data
+	for v := w.Version; v < reg.version; v++ {
+		up, ok := ups[v]
+		if !ok {
+			return Envelope{}, fmt.Errorf("decode event %s: no upcaster for %s v%d", w.ID, w.Type, v)
+		}
+		var err error
+		if data, err = up(data); err != nil {
+			return Envelope{}, fmt.Errorf("upcast event %s %s v%d: %w", w.ID, w.Type, v, err)
+		}
+	}
+	ptr := reg.new()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(ptr); err != nil {
+		return Envelope{}, fmt.Errorf("decode event %s data: %w", w.ID, err)
+	}
+	// Store the value, not the pointer, so type switches read naturally.
+	val := reflect.ValueOf(ptr).Elem().Interface().(Event)
+	return Envelope{
+		ID: w.ID, Type: w.Type, Version: reg.version, AccountID: w.AccountID,
+		OccurredAt: w.OccurredAt, CausationID: w.CausationID, CorrelationID: w.CorrelationID,
+		Channel: w.Channel, ClientIP: w.ClientIP, UserAgent: w.UserAgent, Data: val,
+	}, nil
+}

@@ -1,0 +1,189 @@
+// Package events defines the facts the account decider records, their
+// envelope on the stream, and the codec that reads old versions.
+//
+// It imports only the standard library (and the ULID generator): neither the
+// domain nor the consumers need NATS to read an event.
+package events
+
+import "time"
+
+// Event is one fact about an account. Its data carries every time the
+// decider's Evolve needs, so Evolve never reads a clock.
+type Event interface {
+	EventType() string
+}
+
+// Event type names: `<aggregate>.<fact in the past tense>`. They are part of
+// the contract with the projector, the notifier and the audit teams: never
+// rename one; add a version and an upcaster instead.
+const (
+	TypeAccountRegistered  = "account.registered"
+	TypeAccountReactivated = "account.reactivated"
+	TypeAccountDeactivated = "account.deactivated"
+	TypeAffiliationSet     = "account.affiliation_set"
+	TypeAccountUnlocked    = "account.unlocked"
+	TypePasswordFailed     = "login.password_failed"
+	TypePasswordVerified   = "login.password_verified"
+	TypeLoginRefused       = "login.refused"
+	TypeOTPIssued          = "login.otp_issued"
+	TypeOTPQuotaExceeded   = "login.otp_quota_exceeded"
+	TypeOTPFailed          = "login.otp_failed"
+	TypeLoginSucceeded     = "login.succeeded"
+	TypeSessionEnded       = "session.ended"
+)
+
+// AccountRegistered: a new account. The NIR is kept only as a keyed hash
+// (the uniqueness index key) and the email only sealed for the notifier, with
+// its masked form for people.
+type AccountRegistered struct {
+	NIRHash        string    `json:"nir_hash"`
+	EmailSealed    string    `json:"email_sealed"`
+	MaskedEmail    string    `json:"masked_email"`
+	EmailValidated bool      `json:"email_validated"`
+	PasswordHash   string    `json:"password_hash"`
+	Affiliation    string    `json:"affiliation"`
+	At             time.Time `json:"at"`
+}
+
+func (AccountRegistered) EventType() string { return TypeAccountRegistered }
+
+// AccountReactivated: a deactivated account registered again with its NIR
+// (seed, Cas 1 bis). It carries the new credentials and contact.
+type AccountReactivated struct {
+	EmailSealed    string    `json:"email_sealed"`
+	MaskedEmail    string    `json:"masked_email"`
+	EmailValidated bool      `json:"email_validated"`
+	PasswordHash   string    `json:"password_hash"`
+	Affiliation    string    `json:"affiliation"`
+	At             time.Time `json:"at"`
+}
+
+func (AccountReactivated) EventType() string { return TypeAccountReactivated }
+
+// AccountDeactivated: the account was closed (by its holder or an adviser).
+type AccountDeactivated struct {
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+func (AccountDeactivated) EventType() string { return TypeAccountDeactivated }
+
+// AffiliationSet: the national register said where the holder stands.
+type AffiliationSet struct {
+	Affiliation string    `json:"affiliation"`
+	At          time.Time `json:"at"`
+}
+
+func (AffiliationSet) EventType() string { return TypeAffiliationSet }
+
+// AccountUnlocked: an adviser lifted a block and cleared the counters.
+type AccountUnlocked struct {
+	PreviousReason string    `json:"previous_reason,omitempty"`
+	At             time.Time `json:"at"`
+}
+
+func (AccountUnlocked) EventType() string { return TypeAccountUnlocked }
+
+// PasswordFailed: a wrong password. Failures is the count in a row after
+// this one; when it reaches the limit the same fact blocks the account until
+// BlockedUntil (one decision, one event: the block cannot be lost between two
+// appends). NoticeTo is the sealed address to warn, in profiles that do.
+type PasswordFailed struct {
+	Failures     int       `json:"failures"`
+	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+	NoticeTo     string    `json:"notice_to,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+func (PasswordFailed) EventType() string { return TypePasswordFailed }
+
+// PasswordVerified: the right password; a login is open, waiting for a code.
+// NewPasswordHash is set when the stored hash was rehashed with the current
+// parameters.
+type PasswordVerified struct {
+	LoginID         string    `json:"login_id"`
+	NewPasswordHash string    `json:"new_password_hash,omitempty"`
+	At              time.Time `json:"at"`
+}
+
+func (PasswordVerified) EventType() string { return TypePasswordVerified }
+
+// LoginRefused: the right password, but the account cannot log in
+// (no validated email, deactivated, affiliation missing or pending).
+type LoginRefused struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+func (LoginRefused) EventType() string { return TypeLoginRefused }
+
+// OTPIssued: a security code was issued for a login. The code itself is
+// kept as a keyed hash; CodeSealed and ToSealed are for the notifier only.
+type OTPIssued struct {
+	LoginID          string    `json:"login_id"`
+	CodeHash         string    `json:"code_hash"`
+	CodeSealed       string    `json:"code_sealed"`
+	ToSealed         string    `json:"to_sealed"`
+	RequestsLastHour int       `json:"requests_last_hour"`
+	IssuedAt         time.Time `json:"issued_at"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+func (OTPIssued) EventType() string { return TypeOTPIssued }
+
+// OTPQuotaExceeded: one code too many in the rolling window; the request is
+// refused and the account blocked until BlockedUntil (seed, Cas 3).
+type OTPQuotaExceeded struct {
+	LoginID      string    `json:"login_id"`
+	BlockedUntil time.Time `json:"blocked_until"`
+	NoticeTo     string    `json:"notice_to,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+func (OTPQuotaExceeded) EventType() string { return TypeOTPQuotaExceeded }
+
+// OTPFailed: a wrong security code; as PasswordFailed, the failure that
+// reaches the limit blocks the account in the same fact.
+type OTPFailed struct {
+	LoginID      string    `json:"login_id"`
+	Failures     int       `json:"failures"`
+	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+	NoticeTo     string    `json:"notice_to,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+func (OTPFailed) EventType() string { return TypeOTPFailed }
+
+// Login methods.
+const (
+	MethodOTP           = "otp"
+	MethodTrustedDevice = "trusted_device"
+	MethodBiometric     = "biometric"
+)
+
+// LoginSucceeded: a session was opened. It clears the failure counters and
+// the code quota. DeviceHash is set when a trusted-device token was issued
+// ("Se souvenir de cet appareil").
+type LoginSucceeded struct {
+	LoginID          string    `json:"login_id,omitempty"`
+	Method           string    `json:"method"`
+	Channel          string    `json:"channel"`
+	SessionHash      string    `json:"session_hash"`
+	SessionExpiresAt time.Time `json:"session_expires_at"`
+	DeviceHash       string    `json:"device_hash,omitempty"`
+	DeviceExpiresAt  time.Time `json:"device_expires_at,omitzero"`
+	NewPasswordHash  string    `json:"new_password_hash,omitempty"`
+	NoticeTo         string    `json:"notice_to,omitempty"`
+	At               time.Time `json:"at"`
+}
+
+func (LoginSucceeded) EventType() string { return TypeLoginSucceeded }
+
+// SessionEnded: a session was closed before its expiry.
+type SessionEnded struct {
+	SessionHash string    `json:"session_hash"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+}
+
+func (SessionEnded) EventType() string { return TypeSessionEnded }
