@@ -1,0 +1,441 @@
+package eventstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// Names of the KV buckets beside the stream.
+const (
+	IndexBucket    = "AUTH_NIR_INDEX"
+	SnapshotBucket = "AUTH_SNAPSHOTS"
+)
+
+// Headers set on every event message, so consumers (projector, notifier,
+// audit) can route and trace without decoding the body.
+const (
+	HeaderEventType    = "Auth-Event-Type"
+	HeaderEventVersion = "Auth-Event-Version"
+	HeaderEventID      = "Auth-Event-Id"
+	HeaderTraceparent  = "traceparent"
+)
+
+// loadBatch is how many messages one pull asks for: large histories are read
+// in a few round trips, and a short one costs no more than its size.
+const loadBatch = 1000
+
+// consumerInactive makes the server drop a Load's consumer by itself if the
+// explicit delete is lost (connection dropped mid-Load).
+const consumerInactive = 30 * time.Second
+
+// JetStreamConfig names the stream and its subjects. Zero values take the
+// defaults.
+type JetStreamConfig struct {
+	Prefix          string        // subject prefix, default "auth": subjects <prefix>.events.<account id>
+	Stream          string        // default "AUTH_EVENTS"
+	Replicas        int           // default 1; also used for the KV buckets
+	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window, default 2m
+}
+
+func (c *JetStreamConfig) setDefaults() error {
+	if c.Prefix == "" {
+		c.Prefix = "auth"
+	}
+	if c.Stream == "" {
+		c.Stream = "AUTH_EVENTS"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	for _, tok := range strings.Split(c.Prefix, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("eventstore: bad subject prefix %q", c.Prefix)
+		}
+	}
+	if c.Replicas < 0 || c.DuplicateWindow < 0 {
+		return fmt.Errorf("eventstore: negative replicas or duplicate window")
+	}
+	return nil
+}
+
+// JetStream is the event store on a JetStream stream, one subject per
+// account, with the NIR index and the snapshots in two KV buckets.
+type JetStream struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    JetStreamConfig
+	index  kvIndex
+	snaps  kvSnapshots
+}
+
+var (
+	_ Store     = (*JetStream)(nil)
+	_ Index     = kvIndex{}
+	_ Snapshots = kvSnapshots{}
+)
+
+// OpenJetStream creates or updates the stream and the two KV buckets, so a
+// fresh server and an upgraded configuration both just work at start-up.
+func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Authentication events, one subject per account: the source of truth.",
+		Subjects:    []string{cfg.Prefix + ".events.>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		// No age, count or size limit: deleting events would lose state.
+		MaxAge:            0,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1,
+		Discard:           jetstream.DiscardOld,
+		Duplicates:        cfg.DuplicateWindow,
+		// LastSeq runs before every command; direct get answers it from
+		// any replica without a consumer.
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
+	}
+	idx, err := openBucket(ctx, js, IndexBucket, "NIR uniqueness index: keyed NIR hash -> account id.", cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := openBucket(ctx, js, SnapshotBucket, "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}}, nil
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: desc,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// Index returns the NIR index over the AUTH_NIR_INDEX bucket.
+func (j *JetStream) Index() Index { return j.index }
+
+// Snapshots returns the snapshots over the AUTH_SNAPSHOTS bucket.
+func (j *JetStream) Snapshots() Snapshots { return j.snaps }
+
+// Subject is the subject holding the account's events. It does not check
+// the account id; the Store methods do.
+func (j *JetStream) Subject(accountID string) string {
+	return j.cfg.Prefix + ".events." + accountID
+}
+
+// StreamName is the name of the events stream.
+func (j *JetStream) StreamName() string { return j.cfg.Stream }
+
+// LastSeq implements Store with a direct get of the subject's last message.
+func (j *JetStream) LastSeq(ctx context.Context, accountID string) (uint64, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return 0, err
+	}
+	return j.lastSeq(ctx, j.Subject(accountID))
+}
+
+func (j *JetStream) lastSeq(ctx context.Context, subject string) (uint64, error) {
+	// The stream handle carries AllowDirect from its creation, so nats.go
+	// uses $JS.API.DIRECT.GET here, not the leader-only MSG.GET.
+	m, err := j.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last seq %s: %w", subject, err)
+	}
+	return m.Sequence, nil
+}
+
+// Load implements Store. It reads up to the last sequence seen when it
+// starts (and any event that lands on the subject meanwhile, in order).
+func (j *JetStream) Load(ctx context.Context, accountID string, after uint64) ([]Record, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return nil, err
+	}
+	subject := j.Subject(accountID)
+	last, err := j.lastSeq(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", subject, err)
+	}
+	if last <= after {
+		// The common case with a snapshot at the head: no consumer at all.
+		return nil, nil
+	}
+	var out []Record
+	err = j.scan(ctx, subject, after, last, false, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		env, err := events.Unmarshal(msg.Data())
+		if err != nil {
+			return true, fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
+		}
+		if out == nil {
+			out = make([]Record, 0, md.NumPending+1)
+		}
+		out = append(out, Record{Seq: md.Sequence.Stream, Envelope: env})
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", subject, err)
+	}
+	return out, nil
+}
+
+// scan delivers the subject's messages with a stream sequence above after,
+// in order, until it has passed last, the subject has nothing more pending,
+// or fn says stop. The ordered consumer it uses is deleted before it
+// returns, so Loads leave nothing behind on the server.
+func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64, headersOnly bool,
+	fn func(jetstream.Msg, *jetstream.MsgMetadata) (stop bool, err error)) error {
+	cons, err := j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       after + 1,
+		HeadersOnly:       headersOnly,
+		InactiveThreshold: consumerInactive,
+	})
+	if err != nil {
+		return fmt.Errorf("ordered consumer: %w", err)
+	}
+	defer func() {
+		// The ordered consumer deletes the consumers it replaces, never its
+		// current one; a cancelled ctx must not skip this clean-up.
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = j.js.DeleteConsumer(dctx, j.cfg.Stream, info.Name)
+			cancel()
+		}
+	}()
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		// Events after `after` were removed since LastSeq: nothing to wait for.
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(loadBatch))
+	if err != nil {
+		return fmt.Errorf("messages: %w", err)
+	}
+	defer it.Stop()
+	for {
+		// Next prefers neither a buffered message nor ctx.Done, so a
+		// cancelled Load could otherwise run on through its buffer.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("next message: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		stop, err := fn(msg, md)
+		if err != nil || stop {
+			return err
+		}
+		if md.Sequence.Stream >= last || md.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// Append implements Store. The publish asserts the subject's last sequence
+// (Nats-Expected-Last-Subject-Sequence, sent for 0 too, where it means "no
+// message on this subject yet"), so the check and the write are one atomic
+// step on the stream leader.
+func (j *JetStream) Append(ctx context.Context, accountID string, expected uint64, env events.Envelope, msgID string) (AppendResult, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return AppendResult{}, err
+	}
+	if err := checkEnvelope(accountID, env); err != nil {
+		return AppendResult{}, err
+	}
+	subject := j.Subject(accountID)
+	data, err := events.Marshal(env)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append %s: %w", subject, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(HeaderEventType, env.Type)
+	msg.Header.Set(HeaderEventVersion, strconv.Itoa(env.Version))
+	msg.Header.Set(HeaderEventID, env.ID)
+	msg.Header.Set(HeaderTraceparent, newTraceparent())
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected)}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		if !isWrongLastSeq(err) {
+			return AppendResult{}, fmt.Errorf("append %s: %w", subject, err)
+		}
+		if msgID != "" {
+			// The server checks the expected sequence before the message id
+			// (nats-server 2.15 processJetStreamMsg), so the retry of an
+			// append that did land, sent with the same expected sequence,
+			// comes back as a conflict. Report it as the duplicate it is.
+			if seq, found, serr := j.findMsgID(ctx, subject, expected, msgID); serr == nil && found {
+				return AppendResult{Seq: seq, Duplicate: true}, nil
+			} else if serr != nil {
+				// Unsure: a conflict is the safe answer, the caller reloads
+				// and its retry meets the server's own deduplication.
+				return AppendResult{}, fmt.Errorf("append %s: %w: %w (message id check failed: %v)", subject, ErrConflict, err, serr)
+			}
+		}
+		// Both errors are kept: ErrConflict for callers, the API error
+		// (10071 / 10164) for diagnosis.
+		return AppendResult{}, fmt.Errorf("append %s: %w: %w", subject, ErrConflict, err)
+	}
+	return AppendResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// findMsgID looks among the subject's messages after expected for one
+// published with msgID. Only headers are read; the number read is the
+// number of events the caller's expected sequence is behind.
+func (j *JetStream) findMsgID(ctx context.Context, subject string, expected uint64, msgID string) (uint64, bool, error) {
+	last, err := j.lastSeq(ctx, subject)
+	if err != nil || last <= expected {
+		return 0, false, err
+	}
+	var seq uint64
+	err = j.scan(ctx, subject, expected, last, true, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if msg.Headers().Get(jetstream.MsgIDHeader) == msgID {
+			seq = md.Sequence.Stream
+			return true, nil
+		}
+		return false, nil
+	})
+	return seq, seq != 0, err
+}
+
+// isWrongLastSeq recognises the server's "wrong last sequence" refusal:
+// 10071, or 10164 from replicated streams.
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// newTraceparent returns a W3C trace context header for a new trace, so
+// each event can be followed through the consumers even when the caller
+// has no tracing of its own.
+func newTraceparent() string {
+	var b [24]byte // 16 bytes trace id, 8 bytes span id
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		// All-zero ids are invalid; astronomically unlikely, cheap to rule out.
+		if !allZero(b[:16]) && !allZero(b[16:]) {
+			break
+		}
+	}
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// kvIndex is the NIR index: KV create is atomic on the stream leader, so
+// two registrations of one NIR cannot both win.
+type kvIndex struct{ kv jetstream.KeyValue }
+
+// Create implements Index. The key is not put in errors: it is derived from
+// a NIR.
+func (x kvIndex) Create(ctx context.Context, key, accountID string) error {
+	_, err := x.kv.Create(ctx, key, []byte(accountID))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("index create: %w", ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("index create: %w", err)
+	}
+	return nil
+}
+
+// Get implements Index.
+func (x kvIndex) Get(ctx context.Context, key string) (string, error) {
+	e, err := x.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", fmt.Errorf("index get: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("index get: %w", err)
+	}
+	return string(e.Value()), nil
+}
+
+// kvSnapshots keeps one snapshot per account, keyed by account id. The
+// value is the 8-byte big-endian sequence the state reflects, then the state.
+type kvSnapshots struct{ kv jetstream.KeyValue }
+
+// Get implements Snapshots.
+func (x kvSnapshots) Get(ctx context.Context, accountID string) (uint64, []byte, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return 0, nil, err
+	}
+	e, err := x.kv.Get(ctx, accountID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, nil, fmt.Errorf("snapshot get %s: %w", accountID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("snapshot get %s: %w", accountID, err)
+	}
+	v := e.Value()
+	if len(v) < 8 {
+		return 0, nil, fmt.Errorf("snapshot get %s: value of %d bytes, want at least 8", accountID, len(v))
+	}
+	return binary.BigEndian.Uint64(v[:8]), v[8:], nil
+}
+
+// Put implements Snapshots.
+func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, state []byte) error {
+	if err := ValidateAccountID(accountID); err != nil {
+		return err
+	}
+	v := make([]byte, 8+len(state))
+	binary.BigEndian.PutUint64(v, seq)
+	copy(v[8:], state)
+	if _, err := x.kv.Put(ctx, accountID, v); err != nil {
+		return fmt.Errorf("snapshot put %s: %w", accountID, err)
+	}
+	return nil
+}

@@ -1,0 +1,374 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/eventstore/storetest"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
+)
+
+var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
+
+type jsEnv struct {
+	srv   *server.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *eventstore.JetStream
+}
+
+// newJetStream starts a server of its own, so every test and subtest gets
+// empty buckets and an empty stream.
+func newJetStream(tb testing.TB) *jsEnv {
+	tb.Helper()
+	srv := natsutil.RunTestServer(tb)
+	nc := natsutil.Connect(tb, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := eventstore.OpenJetStream(ctx, js, eventstore.JetStreamConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &jsEnv{srv: srv, nc: nc, js: js, store: store}
+}
+
+func ctxFor(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+func failed(acc string, n int) events.Envelope {
+	return events.Wrap(acc, events.PasswordFailed{Failures: n, At: t0}, t0, events.Metadata{})
+}
+
+func TestJetStreamContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (eventstore.Store, eventstore.Index, eventstore.Snapshots) {
+		e := newJetStream(t)
+		return e.store, e.store.Index(), e.store.Snapshots()
+	})
+}
+
+func TestJetStreamStreamAndBuckets(t *testing.T) {
+	e := newJetStream(t)
+	ctx := ctxFor(t)
+	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "auth.events.>" || cfg.Storage != jetstream.FileStorage ||
+		!cfg.AllowDirect || cfg.Duplicates != 2*time.Minute || cfg.MaxAge != 0 || cfg.Discard != jetstream.DiscardOld ||
+		cfg.MaxMsgs != -1 || cfg.MaxBytes != -1 || cfg.MaxMsgsPerSubject != -1 {
+		t.Fatalf("stream config %+v", cfg)
+	}
+	for _, b := range []string{eventstore.IndexBucket, eventstore.SnapshotBucket} {
+		kv, err := e.js.KeyValue(ctx, b)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", b, err)
+		}
+		status, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status.History() != 1 || status.BackingStore() != "JetStream" {
+			t.Fatalf("bucket %s: history %d, store %s", b, status.History(), status.BackingStore())
+		}
+		if si := status.(*jetstream.KeyValueBucketStatus).StreamInfo(); si.Config.Storage != jetstream.FileStorage {
+			t.Fatalf("bucket %s: storage %v, want file", b, si.Config.Storage)
+		}
+	}
+	// Opening again (a restart of the service) is fine.
+	if _, err := eventstore.OpenJetStream(ctx, e.js, eventstore.JetStreamConfig{}); err != nil {
+		t.Fatalf("second open: %v", err)
+	}
+	if got := e.store.Subject("01J0000000000000000000000A"); got != "auth.events.01J0000000000000000000000A" {
+		t.Fatalf("Subject = %q", got)
+	}
+	if _, err := eventstore.OpenJetStream(ctx, e.js, eventstore.JetStreamConfig{Prefix: "bad.*", Stream: "X"}); err == nil {
+		t.Fatalf("a wildcard prefix was accepted")
+	}
+}
+
+var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`)
+
+// TestJetStreamAppendHeaders checks what goes on the wire, in particular
+// that expected 0 is sent (nats.go keeps the expectation as a pointer, so
+// 0 is not "unset"): without it a first append would not be guarded.
+func TestJetStreamAppendHeaders(t *testing.T) {
+	e := newJetStream(t)
+	ctx := ctxFor(t)
+	sub, err := e.nc.SubscribeSync("auth.events.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := events.NewID(time.Now())
+	env := failed(acc, 1)
+	res, err := e.store.Append(ctx, acc, 0, env, "req-1/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		jetstream.ExpectedLastSubjSeqHeader: "0",
+		jetstream.MsgIDHeader:               "req-1/0",
+		eventstore.HeaderEventType:          events.TypePasswordFailed,
+		eventstore.HeaderEventVersion:       "1",
+		eventstore.HeaderEventID:            env.ID,
+	}
+	for k, v := range want {
+		if got := msg.Header.Get(k); got != v {
+			t.Errorf("published header %s = %q, want %q", k, got, v)
+		}
+	}
+	tp := msg.Header.Get(eventstore.HeaderTraceparent)
+	if !traceparentRE.MatchString(tp) {
+		t.Errorf("traceparent %q is not a W3C trace context", tp)
+	}
+	// The stored message keeps the event headers for consumers.
+	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, res.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{eventstore.HeaderEventType, eventstore.HeaderEventVersion, eventstore.HeaderEventID, jetstream.MsgIDHeader} {
+		if raw.Header.Get(k) != want[k] {
+			t.Errorf("stored header %s = %q, want %q", k, raw.Header.Get(k), want[k])
+		}
+	}
+	if raw.Header.Get(eventstore.HeaderTraceparent) != tp {
+		t.Errorf("stored traceparent %q, published %q", raw.Header.Get(eventstore.HeaderTraceparent), tp)
+	}
+}
+
+// TestJetStreamConflictCode pins the server's refusal code the mapping
+// relies on, and that it stays reachable behind ErrConflict.
+func TestJetStreamConflictCode(t *testing.T) {
+	e := newJetStream(t)
+	ctx := ctxFor(t)
+	acc := events.NewID(time.Now())
+	if _, err := e.store.Append(ctx, acc, 0, failed(acc, 1), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.store.Append(ctx, acc, 0, failed(acc, 2), "")
+	if !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("err = %v, want ErrConflict", err)
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+		t.Fatalf("err = %v, want API error 10071 behind it", err)
+	}
+	t.Logf("conflict: %v", err)
+}
+
+// TestJetStreamRestart stops and restarts NATS: events, index and
+// snapshots are on disk, and appends continue from the right sequence.
+func TestJetStreamRestart(t *testing.T) {
+	e := newJetStream(t)
+	ctx := ctxFor(t)
+	acc := events.NewID(time.Now())
+	var seqs []uint64
+	var last uint64
+	for i := 1; i <= 3; i++ {
+		res, err := e.store.Append(ctx, acc, last, failed(acc, i), fmt.Sprintf("req-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Seq
+		seqs = append(seqs, last)
+	}
+	if err := e.store.Index().Create(ctx, "abcdef", acc); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Snapshots().Put(ctx, acc, seqs[1], []byte("state")); err != nil {
+		t.Fatal(err)
+	}
+
+	natsutil.RestartTestServer(t, e.srv)
+	waitConnected(t, e.nc)
+
+	if got, err := e.store.LastSeq(ctx, acc); err != nil || got != last {
+		t.Fatalf("LastSeq after restart = %d, %v; want %d", got, err, last)
+	}
+	recs, err := e.store.Load(ctx, acc, 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("Load after restart: %d records, %v; want 3", len(recs), err)
+	}
+	for i, r := range recs {
+		if r.Seq != seqs[i] || r.Envelope.Data.(events.PasswordFailed).Failures != i+1 {
+			t.Fatalf("record %d after restart: %+v", i, r)
+		}
+	}
+	if _, err := e.store.Append(ctx, acc, seqs[1], failed(acc, 4), ""); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("stale append after restart: %v, want ErrConflict", err)
+	}
+	res, err := e.store.Append(ctx, acc, last, failed(acc, 4), "req-4")
+	if err != nil || res.Duplicate || res.Seq <= last {
+		t.Fatalf("append after restart: %+v, %v", res, err)
+	}
+	// Deduplication survives the restart too (within the window).
+	if dup, err := e.store.Append(ctx, acc, res.Seq, failed(acc, 3), "req-3"); err != nil || !dup.Duplicate || dup.Seq != seqs[2] {
+		t.Fatalf("retry of req-3 after restart: %+v, %v; want duplicate of %d", dup, err, seqs[2])
+	}
+	if got, err := e.store.Index().Get(ctx, "abcdef"); err != nil || got != acc {
+		t.Fatalf("index after restart: %q, %v", got, err)
+	}
+	if seq, st, err := e.store.Snapshots().Get(ctx, acc); err != nil || seq != seqs[1] || string(st) != "state" {
+		t.Fatalf("snapshot after restart: %d, %q, %v", seq, st, err)
+	}
+}
+
+func waitConnected(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatalf("client did not reconnect: %v", nc.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fill stores n PasswordFailed events (Failures 1..n) for acc, with an event
+// of another account after every tenth so the filter has work to do. It
+// publishes asynchronously, straight to the stream: it sets the scene for
+// Load, Append is tested elsewhere.
+func fill(tb testing.TB, e *jsEnv, acc string, n int) {
+	tb.Helper()
+	other := events.NewID(time.Now()) + "X"
+	for i := 1; i <= n; i++ {
+		for _, m := range []struct {
+			acc string
+			env events.Envelope
+		}{{acc, failed(acc, i)}, {other, failed(other, i)}} {
+			if m.acc == other && i%10 != 0 {
+				continue
+			}
+			data, err := events.Marshal(m.env)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if _, err := e.js.PublishAsync(e.store.Subject(m.acc), data); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("async publish did not complete")
+	}
+}
+
+func TestJetStreamLoad10k(t *testing.T) {
+	e := newJetStream(t)
+	ctx := ctxFor(t)
+	acc := events.NewID(time.Now())
+	const n = 10_000
+	fill(t, e, acc, n)
+
+	start := time.Now()
+	recs, err := e.store.Load(ctx, acc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Load of %d events: %s", len(recs), time.Since(start))
+	if len(recs) != n {
+		t.Fatalf("%d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if i > 0 && r.Seq <= recs[i-1].Seq {
+			t.Fatalf("record %d: sequence %d after %d", i, r.Seq, recs[i-1].Seq)
+		}
+		if f := r.Envelope.Data.(events.PasswordFailed).Failures; f != i+1 {
+			t.Fatalf("record %d: Failures %d, want %d", i, f, i+1)
+		}
+	}
+	tail, err := e.store.Load(ctx, acc, recs[n/2-1].Seq)
+	if err != nil || len(tail) != n/2 || tail[0].Seq != recs[n/2].Seq {
+		t.Fatalf("Load of the second half: %d records, %v", len(tail), err)
+	}
+	// Appends continue after a long history.
+	if _, err := e.store.Append(ctx, acc, recs[n-1].Seq, failed(acc, n+1), ""); err != nil {
+		t.Fatal(err)
+	}
+	// Loads leave no consumer behind.
+	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().State.Consumers; c != 0 {
+		t.Fatalf("%d consumers left on the stream after Load", c)
+	}
+}
+
+// TestJetStreamLoadCancelled: a Load with a cancelled context fails with
+// context.Canceled and leaves no consumer (the cancellation in the middle of
+// a read is TestScanCancelledMidwayCleansUp).
+func TestJetStreamLoadCancelled(t *testing.T) {
+	e := newJetStream(t)
+	acc := events.NewID(time.Now())
+	fill(t, e, acc, 2000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.store.Load(ctx, acc, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Load with a cancelled context: %v", err)
+	}
+	info, err := e.js.Stream(ctxFor(t), "AUTH_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.CachedInfo().State.Consumers; c != 0 {
+		t.Fatalf("%d consumers left after a cancelled Load", c)
+	}
+}
+
+func BenchmarkLoad10k(b *testing.B) {
+	e := newJetStream(b)
+	ctx := context.Background()
+	acc := events.NewID(time.Now())
+	fill(b, e, acc, 10_000)
+	b.ResetTimer()
+	for b.Loop() {
+		recs, err := e.store.Load(ctx, acc, 0)
+		if err != nil || len(recs) != 10_000 {
+			b.Fatalf("%d records, %v", len(recs), err)
+		}
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	e := newJetStream(b)
+	ctx := context.Background()
+	acc := events.NewID(time.Now())
+	var last uint64
+	i := 0
+	for b.Loop() {
+		i++
+		res, err := e.store.Append(ctx, acc, last, failed(acc, i), fmt.Sprintf("req-%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		last = res.Seq
+	}
+}
