@@ -1,0 +1,46 @@
+// Command commands serves the authentication commands over NATS: it decides
+// each request on the account's state and appends the facts to JetStream.
+// Configured by AUTH_* variables (see -help); stops cleanly on SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "commands:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load("commands", os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.LogLevel).With("component", "commands")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := app.ConnectNATS(cfg, "auth-commands", log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	c, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping: finishing requests in flight")
+	return c.Service.Stop()
+}

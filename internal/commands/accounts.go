@@ -1,0 +1,258 @@
+package commands
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+)
+
+// maxAttempts bounds the reload-and-decide-again loop on append conflicts.
+// Each lost race means another request's fact was recorded; a few dozen
+// rounds cover any realistic burst on one account.
+const maxAttempts = 50
+
+// snapshotVersion changes when domain.Account's shape changes incompatibly:
+// older snapshots are then ignored and the account replayed.
+const snapshotVersion = 1
+
+// accounts loads account states (cache, then snapshot, then the stream) and
+// runs the decide-append loop with optimistic concurrency.
+type accounts struct {
+	store     eventstore.Store
+	snapshots eventstore.Snapshots
+	decider   domain.Decider
+	log       *slog.Logger
+
+	snapshotEvery uint64
+	cache         *stateCache
+	locks         [256]sync.Mutex // per-account serialisation inside one instance
+	snapshotSem   chan struct{}
+	snapshotWG    sync.WaitGroup
+}
+
+type cached struct {
+	state     domain.Account
+	seq       uint64 // stream sequence of the last event folded in
+	sinceSnap uint64 // the account's events folded in since its last snapshot
+}
+
+func (r *accounts) lock(accountID string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(accountID))
+	m := &r.locks[h.Sum32()%uint32(len(r.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// load returns the account's state as far as this instance knows it. A
+// cached state may be behind another instance's appends: an append decided
+// on it is rejected by the expected sequence, and a decision that appends
+// nothing is confirmed with fresh().
+func (r *accounts) load(ctx context.Context, accountID string) (cached, error) {
+	if c, ok := r.cache.get(accountID); ok {
+		return c, nil
+	}
+	c := cached{state: domain.Account{ID: accountID}}
+	seq, snap, err := r.snapshots.Get(ctx, accountID)
+	switch {
+	case err == nil:
+		var s snapshot
+		if json.Unmarshal(snap, &s) == nil && s.Version == snapshotVersion && s.State.ID == accountID {
+			c.state, c.seq = s.State, seq
+		}
+	case !errors.Is(err, eventstore.ErrNotFound):
+		r.log.Warn("snapshot unreadable, replaying the account", "account_id", accountID, "err", err)
+	}
+	c, err = r.catchUp(ctx, c)
+	if err != nil {
+		return cached{}, err
+	}
+	r.cache.put(accountID, c)
+	return c, nil
+}
+
+func (r *accounts) catchUp(ctx context.Context, c cached) (cached, error) {
+	recs, err := r.store.Load(ctx, c.state.ID, c.seq)
+	if err != nil {
+		return c, fmt.Errorf("load account %s: %w", c.state.ID, err)
+	}
+	for _, rec := range recs {
+		c.state = domain.Evolve(c.state, rec.Envelope.Data)
+		c.seq = rec.Seq
+		c.sinceSnap++
+	}
+	return c, nil
+}
+
+type snapshot struct {
+	Version int            `json:"v"`
+	State   domain.Account `json:"state"`
+}
+
+// outcome is what a command did.
+type outcome struct {
+	state     domain.Account // after the recorded fact, if any
+	recorded  []events.Event
+	refusal   error // the domain's refusal told to the user, if any
+	duplicate bool  // the request id had already been recorded
+}
+
+// execute decides a command on the account and records its fact. build is
+// called again after each conflict, with the reloaded state, so inputs that
+// depend on the state (a password check against the stored hash) follow it.
+func (r *accounts) execute(ctx context.Context, accountID string, now time.Time, md events.Metadata,
+	build func(domain.Account) (domain.Command, error)) (outcome, error) {
+	unlock := r.lock(accountID)
+	defer unlock()
+	c, err := r.load(ctx, accountID)
+	if err != nil {
+		return outcome{}, err
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cmd, err := build(c.state)
+		if err != nil {
+			return outcome{}, err
+		}
+		evs, refusal := r.decider.Decide(c.state, cmd, now)
+		if len(evs) == 0 {
+			// Nothing to append, so no expected sequence checks the state:
+			// confirm it is current before telling the user.
+			last, err := r.store.LastSeq(ctx, accountID)
+			if err != nil {
+				return outcome{}, fmt.Errorf("check account %s: %w", accountID, err)
+			}
+			if last != c.seq {
+				if c, err = r.catchUp(ctx, c); err != nil {
+					return outcome{}, err
+				}
+				r.cache.put(accountID, c)
+				continue
+			}
+			return outcome{state: c.state, refusal: refusal}, nil
+		}
+		if len(evs) != 1 {
+			return outcome{}, fmt.Errorf("decide on %s: %d events in one decision", accountID, len(evs))
+		}
+		env := events.Wrap(accountID, evs[0], now, md)
+		msgID := ""
+		if md.CausationID != "" {
+			// Scoped by account and command so two commands cannot collide
+			// on a client's key.
+			msgID = accountID + ":" + env.Type + ":" + md.CausationID
+		}
+		res, err := r.store.Append(ctx, accountID, c.seq, env, msgID)
+		if errors.Is(err, eventstore.ErrConflict) {
+			if c, err = r.catchUp(ctx, c); err != nil {
+				return outcome{}, err
+			}
+			r.cache.put(accountID, c)
+			continue
+		}
+		if err != nil {
+			return outcome{}, fmt.Errorf("append %s to account %s: %w", env.Type, accountID, err)
+		}
+		if res.Duplicate {
+			// Recorded by an earlier try of this request: nothing was appended.
+			c, err = r.catchUp(ctx, c)
+			if err != nil {
+				return outcome{}, err
+			}
+			r.cache.put(accountID, c)
+			return outcome{state: c.state, refusal: refusal, duplicate: true}, nil
+		}
+		c.state = domain.Evolve(c.state, evs[0])
+		c.seq = res.Seq
+		c.sinceSnap++
+		r.maybeSnapshot(&c)
+		r.cache.put(accountID, c)
+		return outcome{state: c.state, recorded: evs, refusal: refusal}, nil
+	}
+	return outcome{}, fmt.Errorf("account %s: still conflicting after %d attempts", accountID, maxAttempts)
+}
+
+// maybeSnapshot writes the state in the background every snapshotEvery
+// events, so a cold load reads at most that many events. A lost snapshot
+// costs only a longer replay: the stream stays the truth.
+func (r *accounts) maybeSnapshot(c *cached) {
+	if r.snapshotEvery == 0 || c.sinceSnap < r.snapshotEvery {
+		return
+	}
+	select {
+	case r.snapshotSem <- struct{}{}:
+	default:
+		return // snapshots are best effort; try again at the next event
+	}
+	c.sinceSnap = 0
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, State: c.state})
+	if err != nil {
+		<-r.snapshotSem
+		r.log.Error("snapshot encode", "account_id", c.state.ID, "err", err)
+		return
+	}
+	id, seq := c.state.ID, c.seq
+	r.snapshotWG.Add(1)
+	go func() {
+		defer func() { <-r.snapshotSem; r.snapshotWG.Done() }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.snapshots.Put(ctx, id, seq, b); err != nil {
+			r.log.Warn("snapshot write", "account_id", id, "err", err)
+		}
+	}()
+}
+
+// stateCache is a bounded LRU of account states.
+type stateCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+type cacheItem struct {
+	id string
+	c  cached
+}
+
+func newStateCache(max int) *stateCache {
+	return &stateCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+}
+
+func (s *stateCache) get(id string) (cached, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.items[id]; ok {
+		s.ll.MoveToFront(el)
+		return el.Value.(*cacheItem).c, true
+	}
+	return cached{}, false
+}
+
+func (s *stateCache) put(id string, c cached) {
+	if s.max <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.items[id]; ok {
+		el.Value.(*cacheItem).c = c
+		s.ll.MoveToFront(el)
+		return
+	}
+	s.items[id] = s.ll.PushFront(&cacheItem{id: id, c: c})
+	for s.ll.Len() > s.max {
+		last := s.ll.Back()
+		s.ll.Remove(last)
+		delete(s.items, last.Value.(*cacheItem).id)
+	}
+}

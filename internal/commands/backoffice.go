@@ -1,0 +1,199 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+)
+
+type registerRequest struct {
+	Common
+	NIR            string `json:"nir"`
+	Email          string `json:"email"`
+	Password       string `json:"password"`
+	EmailValidated *bool  `json:"email_validated"`
+	Affiliation    string `json:"affiliation"`
+}
+
+// accountRef names an account by id or by NIR (back-office commands).
+type accountRef struct {
+	Common
+	AccountID string `json:"account_id,omitempty"`
+	NIR       string `json:"nir,omitempty"`
+}
+
+type deactivateRequest struct {
+	accountRef
+	Reason string `json:"reason,omitempty"`
+}
+
+type affiliationRequest struct {
+	accountRef
+	Affiliation string `json:"affiliation"`
+}
+
+func (s *Service) register(ctx context.Context, data []byte) Reply {
+	var req registerRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("nir", req.NIR, 64); err != nil {
+		return errorReply(err)
+	}
+	nir, err := domain.ParseNIR(req.NIR)
+	if err != nil {
+		return errorReply(domain.InvalidRequest("nir", err.Error()))
+	}
+	if err := required("email", req.Email, 254); err != nil {
+		return errorReply(err)
+	}
+	email, err := domain.NormalizeEmail(req.Email)
+	if err != nil {
+		return errorReply(domain.InvalidRequest("email", err.Error()))
+	}
+	if err := required("password", req.Password, maxPasswordBytes); err != nil {
+		return errorReply(err)
+	}
+	if err := domain.CheckPassword(s.policy, req.Password); err != nil {
+		return errorReply(err)
+	}
+	if req.EmailValidated == nil {
+		return errorReply(domain.InvalidRequest("email_validated", "est obligatoire"))
+	}
+	if err := required("affiliation", req.Affiliation, 16); err != nil {
+		return errorReply(err)
+	}
+	now := s.clock.Now()
+	key := s.keys.NIRIndexKey(nir)
+	accountID := events.NewID(now)
+	// The index create is the atomic uniqueness check: of two registrations
+	// of one NIR, one creates the key, the other finds it and meets the
+	// account (to reactivate it, or to be told it exists).
+	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
+		if accountID, err = s.index.Get(ctx, key); err != nil {
+			return s.fail("account.register", fmt.Errorf("read NIR index: %w", err))
+		}
+	} else if err != nil {
+		return s.fail("account.register", fmt.Errorf("create NIR index: %w", err))
+	}
+	hash, err := s.hashPassword(ctx, req.Password)
+	if err != nil {
+		return s.fail("account.register", err)
+	}
+	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
+		EmailValidated: *req.EmailValidated, PasswordHash: hash, Affiliation: req.Affiliation}
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return cmd, nil
+	})
+	if err != nil {
+		return s.fail("account.register", err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	s.nirCache.Store(key, accountID)
+	rep := ok("registered")
+	for _, e := range out.recorded {
+		if _, re := e.(events.AccountReactivated); re {
+			rep.Status = "reactivated"
+		}
+	}
+	rep.AccountID = accountID
+	return rep
+}
+
+// resolve finds the account a back-office request names.
+func (s *Service) resolve(ctx context.Context, ref *accountRef) (string, error) {
+	switch {
+	case ref.AccountID != "" && ref.NIR != "":
+		return "", domain.InvalidRequest("account_id", "ne doit pas être donné avec nir : l'un ou l'autre")
+	case ref.AccountID != "":
+		if !validAccountID(ref.AccountID) {
+			return "", domain.InvalidRequest("account_id", "doit être un identifiant de compte (ULID de 26 caractères)")
+		}
+		return ref.AccountID, nil
+	case ref.NIR != "":
+		nir, err := domain.ParseNIR(ref.NIR)
+		if err != nil {
+			return "", domain.InvalidRequest("nir", err.Error())
+		}
+		id, err := s.lookupNIR(ctx, nir)
+		if errors.Is(err, eventstore.ErrNotFound) {
+			return "", &domain.Error{Code: domain.CodeAccountNotFound}
+		}
+		return id, err
+	}
+	return "", domain.InvalidRequest("account_id", "est obligatoire (ou nir)")
+}
+
+// backoffice runs an adviser's command on the account the request names.
+func (s *Service) backoffice(ctx context.Context, subject string, ref *accountRef, cmd domain.Command) (outcome, string, error) {
+	accountID, err := s.resolve(ctx, ref)
+	if err != nil {
+		return outcome{}, "", err
+	}
+	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&ref.Common), func(domain.Account) (domain.Command, error) {
+		return cmd, nil
+	})
+	if err != nil {
+		s.fail(subject, err)
+		return outcome{}, "", err
+	}
+	if out.refusal != nil {
+		return outcome{}, "", out.refusal
+	}
+	return out, accountID, nil
+}
+
+func (s *Service) deactivate(ctx context.Context, data []byte) Reply {
+	var req deactivateRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if len(req.Reason) > 500 {
+		return errorReply(domain.InvalidRequest("reason", "doit faire au plus 500 octets"))
+	}
+	out, id, err := s.backoffice(ctx, "account.deactivate", &req.accountRef, domain.Deactivate{Reason: req.Reason})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("deactivated")
+	rep.AccountID = id
+	rep.DeactivatedAt = utc(out.state.DeactivatedAt)
+	return rep
+}
+
+func (s *Service) setAffiliation(ctx context.Context, data []byte) Reply {
+	var req affiliationRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("affiliation", req.Affiliation, 16); err != nil {
+		return errorReply(err)
+	}
+	_, id, err := s.backoffice(ctx, "account.set_affiliation", &req.accountRef, domain.SetAffiliation{Affiliation: req.Affiliation})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("affiliation_set")
+	rep.AccountID = id
+	return rep
+}
+
+func (s *Service) unlock(ctx context.Context, data []byte) Reply {
+	var req accountRef
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	_, id, err := s.backoffice(ctx, "account.unlock", &req, domain.Unlock{})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("unlocked")
+	rep.AccountID = id
+	return rep
+}

@@ -1,0 +1,325 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+const maxPasswordBytes = 1024 // longer input is refused before hashing (argon2 cost grows with it)
+
+type loginPasswordRequest struct {
+	Common
+	NIR         string `json:"nir"`
+	Password    string `json:"password"`
+	DeviceToken string `json:"device_token,omitempty"`
+}
+
+type otpSendRequest struct {
+	Common
+	LoginID string `json:"login_id"`
+}
+
+type otpVerifyRequest struct {
+	Common
+	LoginID        string `json:"login_id"`
+	Code           string `json:"code"`
+	RememberDevice bool   `json:"remember_device,omitempty"`
+}
+
+type sessionRequest struct {
+	Common
+	Session string `json:"session"`
+}
+
+func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
+	var req loginPasswordRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("nir", req.NIR, 64); err != nil {
+		return errorReply(err)
+	}
+	nir, err := domain.ParseNIR(req.NIR)
+	if err != nil {
+		return errorReply(domain.InvalidRequest("nir", err.Error()))
+	}
+	if err := required("password", req.Password, maxPasswordBytes); err != nil {
+		return errorReply(err)
+	}
+	if len(req.DeviceToken) > 256 {
+		return errorReply(domain.InvalidRequest("device_token", "doit faire au plus 256 octets"))
+	}
+	now := s.clock.Now()
+	accountID, err := s.lookupNIR(ctx, nir)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		// Same work, same answer as a wrong password: the reply must not
+		// tell whether the NIR has an account.
+		if _, _, err := s.verifyPassword(ctx, req.Password, s.dummyPHC); err != nil {
+			return errorReply(err)
+		}
+		return errorReply(&domain.Error{Code: domain.CodeInvalidCredentials})
+	}
+	if err != nil {
+		return s.fail("login.password", err)
+	}
+
+	// Hash outside the account's lock so both cores work on parallel
+	// attempts; the decision itself is serialised and checked by the append.
+	var checkedHash string
+	var passwordOK, rehash bool
+	check := func(a domain.Account) error {
+		if checkedHash == a.PasswordHash && checkedHash != "" {
+			return nil
+		}
+		ok, re, err := s.verifyPassword(ctx, req.Password, a.PasswordHash)
+		if err != nil {
+			return fmt.Errorf("verify password of %s: %w", accountID, err)
+		}
+		checkedHash, passwordOK, rehash = a.PasswordHash, ok, re
+		return nil
+	}
+	if peek, err := s.accounts.load(ctx, accountID); err == nil && peek.state.Exists() && !peek.state.Blocked(now) {
+		if err := check(peek.state); err != nil {
+			return s.fail("login.password", err)
+		}
+	}
+
+	loginID := events.NewID(now)
+	sessionToken := accountID + "." + secrets.NewToken()
+	deviceHash := ""
+	if req.DeviceToken != "" {
+		deviceHash = s.keys.TokenHash("device:"+accountID, req.DeviceToken)
+	}
+	var newHash string
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(a domain.Account) (domain.Command, error) {
+		if !a.Exists() || a.Blocked(now) {
+			return domain.SubmitPassword{}, nil // refused whatever the password
+		}
+		if err := check(a); err != nil {
+			return nil, err
+		}
+		if passwordOK && rehash && newHash == "" {
+			if newHash, err = s.hashPassword(ctx, req.Password); err != nil {
+				return nil, err
+			}
+		}
+		cmd := domain.SubmitPassword{PasswordOK: passwordOK, DeviceHash: deviceHash, LoginID: loginID,
+			SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
+		if passwordOK && rehash {
+			cmd.NewPasswordHash = newHash
+		}
+		return cmd, nil
+	})
+	if err != nil {
+		return s.fail("login.password", err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	for _, e := range out.recorded {
+		switch e := e.(type) {
+		case events.PasswordVerified:
+			rep := ok("otp_required")
+			rep.LoginID = s.keys.Seal(accountID+"|"+e.LoginID, "login")
+			rep.MaskedEmail = out.state.MaskedEmail
+			return rep
+		case events.LoginSucceeded:
+			return s.authenticated(accountID, req.Channel, sessionToken, e, "", out.state)
+		}
+	}
+	if out.duplicate {
+		return s.fail("login.password", errDuplicate)
+	}
+	return s.fail("login.password", fmt.Errorf("login of %s recorded nothing", accountID))
+}
+
+// errDuplicate: a retried request whose first try was recorded by another
+// instance, which alone holds the reply's fresh secrets. The client starts
+// the step again.
+var errDuplicate = errors.New("request already recorded by another try")
+
+func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken string, st domain.Account) Reply {
+	rep := ok("authenticated")
+	rep.AccountID = accountID
+	rep.Session = &Session{Token: sessionToken, ExpiresAt: e.SessionExpiresAt.UTC()}
+	if channel == "app" {
+		offer := false
+		rep.OfferBiometric = &offer
+	}
+	if deviceToken != "" && e.DeviceHash != "" {
+		rep.DeviceToken = deviceToken
+		rep.DeviceTokenExpiresAt = utc(e.DeviceExpiresAt)
+	}
+	return rep
+}
+
+// openLoginID reads the account and login of a login_id.
+func (s *Service) openLoginID(loginID string) (accountID, login string, err error) {
+	if err := required("login_id", loginID, 512); err != nil {
+		return "", "", err
+	}
+	plain, err := s.keys.Open(loginID, "login")
+	if err != nil {
+		return "", "", &domain.Error{Code: domain.CodeLoginExpired}
+	}
+	accountID, login, found := strings.Cut(plain, "|")
+	if !found {
+		return "", "", &domain.Error{Code: domain.CodeLoginExpired}
+	}
+	return accountID, login, nil
+}
+
+func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
+	var req otpSendRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	accountID, login, err := s.openLoginID(req.LoginID)
+	if err != nil {
+		return errorReply(err)
+	}
+	now := s.clock.Now()
+	code := secrets.NewCode(s.policy.OTPDigits)
+	cmd := domain.SendOTP{LoginID: login,
+		CodeHash:   s.keys.CodeHash(accountID, "login:"+login, code),
+		CodeSealed: s.keys.Seal(code, accountID)}
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return cmd, nil
+	})
+	if err != nil {
+		return s.fail("login.otp.send", err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	rep := ok("otp_sent")
+	rep.MaskedEmail = out.state.MaskedEmail
+	if o := out.state.OTP; o != nil {
+		rep.ExpiresAt = utc(o.ExpiresAt)
+	}
+	for _, e := range out.recorded {
+		if e, isIssued := e.(events.OTPIssued); isIssued && e.RequestsLastHour > 1 {
+			rep.Message = domain.OTPResentInfo
+		}
+	}
+	return rep
+}
+
+func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
+	var req otpVerifyRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	code := strings.ReplaceAll(req.Code, " ", "")
+	if err := required("code", code, 16); err != nil {
+		return errorReply(err)
+	}
+	if len(code) != s.policy.OTPDigits || strings.Trim(code, "0123456789") != "" {
+		return errorReply(domain.InvalidRequest("code", fmt.Sprintf("doit contenir %d chiffres", s.policy.OTPDigits)))
+	}
+	accountID, login, err := s.openLoginID(req.LoginID)
+	if err != nil {
+		return errorReply(err)
+	}
+	now := s.clock.Now()
+	sessionToken := accountID + "." + secrets.NewToken()
+	deviceToken, deviceHash := "", ""
+	if req.RememberDevice {
+		deviceToken = secrets.NewToken()
+		deviceHash = s.keys.TokenHash("device:"+accountID, deviceToken)
+	}
+	cmd := domain.VerifyOTP{LoginID: login, CodeHash: s.keys.CodeHash(accountID, "login:"+login, code),
+		RememberDevice: req.RememberDevice, DeviceHash: deviceHash,
+		SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return cmd, nil
+	})
+	if err != nil {
+		return s.fail("login.otp.verify", err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	for _, e := range out.recorded {
+		if e, isOK := e.(events.LoginSucceeded); isOK {
+			return s.authenticated(accountID, req.Channel, sessionToken, e, deviceToken, out.state)
+		}
+	}
+	return s.fail("login.otp.verify", errDuplicate)
+}
+
+func (s *Service) logout(ctx context.Context, data []byte) Reply {
+	var req sessionRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	accountID, hash, err := s.sessionAccount(req.Session)
+	if err != nil {
+		return errorReply(err)
+	}
+	_, err = s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return domain.Logout{SessionHash: hash}, nil
+	})
+	if err != nil {
+		return s.fail("session.logout", err)
+	}
+	return ok("logged_out")
+}
+
+// sessionAccount reads the account a session token belongs to, and the
+// token's keyed hash; whether the session is open is the decider's business.
+func (s *Service) sessionAccount(token string) (accountID, hash string, err error) {
+	if err := required("session", token, 256); err != nil {
+		return "", "", err
+	}
+	accountID, _, found := strings.Cut(token, ".")
+	if !found || !validAccountID(accountID) {
+		return "", "", &domain.Error{Code: domain.CodeSessionInvalid}
+	}
+	return accountID, s.keys.TokenHash("session", token), nil
+}
+
+// lookupNIR finds the account of a canonical NIR through the index.
+func (s *Service) lookupNIR(ctx context.Context, nir string) (string, error) {
+	key := s.keys.NIRIndexKey(nir)
+	if id, ok := s.nirCache.Load(key); ok {
+		return id.(string), nil
+	}
+	id, err := s.index.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	s.nirCache.Store(key, id)
+	return id, nil
+}
+
+// fail logs an internal failure (without any secret: errors here never hold
+// one) and tells the user the service is unavailable.
+func (s *Service) fail(subject string, err error) Reply {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		s.log.Warn("command timed out", "subject", subject, "err", err)
+	} else {
+		s.log.Error("command failed", "subject", subject, "err", err)
+	}
+	return errorReply(err)
+}
+
+func validAccountID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,72 @@
+package commands
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// replyCache remembers, for a short while and in memory only, the reply
+// to each request that carried a request_id, so a client retrying after a
+// timeout gets the very reply it missed (with the session token it carried)
+// instead of a decision made again on a changed account. The key is the hash
+// of the whole request: only the holder of the identical request can read it.
+type replyCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	items map[[32]byte]cachedReply
+}
+
+type cachedReply struct {
+	body    []byte
+	expires time.Time
+}
+
+func newReplyCache(ttl time.Duration, max int) *replyCache {
+	return &replyCache{ttl: ttl, max: max, items: map[[32]byte]cachedReply{}}
+}
+
+func replyKey(subject string, data []byte) ([32]byte, bool) {
+	var probe struct {
+		RequestID string `json:"request_id"`
+	}
+	if len(data) > MaxRequestBytes || json.Unmarshal(data, &probe) != nil || probe.RequestID == "" {
+		return [32]byte{}, false
+	}
+	h := sha256.New()
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(data)
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k, true
+}
+
+func (c *replyCache) get(k [32]byte) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.items[k]
+	if !ok || time.Now().After(r.expires) {
+		return nil, false
+	}
+	return r.body, true
+}
+
+func (c *replyCache) put(k [32]byte, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if len(c.items) >= c.max {
+		for key, r := range c.items {
+			if now.After(r.expires) {
+				delete(c.items, key)
+			}
+		}
+		if len(c.items) >= c.max {
+			return // full of live replies: retries fall back to deciding again
+		}
+	}
+	c.items[k] = cachedReply{body: body, expires: now.Add(c.ttl)}
+}

@@ -1,0 +1,322 @@
+// Package commands is the commands service: it decodes front-ends' requests
+// strictly, decides them on the account's state with the domain's decider,
+// appends the resulting fact with optimistic concurrency and replies. It
+// serves them as a nats.go micro service, so instances share the load through
+// its queue group and `nats micro ls|info|stats` work.
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+// Version is the service version shown by `nats micro info`.
+const Version = "0.1.0"
+
+// Config wires the service. Store, Index, Snapshots and Keys are required.
+type Config struct {
+	Prefix    string // subject prefix, "auth" by default
+	Policy    domain.Policy
+	Keys      *secrets.Keys
+	Store     eventstore.Store
+	Index     eventstore.Index
+	Snapshots eventstore.Snapshots
+	Clock     clock.Clock // system clock by default
+	// DevClock, when set, serves <prefix>.dev.clock.advance on this clock.
+	DevClock *clock.Dev
+	Logger   *slog.Logger
+
+	RequestTimeout time.Duration // per request, 5 s by default
+	HashWorkers    int           // concurrent argon2id computations, GOMAXPROCS by default
+	MaxInFlight    int           // requests handled at once, 512 by default
+	CacheSize      int           // account states kept in memory, 100,000 by default
+	SnapshotEvery  int           // events between snapshots of an account, 100 by default
+}
+
+// Service is the commands service.
+type Service struct {
+	cfg      Config
+	prefix   string
+	policy   domain.Policy
+	keys     *secrets.Keys
+	index    eventstore.Index
+	clock    clock.Clock
+	log      *slog.Logger
+	accounts *accounts
+
+	hashSem  chan struct{}
+	inflight chan struct{}
+	wg       sync.WaitGroup
+	dummyPHC string
+	nirCache sync.Map // NIR index key -> account id (never changes once set)
+	replies  *replyCache
+
+	micro micro.Service
+	subs  []*nats.Subscription
+}
+
+// New checks the configuration and builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Keys == nil || cfg.Store == nil || cfg.Index == nil || cfg.Snapshots == nil {
+		return nil, errors.New("commands: Keys, Store, Index and Snapshots are required")
+	}
+	if cfg.Policy.Name == "" {
+		cfg.Policy = domain.SeedPolicy()
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "auth"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+		if cfg.DevClock != nil {
+			cfg.Clock = cfg.DevClock
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.HashWorkers == 0 {
+		cfg.HashWorkers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 512
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 100_000
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 100
+	}
+	s := &Service{
+		cfg: cfg, prefix: cfg.Prefix, policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
+		clock: cfg.Clock, log: cfg.Logger,
+		hashSem:  make(chan struct{}, cfg.HashWorkers),
+		inflight: make(chan struct{}, cfg.MaxInFlight),
+		replies:  newReplyCache(2*time.Minute, 10_000),
+		accounts: &accounts{
+			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
+			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newStateCache(cfg.CacheSize),
+			snapshotSem: make(chan struct{}, 8),
+		},
+	}
+	// An unknown NIR pays for a real argon2id check against this hash, so it
+	// answers in the time a wrong password does.
+	s.dummyPHC = secrets.HashPassword(secrets.NewToken(), cfg.Policy.Argon2)
+	return s, nil
+}
+
+// handler is one command: it gets the raw request and returns the reply.
+type handler func(ctx context.Context, data []byte) Reply
+
+// endpoints maps subjects (after "<prefix>.cmd.") to handlers.
+func (s *Service) endpoints() map[string]handler {
+	return map[string]handler{
+		"login.password":          s.loginPassword,
+		"login.otp.send":          s.otpSend,
+		"login.otp.verify":        s.otpVerify,
+		"session.logout":          s.logout,
+		"account.register":        s.register,
+		"account.deactivate":      s.deactivate,
+		"account.set_affiliation": s.setAffiliation,
+		"account.unlock":          s.unlock,
+	}
+}
+
+// Handle runs one request as the NATS endpoint would: for tests and tools.
+func (s *Service) Handle(ctx context.Context, subject string, data []byte) []byte {
+	h, ok := s.endpoints()[subject]
+	if !ok {
+		return mustJSON(errorReply(domain.InvalidRequest("subject", "n'est pas une commande connue")))
+	}
+	return s.run(ctx, subject, h, data)
+}
+
+func (s *Service) run(ctx context.Context, subject string, h handler, data []byte) []byte {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	// A retried request answered by this instance gets the first reply.
+	key, cacheable := replyKey(subject, data)
+	if cacheable {
+		if b, ok := s.replies.get(key); ok {
+			return b
+		}
+	}
+	rep := safely(ctx, h, data, s.log, subject)
+	if !rep.OK && rep.Error.Code == domain.CodeUnavailable && ctx.Err() != nil {
+		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
+	}
+	b := mustJSON(rep)
+	if cacheable && (rep.OK || rep.Error.Code != domain.CodeUnavailable) {
+		s.replies.put(key, b)
+	}
+	code := rep.Status
+	if !rep.OK {
+		code = rep.Error.Code
+	}
+	s.log.Debug("command", "subject", subject, "outcome", code, "duration", time.Since(start))
+	return b
+}
+
+// safely turns a panic in a handler into an `unavailable` reply: a bad
+// request must never crash the service.
+func safely(ctx context.Context, h handler, data []byte, log *slog.Logger, subject string) (rep Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("handler panic", "subject", subject, "panic", fmt.Sprint(p))
+			rep = errorReply(errors.New("panic"))
+		}
+	}()
+	return h(ctx, data)
+}
+
+// Start registers the micro service and its endpoints on nc.
+func (s *Service) Start(nc *nats.Conn) error {
+	srv, err := micro.AddService(nc, micro.Config{
+		Name:        "auth-commands",
+		Version:     Version,
+		Description: "ameli-style authentication: login, codes, accounts",
+	})
+	if err != nil {
+		return fmt.Errorf("start micro service: %w", err)
+	}
+	s.micro = srv
+	group := srv.AddGroup(s.prefix + ".cmd")
+	for subject, h := range s.endpoints() {
+		subject, h := subject, h
+		name := endpointName(subject)
+		err := group.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
+			s.dispatch(subject, h, req)
+		}), micro.WithEndpointSubject(subject))
+		if err != nil {
+			return fmt.Errorf("add endpoint %s: %w", subject, err)
+		}
+	}
+	if s.cfg.DevClock != nil {
+		sub, err := nc.Subscribe(s.prefix+".dev.clock.advance", s.devClockAdvance)
+		if err != nil {
+			return fmt.Errorf("subscribe dev clock: %w", err)
+		}
+		s.subs = append(s.subs, sub)
+	} else {
+		sub, err := nc.QueueSubscribe(s.prefix+".dev.clock.advance", "auth-commands", func(m *nats.Msg) {
+			_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest("subject",
+				"n'est disponible qu'avec l'horloge de développement (AUTH_DEV_CLOCK=1)"))))
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe dev clock: %w", err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	// The server must know the subscriptions before Start returns, or the
+	// first requests find no responder.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("flush subscriptions: %w", err)
+	}
+	return nil
+}
+
+// dispatch hands a request to a goroutine: a micro handler runs one request
+// at a time per endpoint, and logins must hash on every core.
+func (s *Service) dispatch(subject string, h handler, req micro.Request) {
+	select {
+	case s.inflight <- struct{}{}:
+	case <-time.After(s.cfg.RequestTimeout):
+		_ = req.Respond(mustJSON(errorReply(errors.New("overloaded"))))
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer func() { <-s.inflight; s.wg.Done() }()
+		_ = req.Respond(s.run(context.Background(), subject, h, req.Data()))
+	}()
+}
+
+// Stop stops taking requests, finishes those in flight and waits for the
+// background snapshot writes.
+func (s *Service) Stop() error {
+	var err error
+	if s.micro != nil {
+		err = s.micro.Stop()
+	}
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.wg.Wait()
+	s.accounts.snapshotWG.Wait()
+	return err
+}
+
+func (s *Service) devClockAdvance(m *nats.Msg) {
+	var req struct {
+		Seconds int64 `json:"seconds"`
+	}
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.Seconds < 0 {
+		_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest("seconds", "doit être un nombre de secondes positif"))))
+		return
+	}
+	now := s.cfg.DevClock.Advance(time.Duration(req.Seconds) * time.Second)
+	s.log.Info("dev clock advanced", "seconds", req.Seconds, "now", now)
+	_ = m.Respond(mustJSON(Reply{OK: true, Status: "clock_advanced", Now: utc(now)}))
+}
+
+func endpointName(subject string) string {
+	b := []byte(subject)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // replies are plain structs
+	}
+	return b
+}
+
+// verifyPassword runs argon2id on the bounded hashing pool.
+func (s *Service) verifyPassword(ctx context.Context, password, phc string) (ok, rehash bool, err error) {
+	select {
+	case s.hashSem <- struct{}{}:
+	case <-ctx.Done():
+		return false, false, ctx.Err()
+	}
+	defer func() { <-s.hashSem }()
+	return secrets.VerifyPassword(password, phc, s.policy.Argon2)
+}
+
+func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
+	select {
+	case s.hashSem <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-s.hashSem }()
+	return secrets.HashPassword(password, s.policy.Argon2), nil
+}
+
+func metadata(c *Common) events.Metadata {
+	return events.Metadata{CausationID: c.RequestID, CorrelationID: c.RequestID, Channel: c.Channel, ClientIP: c.ClientIP, UserAgent: c.UserAgent}
+}

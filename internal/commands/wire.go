@@ -1,0 +1,183 @@
+package commands
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+)
+
+// MaxRequestBytes bounds a request body.
+const MaxRequestBytes = 64 << 10
+
+// Common is what every request may carry.
+type Common struct {
+	RequestID string `json:"request_id,omitempty"`
+	Channel   string `json:"channel,omitempty"`
+	ClientIP  string `json:"client_ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+func (c *Common) common() *Common { return c }
+
+type request interface{ common() *Common }
+
+// Channels a request may come from (the seed's web site, app and BMS kiosks,
+// and advisers' back-office).
+var channels = map[string]bool{"web": true, "app": true, "kiosk": true, "backoffice": true}
+
+// Reply is the one JSON object every request gets back.
+type Reply struct {
+	OK     bool   `json:"ok"`
+	Status string `json:"status,omitempty"`
+
+	LoginID              string     `json:"login_id,omitempty"`
+	MaskedEmail          string     `json:"masked_email,omitempty"`
+	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
+	Message              string     `json:"message,omitempty"`
+	AccountID            string     `json:"account_id,omitempty"`
+	Session              *Session   `json:"session,omitempty"`
+	OfferBiometric       *bool      `json:"offer_biometric,omitempty"`
+	DeviceToken          string     `json:"device_token,omitempty"`
+	DeviceTokenExpiresAt *time.Time `json:"device_token_expires_at,omitempty"`
+	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
+	Now                  *time.Time `json:"now,omitempty"`
+
+	Error *ErrorBody `json:"error,omitempty"`
+}
+
+// Session is an opened session's bearer token.
+type Session struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ErrorBody is a refusal: its code, its French message and its facts.
+type ErrorBody struct {
+	Code          string     `json:"code"`
+	Message       string     `json:"message"`
+	Field         string     `json:"field,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+	BlockedUntil  *time.Time `json:"blocked_until,omitempty"`
+	AttemptsLeft  int        `json:"attempts_left,omitempty"`
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+	Until         *time.Time `json:"until,omitempty"`
+}
+
+func ok(status string) Reply { return Reply{OK: true, Status: status} }
+
+func utc(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Second)
+	return &u
+}
+
+// errorReply turns a refusal into its reply. Anything that is not a domain
+// refusal is an internal failure: the user is told `unavailable`, never why.
+func errorReply(err error) Reply {
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		de = &domain.Error{Code: domain.CodeUnavailable}
+	}
+	return Reply{OK: false, Error: &ErrorBody{
+		Code: de.Code, Message: de.Message(), Field: de.Field, Reason: de.Reason,
+		BlockedUntil: utc(de.BlockedUntil), AttemptsLeft: de.AttemptsLeft,
+		DeactivatedAt: utc(de.DeactivatedAt), Until: utc(de.Until),
+	}}
+}
+
+// decode reads a request strictly: valid UTF-8, at most MaxRequestBytes, one
+// JSON object, no unknown field, the right types. Every refusal names the
+// field at fault ("body" for the whole payload).
+func decode(data []byte, into request) error {
+	if len(data) > MaxRequestBytes {
+		return domain.InvalidRequest("body", fmt.Sprintf("dépasse la taille maximale de %d octets", MaxRequestBytes))
+	}
+	if !utf8.Valid(data) {
+		return domain.InvalidRequest("body", "n'est pas encodé en UTF-8 valide")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return domain.InvalidRequest("body", "doit contenir un seul objet JSON")
+	}
+	return checkCommon(into.common())
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return domain.InvalidRequest("body", "doit être un objet JSON")
+		}
+		return domain.InvalidRequest(typeErr.Field, "n'a pas le bon type (attendu : "+jsonKind(typeErr.Type.Kind().String())+")")
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return domain.InvalidRequest("body", "n'est pas un JSON valide")
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return domain.InvalidRequest(strings.Trim(f, `"`), "n'est pas un champ connu de cette commande")
+	}
+	return domain.InvalidRequest("body", "n'est pas un JSON valide")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "texte"
+	case "bool":
+		return "booléen"
+	case "int", "int64", "float64", "uint", "uint64":
+		return "nombre"
+	case "struct", "map":
+		return "objet"
+	}
+	return k
+}
+
+func checkCommon(c *Common) error {
+	if len(c.RequestID) > 128 || strings.ContainsFunc(c.RequestID, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':')
+	}) {
+		return domain.InvalidRequest("request_id", "doit faire au plus 128 caractères parmi lettres, chiffres, - _ . :")
+	}
+	if c.Channel == "" {
+		c.Channel = "web"
+	}
+	if !channels[c.Channel] {
+		return domain.InvalidRequest("channel", "doit valoir web, app, kiosk ou backoffice")
+	}
+	if c.ClientIP != "" {
+		if _, err := netip.ParseAddr(c.ClientIP); err != nil {
+			return domain.InvalidRequest("client_ip", "doit être une adresse IPv4 ou IPv6")
+		}
+	}
+	if len(c.UserAgent) > 512 {
+		return domain.InvalidRequest("user_agent", "doit faire au plus 512 octets")
+	}
+	return nil
+}
+
+// required checks a mandatory text field.
+func required(field, v string, max int) error {
+	if strings.TrimSpace(v) == "" {
+		return domain.InvalidRequest(field, "est obligatoire")
+	}
+	if len(v) > max {
+		return domain.InvalidRequest(field, fmt.Sprintf("doit faire au plus %d octets", max))
+	}
+	return nil
+}

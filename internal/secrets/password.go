@@ -1,0 +1,75 @@
+package secrets
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+)
+
+// ErrHashFormat: a stored hash this code cannot read.
+var ErrHashFormat = errors.New("password hash: unknown format")
+
+// HashPassword returns the argon2id PHC string of a password:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+func HashPassword(password string, p domain.Argon2Params) string {
+	salt := make([]byte, p.SaltLen)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+// VerifyPassword checks a password against a PHC string (argon2id, or bcrypt
+// for imported accounts) in constant time. needsRehash is true when the
+// password is right but its hash was made with other parameters than want.
+func VerifyPassword(password, phc string, want domain.Argon2Params) (ok, needsRehash bool, err error) {
+	if strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$") {
+		switch err := bcrypt.CompareHashAndPassword([]byte(phc), []byte(password)); {
+		case err == nil:
+			return true, true, nil
+		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+			return false, false, nil
+		default:
+			return false, false, fmt.Errorf("bcrypt: %w", err)
+		}
+	}
+	p, salt, key, err := parseArgon2id(phc)
+	if err != nil {
+		return false, false, err
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	if subtle.ConstantTimeCompare(got, key) != 1 {
+		return false, false, nil
+	}
+	return true, p.Memory != want.Memory || p.Time != want.Time || p.Threads != want.Threads || uint32(len(key)) != want.KeyLen, nil
+}
+
+func parseArgon2id(phc string) (domain.Argon2Params, []byte, []byte, error) {
+	var p domain.Argon2Params
+	parts := strings.Split(phc, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return p, nil, nil, ErrHashFormat
+	}
+	var v int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return p, nil, nil, fmt.Errorf("%w: version %q", ErrHashFormat, parts[2])
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil || p.Time == 0 || p.Threads == 0 {
+		return p, nil, nil, fmt.Errorf("%w: parameters %q", ErrHashFormat, parts[3])
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	key, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(key) < 16 {
+		return p, nil, nil, fmt.Errorf("%w: encoding", ErrHashFormat)
+	}
+	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
+	return p, salt, key, nil
+}
