@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO      ?= go
+PKGS    ?= ./...
+
+.PHONY: run test fmt-check vet unit services bench build
+
+## run: start the service in dev mode (embedded nats-server, generated key under ./var)
+run:
+	AUTH_DEV_CLOCK=$${AUTH_DEV_CLOCK-1} $(GO) run ./cmd/commands
+
+## test: gofmt check, go vet, and every test with the race detector
+test: services fmt-check vet unit
+
+services:
+	@./scripts/ensure-services
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+## bench: the benchmarks of the hot paths (not part of make test)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+build:
+	$(GO) build -o bin/ ./cmd/...
