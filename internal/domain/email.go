@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -43,4 +44,18 @@ func MaskEmail(email string) string {
 func firstRune(s string) string {
 	_, n := utf8.DecodeRuneInString(s)
 	return s[:n]
+}
+
+// CheckPassword applies the password rule to a new password: its length in
+// characters within the policy's bounds. The clear password never leaves
+// the caller; only the verdict does.
+func CheckPassword(p Policy, password string) *Error {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < p.PasswordMinLength:
+		return &Error{Code: CodeWeakPassword, Detail: fmt.Sprintf("il doit contenir au moins %d caractères", p.PasswordMinLength)}
+	case n > p.PasswordMaxLength:
+		return &Error{Code: CodeWeakPassword, Detail: fmt.Sprintf("il doit contenir au plus %d caractères", p.PasswordMaxLength)}
+	}
+	return nil
 }
