@@ -138,6 +138,10 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 				r.cache.put(accountID, c)
 				continue
 			}
+			if errors.Is(refusal, &domain.Error{Code: domain.CodeAccountLocked}) {
+				// Not recorded (a flood must not grow the stream), but seen.
+				r.log.Info("attempt refused during a block", "account_id", accountID, "channel", md.Channel, "client_ip", md.ClientIP)
+			}
 			return outcome{state: c.state, refusal: refusal}, nil
 		}
 		if len(evs) != 1 {

@@ -61,6 +61,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// Same work, same answer as a wrong password: the reply must not
 		// tell whether the NIR has an account.
+		s.log.Info("login attempt on an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
 		if _, _, err := s.verifyPassword(ctx, req.Password, s.dummyPHC); err != nil {
 			return errorReply(err)
 		}
