@@ -57,6 +57,46 @@ type Account struct {
 	Sessions       []Session       `json:"sessions,omitempty"`
 	TrustedDevices []TrustedDevice `json:"trusted_devices,omitempty"`
 	LastLoginAt    time.Time       `json:"last_login_at,omitzero"`
+
+	PasswordChange    ChangeFlow    `json:"password_change,omitzero"`
+	EmailChange       ChangeFlow    `json:"email_change,omitzero"`
+	PasswordChangedAt time.Time     `json:"password_changed_at,omitzero"`
+	EmailChangedAt    time.Time     `json:"email_changed_at,omitzero"`
+	Reset             *PendingReset `json:"reset,omitempty"`
+	ResetRequests     []time.Time   `json:"reset_requests,omitempty"`
+}
+
+// ChangeFlow is the state of a change that needs a confirmation code
+// (password change, email change): its code, its limits and its block.
+type ChangeFlow struct {
+	Requests     []time.Time  `json:"requests,omitempty"`
+	Failures     int          `json:"failures,omitempty"`
+	BlockedUntil time.Time    `json:"blocked_until,omitzero"`
+	BlockCode    string       `json:"block_code,omitempty"` // code_requests_exceeded or code_attempts_exceeded
+	Code         *PendingCode `json:"code,omitempty"`
+}
+
+// PendingCode is a flow's latest confirmation code.
+type PendingCode struct {
+	CodeHash       string    `json:"code_hash"`
+	IssuedAt       time.Time `json:"issued_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Verified       bool      `json:"verified,omitempty"`
+	NewEmailSealed string    `json:"new_email_sealed,omitempty"`
+	NewMaskedEmail string    `json:"new_masked_email,omitempty"`
+}
+
+// PendingReset is the latest password-reset link's token hash.
+type PendingReset struct {
+	TokenHash string    `json:"token_hash"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *Account) flow(name string) *ChangeFlow {
+	if name == events.FlowEmailChange {
+		return &a.EmailChange
+	}
+	return &a.PasswordChange
 }
 
 // PendingLogin is a login whose password was right, waiting for its code.
@@ -179,6 +219,52 @@ func Evolve(a Account, e events.Event) Account {
 				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, keepTrustedDevices)
 		}
 		a.LastLoginAt = e.At
+	case events.PasswordChangeCodeIssued:
+		a.PasswordChange.Code = &PendingCode{CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt}
+		a.PasswordChange.Requests = appendBounded(a.PasswordChange.Requests, e.IssuedAt, keepOTPRequests)
+	case events.EmailChangeCodeIssued:
+		a.EmailChange.Code = &PendingCode{CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt,
+			NewEmailSealed: e.NewEmailSealed, NewMaskedEmail: e.NewMaskedEmail}
+		a.EmailChange.Requests = appendBounded(a.EmailChange.Requests, e.IssuedAt, keepOTPRequests)
+	case events.ChangeCodeVerified:
+		if c := a.PasswordChange.Code; c != nil {
+			v := *c
+			v.Verified = true
+			a.PasswordChange.Code = &v
+		}
+	case events.ChangeRequestsExceeded:
+		f := a.flow(e.Flow)
+		f.BlockedUntil, f.BlockCode, f.Code = e.BlockedUntil, CodeCodeRequestsExceeded, nil
+	case events.ChangeCodeFailed:
+		f := a.flow(e.Flow)
+		f.Failures = e.Failures
+		if !e.BlockedUntil.IsZero() {
+			f.BlockedUntil, f.BlockCode, f.Failures, f.Code = e.BlockedUntil, CodeCodeAttemptsExceeded, 0, nil
+		}
+	case events.PasswordChanged:
+		a.PasswordHash, a.PasswordChangedAt = e.PasswordHash, e.At
+		a.PasswordChange.Code, a.PasswordChange.Failures = nil, 0
+		// Pending logins proved the old password: they end with it.
+		a.Logins, a.OTP = nil, nil
+		var kept []Session
+		for _, s := range a.Sessions {
+			if e.KeptSessionHash != "" && s.Hash == e.KeptSessionHash {
+				kept = append(kept, s)
+			}
+		}
+		a.Sessions = kept
+		if e.Method == events.MethodReset {
+			a.Reset, a.TrustedDevices, a.PasswordFailures = nil, nil, 0
+			if a.BlockReason == ReasonPasswordFailures {
+				a.BlockedUntil, a.BlockReason = time.Time{}, ""
+			}
+		}
+	case events.PasswordResetRequested:
+		a.Reset = &PendingReset{TokenHash: e.TokenHash, ExpiresAt: e.ExpiresAt}
+		a.ResetRequests = appendBounded(a.ResetRequests, e.RequestedAt, keepOTPRequests)
+	case events.EmailChanged:
+		a.EmailSealed, a.MaskedEmail, a.EmailValidated, a.EmailChangedAt = e.EmailSealed, e.MaskedEmail, true, e.At
+		a.EmailChange.Code, a.EmailChange.Failures = nil, 0
 	case events.SessionEnded:
 		out := a.Sessions[:0:0]
 		for _, s := range a.Sessions {

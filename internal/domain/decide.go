@@ -144,7 +144,16 @@ func (d Decider) Decide(a Account, c Command, now time.Time) ([]events.Event, er
 		}
 		return one(events.SessionEnded{SessionHash: c.SessionHash, Reason: "logout", At: now})
 	}
-	return nil, nil
+	if !a.Exists() {
+		switch c.(type) {
+		case RequestPasswordReset:
+			return nil, nil
+		case CompletePasswordReset:
+			return nil, &Error{Code: CodeResetTokenInvalid}
+		}
+		return nil, &Error{Code: CodeSessionInvalid}
+	}
+	return d.decideChange(a, c, now)
 }
 
 // submitPassword: a block is told to anyone; a wrong password gets
@@ -159,13 +168,7 @@ func (d Decider) submitPassword(a Account, c SubmitPassword, now time.Time) ([]e
 		return nil, locked(a.BlockReason, a.BlockedUntil)
 	}
 	if !c.PasswordOK {
-		n := a.PasswordFailures + 1
-		if n >= p.PasswordMaxFailures {
-			until := now.Add(p.PasswordBlock)
-			return one2(events.PasswordFailed{Failures: n, BlockedUntil: until, NoticeTo: d.notice(a), At: now},
-				locked(ReasonPasswordFailures, until))
-		}
-		return one2(events.PasswordFailed{Failures: n, At: now}, &Error{Code: CodeInvalidCredentials})
+		return d.passwordFailure(a, now)
 	}
 	if err := d.refusal(a); err != nil {
 		return one2(events.LoginRefused{Reason: err.Code, At: now}, err)
@@ -176,6 +179,19 @@ func (d Decider) submitPassword(a Account, c SubmitPassword, now time.Time) ([]e
 			NewPasswordHash: c.NewPasswordHash, At: now})
 	}
 	return one(events.PasswordVerified{LoginID: c.LoginID, NewPasswordHash: c.NewPasswordHash, At: now})
+}
+
+// passwordFailure records a wrong password; the one that reaches the limit
+// blocks the account and already says so.
+func (d Decider) passwordFailure(a Account, now time.Time) ([]events.Event, error) {
+	p := d.Policy
+	n := a.PasswordFailures + 1
+	if n >= p.PasswordMaxFailures {
+		until := now.Add(p.PasswordBlock)
+		return one2(events.PasswordFailed{Failures: n, BlockedUntil: until, NoticeTo: d.notice(a), At: now},
+			locked(ReasonPasswordFailures, until))
+	}
+	return one2(events.PasswordFailed{Failures: n, At: now}, &Error{Code: CodeInvalidCredentials})
 }
 
 // refusal is the account state that keeps a holder with the right password out.
@@ -215,12 +231,7 @@ func (d Decider) sendOTP(a Account, c SendOTP, now time.Time) ([]events.Event, e
 	if err := d.refusal(a); err != nil {
 		return nil, err
 	}
-	recent := 0
-	for _, t := range a.OTPRequests {
-		if now.Before(t.Add(p.OTPQuotaWindow)) {
-			recent++
-		}
-	}
+	recent := countSince(a.OTPRequests, now, p.OTPQuotaWindow)
 	if recent >= p.OTPQuota {
 		until := now.Add(p.OTPQuotaBlock)
 		return one2(events.OTPQuotaExceeded{LoginID: c.LoginID, BlockedUntil: until, NoticeTo: d.notice(a), At: now},

@@ -316,6 +316,11 @@ func TestDecide(t *testing.T) {
 			}()}},
 	}
 
+	runRows(t, rows)
+}
+
+func runRows(t *testing.T, rows []row) {
+	t.Helper()
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			p := r.policy

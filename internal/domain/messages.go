@@ -100,12 +100,21 @@ func (e *Error) Message() string {
 	case CodeLoginExpired:
 		return "Votre demande de connexion a expiré. Merci de saisir à nouveau votre numéro de sécurité sociale et votre mot de passe."
 	case CodeCodeRequestsExceeded:
+		if e.Reason == "email_change" {
+			return fmt.Sprintf("Impossible de modifier l'adresse mail de votre compte ameli. La saisie d'un code de confirmation est nécessaire pour sécuriser le changement d'adresse mail de votre compte ameli. Selon nos informations, vous avez déjà demandé 3 codes de confirmation et l'accès au service est bloqué jusqu'au %s - heure de Paris.", FormatComma(e.BlockedUntil))
+		}
 		return fmt.Sprintf("Impossible de modifier le mot de passe de votre compte ameli. La saisie d'un code de confirmation est nécessaire pour sécuriser le changement de mot de passe de votre compte ameli. Selon nos informations, vous avez déjà demandé 3 codes de confirmation et l'accès au service est bloqué jusqu'au %s - heure de Paris.", FormatComma(e.BlockedUntil))
 	case CodeCodeAttemptsExceeded:
+		if e.Reason == "email_change" {
+			return fmt.Sprintf("Impossible de modifier l'adresse mail de votre compte ameli. Suite à un trop grand nombre d'actions infructueuses, l'accès au service est bloqué jusqu'au %s - heure de Paris.", FormatComma(e.BlockedUntil))
+		}
 		return fmt.Sprintf("Impossible de modifier le mot de passe de votre compte ameli. Suite à un trop grand nombre d'actions infructueuses, l'accès au service est bloqué jusqu'au %s - heure de Paris.", FormatComma(e.BlockedUntil))
 	case CodeEmailRecentlyChanged:
 		return msgEmailRecentlyChanged
 	case CodeCodeInvalid:
+		if e.AttemptsLeft == 0 {
+			return "Merci de saisir d'abord le code de confirmation reçu par mail."
+		}
 		return "Le code de confirmation saisi est erroné. Merci de le vérifier. Attention : l'accès au service sera bloqué après 3 tentatives infructueuses."
 	case CodeCodeExpired:
 		return fmt.Sprintf("Le code de confirmation n'a pas été saisi dans les %d minutes. Merci de cliquer sur « Renvoyer le code par mail » pour en obtenir un nouveau.", e.Minutes)

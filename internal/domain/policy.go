@@ -22,6 +22,20 @@ type Policy struct {
 	TrustedDeviceMonths int           `json:"trusted_device_months"`
 	SessionLifetime     time.Duration `json:"session_lifetime"`
 
+	// Password change (seed: "Changement de mot de passe" and its failure
+	// cases), email change and forgotten password.
+	ChangeCodeDigits              int           `json:"change_code_digits"`
+	ChangeCodeLifetime            time.Duration `json:"change_code_lifetime"`
+	ChangeCodeMaxRequests         int           `json:"change_code_max_requests"` // per window; one more blocks
+	ChangeCodeWindow              time.Duration `json:"change_code_window"`
+	ChangeRequestsBlock           time.Duration `json:"change_requests_block"`
+	ChangeCodeMaxFailures         int           `json:"change_code_max_failures"`
+	ChangeFailuresBlock           time.Duration `json:"change_failures_block"`
+	EmailChangeCooldown           time.Duration `json:"email_change_cooldown"` // no password change this long after a new email
+	ChangeRequiresCurrentPassword bool          `json:"change_requires_current_password"`
+	ResetLinkLifetime             time.Duration `json:"reset_link_lifetime"`
+	ResetMaxPerWindow             int           `json:"reset_max_per_window"` // links mailed per ChangeCodeWindow
+
 	// Notices (strict profile): a mail on every lockout and new trusted device.
 	NotifyLockout          bool `json:"notify_lockout"`
 	NotifyNewTrustedDevice bool `json:"notify_new_trusted_device"`
@@ -59,6 +73,18 @@ func SeedPolicy() Policy {
 		OTPBlock:            15 * time.Minute,
 		TrustedDeviceMonths: 6,
 		SessionLifetime:     30 * time.Minute,
+
+		ChangeCodeDigits:      4,
+		ChangeCodeLifetime:    15 * time.Minute,
+		ChangeCodeMaxRequests: 3,
+		ChangeCodeWindow:      time.Hour,
+		ChangeRequestsBlock:   time.Hour,
+		ChangeCodeMaxFailures: 3,
+		ChangeFailuresBlock:   15 * time.Minute,
+		EmailChangeCooldown:   48 * time.Hour,
+		ResetLinkLifetime:     time.Hour,
+		ResetMaxPerWindow:     3,
+
 		// OWASP's first argon2id line: 19 MiB, 2 passes, 1 lane.
 		Argon2:            Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16},
 		PasswordMinLength: 8,
@@ -72,6 +98,9 @@ func StrictPolicy() Policy {
 	p := SeedPolicy()
 	p.Name = "strict"
 	p.OTPLifetime = 10 * time.Minute
+	p.ChangeCodeDigits = 6
+	p.ChangeCodeLifetime = 10 * time.Minute
+	p.ChangeRequiresCurrentPassword = true
 	p.NotifyLockout = true
 	p.NotifyNewTrustedDevice = true
 	// OWASP's 46 MiB, 1 pass line: as strong, more memory-hard.

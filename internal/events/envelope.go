@@ -150,6 +150,8 @@ func init() {
 		AffiliationSet{}, AccountUnlocked{}, PasswordFailed{}, PasswordVerified{},
 		LoginRefused{}, OTPIssued{}, OTPQuotaExceeded{}, OTPFailed{},
 		LoginSucceeded{}, SessionEnded{},
+		PasswordChangeCodeIssued{}, ChangeCodeVerified{}, PasswordChanged{}, PasswordResetRequested{},
+		EmailChangeCodeIssued{}, EmailChanged{}, ChangeRequestsExceeded{}, ChangeCodeFailed{},
 	} {
 		Register(1, e)
 	}

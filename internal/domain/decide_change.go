@@ -1,0 +1,207 @@
+package domain
+
+import (
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// StartPasswordChange asks a confirmation code for a password change from a
+// logged-in session; asking again is the seed's "Renvoyer le code par mail".
+// PasswordOK is the check of the current password, which the strict profile
+// requires.
+type StartPasswordChange struct {
+	SessionHash string
+	PasswordOK  bool
+	CodeHash    string
+	CodeSealed  string
+}
+
+// VerifyChangeCode checks the password-change code.
+type VerifyChangeCode struct {
+	SessionHash string
+	CodeHash    string
+}
+
+// CompletePasswordChange sets the new password after a verified code.
+type CompletePasswordChange struct {
+	SessionHash  string
+	PasswordHash string
+}
+
+// RequestEmailChange sends a code to a new address.
+type RequestEmailChange struct {
+	SessionHash    string
+	NewEmailSealed string
+	NewMaskedEmail string
+	CodeHash       string
+	CodeSealed     string
+}
+
+// ConfirmEmailChange records the new address once its code is typed.
+type ConfirmEmailChange struct {
+	SessionHash string
+	CodeHash    string
+}
+
+// RequestPasswordReset mails a single-use reset link ("Mot de passe oublié ?").
+type RequestPasswordReset struct {
+	TokenHash   string
+	TokenSealed string
+}
+
+// CompletePasswordReset sets a new password with a reset link's token.
+type CompletePasswordReset struct {
+	TokenHash    string
+	PasswordHash string
+}
+
+func (StartPasswordChange) isCommand()    {}
+func (VerifyChangeCode) isCommand()       {}
+func (CompletePasswordChange) isCommand() {}
+func (RequestEmailChange) isCommand()     {}
+func (ConfirmEmailChange) isCommand()     {}
+func (RequestPasswordReset) isCommand()   {}
+func (CompletePasswordReset) isCommand()  {}
+
+func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Event, error) {
+	p := d.Policy
+	switch c := c.(type) {
+	case StartPasswordChange:
+		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+			return nil, err
+		}
+		if p.ChangeRequiresCurrentPassword && !c.PasswordOK {
+			return d.passwordFailure(a, now)
+		}
+		recent, evs, err := d.codeRequest(a.PasswordChange, events.FlowPasswordChange, now)
+		if err != nil {
+			return evs, err
+		}
+		return one(events.PasswordChangeCodeIssued{CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, ToSealed: a.EmailSealed,
+			RequestsLastHour: recent + 1, IssuedAt: now, ExpiresAt: now.Add(p.ChangeCodeLifetime)})
+
+	case VerifyChangeCode:
+		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+			return nil, err
+		}
+		if evs, err := d.codeCheck(a.PasswordChange, events.FlowPasswordChange, c.CodeHash, now); evs != nil || err != nil {
+			return evs, err
+		}
+		return one(events.ChangeCodeVerified{At: now})
+
+	case CompletePasswordChange:
+		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+			return nil, err
+		}
+		code := a.PasswordChange.Code
+		if code == nil || !code.Verified {
+			return nil, &Error{Code: CodeCodeInvalid}
+		}
+		if !now.Before(code.ExpiresAt) {
+			return nil, &Error{Code: CodeCodeExpired, Minutes: int(p.ChangeCodeLifetime / time.Minute)}
+		}
+		return one(events.PasswordChanged{Method: events.MethodChange, PasswordHash: c.PasswordHash,
+			KeptSessionHash: c.SessionHash, ToSealed: a.EmailSealed, At: now})
+
+	case RequestEmailChange:
+		if !a.SessionValid(c.SessionHash, now) {
+			return nil, &Error{Code: CodeSessionInvalid}
+		}
+		recent, evs, err := d.codeRequest(a.EmailChange, events.FlowEmailChange, now)
+		if err != nil {
+			return evs, err
+		}
+		return one(events.EmailChangeCodeIssued{NewEmailSealed: c.NewEmailSealed, NewMaskedEmail: c.NewMaskedEmail,
+			CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, RequestsLastHour: recent + 1, IssuedAt: now,
+			ExpiresAt: now.Add(p.ChangeCodeLifetime)})
+
+	case ConfirmEmailChange:
+		if !a.SessionValid(c.SessionHash, now) {
+			return nil, &Error{Code: CodeSessionInvalid}
+		}
+		if evs, err := d.codeCheck(a.EmailChange, events.FlowEmailChange, c.CodeHash, now); evs != nil || err != nil {
+			return evs, err
+		}
+		pending := a.EmailChange.Code
+		return one(events.EmailChanged{EmailSealed: pending.NewEmailSealed, MaskedEmail: pending.NewMaskedEmail,
+			OldToSealed: a.EmailSealed, At: now})
+
+	case RequestPasswordReset:
+		// Whatever happens here the user is told the same thing; only an
+		// account that can receive the link gets one, a few per hour.
+		if a.Status != StatusActive || !a.EmailValidated || countSince(a.ResetRequests, now, p.ChangeCodeWindow) >= p.ResetMaxPerWindow {
+			return nil, nil
+		}
+		return one(events.PasswordResetRequested{TokenHash: c.TokenHash, TokenSealed: c.TokenSealed, ToSealed: a.EmailSealed,
+			RequestedAt: now, ExpiresAt: now.Add(p.ResetLinkLifetime)})
+
+	case CompletePasswordReset:
+		r := a.Reset
+		if a.Status != StatusActive || r == nil || !equalHash(r.TokenHash, c.TokenHash) || !now.Before(r.ExpiresAt) {
+			return nil, &Error{Code: CodeResetTokenInvalid}
+		}
+		return one(events.PasswordChanged{Method: events.MethodReset, PasswordHash: c.PasswordHash, ToSealed: a.EmailSealed, At: now})
+	}
+	return nil, nil
+}
+
+// passwordChangeAllowed: a session, no new address in the last 48 hours
+// (seed, Cas d'échecs 3), and no block of the flow.
+func (d Decider) passwordChangeAllowed(a Account, sessionHash string, now time.Time) *Error {
+	if !a.SessionValid(sessionHash, now) {
+		return &Error{Code: CodeSessionInvalid}
+	}
+	if until := a.EmailChangedAt.Add(d.Policy.EmailChangeCooldown); !a.EmailChangedAt.IsZero() && now.Before(until) {
+		return &Error{Code: CodeEmailRecentlyChanged, Until: until}
+	}
+	return nil
+}
+
+// codeRequest applies a flow's block and its request quota (seed, Cas
+// d'échecs 1: the 4th request within the hour blocks the flow an hour).
+func (d Decider) codeRequest(f ChangeFlow, flow string, now time.Time) (int, []events.Event, error) {
+	p := d.Policy
+	if now.Before(f.BlockedUntil) {
+		return 0, nil, &Error{Code: f.BlockCode, Reason: flow, BlockedUntil: f.BlockedUntil}
+	}
+	recent := countSince(f.Requests, now, p.ChangeCodeWindow)
+	if recent >= p.ChangeCodeMaxRequests {
+		until := now.Add(p.ChangeRequestsBlock)
+		return recent, []events.Event{events.ChangeRequestsExceeded{Flow: flow, BlockedUntil: until, At: now}},
+			&Error{Code: CodeCodeRequestsExceeded, Reason: flow, BlockedUntil: until}
+	}
+	return recent, nil, nil
+}
+
+// codeCheck checks a flow's confirmation code. No event and no error: right.
+func (d Decider) codeCheck(f ChangeFlow, flow, codeHash string, now time.Time) ([]events.Event, error) {
+	p := d.Policy
+	if now.Before(f.BlockedUntil) {
+		return nil, &Error{Code: f.BlockCode, Reason: flow, BlockedUntil: f.BlockedUntil}
+	}
+	if f.Code == nil || !now.Before(f.Code.ExpiresAt) {
+		return nil, &Error{Code: CodeCodeExpired, Reason: flow, Minutes: int(p.ChangeCodeLifetime / time.Minute)}
+	}
+	if equalHash(f.Code.CodeHash, codeHash) {
+		return nil, nil
+	}
+	n := f.Failures + 1
+	if n >= p.ChangeCodeMaxFailures {
+		until := now.Add(p.ChangeFailuresBlock)
+		return []events.Event{events.ChangeCodeFailed{Flow: flow, Failures: n, BlockedUntil: until, At: now}},
+			&Error{Code: CodeCodeAttemptsExceeded, Reason: flow, BlockedUntil: until}
+	}
+	return []events.Event{events.ChangeCodeFailed{Flow: flow, Failures: n, At: now}},
+		&Error{Code: CodeCodeInvalid, Reason: flow, AttemptsLeft: p.ChangeCodeMaxFailures - n}
+}
+
+func countSince(ts []time.Time, now time.Time, window time.Duration) int {
+	n := 0
+	for _, t := range ts {
+		if now.Before(t.Add(window)) {
+			n++
+		}
+	}
+	return n
+}
