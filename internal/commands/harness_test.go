@@ -3,8 +3,10 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/schemacheck"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
@@ -66,10 +69,70 @@ func newHarness(t testing.TB, instances int, policy domain.Policy) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0)}
+	// Cleanups run last in, first out: registered here, the schema check runs
+	// after every instance has stopped (nothing more is appended) and before
+	// h.nc and the test server, registered earlier, go away.
+	t.Cleanup(h.checkSchemas)
 	for i := 0; i < instances; i++ {
 		h.addInstance(policy)
 	}
 	return h
+}
+
+// checkSchemas validates every reply the test received and every event in
+// the stream, as stored, against the JSON Schemas of schemas/ (SPEC section
+// 5: every event the code can emit is checked against its schema).
+func (h *harness) checkSchemas() {
+	const maxReported = 10
+	h.mu.Lock()
+	replies := slices.Clone(h.replies)
+	h.mu.Unlock()
+	bad := 0
+	for _, raw := range replies {
+		if err := schemacheck.ValidateReply(raw); err != nil {
+			if bad++; bad <= maxReported {
+				h.t.Errorf("reply does not match replies/reply.json: %v\n%s", err, raw)
+			}
+		}
+	}
+	if bad > maxReported {
+		h.t.Errorf("%d replies in all do not match their schema", bad)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := h.js.Stream(ctx, h.store.StreamName())
+	if err != nil {
+		h.t.Errorf("schema check: open stream: %v", err)
+		return
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		h.t.Errorf("schema check: stream info: %v", err)
+		return
+	}
+	if info.State.Msgs == 0 {
+		return
+	}
+	bad = 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			h.t.Errorf("schema check: read event %d: %v", seq, err)
+			return
+		}
+		if err := schemacheck.ValidateEvent(msg.Data); err != nil {
+			if bad++; bad <= maxReported {
+				h.t.Errorf("event %d on %s does not match its schema: %v\n%s", seq, msg.Subject, err, msg.Data)
+			}
+		}
+	}
+	if bad > maxReported {
+		h.t.Errorf("%d events in all do not match their schema", bad)
+	}
 }
 
 // addInstance starts one more service instance on its own connection.
