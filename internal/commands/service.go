@@ -137,6 +137,14 @@ func (s *Service) endpoints() map[string]handler {
 		"account.deactivate":      s.deactivate,
 		"account.set_affiliation": s.setAffiliation,
 		"account.unlock":          s.unlock,
+
+		"password.change.start":       s.passwordChangeStart,
+		"password.change.verify_code": s.passwordChangeVerify,
+		"password.change.complete":    s.passwordChangeComplete,
+		"password.reset.request":      s.passwordResetRequest,
+		"password.reset.complete":     s.passwordResetComplete,
+		"email.change":                s.emailChange,
+		"email.confirm":               s.emailConfirm,
 	}
 }
 

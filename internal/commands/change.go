@@ -1,0 +1,288 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+type changeStartRequest struct {
+	Common
+	Session         string `json:"session"`
+	CurrentPassword string `json:"current_password,omitempty"` // required by the strict profile
+}
+
+type codeRequest struct {
+	Common
+	Session string `json:"session"`
+	Code    string `json:"code"`
+}
+
+type newPasswordRequest struct {
+	Common
+	Session     string `json:"session"`
+	NewPassword string `json:"new_password"`
+}
+
+type emailChangeRequest struct {
+	Common
+	Session  string `json:"session"`
+	NewEmail string `json:"new_email"`
+}
+
+type resetRequest struct {
+	Common
+	NIR string `json:"nir"`
+}
+
+type resetCompleteRequest struct {
+	Common
+	Token       string `json:"token"`
+	NewPassword string `json:"new_password"`
+}
+
+// onSession runs a command of a logged-in user on the session's account.
+func (s *Service) onSession(ctx context.Context, subject string, c *Common, session string,
+	build func(accountID, sessionHash string, a domain.Account) (domain.Command, error)) (outcome, string, error) {
+	accountID, hash, err := s.sessionAccount(session)
+	if err != nil {
+		return outcome{}, "", err
+	}
+	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(c), func(a domain.Account) (domain.Command, error) {
+		return build(accountID, hash, a)
+	})
+	if err != nil {
+		s.fail(subject, err)
+		return outcome{}, "", err
+	}
+	if out.refusal != nil {
+		return outcome{}, "", out.refusal
+	}
+	return out, accountID, nil
+}
+
+func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
+	var req changeStartRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if len(req.CurrentPassword) > maxPasswordBytes {
+		return errorReply(domain.InvalidRequest("current_password", fmt.Sprintf("doit faire au plus %d octets", maxPasswordBytes)))
+	}
+	if s.policy.ChangeRequiresCurrentPassword {
+		if err := required("current_password", req.CurrentPassword, maxPasswordBytes); err != nil {
+			return errorReply(err)
+		}
+	}
+	code := secrets.NewCode(s.policy.ChangeCodeDigits)
+	var checked string
+	var passwordOK bool
+	out, _, err := s.onSession(ctx, "password.change.start", &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
+		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, s.clock.Now()) && checked != a.PasswordHash {
+			ok, _, err := s.verifyPassword(ctx, req.CurrentPassword, a.PasswordHash)
+			if err != nil {
+				return nil, err
+			}
+			checked, passwordOK = a.PasswordHash, ok
+		}
+		return domain.StartPasswordChange{SessionHash: hash, PasswordOK: passwordOK,
+			CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("code_sent")
+	rep.MaskedEmail = out.state.MaskedEmail
+	if c := out.state.PasswordChange.Code; c != nil {
+		rep.ExpiresAt = utc(c.ExpiresAt)
+	}
+	return rep
+}
+
+func (s *Service) checkCodeFormat(code string, digits int) (string, error) {
+	code = strings.ReplaceAll(code, " ", "")
+	if err := required("code", code, 16); err != nil {
+		return "", err
+	}
+	if len(code) != digits || strings.Trim(code, "0123456789") != "" {
+		return "", domain.InvalidRequest("code", fmt.Sprintf("doit contenir %d chiffres", digits))
+	}
+	return code, nil
+}
+
+func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
+	var req codeRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	code, err := s.checkCodeFormat(req.Code, s.policy.ChangeCodeDigits)
+	if err != nil {
+		return errorReply(err)
+	}
+	_, _, err = s.onSession(ctx, "password.change.verify_code", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code)}, nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	return ok("code_verified")
+}
+
+// newPasswordHash checks a new password's quality and hashes it.
+func (s *Service) newPasswordHash(ctx context.Context, password string) (string, error) {
+	if err := required("new_password", password, maxPasswordBytes); err != nil {
+		return "", err
+	}
+	if err := domain.CheckPassword(s.policy, password); err != nil {
+		return "", err
+	}
+	return s.hashPassword(ctx, password)
+}
+
+func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply {
+	var req newPasswordRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("new_password", req.NewPassword, maxPasswordBytes); err != nil {
+		return errorReply(err)
+	}
+	if err := domain.CheckPassword(s.policy, req.NewPassword); err != nil {
+		return errorReply(err)
+	}
+	if _, _, err := s.sessionAccount(req.Session); err != nil {
+		return errorReply(err)
+	}
+	hash, err := s.hashPassword(ctx, req.NewPassword)
+	if err != nil {
+		return s.fail("password.change.complete", err)
+	}
+	_, _, err = s.onSession(ctx, "password.change.complete", &req.Common, req.Session, func(_, sessionHash string, _ domain.Account) (domain.Command, error) {
+		return domain.CompletePasswordChange{SessionHash: sessionHash, PasswordHash: hash}, nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	return ok("password_changed")
+}
+
+func (s *Service) emailChange(ctx context.Context, data []byte) Reply {
+	var req emailChangeRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("new_email", req.NewEmail, 254); err != nil {
+		return errorReply(err)
+	}
+	email, err := domain.NormalizeEmail(req.NewEmail)
+	if err != nil {
+		return errorReply(domain.InvalidRequest("new_email", err.Error()))
+	}
+	code := secrets.NewCode(s.policy.OTPDigits)
+	out, _, err := s.onSession(ctx, "email.change", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+		return domain.RequestEmailChange{SessionHash: hash, NewEmailSealed: s.keys.Seal(email, accountID), NewMaskedEmail: domain.MaskEmail(email),
+			CodeHash: s.keys.CodeHash(accountID, events.FlowEmailChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("code_sent")
+	if c := out.state.EmailChange.Code; c != nil {
+		rep.MaskedEmail, rep.ExpiresAt = c.NewMaskedEmail, utc(c.ExpiresAt)
+	}
+	return rep
+}
+
+func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
+	var req codeRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	code, err := s.checkCodeFormat(req.Code, s.policy.OTPDigits)
+	if err != nil {
+		return errorReply(err)
+	}
+	out, _, err := s.onSession(ctx, "email.confirm", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+		return domain.ConfirmEmailChange{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowEmailChange, code)}, nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	rep := ok("email_changed")
+	rep.MaskedEmail = out.state.MaskedEmail
+	return rep
+}
+
+// passwordResetRequest answers the same whatever the NIR: only a
+// registered account with a validated email gets a link, and the reply does
+// not say whether one was sent.
+func (s *Service) passwordResetRequest(ctx context.Context, data []byte) Reply {
+	var req resetRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("nir", req.NIR, 64); err != nil {
+		return errorReply(err)
+	}
+	nir, err := domain.ParseNIR(req.NIR)
+	if err != nil {
+		return errorReply(domain.InvalidRequest("nir", err.Error()))
+	}
+	accountID, err := s.lookupNIR(ctx, nir)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		// The same work as for a known NIR, so timing says as little as the reply.
+		_ = s.keys.TokenHash("reset", s.keys.Seal(secrets.NewToken(), nir))
+		return ok("reset_requested")
+	}
+	if err != nil {
+		return s.fail("password.reset.request", err)
+	}
+	token := accountID + "." + secrets.NewToken()
+	_, err = s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return domain.RequestPasswordReset{TokenHash: s.keys.TokenHash("reset", token), TokenSealed: s.keys.Seal(token, accountID)}, nil
+	})
+	if err != nil {
+		return s.fail("password.reset.request", err)
+	}
+	return ok("reset_requested")
+}
+
+func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply {
+	var req resetCompleteRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	if err := required("token", req.Token, 256); err != nil {
+		return errorReply(err)
+	}
+	if err := required("new_password", req.NewPassword, maxPasswordBytes); err != nil {
+		return errorReply(err)
+	}
+	if err := domain.CheckPassword(s.policy, req.NewPassword); err != nil {
+		return errorReply(err)
+	}
+	accountID, _, found := strings.Cut(req.Token, ".")
+	if !found || !validAccountID(accountID) {
+		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
+	}
+	hash, err := s.hashPassword(ctx, req.NewPassword)
+	if err != nil {
+		return s.fail("password.reset.complete", err)
+	}
+	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		return domain.CompletePasswordReset{TokenHash: s.keys.TokenHash("reset", req.Token), PasswordHash: hash}, nil
+	})
+	if err != nil {
+		return s.fail("password.reset.complete", err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	return ok("password_reset")
+}
