@@ -8,6 +8,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/passwordrule"
 )
 
 type registerRequest struct {
@@ -58,13 +59,18 @@ func (s *Service) register(ctx context.Context, data []byte) Reply {
 	if err := required("password", req.Password, maxPasswordBytes); err != nil {
 		return errorReply(err)
 	}
-	if err := domain.CheckPassword(s.policy, req.Password); err != nil {
-		return errorReply(err)
-	}
 	if req.EmailValidated == nil {
 		return errorReply(domain.InvalidRequest("email_validated", "est obligatoire"))
 	}
 	if err := required("affiliation", req.Affiliation, 16); err != nil {
+		return errorReply(err)
+	}
+	switch req.Affiliation {
+	case domain.AffiliationActive, domain.AffiliationPending, domain.AffiliationNone:
+	default:
+		return errorReply(domain.InvalidRequest("affiliation", "doit valoir active, pending ou none"))
+	}
+	if err := passwordrule.Check(s.policy, req.Password, nir, email); err != nil {
 		return errorReply(err)
 	}
 	now := s.clock.Now()

@@ -9,6 +9,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/passwordrule"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
@@ -134,17 +135,6 @@ func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
 	return ok("code_verified")
 }
 
-// newPasswordHash checks a new password's quality and hashes it.
-func (s *Service) newPasswordHash(ctx context.Context, password string) (string, error) {
-	if err := required("new_password", password, maxPasswordBytes); err != nil {
-		return "", err
-	}
-	if err := domain.CheckPassword(s.policy, password); err != nil {
-		return "", err
-	}
-	return s.hashPassword(ctx, password)
-}
-
 func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply {
 	var req newPasswordRequest
 	if err := decode(data, &req); err != nil {
@@ -153,7 +143,7 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 	if err := required("new_password", req.NewPassword, maxPasswordBytes); err != nil {
 		return errorReply(err)
 	}
-	if err := domain.CheckPassword(s.policy, req.NewPassword); err != nil {
+	if err := passwordrule.Check(s.policy, req.NewPassword); err != nil {
 		return errorReply(err)
 	}
 	if _, _, err := s.sessionAccount(req.Session); err != nil {
@@ -264,7 +254,7 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 	if err := required("new_password", req.NewPassword, maxPasswordBytes); err != nil {
 		return errorReply(err)
 	}
-	if err := domain.CheckPassword(s.policy, req.NewPassword); err != nil {
+	if err := passwordrule.Check(s.policy, req.NewPassword); err != nil {
 		return errorReply(err)
 	}
 	accountID, _, found := strings.Cut(req.Token, ".")

@@ -46,6 +46,7 @@ type Policy struct {
 	// Password quality.
 	PasswordMinLength int `json:"password_min_length"`
 	PasswordMaxLength int `json:"password_max_length"`
+	PasswordMinScore  int `json:"password_min_score"` // zxcvbn score, 0 to 4
 }
 
 // Argon2Params are argon2id's cost parameters. Memory is in KiB.
@@ -89,6 +90,7 @@ func SeedPolicy() Policy {
 		Argon2:            Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16},
 		PasswordMinLength: 8,
 		PasswordMaxLength: 128,
+		PasswordMinScore:  2, // 10^8 guesses: beyond online guessing and every common list
 	}
 }
 
@@ -106,6 +108,7 @@ func StrictPolicy() Policy {
 	// OWASP's 46 MiB, 1 pass line: as strong, more memory-hard.
 	p.Argon2 = Argon2Params{Memory: 46 * 1024, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 	p.PasswordMinLength = 12
+	p.PasswordMinScore = 3
 	return p
 }
 
