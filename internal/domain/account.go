@@ -30,6 +30,7 @@ const (
 	keepSessions       = 10
 	keepTrustedDevices = 10
 	keepOTPRequests    = 64 // more than any sensible quota
+	keepBiometrics     = 5
 )
 
 // Account is the decision state of one account. It is serialized in
@@ -64,6 +65,53 @@ type Account struct {
 	EmailChangedAt    time.Time     `json:"email_changed_at,omitzero"`
 	Reset             *PendingReset `json:"reset,omitempty"`
 	ResetRequests     []time.Time   `json:"reset_requests,omitempty"`
+
+	AppLogins      int               `json:"app_logins,omitempty"`
+	BiometricNever bool              `json:"biometric_never,omitempty"`
+	Biometrics     []BiometricDevice `json:"biometrics,omitempty"`
+}
+
+// BiometricDevice is an enrolled device of the app, with its latest challenge.
+type BiometricDevice struct {
+	DeviceID   string      `json:"device_id"`
+	PublicKey  string      `json:"public_key"`
+	ExpiresAt  time.Time   `json:"expires_at"`
+	Challenge  string      `json:"challenge,omitempty"` // keyed hash of the latest challenge
+	ChallengeX time.Time   `json:"challenge_expires_at,omitzero"`
+	Challenges []time.Time `json:"challenges,omitempty"` // issue times, for the rate limit
+}
+
+// Biometric returns the enrolment of a device.
+func (a Account) Biometric(deviceID string) (BiometricDevice, bool) {
+	for _, b := range a.Biometrics {
+		if b.DeviceID == deviceID {
+			return b, true
+		}
+	}
+	return BiometricDevice{}, false
+}
+
+// OfferBiometric tells whether a successful app login should offer
+// biometrics: from the policy's nth app login on, unless the holder said
+// "never" or this device is already enrolled.
+func (a Account) OfferBiometric(p Policy, deviceID string, now time.Time) bool {
+	if a.BiometricNever || a.AppLogins < p.BiometricOfferFromLogin {
+		return false
+	}
+	b, ok := a.Biometric(deviceID)
+	return !(ok && deviceID != "" && now.Before(b.ExpiresAt))
+}
+
+// withBiometric returns the devices with d replaced (or added), keeping at
+// most max: the oldest enrolment goes first.
+func withBiometric(ds []BiometricDevice, d BiometricDevice, max int) []BiometricDevice {
+	out := make([]BiometricDevice, 0, len(ds)+1)
+	for _, x := range ds {
+		if x.DeviceID != d.DeviceID {
+			out = append(out, x)
+		}
+	}
+	return appendBounded(out, d, max)
 }
 
 // ChangeFlow is the state of a change that needs a confirmation code
@@ -170,7 +218,7 @@ func Evolve(a Account, e events.Event) Account {
 	case events.AccountDeactivated:
 		a.Status = StatusDeactivated
 		a.DeactivatedAt = e.At
-		a.Logins, a.OTP, a.Sessions, a.TrustedDevices = nil, nil, nil, nil
+		a.Logins, a.OTP, a.Sessions, a.TrustedDevices, a.Biometrics = nil, nil, nil, nil, nil
 	case events.AffiliationSet:
 		a.Affiliation = e.Affiliation
 	case events.AccountUnlocked:
@@ -219,6 +267,12 @@ func Evolve(a Account, e events.Event) Account {
 				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, keepTrustedDevices)
 		}
 		a.LastLoginAt = e.At
+		if e.Channel == "app" {
+			a.AppLogins++
+		}
+		if e.BiometricDevice != "" {
+			a.Biometrics = spendChallenge(a.Biometrics, e.BiometricDevice)
+		}
 	case events.PasswordChangeCodeIssued:
 		a.PasswordChange.Code = &PendingCode{CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt}
 		a.PasswordChange.Requests = appendBounded(a.PasswordChange.Requests, e.IssuedAt, keepOTPRequests)
@@ -254,7 +308,7 @@ func Evolve(a Account, e events.Event) Account {
 		}
 		a.Sessions = kept
 		if e.Method == events.MethodReset {
-			a.Reset, a.TrustedDevices, a.PasswordFailures = nil, nil, 0
+			a.Reset, a.TrustedDevices, a.Biometrics, a.PasswordFailures = nil, nil, nil, 0
 			if a.BlockReason == ReasonPasswordFailures {
 				a.BlockedUntil, a.BlockReason = time.Time{}, ""
 			}
@@ -265,6 +319,26 @@ func Evolve(a Account, e events.Event) Account {
 	case events.EmailChanged:
 		a.EmailSealed, a.MaskedEmail, a.EmailValidated, a.EmailChangedAt = e.EmailSealed, e.MaskedEmail, true, e.At
 		a.EmailChange.Code, a.EmailChange.Failures = nil, 0
+	case events.BiometricOfferAnswered:
+		a.BiometricNever = e.Response == events.OfferNever
+	case events.BiometricEnrolled:
+		a.Biometrics = withBiometric(a.Biometrics, BiometricDevice{DeviceID: e.DeviceID, PublicKey: e.PublicKey, ExpiresAt: e.ExpiresAt}, keepBiometrics)
+	case events.BiometricChallengeIssued:
+		if b, ok := a.Biometric(e.DeviceID); ok {
+			b.Challenge, b.ChallengeX = e.ChallengeHash, e.ExpiresAt
+			b.Challenges = appendBounded(b.Challenges, e.At, keepOTPRequests)
+			a.Biometrics = withBiometric(a.Biometrics, b, keepBiometrics)
+		}
+	case events.BiometricLoginFailed:
+		a.Biometrics = spendChallenge(a.Biometrics, e.DeviceID)
+	case events.BiometricRevoked:
+		var kept []BiometricDevice
+		for _, b := range a.Biometrics {
+			if e.DeviceID != "" && b.DeviceID != e.DeviceID {
+				kept = append(kept, b)
+			}
+		}
+		a.Biometrics = kept
 	case events.SessionEnded:
 		out := a.Sessions[:0:0]
 		for _, s := range a.Sessions {
@@ -313,6 +387,18 @@ func pruneDevices(ds []TrustedDevice, now time.Time) []TrustedDevice {
 	for _, d := range ds {
 		if now.Before(d.ExpiresAt) {
 			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// spendChallenge makes a device's latest challenge unusable: single use.
+func spendChallenge(ds []BiometricDevice, deviceID string) []BiometricDevice {
+	out := make([]BiometricDevice, len(ds))
+	copy(out, ds)
+	for i := range out {
+		if out[i].DeviceID == deviceID {
+			out[i].Challenge, out[i].ChallengeX = "", time.Time{}
 		}
 	}
 	return out

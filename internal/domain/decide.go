@@ -144,6 +144,18 @@ func (d Decider) Decide(a Account, c Command, now time.Time) ([]events.Event, er
 		}
 		return one(events.SessionEnded{SessionHash: c.SessionHash, Reason: "logout", At: now})
 	}
+	if evs, err, handled := d.decideBiometric(a, c, now); handled {
+		if !a.Exists() {
+			switch c.(type) {
+			case RevokeBiometrics:
+				return nil, &Error{Code: CodeAccountNotFound}
+			case AnswerBiometricOffer, EnrollBiometric:
+				return nil, &Error{Code: CodeSessionInvalid}
+			}
+			return nil, &Error{Code: CodeBiometricFailed, Reason: BiometricUnknownDevice}
+		}
+		return evs, err
+	}
 	if !a.Exists() {
 		switch c.(type) {
 		case RequestPasswordReset:

@@ -36,6 +36,13 @@ type Policy struct {
 	ResetLinkLifetime             time.Duration `json:"reset_link_lifetime"`
 	ResetMaxPerWindow             int           `json:"reset_max_per_window"` // links mailed per ChangeCodeWindow
 
+	// Biometric login on the app (seed, "APPLI COMPTE AMELI").
+	BiometricOfferFromLogin    int           `json:"biometric_offer_from_login"` // the nth successful app login offers it
+	BiometricMonths            int           `json:"biometric_months"`
+	BiometricChallengeLifetime time.Duration `json:"biometric_challenge_lifetime"`
+	BiometricChallengesPerHour int           `json:"biometric_challenges_per_hour"` // per device
+	MaxBiometricDevices        int           `json:"max_biometric_devices"`
+
 	// Notices (strict profile): a mail on every lockout and new trusted device.
 	NotifyLockout          bool `json:"notify_lockout"`
 	NotifyNewTrustedDevice bool `json:"notify_new_trusted_device"`
@@ -85,6 +92,11 @@ func SeedPolicy() Policy {
 		EmailChangeCooldown:   48 * time.Hour,
 		ResetLinkLifetime:     time.Hour,
 		ResetMaxPerWindow:     3,
+
+		BiometricOfferFromLogin:    2,
+		BiometricMonths:            6,
+		BiometricChallengeLifetime: 2 * time.Minute,
+		BiometricChallengesPerHour: 20,
 
 		// OWASP's first argon2id line: 19 MiB, 2 passes, 1 lane.
 		Argon2:            Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16},

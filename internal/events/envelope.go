@@ -152,6 +152,7 @@ func init() {
 		LoginSucceeded{}, SessionEnded{},
 		PasswordChangeCodeIssued{}, ChangeCodeVerified{}, PasswordChanged{}, PasswordResetRequested{},
 		EmailChangeCodeIssued{}, EmailChanged{}, ChangeRequestsExceeded{}, ChangeCodeFailed{},
+		BiometricOfferAnswered{}, BiometricEnrolled{}, BiometricChallengeIssued{}, BiometricLoginFailed{}, BiometricRevoked{},
 	} {
 		Register(1, e)
 	}

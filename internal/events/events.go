@@ -39,6 +39,12 @@ const (
 	TypeEmailChanged             = "email.changed"
 	TypeChangeRequestsExceeded   = "change.requests_exceeded"
 	TypeChangeCodeFailed         = "change.code_failed"
+
+	TypeBiometricOfferAnswered   = "biometric.offer_answered"
+	TypeBiometricEnrolled        = "biometric.enrolled"
+	TypeBiometricChallengeIssued = "biometric.challenge_issued"
+	TypeBiometricLoginFailed     = "biometric.login_failed"
+	TypeBiometricRevoked         = "biometric.revoked"
 )
 
 // Change flows: the two changes of credentials that need a confirmation code.
@@ -187,6 +193,7 @@ type LoginSucceeded struct {
 	SessionExpiresAt time.Time `json:"session_expires_at"`
 	DeviceHash       string    `json:"device_hash,omitempty"`
 	DeviceExpiresAt  time.Time `json:"device_expires_at,omitzero"`
+	BiometricDevice  string    `json:"biometric_device,omitempty"` // the enrolled device of a biometric login
 	NewPasswordHash  string    `json:"new_password_hash,omitempty"`
 	NoticeTo         string    `json:"notice_to,omitempty"`
 	At               time.Time `json:"at"`
@@ -302,3 +309,63 @@ type ChangeCodeFailed struct {
 }
 
 func (ChangeCodeFailed) EventType() string { return TypeChangeCodeFailed }
+
+// Answers to the biometric offer (seed, app Étape 4).
+const (
+	OfferLater  = "later"  // "plus tard": offered again at the next login
+	OfferNever  = "never"  // "ne plus me le rappeler"
+	OfferRefuse = "refuse" // declined this time, back to the home page
+)
+
+// BiometricOfferAnswered: the holder answered the app's biometric offer.
+type BiometricOfferAnswered struct {
+	Response string    `json:"response"`
+	At       time.Time `json:"at"`
+}
+
+func (BiometricOfferAnswered) EventType() string { return TypeBiometricOfferAnswered }
+
+// BiometricEnrolled: a device's public key (ECDSA P-256, base64 DER
+// SubjectPublicKeyInfo) may log in with biometrics until ExpiresAt. A public
+// key is no secret. Re-enrolling a device replaces its key.
+type BiometricEnrolled struct {
+	DeviceID  string    `json:"device_id"`
+	PublicKey string    `json:"public_key"`
+	ExpiresAt time.Time `json:"expires_at"`
+	At        time.Time `json:"at"`
+}
+
+func (BiometricEnrolled) EventType() string { return TypeBiometricEnrolled }
+
+// BiometricChallengeIssued: a single-use challenge for a device to sign;
+// only the latest is valid.
+type BiometricChallengeIssued struct {
+	DeviceID      string    `json:"device_id"`
+	ChallengeHash string    `json:"challenge_hash"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	At            time.Time `json:"at"`
+}
+
+func (BiometricChallengeIssued) EventType() string { return TypeBiometricChallengeIssued }
+
+// BiometricLoginFailed: a biometric login was refused (the challenge is
+// spent). It never locks the account: a forged signature cannot be guessed,
+// and counting failures would let anyone lock a holder out.
+type BiometricLoginFailed struct {
+	DeviceID string    `json:"device_id"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+func (BiometricLoginFailed) EventType() string { return TypeBiometricLoginFailed }
+
+// BiometricRevoked: enrolments ended before their expiry (by an adviser);
+// DeviceID empty means every device. A password reset revokes them too,
+// as part of password.changed.
+type BiometricRevoked struct {
+	DeviceID string    `json:"device_id,omitempty"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+func (BiometricRevoked) EventType() string { return TypeBiometricRevoked }
