@@ -9,6 +9,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/passwordrule"
+	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
 type registerRequest struct {
@@ -37,42 +38,95 @@ type affiliationRequest struct {
 	Affiliation string `json:"affiliation"`
 }
 
+// register creates an account with a password, or reactivates a
+// deactivated one (Cas 1 bis).
 func (s *Service) register(ctx context.Context, data []byte) Reply {
 	var req registerRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	if err := required("nir", req.NIR, 64); err != nil {
-		return errorReply(err)
-	}
-	nir, err := domain.ParseNIR(req.NIR)
+	nir, email, err := s.checkAccountFields(req.NIR, req.Email, req.EmailValidated, req.Affiliation, func() error {
+		return required("password", req.Password, maxPasswordBytes)
+	})
 	if err != nil {
-		return errorReply(domain.InvalidRequest("nir", err.Error()))
-	}
-	if err := required("email", req.Email, 254); err != nil {
 		return errorReply(err)
-	}
-	email, err := domain.NormalizeEmail(req.Email)
-	if err != nil {
-		return errorReply(domain.InvalidRequest("email", err.Error()))
-	}
-	if err := required("password", req.Password, maxPasswordBytes); err != nil {
-		return errorReply(err)
-	}
-	if req.EmailValidated == nil {
-		return errorReply(domain.InvalidRequest("email_validated", "est obligatoire"))
-	}
-	if err := required("affiliation", req.Affiliation, 16); err != nil {
-		return errorReply(err)
-	}
-	switch req.Affiliation {
-	case domain.AffiliationActive, domain.AffiliationPending, domain.AffiliationNone:
-	default:
-		return errorReply(domain.InvalidRequest("affiliation", "doit valoir active, pending ou none"))
 	}
 	if err := passwordrule.Check(s.policy, req.Password, nir, email); err != nil {
 		return errorReply(err)
 	}
+	hash, err := s.hashPassword(ctx, req.Password)
+	if err != nil {
+		return s.fail("account.register", err)
+	}
+	return s.createAccount(ctx, "account.register", &req.Common, nir, email, hash, *req.EmailValidated, req.Affiliation)
+}
+
+type importRequest struct {
+	Common
+	NIR            string `json:"nir"`
+	Email          string `json:"email"`
+	PasswordHash   string `json:"password_hash"`
+	EmailValidated *bool  `json:"email_validated"`
+	Affiliation    string `json:"affiliation"`
+}
+
+// importAccount creates an account with an existing password hash (argon2id
+// or bcrypt PHC string), so a user base moves without resetting passwords:
+// the hash is replaced by the current argon2id one at the first login.
+func (s *Service) importAccount(ctx context.Context, data []byte) Reply {
+	var req importRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	nir, email, err := s.checkAccountFields(req.NIR, req.Email, req.EmailValidated, req.Affiliation, func() error {
+		if err := required("password_hash", req.PasswordHash, 512); err != nil {
+			return err
+		}
+		if !secrets.ReadableHash(req.PasswordHash) {
+			return domain.InvalidRequest("password_hash", "doit être une empreinte argon2id ou bcrypt au format PHC ($argon2id$… ou $2b$…)")
+		}
+		return nil
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	return s.createAccount(ctx, "account.import", &req.Common, nir, email, req.PasswordHash, *req.EmailValidated, req.Affiliation)
+}
+
+// checkAccountFields validates a new account's fields in the order of the
+// form; checkSecret checks the password (or its hash) in its place.
+func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, affiliation string, checkSecret func() error) (nir, email string, err error) {
+	if err := required("nir", rawNIR, 64); err != nil {
+		return "", "", err
+	}
+	if nir, err = domain.ParseNIR(rawNIR); err != nil {
+		return "", "", domain.InvalidRequest("nir", err.Error())
+	}
+	if err := required("email", rawEmail, 254); err != nil {
+		return "", "", err
+	}
+	if email, err = domain.NormalizeEmail(rawEmail); err != nil {
+		return "", "", domain.InvalidRequest("email", err.Error())
+	}
+	if err := checkSecret(); err != nil {
+		return "", "", err
+	}
+	if validated == nil {
+		return "", "", domain.InvalidRequest("email_validated", "est obligatoire")
+	}
+	if err := required("affiliation", affiliation, 16); err != nil {
+		return "", "", err
+	}
+	switch affiliation {
+	case domain.AffiliationActive, domain.AffiliationPending, domain.AffiliationNone:
+	default:
+		return "", "", domain.InvalidRequest("affiliation", "doit valoir active, pending ou none")
+	}
+	return nir, email, nil
+}
+
+// createAccount claims the NIR in the index and records the registration.
+func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) Reply {
 	now := s.clock.Now()
 	key := s.keys.NIRIndexKey(nir)
 	accountID := events.NewID(now)
@@ -81,22 +135,18 @@ func (s *Service) register(ctx context.Context, data []byte) Reply {
 	// account (to reactivate it, or to be told it exists).
 	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
 		if accountID, err = s.index.Get(ctx, key); err != nil {
-			return s.fail("account.register", fmt.Errorf("read NIR index: %w", err))
+			return s.fail(subject, fmt.Errorf("read NIR index: %w", err))
 		}
 	} else if err != nil {
-		return s.fail("account.register", fmt.Errorf("create NIR index: %w", err))
-	}
-	hash, err := s.hashPassword(ctx, req.Password)
-	if err != nil {
-		return s.fail("account.register", err)
+		return s.fail(subject, fmt.Errorf("create NIR index: %w", err))
 	}
 	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
-		EmailValidated: *req.EmailValidated, PasswordHash: hash, Affiliation: req.Affiliation}
-	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+		EmailValidated: validated, PasswordHash: hash, Affiliation: affiliation}
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(c), func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
 	if err != nil {
-		return s.fail("account.register", err)
+		return s.fail(subject, err)
 	}
 	if out.refusal != nil {
 		return errorReply(out.refusal)

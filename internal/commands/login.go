@@ -19,6 +19,7 @@ type loginPasswordRequest struct {
 	NIR         string `json:"nir"`
 	Password    string `json:"password"`
 	DeviceToken string `json:"device_token,omitempty"`
+	DeviceID    string `json:"device_id,omitempty"` // app: its biometric device id, so an enrolled device is not offered biometrics again
 }
 
 type otpSendRequest struct {
@@ -31,6 +32,7 @@ type otpVerifyRequest struct {
 	LoginID        string `json:"login_id"`
 	Code           string `json:"code"`
 	RememberDevice bool   `json:"remember_device,omitempty"`
+	DeviceID       string `json:"device_id,omitempty"` // app: as in login.password
 }
 
 type sessionRequest struct {
@@ -132,7 +134,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 			rep.MaskedEmail = out.state.MaskedEmail
 			return rep
 		case events.LoginSucceeded:
-			return s.authenticated(accountID, req.Channel, sessionToken, e, "", out.state)
+			return s.authenticated(accountID, req.Channel, sessionToken, e, "", req.DeviceID, out.state)
 		}
 	}
 	if out.duplicate {
@@ -146,12 +148,12 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 // the step again.
 var errDuplicate = errors.New("request already recorded by another try")
 
-func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken string, st domain.Account) Reply {
+func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken, deviceID string, st domain.Account) Reply {
 	rep := ok("authenticated")
 	rep.AccountID = accountID
 	rep.Session = &Session{Token: sessionToken, ExpiresAt: e.SessionExpiresAt.UTC()}
 	if channel == "app" {
-		offer := false
+		offer := e.Method != events.MethodBiometric && st.OfferBiometric(s.policy, deviceID, e.At)
 		rep.OfferBiometric = &offer
 	}
 	if deviceToken != "" && e.DeviceHash != "" {
@@ -250,7 +252,7 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK {
-			return s.authenticated(accountID, req.Channel, sessionToken, e, deviceToken, out.state)
+			return s.authenticated(accountID, req.Channel, sessionToken, e, deviceToken, req.DeviceID, out.state)
 		}
 	}
 	return s.fail("login.otp.verify", errDuplicate)

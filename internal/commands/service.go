@@ -145,6 +145,13 @@ func (s *Service) endpoints() map[string]handler {
 		"password.reset.complete":     s.passwordResetComplete,
 		"email.change":                s.emailChange,
 		"email.confirm":               s.emailConfirm,
+
+		"biometric.offer":           s.biometricOffer,
+		"biometric.enroll":          s.biometricEnroll,
+		"biometric.challenge":       s.biometricChallenge,
+		"biometric.login":           s.biometricLogin,
+		"account.revoke_biometrics": s.revokeBiometrics,
+		"account.import":            s.importAccount,
 	}
 }
 

@@ -48,6 +48,7 @@ type Reply struct {
 	DeviceToken          string     `json:"device_token,omitempty"`
 	DeviceTokenExpiresAt *time.Time `json:"device_token_expires_at,omitempty"`
 	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
+	Challenge            string     `json:"challenge,omitempty"`
 	Now                  *time.Time `json:"now,omitempty"`
 
 	Error *ErrorBody `json:"error,omitempty"`

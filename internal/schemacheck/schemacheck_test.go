@@ -1,6 +1,11 @@
 package schemacheck_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"go/ast"
@@ -40,7 +45,11 @@ type fixture struct {
 	loginID   string
 	phc       string
 	rehashed  string
+	publicKey string // a device's ECDSA P-256 key, base64 DER SubjectPublicKeyInfo
+	challenge string // a biometric challenge as the service issues it
 }
+
+const deviceID = "phone-A1_ios.17"
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
@@ -51,8 +60,19 @@ func newFixture(t *testing.T) fixture {
 	cheap := domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 	stronger := cheap
 	stronger.Memory *= 2
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
 	return fixture{keys: keys, accountID: events.NewID(t0), loginID: events.NewID(t0.Add(time.Second)),
-		phc: secrets.HashPassword("Motdepasse-2023", cheap), rehashed: secrets.HashPassword("Motdepasse-2023", stronger)}
+		phc: secrets.HashPassword("Motdepasse-2023", cheap), rehashed: secrets.HashPassword("Motdepasse-2023", stronger),
+		publicKey: base64.StdEncoding.EncodeToString(der), challenge: base64.StdEncoding.EncodeToString(raw)}
 }
 
 // examples returns one value of every event type, every field set.
@@ -78,7 +98,7 @@ func (f fixture) examples() map[string]events.Event {
 		events.OTPFailed{LoginID: f.loginID, Failures: 3, BlockedUntil: t0.Add(15 * time.Minute), NoticeTo: sealed, At: t0},
 		events.LoginSucceeded{LoginID: f.loginID, Method: events.MethodOTP, Channel: "app", SessionHash: session,
 			SessionExpiresAt: t0.Add(30 * time.Minute), DeviceHash: f.keys.TokenHash("device:"+f.accountID, secrets.NewToken()),
-			DeviceExpiresAt: t0.AddDate(0, 6, 0), NewPasswordHash: f.rehashed, NoticeTo: sealed, At: t0},
+			DeviceExpiresAt: t0.AddDate(0, 6, 0), BiometricDevice: deviceID, NewPasswordHash: f.rehashed, NoticeTo: sealed, At: t0},
 		events.SessionEnded{SessionHash: session, Reason: "logout", At: t0},
 		events.PasswordChangeCodeIssued{CodeHash: f.keys.CodeHash(f.accountID, "password_change", "1234"),
 			CodeSealed: f.keys.Seal("1234", f.accountID), ToSealed: sealed, RequestsLastHour: 1,
@@ -95,6 +115,12 @@ func (f fixture) examples() map[string]events.Event {
 			OldToSealed: sealed, At: t0},
 		events.ChangeRequestsExceeded{Flow: events.FlowPasswordChange, BlockedUntil: t0.Add(time.Hour), At: t0},
 		events.ChangeCodeFailed{Flow: events.FlowEmailChange, Failures: 3, BlockedUntil: t0.Add(15 * time.Minute), At: t0},
+		events.BiometricOfferAnswered{Response: events.OfferNever, At: t0},
+		events.BiometricEnrolled{DeviceID: deviceID, PublicKey: f.publicKey, ExpiresAt: t0.AddDate(0, 6, 0), At: t0},
+		events.BiometricChallengeIssued{DeviceID: deviceID, ChallengeHash: f.keys.TokenHash("challenge:"+f.accountID, f.challenge),
+			ExpiresAt: t0.Add(2 * time.Minute), At: t0},
+		events.BiometricLoginFailed{DeviceID: deviceID, Reason: domain.BiometricBadSignature, At: t0},
+		events.BiometricRevoked{DeviceID: deviceID, Reason: "adviser", At: t0},
 	} {
 		out[e.EventType()] = e
 	}
@@ -383,6 +409,9 @@ func endpointSubjects(t *testing.T) []string {
 func TestCommandExamples(t *testing.T) {
 	const acc = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	common := `"request_id":"r-1:a.b_c","channel":"kiosk","client_ip":"203.0.113.7","user_agent":"Mozilla/5.0"`
+	f := newFixture(t)
+	session := `"session":"` + acc + `.token"`
+	const bcryptHash = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
 	for _, c := range []struct {
 		subject, body string
 		valid         bool
@@ -403,6 +432,36 @@ func TestCommandExamples(t *testing.T) {
 		{"login.otp.verify", `{"login_id":"v1.abc","code":"123 456","remember_device":true}`, true},
 		{"login.otp.verify", `{"login_id":"v1.abc","code":"12a456"}`, false},
 		{"login.otp.verify", `{"login_id":"v1.abc","code":"123456","remember_device":"yes"}`, false},
+		{"login.password", `{"nir":"2690549588157","password":"x","channel":"app","device_id":"` + deviceID + `"}`, true},
+		{"login.password", `{"nir":"2690549588157","password":"x","device_id":"phone/1"}`, false},
+		{"login.otp.verify", `{"login_id":"v1.abc","code":"123456","channel":"app","device_id":"` + deviceID + `"}`, true},
+		{"login.otp.verify", `{"login_id":"v1.abc","code":"123456","device_id":""}`, false},
+		{"biometric.offer", `{` + session + `,"response":"later","channel":"app"}`, true},
+		{"biometric.offer", `{` + session + `,"response":"never"}`, true},
+		{"biometric.offer", `{` + session + `,"response":"activer"}`, false},
+		{"biometric.offer", `{"response":"refuse"}`, false},
+		{"biometric.offer", `{` + session + `}`, false},
+		{"biometric.enroll", `{` + session + `,"device_id":"` + deviceID + `","public_key":"` + f.publicKey + `",` + common + `}`, true},
+		{"biometric.enroll", `{` + session + `,"device_id":"` + deviceID + `","public_key":"not base64!"}`, false},
+		{"biometric.enroll", `{` + session + `,"device_id":"` + strings.Repeat("a", 129) + `","public_key":"` + f.publicKey + `"}`, false},
+		{"biometric.enroll", `{` + session + `,"public_key":"` + f.publicKey + `"}`, false},
+		{"biometric.enroll", `{"device_id":"` + deviceID + `","public_key":"` + f.publicKey + `"}`, false},
+		{"biometric.challenge", `{"device_id":"` + deviceID + `","channel":"app"}`, true},
+		{"biometric.challenge", `{}`, false},
+		{"biometric.challenge", `{"device_id":"phone A1"}`, false},
+		{"biometric.login", `{"device_id":"` + deviceID + `","challenge":"` + f.challenge + `","signature":"MEUCIQDx/+Yw9A=="}`, true},
+		{"biometric.login", `{"device_id":"` + deviceID + `","challenge":"` + f.challenge + `"}`, false},
+		{"biometric.login", `{"device_id":"` + deviceID + `","challenge":"abc","signature":"MEUCIQDx/+Yw9A=="}`, false},
+		{"biometric.login", `{"device_id":"` + deviceID + `","challenge":"` + f.challenge + `","signature":"MEUC-IQDx_Yw9A=="}`, false},
+		{"account.revoke_biometrics", `{"account_id":"` + acc + `","channel":"backoffice"}`, true},
+		{"account.revoke_biometrics", `{"nir":"2690549588157","device_id":"` + deviceID + `"}`, true},
+		{"account.revoke_biometrics", `{"nir":"2690549588157","account_id":"` + acc + `"}`, false},
+		{"account.revoke_biometrics", `{"device_id":"` + deviceID + `"}`, false},
+		{"account.revoke_biometrics", `{"account_id":"` + acc + `","device_id":"a b"}`, false},
+		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + bcryptHash + `","email_validated":true,"affiliation":"active"}`, true},
+		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + f.phc + `","email_validated":true,"affiliation":"active"}`, true},
+		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"md5:abc","email_validated":true,"affiliation":"active"}`, false},
+		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password":"Motdepasse-2023","email_validated":true,"affiliation":"active"}`, false},
 		{"session.logout", `{"session":"` + acc + `.token"}`, true},
 		{"session.logout", `{"session":""}`, false},
 		{"account.register", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password":"Motdepasse-2023","email_validated":false,"affiliation":"pending","channel":"backoffice"}`, true},
@@ -450,6 +509,17 @@ func TestReplies(t *testing.T) {
 		{OK: true, Status: "affiliation_set", AccountID: f.accountID},
 		{OK: true, Status: "unlocked", AccountID: f.accountID},
 		{OK: true, Status: "clock_advanced", Now: utc(t0)},
+		{OK: true, Status: "code_sent", MaskedEmail: domain.MaskEmail(email), ExpiresAt: utc(t0.Add(15 * time.Minute))},
+		{OK: true, Status: "code_verified"},
+		{OK: true, Status: "password_changed"},
+		{OK: true, Status: "email_changed", MaskedEmail: domain.MaskEmail("nouvelle@mail.fr")},
+		{OK: true, Status: "reset_requested"},
+		{OK: true, Status: "password_reset"},
+		{OK: true, Status: "offer_recorded"},
+		{OK: true, Status: "biometric_enrolled", ExpiresAt: utc(t0.AddDate(0, 6, 0))},
+		{OK: true, Status: "challenge_issued", Challenge: f.challenge, ExpiresAt: utc(t0.Add(2 * time.Minute))},
+		{OK: true, Status: "authenticated", AccountID: f.accountID, Session: session, OfferBiometric: &no},
+		{OK: true, Status: "biometrics_revoked", AccountID: f.accountID},
 	}
 	for _, rep := range okReplies {
 		raw := encode(t, rep)
@@ -470,6 +540,7 @@ func TestReplies(t *testing.T) {
 		domain.CodeCodeInvalid:          {AttemptsLeft: 1},
 		domain.CodeCodeExpired:          {Minutes: 15},
 		domain.CodeWeakPassword:         {Detail: "il doit contenir au moins 8 caractères"},
+		domain.CodeBiometricFailed:      {Reason: domain.BiometricBadSignature},
 	}
 	codes := domainCodes(t)
 	enum := sortedStrings(schemaDoc(t, "replies/reply.json")["$defs"].(map[string]any)["error"].(map[string]any)["properties"].(map[string]any)["code"].(map[string]any)["enum"])
@@ -494,24 +565,56 @@ func TestReplies(t *testing.T) {
 		raw := encode(t, rep)
 		wantValid(t, code, schemacheck.ValidateReply(raw), raw)
 	}
+	// Refusals as the handlers also send them: a code_invalid with no
+	// attempts left to tell (no verified code to complete), each reason of
+	// biometric_failed, the change flow of a code_* refusal.
+	for _, de := range []*domain.Error{
+		{Code: domain.CodeCodeInvalid},
+		{Code: domain.CodeCodeInvalid, Reason: events.FlowPasswordChange, AttemptsLeft: 2},
+		{Code: domain.CodeCodeExpired, Reason: events.FlowEmailChange, Minutes: 15},
+		{Code: domain.CodeCodeRequestsExceeded, Reason: events.FlowPasswordChange, BlockedUntil: until},
+		{Code: domain.CodeCodeAttemptsExceeded, Reason: events.FlowEmailChange, BlockedUntil: until},
+		{Code: domain.CodeBiometricFailed, Reason: domain.BiometricUnknownDevice},
+		{Code: domain.CodeBiometricFailed, Reason: domain.BiometricBadChallenge},
+		{Code: domain.CodeBiometricFailed, Reason: domain.BiometricBadSignature},
+		{Code: domain.CodeBiometricFailed, Reason: domain.BiometricRateLimited},
+		{Code: domain.CodeBiometricExpired},
+	} {
+		rep := commands.Reply{OK: false, Error: &commands.ErrorBody{Code: de.Code, Message: de.Message(), Reason: de.Reason,
+			AttemptsLeft: de.AttemptsLeft}}
+		if !de.BlockedUntil.IsZero() {
+			rep.Error.BlockedUntil = utc(de.BlockedUntil)
+		}
+		raw := encode(t, rep)
+		wantValid(t, de.Code+" "+de.Reason, schemacheck.ValidateReply(raw), raw)
+	}
 
 	for what, raw := range map[string]string{
-		"unknown field":             `{"ok":true,"status":"logged_out","debug":"x"}`,
-		"unknown error field":       `{"ok":false,"error":{"code":"unavailable","message":"m","stack":"x"}}`,
-		"ok with an error":          `{"ok":true,"status":"logged_out","error":{"code":"unavailable","message":"m"}}`,
-		"refusal without error":     `{"ok":false}`,
-		"refusal with a status":     `{"ok":false,"status":"x","error":{"code":"unavailable","message":"m"}}`,
-		"no ok":                     `{"status":"logged_out"}`,
-		"unknown status":            `{"ok":true,"status":"teleported"}`,
-		"unknown code":              `{"ok":false,"error":{"code":"oops","message":"m"}}`,
-		"lock without its end":      `{"ok":false,"error":{"code":"account_locked","message":"m","reason":"password_failures"}}`,
-		"lock with a bad date":      `{"ok":false,"error":{"code":"account_locked","message":"m","reason":"password_failures","blocked_until":"05/01/2023"}}`,
-		"invalid without its field": `{"ok":false,"error":{"code":"invalid_request","message":"m"}}`,
-		"session without token":     `{"ok":true,"status":"authenticated","account_id":"` + f.accountID + `","session":{"expires_at":"2023-01-05T14:00:00Z"}}`,
-		"otp_required without id":   `{"ok":true,"status":"otp_required","masked_email":"v***@y***.fr"}`,
-		"device token alone":        `{"ok":true,"status":"authenticated","account_id":"` + f.accountID + `","session":{"token":"` + session.Token + `","expires_at":"2023-01-05T14:00:00Z"},"device_token":"abc"}`,
-		"not JSON":                  `{"ok":true,`,
-		"two objects":               `{"ok":true,"status":"logged_out"} {}`,
+		"unknown field":                `{"ok":true,"status":"logged_out","debug":"x"}`,
+		"unknown error field":          `{"ok":false,"error":{"code":"unavailable","message":"m","stack":"x"}}`,
+		"ok with an error":             `{"ok":true,"status":"logged_out","error":{"code":"unavailable","message":"m"}}`,
+		"refusal without error":        `{"ok":false}`,
+		"refusal with a status":        `{"ok":false,"status":"x","error":{"code":"unavailable","message":"m"}}`,
+		"no ok":                        `{"status":"logged_out"}`,
+		"unknown status":               `{"ok":true,"status":"teleported"}`,
+		"unknown code":                 `{"ok":false,"error":{"code":"oops","message":"m"}}`,
+		"lock without its end":         `{"ok":false,"error":{"code":"account_locked","message":"m","reason":"password_failures"}}`,
+		"lock with a bad date":         `{"ok":false,"error":{"code":"account_locked","message":"m","reason":"password_failures","blocked_until":"05/01/2023"}}`,
+		"invalid without its field":    `{"ok":false,"error":{"code":"invalid_request","message":"m"}}`,
+		"session without token":        `{"ok":true,"status":"authenticated","account_id":"` + f.accountID + `","session":{"expires_at":"2023-01-05T14:00:00Z"}}`,
+		"otp_required without id":      `{"ok":true,"status":"otp_required","masked_email":"v***@y***.fr"}`,
+		"device token alone":           `{"ok":true,"status":"authenticated","account_id":"` + f.accountID + `","session":{"token":"` + session.Token + `","expires_at":"2023-01-05T14:00:00Z"},"device_token":"abc"}`,
+		"challenge without it":         `{"ok":true,"status":"challenge_issued","expires_at":"2023-01-05T14:00:00Z"}`,
+		"challenge without its end":    `{"ok":true,"status":"challenge_issued","challenge":"` + f.challenge + `"}`,
+		"challenge not base64":         `{"ok":true,"status":"challenge_issued","challenge":"a challenge","expires_at":"2023-01-05T14:00:00Z"}`,
+		"challenge elsewhere":          `{"ok":true,"status":"offer_recorded","challenge":"` + f.challenge + `"}`,
+		"enrolment without its end":    `{"ok":true,"status":"biometric_enrolled"}`,
+		"revocation without account":   `{"ok":true,"status":"biometrics_revoked"}`,
+		"biometric without reason":     `{"ok":false,"error":{"code":"biometric_failed","message":"m"}}`,
+		"biometric with a lock reason": `{"ok":false,"error":{"code":"biometric_failed","message":"m","reason":"password_failures"}}`,
+		"unknown reason":               `{"ok":false,"error":{"code":"biometric_failed","message":"m","reason":"bad_luck"}}`,
+		"not JSON":                     `{"ok":true,`,
+		"two objects":                  `{"ok":true,"status":"logged_out"} {}`,
 	} {
 		wantInvalidReply := schemacheck.ValidateReply([]byte(raw))
 		if wantInvalidReply == nil {

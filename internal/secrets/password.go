@@ -73,3 +73,14 @@ func parseArgon2id(phc string) (domain.Argon2Params, []byte, []byte, error) {
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	return p, salt, key, nil
 }
+
+// ReadableHash tells whether VerifyPassword can read a stored hash: an
+// argon2id PHC string or a bcrypt one (for imported accounts).
+func ReadableHash(phc string) bool {
+	if strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$") {
+		_, err := bcrypt.Cost([]byte(phc))
+		return err == nil
+	}
+	_, _, _, err := parseArgon2id(phc)
+	return err == nil
+}
