@@ -50,6 +50,8 @@ type harness struct {
 
 	mu      sync.Mutex
 	replies []json.RawMessage // every reply seen, for the schema test
+
+	schemasChecked bool
 }
 
 func newHarness(t testing.TB, instances int, policy domain.Policy) *harness {
@@ -83,6 +85,10 @@ func newHarness(t testing.TB, instances int, policy domain.Policy) *harness {
 // the stream, as stored, against the JSON Schemas of schemas/ (SPEC section
 // 5: every event the code can emit is checked against its schema).
 func (h *harness) checkSchemas() {
+	if h.schemasChecked {
+		return
+	}
+	h.schemasChecked = true
 	const maxReported = 10
 	h.mu.Lock()
 	replies := slices.Clone(h.replies)
