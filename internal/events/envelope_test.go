@@ -1,0 +1,71 @@
+package events
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEveryTypeRoundTrips(t *testing.T) {
+	at := time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC)
+	for _, typ := range Types() {
+		e, err := New(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := Wrap("01GNNA1J5X1V2RZ3E9W5YQ8K6T", reflect.ValueOf(e).Elem().Interface().(Event), at,
+			Metadata{CausationID: "req-1", Channel: "web", ClientIP: "203.0.113.7"})
+		b, err := Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Unmarshal(b)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if back.Type != typ || back.ID != env.ID || back.CausationID != "req-1" || back.CorrelationID != env.ID ||
+			reflect.TypeOf(back.Data) != reflect.TypeOf(env.Data) || !back.OccurredAt.Equal(at) {
+			t.Fatalf("%s: round trip changed the envelope: %+v", typ, back)
+		}
+	}
+}
+
+// testRenamed is a type whose version 1 had a field since renamed: old
+// events are upcast when read, never rewritten.
+type testRenamed struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+func (testRenamed) EventType() string { return "test.renamed" }
+
+func TestOldVersionsAreUpcastWhenRead(t *testing.T) {
+	Register(2, testRenamed{})
+	RegisterUpcaster("test.renamed", 1, func(data json.RawMessage) (json.RawMessage, error) {
+		var v1 struct {
+			Cause string    `json:"cause"`
+			At    time.Time `json:"at"`
+		}
+		if err := json.Unmarshal(data, &v1); err != nil {
+			return nil, err
+		}
+		return json.Marshal(testRenamed{Reason: v1.Cause, At: v1.At})
+	})
+	old := `{"id":"01GNNA1J5X1V2RZ3E9W5YQ8K6T","type":"test.renamed","version":1,"account_id":"acc","occurred_at":"2023-01-05T13:30:00Z","data":{"cause":"logout","at":"2023-01-05T13:30:00Z"}}`
+	env, err := Unmarshal([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := env.Data.(testRenamed); got.Reason != "logout" || env.Version != 2 {
+		t.Fatalf("upcast: %+v (version %d)", got, env.Version)
+	}
+	future := strings.Replace(old, `"version":1`, `"version":3`, 1)
+	if _, err := Unmarshal([]byte(future)); err == nil {
+		t.Fatal("a version newer than this build must be refused, not guessed")
+	}
+	if _, err := Unmarshal([]byte(strings.Replace(old, "test.renamed", "test.unknown", 1))); err == nil {
+		t.Fatal("an unknown type must be refused")
+	}
+}
