@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +28,7 @@ and print the service's reply, indented.`,
 			if len(args) == 2 && args[1] != "-" {
 				body = []byte(args[1])
 			} else {
-				b, err := io.ReadAll(os.Stdin)
+				b, err := io.ReadAll(cmd.InOrStdin())
 				if err != nil {
 					return fmt.Errorf("read body: %w", err)
 				}

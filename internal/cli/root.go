@@ -2,32 +2,94 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 )
 
-// Execute runs authctl with the process arguments.
+// Execute runs authctl with the process arguments and returns its exit
+// status.
 func Execute() int {
-	if err := NewRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "authctl:", err)
-		return 1
+	return Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// Run runs authctl with args and the given standard streams, and returns
+// its exit status: 0 on success, 1 on an error (printed on errw unless the
+// command already told the user), 2 on a usage error.
+func Run(ctx context.Context, args []string, in io.Reader, out, errw io.Writer) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errw)
+	return exitCode(root.ExecuteContext(ctx), errw)
+}
+
+// exitError ends authctl with a status, after the command has said why.
+type exitError struct {
+	code int
+	msg  string // printed when set
+}
+
+func (e *exitError) Error() string {
+	if e.msg != "" {
+		return e.msg
 	}
-	return 0
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// silentExit is an exit status for a failure the command has already
+// explained on its output (a refused login, rejected import rows).
+func silentExit(code int) error { return &exitError{code: code} }
+
+func exitCode(err error, errw io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(errw, "authctl:", ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(errw, "authctl:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a bad flag or argument: exit status 2.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
 }
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "authctl",
-		Short:         "Operate and explore the ameli-style authentication service",
+		Use:   "authctl",
+		Short: "Operate and explore the ameli-style authentication service",
+		Long: `authctl talks to the authentication service over NATS, as a front-end or
+an operator would: send one command (req), log in from a terminal (login),
+replay or follow the event stream for audits (events), and import accounts
+from a CSV file (account import).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("nats-url", envOr("AUTH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (AUTH_NATS_URL)")
 	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", "auth"), "subject prefix (AUTH_SUBJECT_PREFIX)")
-	root.AddCommand(newRequestCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd())
 	return root
 }
 

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// userAgent is recorded in the events of the commands authctl sends, so
+// audit teams can tell its acts from a front-end's.
+const userAgent = "authctl"
+
+// connect opens a NATS connection with the global flags.
+func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
+	url, _ := cmd.Flags().GetString("nats-url")
+	prefix, _ := cmd.Flags().GetString("subject-prefix")
+	nc, err := nats.Connect(url, nats.Name("authctl"))
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to %s: %w", url, err)
+	}
+	return nc, prefix, nil
+}
+
+// client sends commands as a front-end does: each with a request id, so a
+// retry after a lost reply appends nothing twice.
+type client struct {
+	nc      *nats.Conn
+	prefix  string
+	channel string
+	timeout time.Duration
+	tries   int
+}
+
+func newClient(nc *nats.Conn, prefix, channel string, timeout time.Duration) *client {
+	return &client{nc: nc, prefix: prefix, channel: channel, timeout: timeout, tries: 3}
+}
+
+// reply is the service's reply (commands.Reply), as far as authctl reads it.
+type reply struct {
+	OK          bool       `json:"ok"`
+	Status      string     `json:"status"`
+	LoginID     string     `json:"login_id"`
+	MaskedEmail string     `json:"masked_email"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	Message     string     `json:"message"`
+	AccountID   string     `json:"account_id"`
+	Session     *struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	} `json:"session"`
+	OfferBiometric       *bool       `json:"offer_biometric"`
+	DeviceToken          string      `json:"device_token"`
+	DeviceTokenExpiresAt *time.Time  `json:"device_token_expires_at"`
+	Error                *replyError `json:"error"`
+}
+
+type replyError struct {
+	Code         string     `json:"code"`
+	Message      string     `json:"message"`
+	Field        string     `json:"field"`
+	Reason       string     `json:"reason"`
+	BlockedUntil *time.Time `json:"blocked_until"`
+	AttemptsLeft int        `json:"attempts_left"`
+}
+
+// newRequestID returns a random request id (the idempotency key).
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "authctl-" + hex.EncodeToString(b[:])
+}
+
+// send sends one command (the subject after "<prefix>.cmd.") and decodes
+// the reply. A timeout or a moment without responders is retried with the
+// same request id: the service answers a retry without deciding twice.
+func (c *client) send(ctx context.Context, subject string, body map[string]any) (reply, error) {
+	body["request_id"] = newRequestID()
+	if c.channel != "" {
+		body["channel"] = c.channel
+	}
+	body["user_agent"] = userAgent
+	data, err := json.Marshal(body)
+	if err != nil {
+		return reply{}, err
+	}
+	full := c.prefix + ".cmd." + subject
+	var msg *nats.Msg
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		msg, err = c.nc.RequestWithContext(rctx, full, data)
+		cancel()
+		if err == nil {
+			break
+		}
+		retry := errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)
+		if !retry || try >= c.tries || ctx.Err() != nil {
+			if errors.Is(err, nats.ErrNoResponders) {
+				return reply{}, fmt.Errorf("request %s: no commands service answers on %s (is it running?)", subject, full)
+			}
+			return reply{}, fmt.Errorf("request %s: %w", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return reply{}, ctx.Err()
+		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+		}
+	}
+	var rep reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return reply{}, fmt.Errorf("request %s: unreadable reply: %w", subject, err)
+	}
+	if !rep.OK && rep.Error == nil {
+		rep.Error = &replyError{Code: "unavailable", Message: "réponse sans erreur ni succès"}
+	}
+	return rep, nil
+}

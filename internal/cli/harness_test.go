@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+// t0 is Thursday 5 January 2023, 14:30 in Paris.
+var t0 = time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC)
+
+var testMasterKey = []byte("0123456789abcdef0123456789abcdef")
+
+// testSecretKey is AUTH_SECRET_KEY for testMasterKey.
+var testSecretKey = base64.StdEncoding.EncodeToString(testMasterKey)
+
+const (
+	nirA     = "2690549588157"
+	nirB     = "1933304075242"
+	password = "Motdepasse-2023"
+)
+
+// testEnv runs the real commands service over an embedded nats-server (a
+// random port, never the machine's 4222) with a fixed clock, and authctl
+// against it through Run, as a shell would.
+type testEnv struct {
+	t       *testing.T
+	srv     *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   *eventstore.JetStream
+	keys    *secrets.Keys
+	clock   *clock.Fixed
+	devices string // the devices file of authctl login
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	srv := natsutil.RunTestServer(t)
+	nc := natsutil.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.NewKeys(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := domain.SeedPolicy()
+	policy.Argon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16} // fast tests
+	e := &testEnv{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0),
+		devices: t.TempDir() + "/ameli-auth/devices.json"}
+	svc, err := commands.New(commands.Config{Policy: policy, Keys: keys, Store: store, Index: store.Index(),
+		Snapshots: store.Snapshots(), Clock: e.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(natsutil.Connect(t, srv)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	return e
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type runResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// authctl runs authctl with args against the test server.
+func (e *testEnv) authctl(ctx context.Context, in io.Reader, args ...string) runResult {
+	var out, errw syncBuffer
+	return e.authctlTo(ctx, in, &out, &errw, args...)
+}
+
+func (e *testEnv) authctlTo(ctx context.Context, in io.Reader, out, errw *syncBuffer, args ...string) runResult {
+	if in == nil {
+		in = strings.NewReader("")
+	}
+	full := append([]string{"--nats-url", e.srv.ClientURL()}, args...)
+	code := Run(ctx, full, in, out, errw)
+	return runResult{stdout: out.String(), stderr: errw.String(), code: code}
+}
+
+// req sends a command as a front-end does.
+func (e *testEnv) req(subject string, body map[string]any) reply {
+	e.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	msg, err := e.nc.Request("auth.cmd."+subject, b, 10*time.Second)
+	if err != nil {
+		e.t.Fatalf("request %s: %v", subject, err)
+	}
+	var rep reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		e.t.Fatal(err)
+	}
+	return rep
+}
+
+func (e *testEnv) register(nir, email string) string {
+	e.t.Helper()
+	rep := e.req("account.register", map[string]any{"nir": nir, "email": email, "password": password,
+		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
+	if !rep.OK {
+		e.t.Fatalf("register: %+v", rep.Error)
+	}
+	return rep.AccountID
+}
+
+func (e *testEnv) history(accountID string) []events.Envelope {
+	e.t.Helper()
+	recs, err := e.store.Load(context.Background(), accountID, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make([]events.Envelope, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.Envelope)
+	}
+	return out
+}
+
+// waitCode waits for the account's code number n (1-based) and opens it as
+// the notifier does: the sealed copy in the login.otp_issued event.
+func (e *testEnv) waitCode(accountID string, n int) string {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var issued []events.OTPIssued
+		for _, env := range e.history(accountID) {
+			if o, ok := env.Data.(events.OTPIssued); ok {
+				issued = append(issued, o)
+			}
+		}
+		if len(issued) >= n {
+			code, err := e.keys.Open(issued[n-1].CodeSealed, accountID)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return code
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("no code number %d issued for %s", n, accountID)
+	return ""
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+// loadKeys returns the service's secret keys, as config.Config.Keys does:
+// from AUTH_SECRET_KEY (--secret-key), else from dev mode's
+// <var dir>/secret.key. Unlike the service, authctl never creates a key: a
+// new one would find nothing.
+func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
+	if secretKey != "" {
+		// A NATS URL marks the configuration as production: the key must
+		// then come from AUTH_SECRET_KEY, never from a file.
+		return config.Config{SecretKey: secretKey, NATSURL: "nats://"}.Keys()
+	}
+	path := filepath.Join(varDir, "secret.key")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no secret key: set AUTH_SECRET_KEY (or --secret-key), or point --var-dir at the dev mode's data (%s does not exist)", path)
+	} else if err != nil {
+		return nil, err
+	}
+	return config.Config{VarDir: varDir}.Keys()
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// progress is a one-line progress bar on a terminal (standard error),
+// redrawn at most every 100 ms. A nil *progress does nothing, so callers
+// need not care whether there is a terminal.
+type progress struct {
+	mu     sync.Mutex
+	w      io.Writer
+	fd     int
+	label  string
+	total  int64 // 0: unknown
+	n      int64
+	start  time.Time
+	drawn  time.Time
+	active bool // a bar is on the line
+}
+
+// newProgress returns a bar on w when w is a terminal, else nil.
+func newProgress(w io.Writer, label string, total int64) *progress {
+	f, ok := terminal(w)
+	if !ok {
+		return nil
+	}
+	return &progress{w: w, fd: int(f.Fd()), label: label, total: total, start: time.Now()}
+}
+
+// SetTotal changes the expected count (0: unknown).
+func (p *progress) SetTotal(total int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.total = total
+	p.mu.Unlock()
+}
+
+// Add counts n more items done.
+func (p *progress) Add(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n += n
+	if now := time.Now(); now.Sub(p.drawn) >= 100*time.Millisecond {
+		p.drawLocked(now)
+	}
+}
+
+// Clear removes the bar from its line, so another line can be printed on
+// the same terminal; the next Add draws it again.
+func (p *progress) Clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+// Done draws the final state and ends the line.
+func (p *progress) Done() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 {
+		p.drawLocked(time.Now())
+		fmt.Fprintln(p.w)
+		p.active = false
+	}
+}
+
+func (p *progress) clearLocked() {
+	if p.active {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.active = false
+		p.drawn = time.Time{} // draw again at the next Add
+	}
+}
+
+func (p *progress) drawLocked(now time.Time) {
+	p.drawn = now
+	width := 80
+	if w, _, err := term.GetSize(p.fd); err == nil && w > 20 {
+		width = w
+	}
+	elapsed := now.Sub(p.start).Truncate(time.Second)
+	var line string
+	if p.total > 0 {
+		n := min(p.n, p.total)
+		tail := fmt.Sprintf(" %d/%d %3d%% %s", p.n, p.total, n*100/p.total, elapsed)
+		barW := width - len(p.label) - len(tail) - 4
+		if barW < 10 {
+			barW = 10
+		}
+		fill := int(int64(barW) * n / p.total)
+		line = p.label + " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barW-fill) + "]" + tail
+	} else {
+		line = fmt.Sprintf("%s %d %s", p.label, p.n, elapsed)
+	}
+	if len(line) >= width {
+		line = line[:width-1]
+	}
+	fmt.Fprint(p.w, "\r"+line+"\033[K")
+	p.active = true
+}
