@@ -1,0 +1,66 @@
+// Command notifier sends the service's emails: it follows AUTH_EVENTS
+// through its durable consumer "notifier" and mails each event that asks
+// for one, once. Configured by AUTH_* variables (see -help; AUTH_DATABASE_URL
+// is required); in dev mode without AUTH_SMTP_ADDR the mails go to a
+// built-in catcher, printed on the console and listed at
+// http://AUTH_HTTP_ADDR/mails/. Stops cleanly on SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "notifier:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load("notifier", os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.LogLevel).With("component", "notifier")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := app.ConnectNATS(cfg, "auth-notifier", log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	var clk clock.Clock = clock.System{}
+	if cfg.DevClock {
+		dev := &clock.Dev{}
+		sub, err := app.FollowDevClock(n.Conn, cfg.Prefix, dev)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		clk = dev
+	}
+	x, err := app.StartNotifier(ctx, cfg, n, clk, log)
+	if err != nil {
+		return err
+	}
+	if x.Catcher != nil {
+		page := app.ServeMailCatcher(cfg.HTTPAddr, x.Catcher, log)
+		defer func() { _ = page.Close() }()
+	}
+	<-ctx.Done()
+	log.Info("stopping: finishing the mails in flight")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	return x.Stop(stopCtx)
+}

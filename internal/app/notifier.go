@@ -1,0 +1,192 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/mail"
+	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/notifier"
+)
+
+// Notifier is a running notifier and what it owns.
+type Notifier struct {
+	Notifier *notifier.Notifier
+	Store    *notifier.Store
+	// Catcher is the dev mail catcher StartNotifier started because
+	// AUTH_SMTP_ADDR was unset in dev mode; nil when mail goes to a real
+	// SMTP server. Read the mails with Catcher.Messages, Catcher.Wait, or
+	// serve Catcher.Handler (ServeMailCatcher).
+	Catcher *catcher.Catcher
+
+	sender *mail.SMTPSender
+	conn   *nats.Conn // the subscriber's own connection
+	log    *slog.Logger
+}
+
+// ErrNoDatabase: the notifier keeps its record of sent mails in Postgres.
+var ErrNoDatabase = errors.New("AUTH_DATABASE_URL is not set: the notifier keeps its record of sent mails " +
+	"(one send per event) in Postgres, schema notifier")
+
+// StartNotifier starts the notifier: the dev mail catcher when
+// AUTH_SMTP_ADDR is unset in dev mode, the SMTP client, the Postgres
+// record (migrated), the durable consumer on its own NATS connection. clk
+// is its clock (a *clock.Dev following the dev clock in dev mode).
+func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Clock, log *slog.Logger) (*Notifier, error) {
+	if cfg.DatabaseURL == "" {
+		if cfg.Dev() {
+			return nil, fmt.Errorf("%w; in dev mode set it to any local Postgres, e.g. "+
+				"AUTH_DATABASE_URL='postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'", ErrNoDatabase)
+		}
+		return nil, ErrNoDatabase
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, err
+	}
+	x := &Notifier{log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			x.close()
+		}
+	}()
+
+	smtpAddr, smtpTLS := cfg.SMTPAddr, cfg.SMTPTLS
+	if smtpAddr == "" {
+		if !cfg.Dev() {
+			return nil, errors.New("AUTH_SMTP_ADDR is required outside dev mode (host:port of the SMTP server)")
+		}
+		if x.Catcher, err = StartMailCatcher(os.Stdout, log); err != nil {
+			return nil, err
+		}
+		smtpAddr, smtpTLS = x.Catcher.Addr(), mail.TLSNone
+	}
+	if x.sender, err = mail.NewSMTPSender(mail.SMTPConfig{Addr: smtpAddr, TLS: smtpTLS,
+		User: cfg.SMTPUser, Password: cfg.SMTPPassword}); err != nil {
+		return nil, err
+	}
+	if x.Store, err = notifier.OpenStore(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, err
+	}
+	// The stream may not exist yet when the notifier starts first.
+	if _, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix}); err != nil {
+		return nil, err
+	}
+	if x.conn, err = connectSubscriber(cfg, n, log); err != nil {
+		return nil, err
+	}
+	nt, err := notifier.New(notifier.Config{
+		Prefix: cfg.Prefix, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
+		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := nt.Start(ctx); err != nil {
+		return nil, err
+	}
+	x.Notifier = nt
+	ok = true
+	log.Info("notifier sending mail", "smtp", smtpAddr, "smtp_tls", tlsName(smtpTLS), "smtp_auth", cfg.SMTPUser != "",
+		"dev_catcher", x.Catcher != nil)
+	return x, nil
+}
+
+func tlsName(mode string) string {
+	if mode == "" {
+		return "starttls when offered"
+	}
+	return mode
+}
+
+// connectSubscriber opens the watermill subscriber's own connection: its
+// Close drains the connection it is given.
+func connectSubscriber(cfg config.Config, n *NATS, log *slog.Logger) (*nats.Conn, error) {
+	url := cfg.NATSURL
+	if n.Embedded != nil {
+		url = n.Embedded.ClientURL()
+	}
+	nc, err := nats.Connect(url, nats.Name("auth-notifier-subscriber"), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own drain at shutdown
+				log.Warn("nats disconnected (subscriber)", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected (subscriber)", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return nil, fmt.Errorf("connect the notifier's subscriber to nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Stop lets the mails in flight finish, then closes everything the
+// notifier owns (not the NATS connection it was given).
+func (x *Notifier) Stop(ctx context.Context) error {
+	var err error
+	if x.Notifier != nil {
+		err = x.Notifier.Stop(ctx)
+	}
+	x.close()
+	return err
+}
+
+func (x *Notifier) close() {
+	if x.conn != nil && !x.conn.IsClosed() {
+		x.conn.Close()
+	}
+	if x.sender != nil {
+		_ = x.sender.Close()
+	}
+	if x.Store != nil {
+		x.Store.Close()
+	}
+	if x.Catcher != nil {
+		_ = x.Catcher.Close()
+	}
+}
+
+// StartMailCatcher starts the dev mail catcher on a free port of 127.0.0.1,
+// printing each mail's subject and code to console (the one place a code is
+// ever printed: dev only). Point AUTH_SMTP_ADDR at its Addr.
+func StartMailCatcher(console io.Writer, log *slog.Logger) (*catcher.Catcher, error) {
+	c, err := catcher.Start(catcher.Options{Console: console})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("dev mail catcher: mails are kept here, not delivered", "smtp", c.Addr())
+	return c, nil
+}
+
+// ServeMailCatcher serves the catcher's page at http://<addr>/mails/ until
+// the returned server is shut down. A taken address is reported, not fatal:
+// the mails still show on the console.
+func ServeMailCatcher(addr string, c *catcher.Catcher, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/mails/", http.StripPrefix("/mails", c.Handler()))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn("dev mail page not served", "addr", addr, "err", err)
+		return srv
+	}
+	log.Info("dev mail page", "url", "http://"+ln.Addr().String()+"/mails/")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("dev mail page stopped", "err", err)
+		}
+	}()
+	return srv
+}

@@ -1,0 +1,313 @@
+package notifier_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/mail"
+	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/notifier"
+	"github.com/ameli-auth/authsvc/internal/pgtest"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+const from = "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>"
+
+// t0 is Thursday 5 January 2023, 14:30 in Paris.
+var t0 = time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC)
+
+// harness runs the notifier as in production: events appended to an
+// embedded JetStream, records in a fresh Postgres database, mails over
+// real SMTP to an in-process catcher.
+type harness struct {
+	t       testing.TB
+	srv     *server.Server
+	js      jetstream.JetStream
+	events  *eventstore.JetStream
+	keys    *secrets.Keys
+	clock   clock.Clock
+	store   *notifier.Store
+	dbURL   string
+	catcher *catcher.Catcher
+	refuse  refusals
+
+	mu        sync.Mutex
+	notifiers []*notifier.Notifier
+}
+
+// refusals makes the catcher refuse mail to some recipients, or answer
+// slowly.
+type refusals struct {
+	mu      sync.Mutex
+	err     map[string]error
+	entered chan<- struct{}
+	delay   time.Duration
+}
+
+// catcherDelay makes the catcher take d to accept each mail, telling
+// entered when one arrives.
+func (h *harness) catcherDelay(entered chan<- struct{}, d time.Duration) {
+	h.refuse.mu.Lock()
+	defer h.refuse.mu.Unlock()
+	h.refuse.entered, h.refuse.delay = entered, d
+}
+
+func (r *refusals) set(to string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = map[string]error{}
+	}
+	if err == nil {
+		delete(r.err, to)
+	} else {
+		r.err[to] = err
+	}
+}
+
+func (r *refusals) check(m catcher.Message) error {
+	r.mu.Lock()
+	entered, delay := r.entered, r.delay
+	r.mu.Unlock()
+	if entered != nil {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+	}
+	time.Sleep(delay)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, to := range m.RcptTo {
+		if err := r.err[to]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("NOTIFIER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newHarness(t testing.TB, clk clock.Clock) *harness {
+	t.Helper()
+	ctx := context.Background()
+	h := &harness{t: t, clock: clk}
+	h.srv = natsutil.RunTestServer(t)
+	var err error
+	if h.js, err = jetstream.New(natsutil.Connect(t, h.srv)); err != nil {
+		t.Fatal(err)
+	}
+	if h.events, err = eventstore.OpenJetStream(ctx, h.js, eventstore.JetStreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if h.keys, err = secrets.NewKeys([]byte("0123456789abcdef0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	h.dbURL = pgtest.NewDatabase(t)
+	if h.store, err = notifier.OpenStore(ctx, h.dbURL, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.store.Close)
+	h.catcher = h.startCatcher("")
+	return h
+}
+
+func (h *harness) startCatcher(addr string) *catcher.Catcher {
+	h.t.Helper()
+	c, err := catcher.Start(catcher.Options{Addr: addr, Refuse: h.refuse.check})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// testConfig retries fast, so failure tests take milliseconds.
+func (h *harness) testConfig() notifier.Config {
+	sender, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: h.catcher.Addr(), TLS: mail.TLSNone, Timeout: 2 * time.Second})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = sender.Close() })
+	return notifier.Config{
+		JS: h.js, Store: h.store, Keys: h.keys, Sender: sender, Clock: h.clock, Logger: testLogger(h.t),
+		From: from, PublicURL: "https://ameli.example",
+		AckWait: 10 * time.Second, CloseTimeout: 5 * time.Second,
+		InProcessRetries: 1, RetryInterval: 10 * time.Millisecond,
+		Backoff:     []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
+		MaxAttempts: 100, PermanentAttempts: 2,
+	}
+}
+
+// start runs a notifier (on its own subscriber connection) until the test
+// ends or stop is called.
+func (h *harness) start(cfg notifier.Config) *notifier.Notifier {
+	h.t.Helper()
+	cfg.SubscriberConn = natsutil.Connect(h.t, h.srv)
+	n, err := notifier.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	return n
+}
+
+func (h *harness) seal(value, accountID string) string { return h.keys.Seal(value, accountID) }
+
+// append stores one event of the account, as the commands service does.
+func (h *harness) append(accountID string, e events.Event, at time.Time, md events.Metadata) events.Envelope {
+	h.t.Helper()
+	ctx := context.Background()
+	seq, err := h.events.LastSeq(ctx, accountID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	env := events.Wrap(accountID, e, at, md)
+	if _, err := h.events.Append(ctx, accountID, seq, env, env.ID); err != nil {
+		h.t.Fatal(err)
+	}
+	return env
+}
+
+// otp appends a security code issued at `at` for the address.
+func (h *harness) otp(accountID, to, code string, at time.Time) events.Envelope {
+	h.t.Helper()
+	return h.append(accountID, events.OTPIssued{
+		LoginID: events.NewID(at), CodeHash: "h", CodeSealed: h.seal(code, accountID), ToSealed: h.seal(to, accountID),
+		RequestsLastHour: 1, IssuedAt: at, ExpiresAt: at.Add(15 * time.Minute),
+	}, at, events.Metadata{Channel: "web"})
+}
+
+func (h *harness) waitMail(match func(catcher.Message) bool) catcher.Message {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := h.catcher.Wait(ctx, match)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+func (h *harness) waitCount(n int) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.catcher.WaitCount(ctx, n); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// record waits for the event's record to reach a status.
+func (h *harness) record(eventID, status string) notifier.Record {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := h.store.Record(context.Background(), eventID)
+		if err == nil && r.Status == status {
+			return r
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("event %s: record %+v (%v), want status %s", eventID, r, err, status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pendingZero waits until the consumer has acknowledged everything.
+func (h *harness) drained() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := h.js.Consumer(context.Background(), "AUTH_EVENTS", "notifier")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("consumer not drained: %d pending, %d unacked", info.NumPending, info.NumAckPending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// deadLetters waits for n dead letters and returns them.
+func (h *harness) deadLetters(n int) []*jetstream.RawStreamMsg {
+	h.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := h.js.Stream(ctx, "AUTH_DLQ")
+		if err == nil {
+			info, err := st.Info(ctx)
+			if err == nil && info.State.Msgs >= uint64(n) {
+				out := make([]*jetstream.RawStreamMsg, 0, n)
+				for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+					m, err := st.GetMsg(ctx, seq)
+					if err != nil {
+						h.t.Fatal(err)
+					}
+					out = append(out, m)
+				}
+				return out
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("want %d dead letters", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// publishRaw puts a message on an account's subject bypassing the store,
+// as a buggy or foreign producer could.
+func (h *harness) publishRaw(accountID string, body []byte, hdr nats.Header) {
+	h.t.Helper()
+	m := nats.NewMsg("auth.events." + accountID)
+	m.Data, m.Header = body, hdr
+	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// stays checks that no further mail arrives for a while.
+func (h *harness) stays(n int, d time.Duration) {
+	h.t.Helper()
+	time.Sleep(d)
+	if got := h.catcher.Count(); got != n {
+		var subjects []string
+		for _, m := range h.catcher.Messages() {
+			subjects = append(subjects, fmt.Sprintf("%s %v", m.Subject, m.RcptTo))
+		}
+		h.t.Fatalf("%d mails, want %d:\n%s", got, n, strings.Join(subjects, "\n"))
+	}
+}

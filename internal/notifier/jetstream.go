@@ -1,0 +1,193 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+)
+
+// Headers the notifier adds to what it receives (as watermill metadata)
+// and to what it puts in the dead-letter stream.
+const (
+	HeaderSourceSubject    = "Auth-Source-Subject"    // the event's subject in AUTH_EVENTS
+	HeaderSourceSeq        = "Auth-Source-Seq"        // its stream sequence
+	HeaderSourceDeliveries = "Auth-Source-Deliveries" // deliveries to the notifier so far
+	HeaderMailKind         = "Auth-Mail-Kind"         // the mail the event asked for, once known
+	HeaderDLQReason        = "Auth-DLQ-Reason"        // why it could not be handled
+	HeaderDLQConsumer      = "Auth-DLQ-Consumer"      // who gave up: AUTH_EVENTS/notifier
+	HeaderDLQAt            = "Auth-DLQ-At"            // when (RFC 3339)
+)
+
+// ensureConsumer creates or updates the notifier's durable pull consumer.
+// Its name is part of the contract: renaming it replays the whole stream
+// (which the notifier survives, thanks to its records, but slowly).
+func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	c := n.cfg
+	// No BackOff on the consumer: the handler's failures are naked with
+	// their own delay (Config.Backoff), and with a consumer BackOff
+	// nats-server 2.15 counts a nak's delay from the backoff slot of the
+	// delivery, so a nak of 50 ms at the second delivery came back after
+	// a whole AckWait. AckWait alone paces the redeliveries of messages
+	// whose worker died.
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+		Durable:       c.Consumer,
+		Description:   "cmd/notifier: mails the events that ask for one, once per event",
+		FilterSubject: c.Prefix + ".events.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		// A safety net behind the handler's own limit (MaxAttempts, then
+		// the dead letters): a message that kills the process every time
+		// stops being delivered instead of looping.
+		MaxDeliver:    c.MaxAttempts + 3,
+		MaxAckPending: c.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notifier: consumer %s on %s: %w", c.Consumer, c.Stream, err)
+	}
+	return cons, nil
+}
+
+// ensureDLQ makes sure the dead-letter stream exists and takes the
+// notifier's subject, leaving alone the rest of its configuration (other
+// components may put their own dead letters there).
+func (n *Notifier) ensureDLQ(ctx context.Context) error {
+	c := n.cfg
+	st, err := c.JS.Stream(ctx, c.DLQStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        c.DLQStream,
+			Description: "Dead letters: events a consumer could not handle, with the reason in Auth-DLQ-Reason.",
+			Subjects:    []string{c.Prefix + ".dlq.>"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      90 * 24 * time.Hour,
+			Duplicates:  2 * time.Minute,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another notifier created it meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("notifier: create stream %s: %w", c.DLQStream, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("notifier: stream %s: %w", c.DLQStream, err)
+	}
+	cfg := st.CachedInfo().Config
+	for _, s := range cfg.Subjects {
+		if s == n.dlqSubject || s == c.Prefix+".dlq.>" {
+			return nil
+		}
+	}
+	cfg.Subjects = append(cfg.Subjects, n.dlqSubject)
+	if _, err := c.JS.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("notifier: add %s to stream %s: %w", n.dlqSubject, c.DLQStream, err)
+	}
+	return nil
+}
+
+// unmarshaler turns a JetStream message into a watermill one. It never
+// fails: what cannot be read is the handler's to judge, and to
+// dead-letter. The headers become metadata, with where the message comes
+// from and how often it was delivered.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
+	h := m.Headers()
+	id := h.Get(eventstore.HeaderEventID)
+	md, mdErr := m.Metadata()
+	if id == "" && mdErr == nil {
+		id = "seq-" + strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	wm := message.NewMessage(id, m.Data())
+	for k, v := range h {
+		if len(v) > 0 && !strings.HasPrefix(k, "Nats-") {
+			wm.Metadata.Set(k, v[0])
+		}
+	}
+	wm.Metadata.Set(HeaderSourceSubject, m.Subject())
+	if mdErr == nil {
+		wm.Metadata.Set(HeaderSourceSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+		wm.Metadata.Set(HeaderSourceDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	}
+	return wm, nil
+}
+
+// deliveries is how many times JetStream delivered this message (1 the
+// first time).
+func deliveries(msg *message.Message) int {
+	n, err := strconv.Atoi(msg.Metadata.Get(HeaderSourceDeliveries))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// nakDelay is the wait before a failed message comes back: by delivery
+// number along Backoff, then its last value.
+type nakDelay []time.Duration
+
+func (d nakDelay) WaitTime(delivered uint64) time.Duration {
+	if len(d) == 0 {
+		return time.Second
+	}
+	i := int(min(delivered, uint64(len(d)))) - 1
+	return d[max(i, 0)]
+}
+
+// dlqPublisher puts dead letters in the DLQ stream with a confirmed
+// publish (watermill-nats' publisher does not wait for the ack).
+type dlqPublisher struct {
+	js        jetstream.JetStream
+	dlqStream string // where dead letters must land
+	source    string // the stream they come from
+	consumer  string
+	timeout   time.Duration
+}
+
+var _ message.Publisher = dlqPublisher{}
+
+func (p dlqPublisher) Publish(subject string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		nm := nats.NewMsg(subject)
+		nm.Data = m.Payload
+		for k, v := range m.Metadata {
+			switch k {
+			case middleware.ReasonForPoisonedKey:
+				nm.Header.Set(HeaderDLQReason, v)
+			case middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey, middleware.PoisonedSubscriberKey:
+			default:
+				nm.Header.Set(k, v)
+			}
+		}
+		nm.Header.Set(HeaderDLQConsumer, p.source+"/"+p.consumer)
+		nm.Header.Set(HeaderDLQAt, time.Now().UTC().Format(time.RFC3339))
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(p.dlqStream)}
+		if seq := m.Metadata.Get(HeaderSourceSeq); seq != "" {
+			// A retry of this dead letter (its ack to AUTH_EVENTS was
+			// lost) is stored once.
+			opts = append(opts, jetstream.WithMsgID(p.consumer+"-"+seq))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		_, err := p.js.PublishMsg(ctx, nm, opts...)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publish dead letter to %s: %w", subject, err)
+		}
+	}
+	return nil
+}
+
+func (dlqPublisher) Close() error { return nil }

@@ -1,0 +1,584 @@
+// Package notifier sends the service's emails: it follows the AUTH_EVENTS
+// stream through its own durable pull consumer ("notifier") and mails the
+// events that ask for one (a security code, a reset link, a notice…), once
+// per event.
+//
+// Delivery is at least once and, but for one short window, at most once:
+// each event is claimed in Postgres (notifier.sent, keyed by the event id)
+// before the SMTP transaction and marked sent after it, so a redelivered
+// or replayed event whose record says sent is acknowledged without mail.
+// The window: a crash between the SMTP server's acceptance and the commit
+// of "sent" (one UPDATE) sends that mail again, with the same Message-ID.
+//
+// Messages go through a watermill router, fed by a small subscriber over
+// the durable consumer (subscriber.go says why not watermill-nats):
+// Recoverer turns a panic into an error, Retry retries passing failures in
+// process, then the message is naked with a growing delay; what cannot be
+// handled (an undecodable event, a permanent SMTP refusal, or too many
+// attempts) goes to the dead-letter stream AUTH_DLQ with the reason
+// (PoisonQueueWithFilter). docs/notifier.md tells the whole story.
+package notifier
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/mail"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+// Sender delivers one mail; mail.SMTPSender is the real one. An error for
+// which mail.IsPermanent is true is not retried.
+type Sender interface {
+	Send(ctx context.Context, m mail.Message) error
+}
+
+// Config is everything the notifier needs. Zero durations and counts take
+// the defaults.
+type Config struct {
+	Prefix    string // subject prefix; default "auth"
+	Stream    string // default "AUTH_EVENTS"
+	Consumer  string // durable consumer name; default "notifier"
+	DLQStream string // default "AUTH_DLQ"; dead letters go to <prefix>.dlq.<consumer>
+
+	// JS creates the consumer and the dead-letter stream and publishes dead
+	// letters. SubscriberConn is the watermill subscriber's own connection:
+	// Stop drains and closes it, so it must not be shared.
+	JS             jetstream.JetStream
+	SubscriberConn *nats.Conn
+
+	Store  *Store
+	Keys   *secrets.Keys
+	Sender Sender
+	Clock  clock.Clock
+	Logger *slog.Logger
+
+	From      string // the From header, AUTH_SMTP_FROM
+	PublicURL string // AUTH_PUBLIC_URL, the base of the reset link
+	ResetPath string // the reset page under PublicURL; default "/password/reset"
+
+	Workers       int           // messages handled at once; default 1 (keeps an account's mails in order)
+	AckWait       time.Duration // default 60s; longer than a whole attempt (SMTP timeouts included)
+	MaxAckPending int           // default 1000
+	Prefetch      int           // messages pulled ahead per worker; default 8
+	CloseTimeout  time.Duration // how long Stop waits for mails in flight; default 30s
+
+	// Retries. A failed attempt is retried InProcessRetries times at once
+	// (from RetryInterval, doubling), then the message is naked and comes
+	// back after Backoff[delivery-1] (the last value repeats). A permanent
+	// failure goes to the dead letters at delivery PermanentAttempts, any
+	// other at delivery MaxAttempts.
+	InProcessRetries  int           // default 2
+	RetryInterval     time.Duration // default 200ms
+	Backoff           []time.Duration
+	MaxAttempts       int // default 20 (about 64 min of retries with the default Backoff)
+	PermanentAttempts int // default 3
+
+	// NoticeMaxAge: a notice (password changed, lockout, new device…) older
+	// than this is not sent. Codes and links are not sent once expired.
+	NoticeMaxAge time.Duration // default 24h
+}
+
+// DefaultBackoff is the wait before each new delivery of a failed message.
+var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+	30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute}
+
+func (c *Config) setDefaults() error {
+	if c.Prefix == "" {
+		c.Prefix = "auth"
+	}
+	if c.Stream == "" {
+		c.Stream = "AUTH_EVENTS"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "notifier"
+	}
+	if c.DLQStream == "" {
+		c.DLQStream = "AUTH_DLQ"
+	}
+	if c.ResetPath == "" {
+		c.ResetPath = "/password/reset"
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = 8
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	if c.InProcessRetries < 0 {
+		c.InProcessRetries = 0
+	} else if c.InProcessRetries == 0 {
+		c.InProcessRetries = 2
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 200 * time.Millisecond
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 20
+	}
+	if c.PermanentAttempts <= 0 {
+		c.PermanentAttempts = 3
+	}
+	if c.NoticeMaxAge <= 0 {
+		c.NoticeMaxAge = 24 * time.Hour
+	}
+	switch {
+	case c.JS == nil:
+		return errors.New("notifier: no JetStream")
+	case c.SubscriberConn == nil:
+		return errors.New("notifier: no connection for the subscriber")
+	case c.Store == nil:
+		return errors.New("notifier: no store")
+	case c.Keys == nil:
+		return errors.New("notifier: no keys")
+	case c.Sender == nil:
+		return errors.New("notifier: no sender")
+	case c.From == "":
+		return errors.New("notifier: no From address")
+	case !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://"):
+		return fmt.Errorf("notifier: the public URL %q is not an http(s) URL", c.PublicURL)
+	}
+	return nil
+}
+
+// Notifier is the mail-sending consumer.
+type Notifier struct {
+	cfg        Config
+	log        *slog.Logger
+	owner      string // this process, in claims
+	dlqSubject string
+	settings   settings
+
+	router *message.Router
+	sub    *subscriber
+	done   chan struct{}
+
+	// Mails the SMTP server accepted but whose record could not be
+	// written yet: a redelivery to this process writes it instead of
+	// sending again.
+	mu             sync.Mutex
+	pendingRecords map[string]unrecorded
+}
+
+type unrecorded struct {
+	messageID string
+	at        time.Time
+}
+
+// New checks the configuration.
+func New(cfg Config) (*Notifier, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &Notifier{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		owner:          fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)),
+		dlqSubject:     cfg.Prefix + ".dlq." + cfg.Consumer,
+		settings:       settings{publicURL: cfg.PublicURL, resetPath: cfg.ResetPath, noticeMaxAge: cfg.NoticeMaxAge},
+		pendingRecords: map[string]unrecorded{},
+	}, nil
+}
+
+// Start creates the durable consumer and the dead-letter stream if needed
+// and starts handling messages. It returns once the router runs.
+func (n *Notifier) Start(ctx context.Context) error {
+	if err := n.ensureDLQ(ctx); err != nil {
+		return err
+	}
+	if _, err := n.ensureConsumer(ctx); err != nil {
+		return err
+	}
+	// watermill logs every message at info level: that is debug here; and
+	// each failed attempt as an error, which giveUp already reports at the
+	// level it deserves (a retry is a warning, a dead letter an error).
+	wlog := watermill.NewSlogLoggerWithLevelMapping(n.log.With("lib", "watermill"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug, slog.LevelError: slog.LevelWarn})
+	js, err := jetstream.New(n.cfg.SubscriberConn)
+	if err != nil {
+		return fmt.Errorf("notifier: subscriber: %w", err)
+	}
+	// The consumer made above, looked up through the subscriber's own
+	// connection, so its acks travel there.
+	cons, err := js.Consumer(ctx, n.cfg.Stream, n.cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("notifier: subscriber: %w", err)
+	}
+	sub := &subscriber{cons: cons, nc: n.cfg.SubscriberConn, prefetch: n.cfg.Prefetch, ackTimeout: n.cfg.AckWait,
+		delay: nakDelay(n.cfg.Backoff), log: n.log, closing: make(chan struct{})}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: n.cfg.CloseTimeout}, wlog)
+	if err != nil {
+		return err
+	}
+	poison, err := middleware.PoisonQueueWithFilter(
+		dlqPublisher{js: n.cfg.JS, dlqStream: n.cfg.DLQStream, source: n.cfg.Stream, consumer: n.cfg.Consumer, timeout: 10 * time.Second},
+		n.dlqSubject, isDeadLetter)
+	if err != nil {
+		return err
+	}
+	retry := middleware.Retry{
+		MaxRetries:      n.cfg.InProcessRetries,
+		InitialInterval: n.cfg.RetryInterval,
+		MaxInterval:     4 * n.cfg.RetryInterval,
+		Multiplier:      2,
+		MaxElapsedTime:  n.cfg.AckWait / 4,
+		ShouldRetry:     func(p middleware.RetryParams) bool { return retryable(p.Err) },
+	}
+	// Outermost first: dead letters see the final outcome; the panic
+	// recoverer sits next to the handler so a panic is an ordinary error.
+	router.AddMiddleware(poison, n.giveUp, retry.Middleware, middleware.Recoverer)
+	for i := range n.cfg.Workers {
+		router.AddConsumerHandler(fmt.Sprintf("%s-%d", n.cfg.Consumer, i), n.cfg.Stream, sub, n.handle)
+	}
+	n.router, n.sub, n.done = router, sub, make(chan struct{})
+	go func() {
+		defer close(n.done)
+		if err := router.Run(context.Background()); err != nil {
+			n.log.Error("notifier router stopped", "err", err)
+		}
+	}()
+	select {
+	case <-router.Running():
+	case <-n.done:
+		return errors.New("notifier: the router stopped at start")
+	case <-ctx.Done():
+		_ = n.Stop(context.Background())
+		return ctx.Err()
+	}
+	n.log.Info("notifier started", "stream", n.cfg.Stream, "consumer", n.cfg.Consumer, "workers", n.cfg.Workers,
+		"dead_letters", n.cfg.DLQStream+" "+n.dlqSubject)
+	return nil
+}
+
+// Stop stops pulling messages, hands back (naks) those pulled ahead but
+// not started, lets the mails in flight finish and acknowledges them (up
+// to CloseTimeout), and drains the subscriber's connection.
+func (n *Notifier) Stop(ctx context.Context) error {
+	if n.router == nil {
+		return nil
+	}
+	errRouter := n.router.Close()
+	errSub := n.sub.Close()
+	select {
+	case <-n.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	n.log.Info("notifier stopped")
+	return errors.Join(errRouter, errSub)
+}
+
+// Errors of the handler, by what to do with them.
+
+// permanentError: handling this message again cannot succeed.
+type permanentError struct{ reason string }
+
+func (e *permanentError) Error() string { return e.reason }
+
+func permanent(format string, args ...any) error {
+	return &permanentError{reason: fmt.Sprintf(format, args...)}
+}
+
+// errBusy: another worker holds the event's claim; wait for it.
+var errBusy = errors.New("the event is claimed by another worker")
+
+// deadLetterError: give up; PoisonQueue moves the message to AUTH_DLQ.
+type deadLetterError struct{ reason string }
+
+func (e *deadLetterError) Error() string { return e.reason }
+
+func isDeadLetter(err error) bool {
+	var d *deadLetterError
+	return errors.As(err, &d)
+}
+
+func isPermanent(err error) bool {
+	var p *permanentError
+	var panicked middleware.RecoveredPanicError
+	return errors.As(err, &p) || errors.As(err, &panicked)
+}
+
+// retryable: worth another try right away (not permanent, not a claim held
+// elsewhere, not a shutdown).
+func retryable(err error) bool {
+	return !isPermanent(err) && !errors.Is(err, errBusy) && !errors.Is(err, context.Canceled)
+}
+
+// giveUp decides, after the in-process retries, whether this delivery was
+// the last: a permanent failure at PermanentAttempts, any failure at
+// MaxAttempts. The event's record then says failed, and the message goes
+// to the dead letters with the reason.
+func (n *Notifier) giveUp(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		attempt := deliveries(msg)
+		eventID, accountID := msg.UUID, accountOf(msg)
+		log := n.log.With("event_id", eventID, "account_id", accountID, "type", msg.Metadata.Get(eventstore.HeaderEventType), "attempt", attempt)
+		if errors.Is(err, context.Canceled) {
+			log.Info("handed back at shutdown")
+			return out, err
+		}
+		perm := isPermanent(err)
+		var panicked middleware.RecoveredPanicError
+		if errors.As(err, &panicked) {
+			log.Error("panic while handling an event", "panic", fmt.Sprint(panicked.V), "stack", panicked.Stacktrace)
+		}
+		if !(perm && attempt >= n.cfg.PermanentAttempts) && attempt < n.cfg.MaxAttempts {
+			log.Warn("mail not sent, will retry", "permanent", perm, "err", summary(err))
+			return out, err
+		}
+		reason := reasonOf(err, attempt, perm)
+		log.Error("mail given up, to the dead letters", "reason", reason)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.cfg.Store.MarkFailed(ctx, eventID, accountID, mail.Kind(msg.Metadata.Get(HeaderMailKind)), reason); err != nil {
+			log.Warn("could not record the failure", "err", err)
+		}
+		return out, &deadLetterError{reason: reason}
+	}
+}
+
+// summary is an error's text without a panic's stack trace (logged once,
+// apart), cut to a readable length.
+func summary(err error) string {
+	var panicked middleware.RecoveredPanicError
+	msg := err.Error()
+	if errors.As(err, &panicked) {
+		msg = fmt.Sprintf("panic: %v", panicked.V)
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+func reasonOf(err error, attempt int, perm bool) string {
+	msg := summary(err)
+	if perm {
+		return fmt.Sprintf("%s (delivery %d)", msg, attempt)
+	}
+	return fmt.Sprintf("gave up after %d deliveries: %s", attempt, msg)
+}
+
+// accountOf reads the account id from the subject <prefix>.events.<id>.
+func accountOf(msg *message.Message) string {
+	subject := msg.Metadata.Get(HeaderSourceSubject)
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return ""
+}
+
+// handle mails one event, if it asks for a mail. Returning nil acks it.
+func (n *Notifier) handle(msg *message.Message) error {
+	if err := msg.Context().Err(); err != nil {
+		return err // shutting down before it began: hand it back
+	}
+	eventType := msg.Metadata.Get(eventstore.HeaderEventType)
+	if eventType == "" {
+		eventType = peekType(msg.Payload)
+	}
+	if eventType == "" {
+		return permanent("undecodable message: no event type in its headers nor its body")
+	}
+	route, ok := mails[eventType]
+	if !ok {
+		return nil // not a mailed event
+	}
+	if v, err := strconv.Atoi(msg.Metadata.Get(eventstore.HeaderEventVersion)); err == nil && v > events.CurrentVersion(eventType) {
+		// Written by a newer commands service: wait (retries, for about an
+		// hour) for this notifier to be upgraded rather than lose the mail.
+		return fmt.Errorf("%s version %d is newer than this build reads (%d): waiting for an upgraded notifier",
+			eventType, v, events.CurrentVersion(eventType))
+	}
+	env, err := events.Unmarshal(msg.Payload)
+	if err != nil {
+		return permanent("undecodable event: %v", err)
+	}
+	out, ok, err := route(env, n.settings)
+	if err != nil {
+		return permanent("%v", err)
+	}
+	if !ok {
+		return nil
+	}
+	msg.Metadata.Set(HeaderMailKind, string(out.kind))
+	log := n.log.With("event_id", env.ID, "account_id", env.AccountID, "kind", out.kind)
+
+	// From here, the work started is finished even if shutdown begins.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), n.cfg.AckWait)
+	defer cancel()
+
+	if done, err := n.recordPending(ctx, env.ID); done || err != nil {
+		return err
+	}
+	now := n.cfg.Clock.Now()
+	if !out.staleAt.IsZero() && !now.Before(out.staleAt) {
+		recorded, err := n.cfg.Store.MarkExpired(ctx, env.ID, env.AccountID, out.kind)
+		if err != nil {
+			return err
+		}
+		if recorded {
+			log.Info("mail not sent: out of date when its turn came", "stale_at", out.staleAt,
+				"late_by", now.Sub(out.staleAt).Round(time.Second))
+		}
+		return nil
+	}
+	// Everything that can fail without SMTP fails before the claim.
+	m, err := n.compose(env, out, now)
+	if err != nil {
+		return err
+	}
+	switch c, err := n.cfg.Store.Claim(ctx, env.ID, env.AccountID, out.kind, n.owner, n.cfg.AckWait); {
+	case err != nil:
+		return err
+	case c == claimDone:
+		log.Debug("already handled")
+		return nil
+	case c == claimBusy:
+		return errBusy
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			// Give the claim back, or the next attempts would wait for it
+			// to run out; Recoverer makes the panic an error.
+			n.release(ctx, log, env.ID, fmt.Errorf("panic: %v", r))
+			panic(r)
+		}
+	}()
+	if err := n.cfg.Sender.Send(ctx, m); err != nil {
+		n.release(ctx, log, env.ID, err)
+		if mail.IsPermanent(err) {
+			return permanent("%v", err)
+		}
+		return err
+	}
+	if err := n.markSent(ctx, env.ID, m.MessageID, now); err != nil {
+		log.Error("mail sent but not recorded yet", "err", err)
+		return err
+	}
+	log.Info("mail sent", "latency", now.Sub(env.OccurredAt).Round(time.Millisecond))
+	return nil
+}
+
+// compose opens the sealed values and renders the mail.
+func (n *Notifier) compose(env events.Envelope, out outgoing, now time.Time) (mail.Message, error) {
+	open := func(sealed string) (string, error) { return n.cfg.Keys.Open(sealed, env.AccountID) }
+	to, err := open(out.toSealed)
+	if err != nil {
+		return mail.Message{}, permanent("the sealed address does not open: %v", err)
+	}
+	data, err := out.data(open)
+	if err != nil {
+		return mail.Message{}, permanent("%v", err)
+	}
+	subject, text, html, err := mail.Render(out.kind, data)
+	if err != nil {
+		return mail.Message{}, permanent("%v", err)
+	}
+	return mail.Message{From: n.cfg.From, To: to, MessageID: mail.MessageID(env.ID, out.kind, n.cfg.From),
+		Date: now, Subject: subject, Text: text, HTML: html}, nil
+}
+
+func (n *Notifier) release(ctx context.Context, log *slog.Logger, eventID string, cause error) {
+	if err := n.cfg.Store.Release(ctx, eventID, n.owner, cause.Error()); err != nil {
+		// The claim then runs out by itself after AckWait.
+		log.Warn("could not release the claim", "err", err)
+	}
+}
+
+// markSent records the mail as sent, trying for a while: until it is
+// written, a crash would send the mail again. If it still fails, the
+// process remembers, and a redelivery records it instead of sending.
+func (n *Notifier) markSent(ctx context.Context, eventID, messageID string, at time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.AckWait/3)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := n.cfg.Store.MarkSent(ctx, eventID, messageID, at)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(wait):
+			wait = min(2*wait, 2*time.Second)
+		case <-ctx.Done():
+			n.mu.Lock()
+			n.pendingRecords[eventID] = unrecorded{messageID: messageID, at: at}
+			n.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// recordPending writes the record of a mail sent earlier by this process
+// and not recorded then. done: nothing more to do for this event.
+func (n *Notifier) recordPending(ctx context.Context, eventID string) (done bool, err error) {
+	n.mu.Lock()
+	u, ok := n.pendingRecords[eventID]
+	n.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := n.cfg.Store.MarkSent(ctx, eventID, u.messageID, u.at); err != nil {
+		return true, err
+	}
+	n.mu.Lock()
+	delete(n.pendingRecords, eventID)
+	n.mu.Unlock()
+	return true, nil
+}
+
+// peekType reads the type of an event whose message lacks the header.
+func peekType(body []byte) string {
+	var w struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &w) != nil {
+		return ""
+	}
+	return w.Type
+}

@@ -1,0 +1,421 @@
+package notifier_test
+
+import (
+	"context"
+	"html"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/mail"
+	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/notifier"
+	"github.com/ameli-auth/authsvc/internal/secrets"
+)
+
+func TestSecurityCodeIsMailedOnceWithTheSeedsText(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	h.start(h.testConfig())
+	acct := events.NewID(t0)
+	env := h.otp(acct, "valerie@example.fr", "482913", t0)
+
+	m := h.waitMail(catcher.To("valerie@example.fr"))
+	if m.Subject != "Votre code de sécurité pour vous connecter à votre compte ameli" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if m.MailFrom != "ne-pas-repondre@app.assurance-maladie.fr" || !strings.Contains(m.From, "Votre Assurance Maladie") {
+		t.Errorf("from %q / %q", m.MailFrom, m.From)
+	}
+	if want := env.ID + ".login-code@app.assurance-maladie.fr"; m.MessageID != want {
+		t.Errorf("Message-ID %q, want %q", m.MessageID, want)
+	}
+	if m.MediaType != "multipart/alternative" || m.Header.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("media type %q, Auto-Submitted %q", m.MediaType, m.Header.Get("Auto-Submitted"))
+	}
+	if m.Code != "482913" {
+		t.Errorf("code %q", m.Code)
+	}
+	for _, want := range []string{"Nous vous adressons votre code de sécurité", "valable seulement 15 minutes",
+		"strictement personnel et ne doit jamais être communiqué", "Nous ne demandons jamais de code par téléphone",
+		"généré par un automate"} {
+		if !strings.Contains(m.Text, want) || !strings.Contains(htmlText(m.HTML), want) {
+			t.Errorf("a part lacks %q", want)
+		}
+	}
+	if !strings.Contains(m.HTML, ">482913</span>") {
+		t.Error("the HTML part does not show the code large")
+	}
+
+	r := h.record(env.ID, notifier.StatusSent)
+	if r.AccountID != acct || r.Kind != "login_code" || r.Attempts != 1 || !r.SentAt.Equal(t0.Add(time.Minute)) || r.MessageID != m.MessageID {
+		t.Errorf("record %+v", r)
+	}
+	h.assertNoSecretsStored("valerie@example.fr", "482913")
+	h.drained()
+	h.stays(1, 100*time.Millisecond)
+}
+
+// assertNoSecretsStored scans every text column of the notifier's table.
+func (h *harness) assertNoSecretsStored(secrets ...string) {
+	h.t.Helper()
+	rows, err := h.storeQuery(`SELECT concat_ws('|', event_id, account_id, kind, status, claimed_by, message_id, last_error) FROM notifier.sent`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, row := range rows {
+		for _, s := range secrets {
+			if strings.Contains(row, s) {
+				h.t.Errorf("notifier.sent holds %q: %s", s, row)
+			}
+		}
+	}
+}
+
+func TestEveryMailedEventSendsItsMailAndOthersNone(t *testing.T) {
+	now := time.Date(2025, 6, 6, 12, 27, 0, 0, time.UTC) // the seed's "password changed": 14:27 in Paris
+	h := newHarness(t, clock.NewFixed(now.Add(time.Minute)))
+	h.start(h.testConfig())
+	acct := events.NewID(now)
+	to := "valerie@example.fr"
+	s := func(v string) string { return h.seal(v, acct) }
+	md := events.Metadata{Channel: "web", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0"}
+
+	// Events that mail nothing.
+	h.append(acct, events.AccountRegistered{NIRHash: "x", EmailSealed: s(to), MaskedEmail: "v***@e***.fr", EmailValidated: true,
+		PasswordHash: "$argon2id$", Affiliation: "active", At: now}, now, md)
+	h.append(acct, events.PasswordFailed{Failures: 1, At: now}, now, md)
+	h.append(acct, events.PasswordFailed{Failures: 3, BlockedUntil: now.Add(15 * time.Minute), At: now}, now, md) // seed profile: no notice
+	h.append(acct, events.LoginSucceeded{Method: "otp", Channel: "web", SessionHash: "s", SessionExpiresAt: now.Add(time.Hour), At: now}, now, md)
+	h.append(acct, events.PasswordChanged{Method: "change", PasswordHash: "$argon2id$", At: now}, now, md) // nobody to tell
+
+	// Events that mail.
+	h.append(acct, events.PasswordChangeCodeIssued{CodeHash: "h", CodeSealed: s("4821"), ToSealed: s(to), RequestsLastHour: 1,
+		IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}, now, md)
+	changed := h.append(acct, events.PasswordChanged{Method: "change", PasswordHash: "$argon2id$", ToSealed: s(to), At: now}, now, md)
+	h.append(acct, events.PasswordResetRequested{TokenHash: "h", TokenSealed: s("tok_EN-123"), ToSealed: s(to), RequestedAt: now,
+		ExpiresAt: now.Add(time.Hour)}, now, md)
+	h.append(acct, events.EmailChangeCodeIssued{NewEmailSealed: s("new@example.fr"), NewMaskedEmail: "n***@e***.fr", CodeHash: "h",
+		CodeSealed: s("771203"), RequestsLastHour: 1, IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}, now, md)
+	h.append(acct, events.EmailChanged{EmailSealed: s("new@example.fr"), MaskedEmail: "n***@e***.fr", OldToSealed: s(to), At: now}, now, md)
+	h.append(acct, events.PasswordFailed{Failures: 3, BlockedUntil: now.Add(15 * time.Minute), NoticeTo: s(to), At: now}, now, md)
+	h.append(acct, events.OTPFailed{LoginID: "l", Failures: 3, BlockedUntil: now.Add(15 * time.Minute), NoticeTo: s(to), At: now}, now, md)
+	h.append(acct, events.OTPQuotaExceeded{LoginID: "l", BlockedUntil: now.Add(time.Hour), NoticeTo: s(to), At: now}, now, md)
+	h.append(acct, events.LoginSucceeded{Method: "otp", Channel: "web", SessionHash: "s", SessionExpiresAt: now.Add(time.Hour),
+		DeviceHash: "d", DeviceExpiresAt: now.AddDate(0, 6, 0), NoticeTo: s(to), At: now}, now, md)
+
+	h.waitCount(9)
+	h.drained()
+	h.stays(9, 100*time.Millisecond)
+
+	bySubject := map[string]catcher.Message{}
+	for _, m := range h.catcher.Messages() {
+		bySubject[m.Subject] = m
+	}
+	check := func(subject, rcpt string, wants ...string) {
+		t.Helper()
+		m, ok := bySubject[subject]
+		if !ok {
+			t.Errorf("no mail %q", subject)
+			return
+		}
+		if len(m.RcptTo) != 1 || m.RcptTo[0] != rcpt {
+			t.Errorf("%q went to %v, want %s", subject, m.RcptTo, rcpt)
+		}
+		for _, w := range wants {
+			if !strings.Contains(m.Text, w) || !strings.Contains(htmlText(m.HTML), w) {
+				t.Errorf("%q lacks %q in a part:\n%s", subject, w, m.Text)
+			}
+		}
+	}
+	check("Votre code de confirmation pour modifier le mot de passe de votre compte ameli", to, "4821", "valable seulement 15 minutes")
+	check("Le mot de passe de votre compte ameli a été modifié", to,
+		"Le mot de passe de votre compte ameli a été modifié le vendredi 06 juin 2025 à 14:27 (heure de Paris).")
+	check("Réinitialisation du mot de passe de votre compte ameli", to, "https://ameli.example/password/reset?token=tok_EN-123", "valable seulement 1 heure")
+	check("Votre code de confirmation pour valider votre nouvelle adresse mail", "new@example.fr", "771203")
+	check("L'adresse mail de votre compte ameli a été modifiée", to, "n***@e***.fr", "vendredi 06 juin 2025 à 14:27")
+	check("Un nouvel appareil de confiance a été enregistré sur votre compte ameli", to, "Firefox/126.0", "jusqu'au 06/12/2025")
+	var lockouts int
+	for _, m := range h.catcher.Messages() {
+		if m.Subject == "L'accès à votre compte ameli est temporairement bloqué" {
+			lockouts++
+		}
+	}
+	if lockouts != 3 {
+		t.Errorf("%d lockout notices, want 3", lockouts)
+	}
+	if r := h.record(changed.ID, notifier.StatusSent); r.Kind != "password_changed" {
+		t.Errorf("record %+v", r)
+	}
+	h.assertNoSecretsStored(to, "new@example.fr", "4821", "771203", "tok_EN-123")
+}
+
+func TestRestartAndRedeliverySendNothingTwice(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	cfg := h.testConfig()
+	n1 := h.start(cfg)
+	acct := events.NewID(t0)
+	first := h.otp(acct, "a@example.fr", "111111", t0)
+	h.waitCount(1)
+	h.drained()
+
+	// A restart: the durable consumer resumes after the last ack.
+	if err := n1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.start(cfg)
+	h.stays(1, 200*time.Millisecond)
+
+	// A redelivery of everything: the consumer is gone (an operator reset
+	// it), the next notifier starts from the beginning of the stream.
+	if err := h.js.DeleteConsumer(context.Background(), "AUTH_EVENTS", "notifier"); err != nil {
+		t.Fatal(err)
+	}
+	h.start(cfg)
+	second := h.otp(acct, "a@example.fr", "222222", t0)
+	h.waitMail(func(m catcher.Message) bool { return m.Code == "222222" })
+	h.drained()
+	h.stays(2, 200*time.Millisecond)
+	if r := h.record(first.ID, notifier.StatusSent); r.Attempts != 1 {
+		t.Errorf("first mail claimed %d times", r.Attempts)
+	}
+	h.record(second.ID, notifier.StatusSent)
+}
+
+func TestSMTPDownThenUpDelivers(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	n := h.start(h.testConfig())
+	_ = n
+	addr := h.catcher.Addr()
+	_ = h.catcher.Close() // the SMTP server is down
+
+	acct := events.NewID(t0)
+	env := h.otp(acct, "a@example.fr", "123456", t0)
+	// Tried, failed, naked, delivered again: the record shows the attempts.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := h.store.Record(context.Background(), env.ID)
+		if err == nil && r.Attempts >= 3 {
+			if r.Status != notifier.StatusSending || !strings.Contains(r.LastError, "connect") {
+				t.Errorf("while down: %+v", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries seen: %+v %v", r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	h.catcher = h.startCatcher(addr) // back up
+	m := h.waitMail(nil)
+	if m.Code != "123456" {
+		t.Errorf("code %q", m.Code)
+	}
+	h.record(env.ID, notifier.StatusSent)
+	h.drained()
+	h.stays(1, 100*time.Millisecond)
+}
+
+func TestOneRefusedMailDoesNotHoldBackTheOthers(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	h.start(h.testConfig())
+	h.refuse.set("slow@example.fr", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "mailbox busy, try later"})
+
+	slow := h.otp(events.NewID(t0), "slow@example.fr", "111111", t0)
+	h.otp(events.NewID(t0), "fast@example.fr", "222222", t0)
+	h.waitMail(catcher.To("fast@example.fr"))
+	if r, _ := h.store.Record(context.Background(), slow.ID); r.Status != notifier.StatusSending || !strings.Contains(r.LastError, "451") {
+		t.Errorf("refused mail: %+v", r)
+	}
+
+	h.refuse.set("slow@example.fr", nil)
+	h.waitMail(catcher.To("slow@example.fr"))
+	h.drained()
+	h.stays(2, 100*time.Millisecond)
+}
+
+func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	h.start(h.testConfig())
+	h.refuse.set("gone@example.fr", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<gone@example.fr>: no such user"})
+
+	acct := events.NewID(t0)
+	// 1. A body that is not an event, under a mailed type.
+	h.publishRaw(acct, []byte("{not json"), nats.Header{"Auth-Event-Type": {events.TypeOTPIssued}, "Auth-Event-Id": {"01BAD"}})
+	// 2. No type anywhere.
+	h.publishRaw(acct, []byte("\x00\x01binary"), nil)
+	// 3. A permanent refusal by the SMTP server.
+	refused := h.otp(acct, "gone@example.fr", "333333", t0)
+	// 4. A sealed address from another key.
+	other, _ := secrets.NewKeys([]byte("another key of thirty-two bytes!"))
+	foreign := h.append(acct, events.OTPIssued{LoginID: "l", CodeHash: "h", CodeSealed: other.Seal("444444", acct),
+		ToSealed: other.Seal("x@example.fr", acct), IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)}, t0, events.Metadata{})
+	// 5. A version from a newer build: not dead, waiting for an upgrade.
+	h.publishRaw(acct, []byte(`{"id":"01NEWER","type":"login.otp_issued","version":99,"account_id":"`+acct+`","data":{}}`),
+		nats.Header{"Auth-Event-Type": {events.TypeOTPIssued}, "Auth-Event-Id": {"01NEWER"}, "Auth-Event-Version": {"99"}})
+	// And the stream goes on.
+	h.otp(acct, "fine@example.fr", "555555", t0)
+
+	dead := h.deadLetters(4)
+	reasons := map[string]string{}
+	for _, m := range dead {
+		reason := m.Header.Get(notifier.HeaderDLQReason)
+		if reason == "" || m.Header.Get(notifier.HeaderSourceSeq) == "" || m.Header.Get(notifier.HeaderDLQConsumer) != "AUTH_EVENTS/notifier" {
+			t.Errorf("dead letter headers %v", m.Header)
+		}
+		if m.Subject != "auth.dlq.notifier" {
+			t.Errorf("subject %q", m.Subject)
+		}
+		if strings.Contains(reason, "gone@example.fr") || strings.Contains(reason, "333333") {
+			t.Errorf("the reason leaks a secret: %s", reason)
+		}
+		reasons[m.Header.Get(notifier.HeaderSourceSeq)] = reason
+		t.Logf("dead letter #%s: %s", m.Header.Get(notifier.HeaderSourceSeq), reason)
+	}
+	for seq, want := range map[string]string{"1": "undecodable event", "2": "undecodable message", "3": "550", "4": "sealed address does not open"} {
+		if !strings.Contains(reasons[seq], want) {
+			t.Errorf("dead letter of seq %s: %q, want %q", seq, reasons[seq], want)
+		}
+	}
+	if !strings.Contains(reasons["3"], "delivery 2") {
+		t.Errorf("the permanent refusal went to the dead letters after %q, want 2 deliveries", reasons["3"])
+	}
+	r := h.record(refused.ID, notifier.StatusFailed)
+	if !strings.Contains(r.LastError, "550") || strings.Contains(r.LastError, "gone@") {
+		t.Errorf("record of the refused mail: %+v", r)
+	}
+	h.record(foreign.ID, notifier.StatusFailed)
+	h.waitMail(catcher.To("fine@example.fr"))
+	h.stays(1, 100*time.Millisecond)
+	if n := len(h.deadLetters(4)); n != 4 {
+		t.Errorf("%d dead letters, want 4 (the newer version waits)", n)
+	}
+}
+
+func TestExpiredCodeIsNotSent(t *testing.T) {
+	// The dev clock moved 20 minutes forward: a code issued now, by the
+	// real clock, has expired by the notifier's.
+	dev := &clock.Dev{}
+	dev.Advance(20 * time.Minute)
+	h := newHarness(t, dev)
+	h.start(h.testConfig())
+	acct := events.NewID(t0)
+	now := time.Now().UTC()
+	stale := h.otp(acct, "a@example.fr", "111111", now)
+	fresh := h.otp(acct, "a@example.fr", "222222", dev.Now())
+
+	m := h.waitMail(nil)
+	if m.Code != "222222" {
+		t.Fatalf("the first mail carries %q, want the fresh code", m.Code)
+	}
+	h.record(stale.ID, notifier.StatusExpired)
+	h.record(fresh.ID, notifier.StatusSent)
+	h.drained()
+	h.stays(1, 100*time.Millisecond)
+}
+
+func TestStopFinishesTheMailInFlight(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	entered := make(chan struct{}, 1)
+	h.catcherDelay(entered, 300*time.Millisecond)
+	cfg := h.testConfig()
+	n1 := h.start(cfg)
+	env := h.otp(events.NewID(t0), "a@example.fr", "123456", t0)
+	<-entered // the SMTP transaction is under way
+	if err := n1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Sent, recorded, and acknowledged: nothing left for a successor.
+	if r, err := h.store.Record(context.Background(), env.ID); err != nil || r.Status != notifier.StatusSent || h.catcher.Count() != 1 {
+		t.Fatalf("after Stop: %+v %v, %d mails", r, err, h.catcher.Count())
+	}
+	h.drained()
+	h.start(cfg)
+	h.stays(1, 200*time.Millisecond)
+}
+
+// A worker that claimed an event and died (maybe after the SMTP server took
+// the mail: the one repeat window) leaves a row "sending". Its claim holds
+// others off until it runs out, then the mail goes out once more.
+func TestAClaimLeftByADeadWorkerIsTakenOverWhenItRunsOut(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	acct := events.NewID(t0)
+	env := h.otp(acct, "a@example.fr", "123456", t0)
+	if _, err := h.storeQuery(`INSERT INTO notifier.sent (event_id, account_id, kind, status, attempts, claimed_by, claimed_until)
+		VALUES ('` + env.ID + `', '` + acct + `', 'login_code', 'sending', 1, 'dead-worker', now() + interval '700 milliseconds')
+		RETURNING event_id`); err != nil {
+		t.Fatal(err)
+	}
+	h.start(h.testConfig())
+	time.Sleep(300 * time.Millisecond)
+	if h.catcher.Count() != 0 {
+		t.Fatal("sent while another worker's claim was alive")
+	}
+	h.waitMail(nil)
+	if r := h.record(env.ID, notifier.StatusSent); r.Attempts != 2 {
+		t.Errorf("record %+v", r)
+	}
+	h.drained()
+	h.stays(1, 100*time.Millisecond)
+}
+
+// panicky is a sender that panics on one recipient.
+type panicky struct {
+	notifier.Sender
+	on string
+}
+
+func (p panicky) Send(ctx context.Context, m mail.Message) error {
+	if m.To == p.on {
+		panic("boom")
+	}
+	return p.Sender.Send(ctx, m)
+}
+
+func TestAPanicIsRecoveredAndDeadLettered(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	cfg := h.testConfig()
+	cfg.Sender = panicky{Sender: cfg.Sender, on: "boom@example.fr"}
+	h.start(cfg)
+	acct := events.NewID(t0)
+	bad := h.otp(acct, "boom@example.fr", "111111", t0)
+	h.otp(acct, "fine@example.fr", "222222", t0)
+	h.waitMail(catcher.To("fine@example.fr"))
+	dead := h.deadLetters(1)
+	if reason := dead[0].Header.Get(notifier.HeaderDLQReason); !strings.HasPrefix(reason, "panic: boom") {
+		t.Errorf("reason %q", reason)
+	}
+	h.record(bad.ID, notifier.StatusFailed)
+	h.drained()
+}
+
+func TestConfigIsChecked(t *testing.T) {
+	if _, err := notifier.New(notifier.Config{}); err == nil {
+		t.Error("an empty config was accepted")
+	}
+}
+
+func (h *harness) storeQuery(sql string) ([]string, error) {
+	conn, err := pgx.Connect(context.Background(), h.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+var tagRE = regexp.MustCompile(`<[^>]*>`)
+
+// htmlText is what a reader sees of an HTML part.
+func htmlText(s string) string { return html.UnescapeString(tagRE.ReplaceAllString(s, "")) }
