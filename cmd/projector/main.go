@@ -1,0 +1,54 @@
+// Command projector keeps the Postgres read models (schema auth) of the
+// AUTH_EVENTS stream. Configured by AUTH_* variables (see -help);
+// AUTH_DATABASE_URL is required. Run several: one leads, the others stand by.
+// On SIGTERM it finishes the batch in flight (commit, ack) and stops.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/projector"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "projector:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(projector.ProjectorGCPercent)
+	}
+	cfg, err := config.Load("projector", os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return projector.ErrNoDatabase
+	}
+	log := app.NewLogger(cfg.LogLevel).With("component", "projector")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := app.ConnectNATS(cfg, "auth-projector", log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	p, err := app.StartProjector(ctx, cfg, n, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping: finishing the batch in flight")
+	return p.Stop()
+}

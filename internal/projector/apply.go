@@ -1,0 +1,166 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/projections"
+)
+
+// record is one event of a batch, decoded and reduced before the
+// transaction opens, so the transaction only writes.
+type record struct {
+	seq   uint64
+	at    time.Time
+	stmts []projections.Statement
+}
+
+// decode reads one stream message into a record.
+func decode(seq uint64, data []byte) (record, error) {
+	env, err := events.Unmarshal(data)
+	if err != nil {
+		return record{}, fmt.Errorf("event at stream sequence %d cannot be read by this build (deploy a projector that knows it): %w", seq, err)
+	}
+	return record{seq: seq, at: env.OccurredAt, stmts: projections.Reduce(seq, env)}, nil
+}
+
+// holesFunc tells whether the stream holds no event at any sequence of
+// [from, to] (deleted or purged). The projector applies sequence c+1 after
+// checkpoint c and nothing else: a hole the stream does not explain means a
+// delivery went astray (a redelivery, a stale consumer), never "skip it".
+type holesFunc func(ctx context.Context, from, to uint64) (empty bool, err error)
+
+// batchResult says what a batch transaction did.
+type batchResult struct {
+	checkpoint  uint64    // the checkpoint after the transaction
+	lastEventAt time.Time // time of the event at checkpoint (when applied here)
+	applied     int       // events applied
+	first, last uint64    // their sequences
+	gap         bool      // stopped before an event still missing: restart delivery at checkpoint+1
+	took        time.Duration
+	timings     Timings
+}
+
+// beginner is a connection, or a transaction (the batch is then a
+// savepoint: the rebuild's last catch-up runs inside the swap).
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// errFault is returned by a test hook to abort a batch before its commit.
+var errFault = errors.New("injected fault")
+
+// applyBatch applies, in one transaction, the records that follow the
+// checkpoint without a hole, and moves the checkpoint to the last of them.
+// Records at or below the checkpoint are skipped: applied before, by this
+// replica or another. beforeCommit, if set, runs last inside the
+// transaction (tests abort there).
+//
+// pre, if not nil, is the records' plan prepared beforehand; it is used when
+// the records follow the checkpoint exactly, the usual case.
+func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, pre *ready, holes holesFunc,
+	swapLock bool, beforeCommit func() error) (res batchResult, err error) {
+	start := time.Now()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if swapLock {
+		// Shared with every batch, exclusive for a rebuild's swap: a batch
+		// never straddles the swap, and resolves the table names after it.
+		if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", lockKey("swap", Schema)); err != nil {
+			return res, fmt.Errorf("swap lock: %w", err)
+		}
+	}
+	var last int64
+	if err = tx.QueryRow(ctx, x.sql.lockCheckpoint, projections.Name).Scan(&last); err != nil {
+		return res, fmt.Errorf("read checkpoint: %w", err)
+	}
+	res.checkpoint = uint64(last)
+
+	next := res.checkpoint + 1
+	var take []record
+	for _, r := range recs {
+		if r.seq < next {
+			continue
+		}
+		if r.seq > next {
+			empty, herr := holes(ctx, next, r.seq-1)
+			if herr != nil {
+				return res, fmt.Errorf("check stream sequences %d-%d: %w", next, r.seq-1, herr)
+			}
+			if !empty {
+				res.gap = true
+				break
+			}
+		}
+		take = append(take, r)
+		next = r.seq + 1
+	}
+	if len(take) == 0 {
+		return res, tx.Commit(ctx)
+	}
+	if pre == nil || len(take) != len(recs) {
+		pre = x.prepare(planOf(take))
+	}
+	res.timings.Begin = time.Since(start)
+	if err = x.exec(ctx, tx, pre, &res.timings); err != nil {
+		return res, err
+	}
+	commitStart := time.Now()
+	lastRec := take[len(take)-1]
+	if _, err = tx.Exec(ctx, x.sql.updateCheckpoint, projections.Name, int64(lastRec.seq), nullTime(lastRec.at)); err != nil {
+		return res, fmt.Errorf("write checkpoint: %w", err)
+	}
+	if beforeCommit != nil {
+		if err = beforeCommit(); err != nil {
+			return res, err
+		}
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("commit: %w", err)
+	}
+	res.checkpoint, res.lastEventAt = lastRec.seq, lastRec.at
+	res.applied, res.first, res.last = len(take), take[0].seq, lastRec.seq
+	res.took = time.Since(start)
+	res.timings.Commit = time.Since(commitStart)
+	return res, nil
+}
+
+// planOf folds the records' statements.
+func planOf(recs []record) projections.Plan {
+	n := 0
+	for _, r := range recs {
+		n += len(r.stmts)
+	}
+	stmts := make([]projections.Statement, 0, n)
+	for _, r := range recs {
+		stmts = append(stmts, r.stmts...)
+	}
+	return projections.PlanBatch(stmts)
+}
+
+// readCheckpoint returns the projection's checkpoint in schema's tables.
+func (x *executor) readCheckpoint(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (uint64, time.Time, error) {
+	var seq int64
+	var at *time.Time
+	if err := q.QueryRow(ctx, x.sql.readCheckpointNoLck, projections.Name).Scan(&seq, &at); err != nil {
+		return 0, time.Time{}, fmt.Errorf("read checkpoint in %s: %w", x.schema, err)
+	}
+	if at == nil {
+		return uint64(seq), time.Time{}, nil
+	}
+	return uint64(seq), *at, nil
+}

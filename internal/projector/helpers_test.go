@@ -1,0 +1,130 @@
+package projector
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/pgtest"
+	"github.com/ameli-auth/authsvc/internal/projections"
+)
+
+// newDB is a fresh database with the read models migrated.
+func newDB(tb testing.TB) string {
+	tb.Helper()
+	url := pgtest.NewDatabase(tb)
+	if err := Migrate(context.Background(), url); err != nil {
+		tb.Fatal(err)
+	}
+	return url
+}
+
+func connect(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// dumpTables renders every read-model row, sorted, as JSON lines: two
+// databases hold the same read models iff their dumps are equal.
+func dumpTables(tb testing.TB, url string) string {
+	tb.Helper()
+	conn := connect(tb, url)
+	var b strings.Builder
+	for _, q := range []struct{ table, order, cols string }{
+		{"accounts", "account_id", "t.*"},
+		{"login_attempts", "seq", "t.*"},
+		{"trusted_devices", "account_id, seq", "t.*"},
+		{"biometric_devices", "account_id, device_id", "t.*"},
+		{"projector_checkpoint", "projection", "t.projection, t.last_seq, t.last_event_at"},
+	} {
+		var s string
+		err := conn.QueryRow(context.Background(), fmt.Sprintf(
+			"SELECT coalesce(string_agg(row_to_json(r)::text, E'\\n' ORDER BY %s), '') FROM (SELECT %s FROM auth.%s t) r",
+			q.order, q.cols, q.table)).Scan(&s)
+		if err != nil {
+			tb.Fatalf("dump %s: %v", q.table, err)
+		}
+		b.WriteString("== " + q.table + "\n" + s + "\n")
+	}
+	return b.String()
+}
+
+// diff reports the first differing line of two dumps.
+func diff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < max(len(la), len(lb)); i++ {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n  got  %s\n  want %s", i+1, x, y)
+		}
+	}
+	return ""
+}
+
+func count(tb testing.TB, conn *pgx.Conn, query string, args ...any) int {
+	tb.Helper()
+	var n int
+	if err := conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// records reduces envelopes numbered from seq 1 on, as the stream would.
+func records(envs []events.Envelope) []record {
+	out := make([]record, len(envs))
+	for i, e := range envs {
+		seq := uint64(i + 1)
+		out[i] = record{seq: seq, at: e.OccurredAt, stmts: projections.Reduce(seq, e)}
+	}
+	return out
+}
+
+func noHoles(context.Context, uint64, uint64) (bool, error) { return true, nil }
+
+// simHistory interleaves n events over a few accounts.
+func simHistory(seed uint64, accounts, n int) []events.Envelope {
+	s := newSim(seed)
+	accs := s.accounts(accounts)
+	out := make([]events.Envelope, 0, n)
+	for len(out) < n {
+		out = append(out, s.next(accs[s.rng.IntN(len(accs))]))
+	}
+	return out
+}
+
+func waitFor(tb testing.TB, what string, timeout time.Duration, ok func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func pgtestNewDatabase(tb testing.TB) string { return pgtest.NewDatabase(tb) }
+
+func setup(tb testing.TB, x *executor, conn *pgx.Conn) {
+	tb.Helper()
+	if err := x.setup(context.Background(), conn); err != nil {
+		tb.Fatal(err)
+	}
+}

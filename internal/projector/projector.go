@@ -1,0 +1,487 @@
+// Package projector keeps the Postgres read models of the AUTH_EVENTS stream
+// (schema auth, see docs/projector.md) with exactly-once effect.
+//
+//   - One transaction per fetched batch applies the rows and moves the
+//     checkpoint (auth.projector_checkpoint); messages at or below the
+//     checkpoint are skipped; the ack goes after the commit. A crash
+//     anywhere loses nothing and doubles nothing.
+//   - Several replicas may run: the one holding a Postgres advisory lock
+//     (on the very session that writes) is the leader and the only one
+//     fetching; the others wait on the lock and take over when its session
+//     dies. Each account's events are applied in stream order because the
+//     whole stream is applied in order: the checkpoint only moves from c to
+//     the next event that exists.
+//   - A rebuild replays the stream into a shadow schema and swaps it in, in
+//     one transaction (Rebuild).
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of Config.
+const (
+	DefaultStream    = "AUTH_EVENTS"
+	DefaultPrefix    = "auth"
+	DefaultConsumer  = "projector"
+	DefaultBatchSize = 20000
+
+	// ProjectorGCPercent is the GOGC cmd/projector runs with unless GOGC
+	// is set: a batch processor whose heap is a few batches trades a little
+	// memory for a third less garbage collection work.
+	ProjectorGCPercent = 400
+)
+
+// Config configures a projector replica.
+type Config struct {
+	DatabaseURL string
+	JS          jetstream.JetStream
+	Stream      string // default AUTH_EVENTS
+	Prefix      string // subject prefix, default auth: the consumer filters <prefix>.events.>
+	Consumer    string // durable consumer name, default projector
+	BatchSize   int    // events per fetch and per transaction, at most; default 20000
+	// IdleWait is how long a fetch waits for the next event when the
+	// stream is quiet (it bounds the delay of a stop, too). Default 1s.
+	IdleWait time.Duration
+	// MinBackoff and MaxBackoff bound the waits between retries after a
+	// failure (Postgres or NATS down). Defaults 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// Name tells replicas apart in logs and in pg_stat_activity.
+	Name   string
+	Logger *slog.Logger
+	// AfterCommit, if set, is called after each committed batch, before
+	// the ack (metrics, tests).
+	AfterCommit func(Committed)
+
+	// beforeCommit is a test hook run inside each batch transaction.
+	beforeCommit func() error
+}
+
+// Committed describes one committed batch.
+type Committed struct {
+	Replica     string
+	First, Last uint64 // stream sequences applied
+	Events      int
+	Took        time.Duration // the transaction, from begin to commit
+	Timings     Timings       // Took by phase
+}
+
+func (c *Config) setDefaults() error {
+	if c.DatabaseURL == "" {
+		return ErrNoDatabase
+	}
+	if c.JS == nil {
+		return errors.New("projector: no JetStream handle")
+	}
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Consumer == "" {
+		c.Consumer = DefaultConsumer
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.IdleWait <= 0 {
+		c.IdleWait = time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(10*time.Second, c.MinBackoff)
+	}
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Projector is one replica.
+type Projector struct {
+	cfg   Config
+	pgcfg *pgx.ConnConfig
+	exec  *executor
+	log   *slog.Logger
+
+	leader     atomic.Bool
+	checkpoint atomic.Uint64
+	applied    atomic.Uint64
+}
+
+// New checks the configuration; Run starts the work.
+func New(cfg Config) (*Projector, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	pgcfg, err := pgx.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("AUTH_DATABASE_URL: %w", err)
+	}
+	pgcfg.RuntimeParams["application_name"] = "authsvc-projector " + cfg.Name
+	sessionSettings(pgcfg)
+	return &Projector{cfg: cfg, pgcfg: pgcfg, exec: newExecutor(Schema),
+		log: cfg.Logger.With("replica", cfg.Name)}, nil
+}
+
+// Leader tells whether this replica is the active one.
+func (p *Projector) Leader() bool { return p.leader.Load() }
+
+// Checkpoint is the last stream sequence this replica committed or read.
+func (p *Projector) Checkpoint() uint64 { return p.checkpoint.Load() }
+
+// Applied is the number of events this replica applied.
+func (p *Projector) Applied() uint64 { return p.applied.Load() }
+
+// Run works until ctx is cancelled, then finishes the batch in flight
+// (commit and ack) and returns. Failures are retried with backoff forever:
+// a projector outlives Postgres and NATS restarts.
+func (p *Projector) Run(ctx context.Context) error {
+	delay := p.cfg.MinBackoff
+	for {
+		progressed, err := p.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if progressed {
+			delay = p.cfg.MinBackoff
+		}
+		// Full jitter keeps replicas from retrying in step.
+		wait := delay/2 + rand.N(delay/2+1)
+		p.log.Warn("projector: retrying", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, p.cfg.MaxBackoff)
+	}
+}
+
+// session connects, waits to lead, and leads until something fails. The
+// leadership lock and the writes share one Postgres session: a replica that
+// lost its session lost the lock and cannot write any more, so two
+// replicas never apply a batch at once (and if they did, the checkpoint
+// row lock and the skip would still make it harmless).
+func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, p.pgcfg)
+	if err != nil {
+		return false, fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := p.exec.setup(ctx, conn); err != nil {
+		return false, err
+	}
+
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey("leader", Schema)); err != nil {
+		return false, fmt.Errorf("wait for leadership: %w", err)
+	}
+	p.leader.Store(true)
+	defer p.leader.Store(false)
+	p.log.Info("projector: leading")
+
+	stream, err := p.cfg.JS.Stream(ctx, p.cfg.Stream)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", p.cfg.Stream, err)
+	}
+	cp, _, err := p.exec.readCheckpoint(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	p.checkpoint.Store(cp)
+	cons, err := p.resetConsumer(ctx, cp)
+	if err != nil {
+		return false, err
+	}
+	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, stream, from, to) }
+	w := &writer{p: p, conn: conn, holes: holes, lastPG: time.Now()}
+	for {
+		// One batch is read, decoded and planned while the previous one
+		// is written.
+		fctx, stopFetch := context.WithCancel(ctx)
+		ch := make(chan prepared, 1)
+		go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) { return p.fetch(ctx, cons) }, p.exec, ch)
+		restart, err := w.write(ctx, ch)
+		stopFetch()
+		for range ch {
+		}
+		if err != nil || ctx.Err() != nil {
+			return w.progressed, err
+		}
+		if restart {
+			// Delivery does not continue the checkpoint: start it again
+			// right after it.
+			cp := p.checkpoint.Load()
+			p.log.Info("projector: delivery does not follow the checkpoint; restarting it", "checkpoint", cp)
+			if cons, err = p.resetConsumer(ctx, cp); err != nil {
+				return w.progressed, err
+			}
+		}
+	}
+}
+
+// prepared is a fetched batch, decoded and planned.
+type prepared struct {
+	msgs []jetstream.Msg
+	recs []record
+	pre  *ready // the records' queries, when they are contiguous
+	err  error  // a fetch error, or the decode error of msgs[len(recs)]
+}
+
+// prefetch reads batches ahead of the writer (one ahead: out has room for
+// one). A batch with no message is sent when the stream is quiet, so the
+// writer can check its session. It stops at an error or an unreadable
+// event, and closes out.
+func prefetch(ctx context.Context, fetch func(context.Context) ([]jetstream.Msg, error), x *executor, out chan<- prepared) {
+	defer close(out)
+	for ctx.Err() == nil {
+		var b prepared
+		b.msgs, b.err = fetch(ctx)
+		if b.err == nil && len(b.msgs) > 0 {
+			b.recs, b.err = decodeMsgs(b.msgs)
+			if contiguous(b.recs) {
+				b.pre = x.prepare(planOf(b.recs))
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
+}
+
+func contiguous(recs []record) bool {
+	if len(recs) == 0 {
+		return false
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].seq != recs[i-1].seq+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// writer applies prepared batches on the leader's session.
+type writer struct {
+	p          *Projector
+	conn       *pgx.Conn
+	holes      holesFunc
+	lastPG     time.Time
+	progressed bool
+}
+
+// write applies batches until the channel closes, an error, or a batch that
+// does not follow the checkpoint (restart).
+func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, err error) {
+	p := w.p
+	for b := range ch {
+		if ctx.Err() != nil {
+			return false, nil // a stop: the batch read ahead is left unacked
+		}
+		if len(b.msgs) == 0 {
+			if b.err != nil {
+				return false, fmt.Errorf("fetch: %w", b.err)
+			}
+			// Quiet stream: make sure the session (and so the lock) is
+			// still there, so a dead Postgres is noticed before the next
+			// event rather than at it.
+			if time.Since(w.lastPG) > 5*time.Second {
+				if err := w.conn.Ping(ctx); err != nil && ctx.Err() == nil {
+					return false, fmt.Errorf("postgres: %w", err)
+				}
+				w.lastPG = time.Now()
+			}
+			continue
+		}
+		// The batch finishes even if a stop is asked meanwhile.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		res, err := p.exec.applyBatch(wctx, w.conn, b.recs, b.pre, w.holes, true, p.cfg.beforeCommit)
+		cancel()
+		w.lastPG = time.Now()
+		if err != nil {
+			return false, fmt.Errorf("apply batch: %w", err)
+		}
+		p.checkpoint.Store(res.checkpoint)
+		if res.applied > 0 {
+			w.progressed = true
+			p.applied.Add(uint64(res.applied))
+			if p.cfg.AfterCommit != nil {
+				p.cfg.AfterCommit(Committed{Replica: p.cfg.Name, First: res.first, Last: res.last, Events: res.applied, Took: res.took, Timings: res.timings})
+			}
+		}
+		ackUpTo(b.msgs, res.checkpoint)
+		if b.err != nil && !res.gap {
+			p.log.Error("projector: stopped at an event it cannot read", "err", b.err)
+			return false, b.err
+		}
+		if res.gap || len(b.recs) < len(b.msgs) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// decodeMsgs decodes the batch up to the first message it cannot read.
+func decodeMsgs(msgs []jetstream.Msg) ([]record, error) {
+	recs := make([]record, 0, len(msgs))
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return recs, fmt.Errorf("message metadata: %w", err)
+		}
+		r, err := decode(md.Sequence.Stream, m.Data())
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// ackUpTo acks (AckAll) the last message at or below the checkpoint: it and
+// every message before it are applied, by this batch or an earlier one.
+func ackUpTo(msgs []jetstream.Msg, checkpoint uint64) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		md, err := msgs[i].Metadata()
+		if err == nil && md.Sequence.Stream <= checkpoint {
+			// A lost ack only means a redelivery, which the checkpoint skips.
+			_ = msgs[i].Ack()
+			return
+		}
+	}
+}
+
+// resetConsumer (re)creates the durable consumer to deliver from the event
+// after the checkpoint. The consumer's own position is only a cache of the
+// checkpoint in Postgres: it is set from it whenever this replica starts
+// leading and whenever delivery strays from it.
+func (p *Projector) resetConsumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
+	if err := p.cfg.JS.DeleteConsumer(ctx, p.cfg.Stream, p.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("reset consumer %s: %w", p.cfg.Consumer, err)
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:       p.cfg.Consumer,
+		Description:   "Postgres read models (cmd/projector); its position follows auth.projector_checkpoint.",
+		FilterSubject: p.cfg.Prefix + ".events.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 4 * p.cfg.BatchSize,
+		MaxDeliver:    -1,
+	}
+	if checkpoint > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, checkpoint+1
+	}
+	cons, err := p.cfg.JS.CreateConsumer(ctx, p.cfg.Stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", p.cfg.Consumer, err)
+	}
+	return cons, nil
+}
+
+// fetch returns the next batch: what is there at once, else the first event
+// to come within IdleWait and what follows it.
+func (p *Projector) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	return fetchBatch(ctx, cons, p.cfg.BatchSize, p.cfg.IdleWait)
+}
+
+func fetchBatch(ctx context.Context, cons jetstream.Consumer, size int, idle time.Duration) ([]jetstream.Msg, error) {
+	msgs, err := collect(cons.FetchNoWait(size))
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, idle)
+	defer cancel()
+	msgs, err = collect(cons.Fetch(1, jetstream.FetchContext(wctx)))
+	if len(msgs) == 0 {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if size > 1 {
+		more, err := collect(cons.FetchNoWait(size - 1))
+		msgs = append(msgs, more...)
+		if err != nil {
+			return msgs, nil // what arrived is good; the next fetch will tell
+		}
+	}
+	return msgs, nil
+}
+
+func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, b.Error()
+}
+
+// streamHoles tells whether the stream has no message at any sequence of
+// [from, to]: they were deleted or purged, so the checkpoint may pass them.
+func streamHoles(ctx context.Context, stream jetstream.Stream, from, to uint64) (bool, error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	from = max(from, info.State.FirstSeq)
+	if from > to {
+		return true, nil
+	}
+	if to-from < 64 {
+		for s := from; s <= to; s++ {
+			_, err := stream.GetMsg(ctx, s)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return false, err
+			}
+			return false, nil
+		}
+		return true, nil
+	}
+	info, err = stream.Info(ctx, jetstream.WithDeletedDetails(true))
+	if err != nil {
+		return false, err
+	}
+	deleted := make(map[uint64]bool, len(info.State.Deleted))
+	for _, s := range info.State.Deleted {
+		deleted[s] = true
+	}
+	for s := from; s <= to; s++ {
+		if !deleted[s] {
+			return false, nil
+		}
+	}
+	return true, nil
+}

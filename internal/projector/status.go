@@ -1,0 +1,120 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StatusConfig says where the stream and the database are.
+type StatusConfig struct {
+	DatabaseURL string
+	JS          jetstream.JetStream
+	Stream      string // default AUTH_EVENTS
+	Prefix      string // default auth
+}
+
+// Status is how far the read models are behind the stream.
+type Status struct {
+	Checkpoint    uint64    // stream sequence of the last applied event
+	LastEventAt   time.Time // when that event happened
+	UpdatedAt     time.Time // when the checkpoint last moved
+	StreamLastSeq uint64
+	LagEvents     uint64 // events in the stream after the checkpoint
+	// LagSeconds is the age of the oldest event not applied yet: 0 when the
+	// read models are up to date.
+	LagSeconds      float64
+	Leader          string // the active replica (its application_name), "" if none
+	Rebuilding      bool   // a rebuild holds its lock
+	SchemaVersion   int64
+	LatestMigration int64
+}
+
+// ReadStatus reads the checkpoint and the stream's end.
+func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
+	var st Status
+	if cfg.DatabaseURL == "" {
+		return st, ErrNoDatabase
+	}
+	if cfg.JS == nil {
+		return st, errors.New("status: no JetStream handle")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return st, fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var last int64
+	var lastAt *time.Time
+	err = conn.QueryRow(ctx, "SELECT last_seq, last_event_at, updated_at FROM "+pgx.Identifier{Schema, "projector_checkpoint"}.Sanitize()+
+		" WHERE projection = $1", Schema).Scan(&last, &lastAt, &st.UpdatedAt)
+	if err != nil {
+		return st, fmt.Errorf("read checkpoint (run `authctl migrate` first?): %w", err)
+	}
+	st.Checkpoint = uint64(last)
+	if lastAt != nil {
+		st.LastEventAt = *lastAt
+	}
+	st.Leader, err = lockHolder(ctx, conn, lockKey("leader", Schema))
+	if err != nil {
+		return st, err
+	}
+	rb, err := lockHolder(ctx, conn, lockKey("rebuild", Schema))
+	if err != nil {
+		return st, err
+	}
+	st.Rebuilding = rb != ""
+	if st.SchemaVersion, st.LatestMigration, err = MigrationVersion(ctx, cfg.DatabaseURL); err != nil {
+		return st, err
+	}
+
+	stream, err := cfg.JS.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return st, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return st, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	st.StreamLastSeq = info.State.LastSeq
+	if st.StreamLastSeq > st.Checkpoint {
+		st.LagEvents = st.StreamLastSeq - st.Checkpoint
+		// The first event after the checkpoint (deleted sequences skipped).
+		m, err := stream.GetMsg(ctx, st.Checkpoint+1, jetstream.WithGetMsgSubject(cfg.Prefix+".events.>"))
+		switch {
+		case err == nil:
+			st.LagSeconds = max(0, time.Since(m.Time).Seconds())
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		default:
+			return st, fmt.Errorf("oldest unapplied event: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// lockHolder names the session holding an advisory lock, "" if none.
+func lockHolder(ctx context.Context, conn *pgx.Conn, key int64) (string, error) {
+	var name string
+	err := conn.QueryRow(ctx, `SELECT coalesce(a.application_name, '') || ' (pid ' || l.pid || ')'
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1
+		LIMIT 1`, uint64(key)>>32, uint64(key)&0xffffffff).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lock holder: %w", err)
+	}
+	return name, nil
+}
