@@ -4,9 +4,9 @@ PKGS    ?= ./...
 
 .PHONY: run test fmt-check vet unit services bench build
 
-## run: start the service in dev mode (embedded nats-server, generated key under ./var)
+## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
-	AUTH_DEV_CLOCK=$${AUTH_DEV_CLOCK-1} $(GO) run ./cmd/commands
+	$(GO) run ./cmd/authctl dev
 
 ## test: gofmt check, go vet, and every test with the race detector
 test: services fmt-check vet unit

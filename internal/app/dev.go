@@ -1,0 +1,203 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/devpg"
+	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+)
+
+// The demo account created at the first start of dev mode. Its NIR is the
+// INSEE's textbook example; its password passes the password rule.
+const (
+	DemoNIR      = "2 69 05 49 588 157 80"
+	DemoEmail    = "valerie.demo@exemple.fr"
+	DemoPassword = "cheval-agrafe-batterie"
+)
+
+// Dev is the whole service in one process, for a newcomer's machine: an
+// embedded nats-server, a Postgres found or started by devpg, the commands
+// service, the projector, the notifier with the dev mail catcher, the dev
+// clock, and a small HTTP page.
+type Dev struct {
+	Config    config.Config
+	NATS      *NATS
+	DB        *devpg.Database
+	Catcher   *catcher.Catcher
+	Commands  *Commands
+	Projector *Projector
+	Notifier  *Notifier
+	Clock     *clock.Dev
+	HTTPURL   string // where the page is served ("" if no port was free)
+
+	http *http.Server
+	log  *slog.Logger
+}
+
+// StartDev starts everything; console receives the mail catcher's lines.
+// On error, what was started is stopped.
+func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *slog.Logger) (d *Dev, err error) {
+	if !cfg.Dev() {
+		return nil, errors.New("dev mode runs its own nats-server: unset AUTH_NATS_URL")
+	}
+	cfg.DevClock = true
+	d = &Dev{Clock: &clock.Dev{}, log: log}
+	defer func() {
+		if err != nil {
+			d.Stop(context.Background())
+			d = nil
+		}
+	}()
+	if d.NATS, err = ConnectNATS(cfg, "auth-dev", log); err != nil {
+		return d, err
+	}
+	if d.DB, err = devpg.Ensure(ctx, cfg.DatabaseURL, cfg.VarDir, log); err != nil {
+		return d, err
+	}
+	cfg.DatabaseURL = d.DB.URL
+	if cfg.SMTPAddr == "" {
+		if d.Catcher, err = StartMailCatcher(console, log); err != nil {
+			return d, err
+		}
+		cfg.SMTPAddr, cfg.SMTPTLS = d.Catcher.Addr(), "none"
+	}
+	d.Config = cfg
+	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, log.With("component", "commands")); err != nil {
+		return d, err
+	}
+	if d.Projector, err = StartProjector(ctx, cfg, d.NATS, log.With("component", "projector")); err != nil {
+		return d, err
+	}
+	if d.Notifier, err = StartNotifier(ctx, cfg, d.NATS, d.Clock, log.With("component", "notifier")); err != nil {
+		return d, err
+	}
+	d.serveHTTP(cfg.HTTPAddr)
+	return d, nil
+}
+
+// EnsureDemoAccount registers the demo account unless it exists, and says
+// whether it was created now.
+func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
+	body, _ := json.Marshal(map[string]any{"nir": DemoNIR, "email": DemoEmail, "password": DemoPassword,
+		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
+	var rep struct {
+		OK    bool `json:"ok"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(d.Commands.Service.Handle(ctx, "account.register", body), &rep); err != nil {
+		return false, fmt.Errorf("register the demo account: %w", err)
+	}
+	switch {
+	case rep.OK:
+		return true, nil
+	case rep.Error != nil && rep.Error.Code == "account_exists":
+		return false, nil
+	case rep.Error != nil:
+		return false, fmt.Errorf("register the demo account: %s: %s", rep.Error.Code, rep.Error.Message)
+	}
+	return false, errors.New("register the demo account: empty reply")
+}
+
+// serveHTTP serves the mail page and a health check on addr, or on the next
+// free port after it.
+func (d *Dev) serveHTTP(addr string) {
+	mux := http.NewServeMux()
+	if d.Catcher != nil {
+		mux.Handle("/mails/", http.StripPrefix("/mails", d.Catcher.Handler()))
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.NATS.Conn.IsConnected() {
+			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>ameli-auth (dev)</title>
+<h1>ameli-auth — mode développement</h1>
+<ul><li><a href="/mails/">Mails reçus par le catcher</a></li><li><a href="/healthz">État</a></li></ul>
+<p>NATS : <code>%s</code></p>`, d.NATS.Conn.ConnectedUrlRedacted())
+	})
+	ln, err := listenNear(addr, 20)
+	if err != nil {
+		d.log.Warn("dev page not served", "addr", addr, "err", err)
+		return
+	}
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.HTTPURL = "http://" + ln.Addr().String()
+	go func() {
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Warn("dev page stopped", "err", err)
+		}
+	}()
+}
+
+// listenNear listens on addr, or on one of the next n ports when it is taken.
+func listenNear(addr string, n int) (net.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for i := 0; i <= n; i++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port+i)))
+		if err == nil {
+			return ln, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// Stop stops everything, consumers first, then the service, then NATS and
+// the private Postgres.
+func (d *Dev) Stop(ctx context.Context) {
+	if d.http != nil {
+		_ = d.http.Shutdown(ctx)
+	}
+	if d.Notifier != nil {
+		if err := d.Notifier.Stop(ctx); err != nil {
+			d.log.Warn("stop notifier", "err", err)
+		}
+	}
+	if d.Projector != nil {
+		if err := d.Projector.Stop(); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Warn("stop projector", "err", err)
+		}
+	}
+	if d.Commands != nil {
+		if err := d.Commands.Service.Stop(); err != nil {
+			d.log.Warn("stop commands", "err", err)
+		}
+	}
+	if d.Catcher != nil {
+		_ = d.Catcher.Close()
+	}
+	if d.NATS != nil {
+		d.NATS.Close()
+	}
+	if d.DB != nil && d.DB.Private != nil {
+		if err := d.DB.Private.Stop(); err != nil {
+			d.log.Warn("stop private Postgres", "err", err)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/pgtest"
+)
+
+func devConfig(t *testing.T, varDir, dbURL string) config.Config {
+	t.Helper()
+	t.Setenv("AUTH_NATS_URL", "")
+	cfg, err := config.Load("test", []string{"-var-dir", varDir, "-nats-listen", "127.0.0.1:-1",
+		"-database-url", dbURL, "-http-addr", "127.0.0.1:0", "-log-level", "error"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Policy.Argon2.Memory, cfg.Policy.Argon2.Time = 256, 1 // fast tests; the rules don't depend on it
+	return cfg
+}
+
+// The dev stack in one process: a newcomer's whole login, reading the code
+// from the mail catcher, lands in the read models; a second start keeps the data.
+func TestDevStackServesALogin(t *testing.T) {
+	varDir, dbURL := t.TempDir(), pgtest.NewDatabase(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	d, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created, err := d.EnsureDemoAccount(ctx); err != nil || !created {
+		t.Fatalf("demo account: created=%v err=%v", created, err)
+	}
+	nc, err := nats.Connect(d.NATS.Conn.ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(subject string, body map[string]any) map[string]any {
+		b, _ := json.Marshal(body)
+		m, err := nc.Request("auth.cmd."+subject, b, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		var rep map[string]any
+		_ = json.Unmarshal(m.Data, &rep)
+		if rep["ok"] != true {
+			t.Fatalf("%s: %s", subject, m.Data)
+		}
+		return rep
+	}
+	login := req("login.password", map[string]any{"nir": DemoNIR, "password": DemoPassword})
+	req("login.otp.send", map[string]any{"login_id": login["login_id"]})
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	mail, err := d.Catcher.Wait(wctx, catcher.To(DemoEmail))
+	if err != nil {
+		t.Fatalf("no mail in the catcher: %v", err)
+	}
+	ok := req("login.otp.verify", map[string]any{"login_id": login["login_id"], "code": mail.Code})
+	if ok["status"] != "authenticated" {
+		t.Fatalf("verify: %v", ok)
+	}
+	// The projector follows: the read model shows the login.
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var seen bool
+		err := db.QueryRow(ctx, "SELECT last_login_at IS NOT NULL FROM auth.accounts WHERE account_id = $1", ok["account_id"]).Scan(&seen)
+		if err == nil && seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the read model never showed the login (last err %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nc.Close()
+	d.Stop(ctx)
+
+	again, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Stop(ctx)
+	if created, err := again.EnsureDemoAccount(ctx); err != nil || created {
+		t.Fatalf("second start must keep the demo account: created=%v err=%v", created, err)
+	}
+}
