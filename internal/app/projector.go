@@ -68,11 +68,11 @@ func MigrateReadModels(ctx context.Context, cfg config.Config) error {
 // RebuildReadModels replays the whole stream into fresh tables and swaps
 // them in (`authctl projections rebuild`). The live projector may keep
 // running.
-func RebuildReadModels(ctx context.Context, cfg config.Config, n *NATS, log *slog.Logger) (projector.RebuildResult, error) {
+func RebuildReadModels(ctx context.Context, cfg config.Config, n *NATS, log *slog.Logger, progress func(checkpoint, target uint64)) (projector.RebuildResult, error) {
 	if err := projector.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return projector.RebuildResult{}, err
 	}
-	return projector.Rebuild(ctx, projector.RebuildConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Logger: log})
+	return projector.Rebuild(ctx, projector.RebuildConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Logger: log, Progress: progress})
 }
 
 // ReadModelStatus tells how far the read models are behind the stream

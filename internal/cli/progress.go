@@ -116,3 +116,14 @@ func (p *progress) drawLocked(now time.Time) {
 	fmt.Fprint(p.w, "\r"+line+"\033[K")
 	p.active = true
 }
+
+// Set moves the count to n items done.
+func (p *progress) Set(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.n = n
+	p.mu.Unlock()
+	p.Add(0)
+}

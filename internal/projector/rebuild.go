@@ -19,6 +19,9 @@ type RebuildConfig struct {
 	Prefix      string // default auth
 	BatchSize   int    // default 20000
 	Logger      *slog.Logger
+	// Progress, when set, is told after each batch how far the replay is
+	// (the shadow checkpoint) and where it goes (the stream's last sequence).
+	Progress func(checkpoint, target uint64)
 }
 
 // RebuildResult tells what a rebuild did.
@@ -116,7 +119,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 		for range ch {
 		}
 	}()
-	r := &replayer{batches: ch, exec: x,
+	r := &replayer{batches: ch, exec: x, progress: cfg.Progress,
 		holes: func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, stream, from, to) }}
 
 	// Replay up to the stream's end; while the stream grows, go on until
@@ -146,10 +149,11 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 // replayer applies the stream, in order, to the shadow tables, from
 // batches read ahead.
 type replayer struct {
-	batches <-chan prepared
-	exec    *executor
-	holes   holesFunc
-	res     RebuildResult
+	batches  <-chan prepared
+	exec     *executor
+	holes    holesFunc
+	progress func(checkpoint, target uint64)
+	res      RebuildResult
 }
 
 // replay applies batches until the shadow checkpoint reaches target.
@@ -180,6 +184,9 @@ func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error
 		}
 		r.res.Events += br.applied
 		r.res.Checkpoint = br.checkpoint
+		if r.progress != nil {
+			r.progress(r.res.Checkpoint, target)
+		}
 		if br.gap {
 			return fmt.Errorf("rebuild: ordered delivery skipped events after %d", br.checkpoint)
 		}

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/domain"
+)
+
+// databaseFlag adds --database-url, defaulting to AUTH_DATABASE_URL.
+func databaseFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("database-url", os.Getenv("AUTH_DATABASE_URL"), "Postgres of the read models (AUTH_DATABASE_URL)")
+}
+
+func readModelConfig(cmd *cobra.Command, databaseURL string) (config.Config, error) {
+	if databaseURL == "" {
+		return config.Config{}, fmt.Errorf("no database: set AUTH_DATABASE_URL or --database-url (e.g. postgres://postgres@127.0.0.1:5432/%s?sslmode=disable in dev mode)", "ameli_auth_dev")
+	}
+	prefix, _ := cmd.Flags().GetString("subject-prefix")
+	url, _ := cmd.Flags().GetString("nats-url")
+	return config.Config{DatabaseURL: databaseURL, Prefix: prefix, NATSURL: url}, nil
+}
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "migrate",
+		Short:   "Run the read models' migrations (the projector also runs them at start)",
+		Example: "  authctl migrate --database-url postgres://postgres@127.0.0.1:5432/ameli_auth_dev",
+		Args:    cobra.NoArgs,
+	}
+	db := databaseFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := readModelConfig(cmd, *db)
+		if err != nil {
+			return err
+		}
+		if err := app.MigrateReadModels(cmd.Context(), cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "read models migrated")
+		return nil
+	}
+	return cmd
+}
+
+func newProjectionsCmd() *cobra.Command {
+	parent := &cobra.Command{Use: "projections", Short: "Read models: how far behind the stream, and a full rebuild"}
+
+	status := &cobra.Command{
+		Use:     "status",
+		Short:   "Show the read models' checkpoint and lag (events and seconds)",
+		Example: "  authctl projections status --nats-url nats://127.0.0.1:4222 --database-url postgres://...",
+		Args:    cobra.NoArgs,
+	}
+	statusDB := databaseFlag(status)
+	status.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := readModelConfig(cmd, *statusDB)
+		if err != nil {
+			return err
+		}
+		n, err := connectJS(cmd)
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		st, err := app.ReadModelStatus(cmd.Context(), cfg, n)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "checkpoint      %d (stream at %d)\n", st.Checkpoint, st.StreamLastSeq)
+		fmt.Fprintf(out, "lag             %d events, %.1f s\n", st.LagEvents, st.LagSeconds)
+		if !st.LastEventAt.IsZero() {
+			fmt.Fprintf(out, "last applied    %s (heure de Paris)\n", domain.FormatDash(st.LastEventAt))
+		}
+		leader := st.Leader
+		if leader == "" {
+			leader = "none running"
+		}
+		fmt.Fprintf(out, "active replica  %s\n", leader)
+		fmt.Fprintf(out, "rebuilding      %v\n", st.Rebuilding)
+		fmt.Fprintf(out, "schema          %d (latest %d)\n", st.SchemaVersion, st.LatestMigration)
+		return nil
+	}
+
+	rebuild := &cobra.Command{
+		Use:   "rebuild",
+		Short: "Replay the whole stream into fresh tables and swap them in atomically",
+		Long: `Replays AUTH_EVENTS from its first event into fresh tables (schema
+auth_rebuild), then swaps them for the live ones in one transaction: readers see
+the old tables or the new ones, never a half-built model. A running projector
+goes on from the new tables' checkpoint.`,
+		Example: "  authctl projections rebuild --database-url postgres://...",
+		Args:    cobra.NoArgs,
+	}
+	rebuildDB := databaseFlag(rebuild)
+	rebuild.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := readModelConfig(cmd, *rebuildDB)
+		if err != nil {
+			return err
+		}
+		n, err := connectJS(cmd)
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		bar := newProgress(cmd.ErrOrStderr(), "rebuild", 0)
+		res, err := app.RebuildReadModels(cmd.Context(), cfg, n, slog.New(slog.NewTextHandler(io.Discard, nil)),
+			func(checkpoint, target uint64) {
+				bar.SetTotal(int64(target))
+				bar.Set(int64(checkpoint))
+			})
+		bar.Done()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "rebuilt: %d events replayed, checkpoint %d, in %s\n", res.Events, res.Checkpoint, res.Duration.Round(time.Millisecond))
+		return nil
+	}
+	parent.AddCommand(status, rebuild)
+	return parent
+}
+
+// connectJS connects with the global flags, for commands that read the stream.
+func connectJS(cmd *cobra.Command) (*app.NATS, error) {
+	nc, _, err := connect(cmd)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &app.NATS{Conn: nc, JS: js}, nil
+}
