@@ -31,7 +31,7 @@ func devConfig(t *testing.T, varDir, dbURL string) config.Config {
 // The dev stack in one process: a newcomer's whole login, reading the code
 // from the mail catcher, lands in the read models; a second start keeps the data.
 func TestDevStackServesALogin(t *testing.T) {
-	varDir, dbURL := t.TempDir(), pgtest.NewDatabase(t)
+	varDir, dbURL := t.TempDir(), pgtestDB(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
 	d, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, log)
@@ -100,3 +100,5 @@ func TestDevStackServesALogin(t *testing.T) {
 		t.Fatalf("second start must keep the demo account: created=%v err=%v", created, err)
 	}
 }
+
+func pgtestDB(t *testing.T) string { return pgtest.NewDatabase(t) }
