@@ -17,6 +17,7 @@ type replyCache struct {
 	ttl   time.Duration
 	max   int
 	items map[[32]byte]cachedReply
+	order [][32]byte // keys, oldest first: with one TTL, insertion order is expiry order
 }
 
 type cachedReply struct {
@@ -54,19 +55,23 @@ func (c *replyCache) get(k [32]byte) ([]byte, bool) {
 	return r.body, true
 }
 
+// put keeps a reply, dropping from the front the expired ones and, past
+// max, the oldest: O(1) amortised, the newest replies kept.
 func (c *replyCache) put(k [32]byte, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if len(c.items) >= c.max {
-		for key, r := range c.items {
-			if now.After(r.expires) {
-				delete(c.items, key)
-			}
+	for len(c.order) > 0 {
+		oldest := c.order[0]
+		r, ok := c.items[oldest]
+		if ok && now.Before(r.expires) && len(c.items) < c.max {
+			break
 		}
-		if len(c.items) >= c.max {
-			return // full of live replies: retries fall back to deciding again
-		}
+		delete(c.items, oldest)
+		c.order = c.order[1:]
+	}
+	if _, dup := c.items[k]; !dup {
+		c.order = append(c.order, k)
 	}
 	c.items[k] = cachedReply{body: body, expires: now.Add(c.ttl)}
 }
