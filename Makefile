@@ -24,9 +24,9 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-## bench: the benchmarks of the hot paths (not part of make test)
+## bench: the end-to-end benchmark, not part of make test (authctl bench; BENCH_FLAGS="--json", "--quick"; docs/bench.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/authctl bench $(BENCH_FLAGS)
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -89,7 +89,7 @@ from a CSV file (account import).`,
 	root.PersistentFlags().String("nats-url", envOr("AUTH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (AUTH_NATS_URL)")
 	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", "auth"), "subject prefix (AUTH_SUBJECT_PREFIX)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd())
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
 	return root
 }
 

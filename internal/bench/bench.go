@@ -1,0 +1,464 @@
+// Package bench measures the service end to end on one machine, each figure
+// in the same run: argon2id against full web logins, code verifications
+// (throughput and p99), raw JetStream appends, the cost of a long history,
+// the projector against a raw COPY, and the notifier's mails per second
+// (`authctl bench`, `make bench`; docs/bench.md has the results).
+//
+// Everything runs in this process, on an embedded nats-server (a temporary
+// directory) and a fresh Postgres database created for the run and dropped
+// after it, unless Options names a NATS server or a Postgres server; even
+// then the run works on streams, consumers and a database of its own.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/projector"
+)
+
+// Phases, in the order they run. Options.Phases selects some of them (to
+// profile one); the ratios need both of their figures.
+const (
+	PhaseHash      = "hash"
+	PhaseLogin     = "login"
+	PhaseOTP       = "otp"
+	PhaseAppend    = "append"
+	PhaseHistory   = "history"
+	PhaseProjector = "projector"
+	PhaseNotifier  = "notifier"
+)
+
+// AllPhases lists every phase in run order.
+var AllPhases = []string{PhaseHash, PhaseLogin, PhaseOTP, PhaseAppend, PhaseHistory, PhaseProjector, PhaseNotifier}
+
+// Options configure a run. The zero value is a full run on an embedded
+// stack with the seed policy.
+type Options struct {
+	// Quick takes the short sizes (a smoke run of well under a minute).
+	Quick bool
+	// NATSURL is a NATS server with JetStream to run on; empty starts an
+	// embedded one in a temporary directory.
+	NATSURL string
+	// DatabaseURL is a Postgres server (any database on it: the run
+	// creates its own database there and drops it); empty finds the
+	// machine's server as dev mode does, or starts a private one in a
+	// temporary directory.
+	DatabaseURL string
+	// Policy is the commands' policy (its argon2id parameters are the
+	// hash bound); zero is domain.SeedPolicy().
+	Policy domain.Policy
+	// Concurrency is the number of concurrent clients running login flows;
+	// default 16.
+	Concurrency int
+	// Sizes overrides the phases' sizes; zero fields take the full or
+	// quick defaults.
+	Sizes Sizes
+	// Phases runs only these phases (names above); empty runs them all.
+	Phases []string
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+	// Logger receives the components' logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Sizes are how long or how much each phase measures.
+type Sizes struct {
+	Warmup            time.Duration // before the timed windows (logins, appends)
+	Rounds            int           // alternations of hash and login windows; default 5 (quick 2)
+	Settle            time.Duration // before each login window, clients back in their stride
+	HashTime          time.Duration // argon2id timed, over all rounds
+	LoginTime         time.Duration // login flows timed, over all rounds
+	LoginAccounts     int           // accounts per login client; default 4
+	OTPClients        int           // concurrent verifications; default 64
+	OTPVerifications  int           // verifications timed at full speed
+	P99Rate           int           // open-loop verifications per second; default 1,000
+	P99Time           time.Duration // open-loop duration
+	AppendClients     int           // concurrent appenders, one account each; default 64
+	AppendTime        time.Duration // appends timed window
+	HistoryEvents     int           // events of the long account; default 10,000
+	HistoryRuns       int           // commands timed per account and state (warm, cold)
+	ProjectorEvents   int           // events replayed
+	ProjectorAccounts int           // accounts they are spread over
+	CopyRuns          int           // raw COPYs (the median is kept); default 5 (quick 3)
+	NotifierMails     int           // mails sent
+}
+
+// FullSizes are the sizes of a full run.
+func FullSizes() Sizes {
+	return Sizes{
+		Warmup: time.Second, Rounds: 5, Settle: 500 * time.Millisecond,
+		HashTime: 5 * time.Second, LoginTime: 10 * time.Second, LoginAccounts: 4,
+		OTPClients: 64, OTPVerifications: 30_000, P99Rate: 1000, P99Time: 5 * time.Second,
+		AppendClients: 64, AppendTime: 5 * time.Second,
+		HistoryEvents: 10_000, HistoryRuns: 200,
+		ProjectorEvents: 1_000_000, ProjectorAccounts: 20_000, CopyRuns: 5,
+		NotifierMails: 5_000,
+	}
+}
+
+// QuickSizes are the sizes of `authctl bench --quick`.
+func QuickSizes() Sizes {
+	return Sizes{
+		Warmup: 300 * time.Millisecond, Rounds: 2, Settle: 300 * time.Millisecond,
+		HashTime: time.Second, LoginTime: 2 * time.Second, LoginAccounts: 4,
+		OTPClients: 64, OTPVerifications: 2_000, P99Rate: 1000, P99Time: time.Second,
+		AppendClients: 64, AppendTime: 1500 * time.Millisecond,
+		HistoryEvents: 10_000, HistoryRuns: 100, // 100: the tail after the snapshot goes through a whole cycle
+		ProjectorEvents: 20_000, ProjectorAccounts: 2_000, CopyRuns: 3,
+		NotifierMails: 500,
+	}
+}
+
+func (s Sizes) withDefaults(d Sizes) Sizes {
+	pick := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pickD := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pickD(&s.Warmup, d.Warmup)
+	pick(&s.Rounds, d.Rounds)
+	pickD(&s.Settle, d.Settle)
+	pickD(&s.HashTime, d.HashTime)
+	pickD(&s.LoginTime, d.LoginTime)
+	pick(&s.LoginAccounts, d.LoginAccounts)
+	pick(&s.OTPClients, d.OTPClients)
+	pick(&s.OTPVerifications, d.OTPVerifications)
+	pick(&s.P99Rate, d.P99Rate)
+	pickD(&s.P99Time, d.P99Time)
+	pick(&s.AppendClients, d.AppendClients)
+	pickD(&s.AppendTime, d.AppendTime)
+	pick(&s.HistoryEvents, d.HistoryEvents)
+	pick(&s.HistoryRuns, d.HistoryRuns)
+	pick(&s.ProjectorEvents, d.ProjectorEvents)
+	pick(&s.ProjectorAccounts, d.ProjectorAccounts)
+	pick(&s.CopyRuns, d.CopyRuns)
+	pick(&s.NotifierMails, d.NotifierMails)
+	return s
+}
+
+// Result holds the figures. The JSON object has exactly the fields of
+// issue 8; Details (not in the JSON) says how each was obtained.
+type Result struct {
+	HashPerS            float64 `json:"hash_per_s"`
+	LoginFlowsPerS      float64 `json:"login_flows_per_s"`
+	LoginVsHash         float64 `json:"login_vs_hash"`
+	OTPVerifyPerS       float64 `json:"otp_verify_per_s"`
+	OTPVerifyP99Ms      float64 `json:"otp_verify_p99_ms"`
+	AppendPerS          float64 `json:"append_per_s"`
+	History10kVsFresh   float64 `json:"history_10k_vs_fresh"`
+	ProjectorEventsPerS float64 `json:"projector_events_per_s"`
+	CopyRowsPerS        float64 `json:"copy_rows_per_s"`
+	ProjectorVsCopy     float64 `json:"projector_vs_copy"`
+	NotifierMailsPerS   float64 `json:"notifier_mails_per_s"`
+	RSSMB               RSS     `json:"rss_mb"`
+
+	Details Details `json:"-"`
+}
+
+// RSS is the peak resident memory of the process, in MiB, while each
+// component's phases ran (every component runs in this process, with the
+// embedded nats-server and the load generators: see docs/bench.md), and
+// over the whole run.
+type RSS struct {
+	Commands  float64 `json:"commands"`
+	Projector float64 `json:"projector"`
+	Notifier  float64 `json:"notifier"`
+	Process   float64 `json:"process"`
+}
+
+// Details are the figures behind the figures.
+type Details struct {
+	Machine string
+	Load    [2]string // /proc/loadavg's 1-minute load at the start and the end (other work on the machine)
+	Policy  string
+	Sizes   Sizes
+	Elapsed time.Duration
+
+	Hashes int
+
+	LoginClients, LoginFlows, LoginErrors int
+	LoginP50, LoginP99                    time.Duration
+
+	OTPPrepared, OTPErrors int
+	OTPP50, OTPP99         time.Duration // of the full-speed run
+	OpenLoopP50            time.Duration
+	OpenLoopSent           int
+	OpenLoopRate           float64 // achieved
+
+	Appends int
+
+	HistoryColdNew, HistoryColdShort, HistoryCold10k time.Duration // cold: new account, 200 events, HistoryEvents
+	HistoryWarmShort, HistoryWarm10k                 time.Duration
+
+	ProjectorEvents  int
+	ProjectorTook    time.Duration
+	ProjectorBatches int
+	ProjectorInTx    time.Duration     // in batch transactions
+	ProjectorPhases  projector.Timings // ProjectorInTx by phase
+	CopyRows         int64
+	CopyRates        []float64
+
+	Mails     int
+	MailsTook time.Duration
+
+	// RSSBase is what was resident when each component's phases began
+	// (after a GC): the embedded nats-server, the load generators, and
+	// what earlier phases left.
+	RSSBase RSS
+}
+
+// Targets of issue 8, by field.
+var targets = []struct {
+	field   string
+	atLeast bool
+	value   float64
+}{
+	{"login_vs_hash", true, 0.9},
+	{"otp_verify_per_s", true, 10_000},
+	{"otp_verify_p99_ms", false, 5},
+	{"history_10k_vs_fresh", false, 1.2},
+	{"projector_events_per_s", true, 50_000},
+	{"projector_vs_copy", true, 0.5},
+}
+
+// Row is one line of the table: field, value, target, and whether the
+// target is met ("" when the field has no target or was not measured).
+type Row struct {
+	Field, Value, Target, OK string
+}
+
+func (r Result) fields() []struct {
+	name string
+	v    float64
+	unit string
+} {
+	return []struct {
+		name string
+		v    float64
+		unit string
+	}{
+		{"hash_per_s", r.HashPerS, "/s"},
+		{"login_flows_per_s", r.LoginFlowsPerS, "/s"},
+		{"login_vs_hash", r.LoginVsHash, ""},
+		{"otp_verify_per_s", r.OTPVerifyPerS, "/s"},
+		{"otp_verify_p99_ms", r.OTPVerifyP99Ms, "ms"},
+		{"append_per_s", r.AppendPerS, "/s"},
+		{"history_10k_vs_fresh", r.History10kVsFresh, ""},
+		{"projector_events_per_s", r.ProjectorEventsPerS, "/s"},
+		{"copy_rows_per_s", r.CopyRowsPerS, "/s"},
+		{"projector_vs_copy", r.ProjectorVsCopy, ""},
+		{"notifier_mails_per_s", r.NotifierMailsPerS, "/s"},
+	}
+}
+
+// Rows is the results table.
+func (r Result) Rows() []Row {
+	var rows []Row
+	for _, f := range r.fields() {
+		row := Row{Field: f.name, Value: formatValue(f.v, f.unit)}
+		for _, t := range targets {
+			if t.field != f.name {
+				continue
+			}
+			op := ">="
+			if !t.atLeast {
+				op = "<="
+			}
+			row.Target = op + " " + formatValue(t.value, "")
+			if f.v != 0 {
+				row.OK = "no"
+				if t.atLeast && f.v >= t.value || !t.atLeast && f.v <= t.value {
+					row.OK = "yes"
+				}
+			}
+		}
+		if f.v == 0 {
+			row.Value = "-"
+		}
+		rows = append(rows, row)
+	}
+	rss := fmt.Sprintf("commands %.0f, projector %.0f, notifier %.0f, whole run %.0f",
+		r.RSSMB.Commands, r.RSSMB.Projector, r.RSSMB.Notifier, r.RSSMB.Process)
+	rows = append(rows, Row{Field: "rss_mb", Value: rss})
+	return rows
+}
+
+// Missed lists the fields whose targets were measured and missed.
+func (r Result) Missed() []string {
+	var out []string
+	for _, row := range r.Rows() {
+		if row.OK == "no" {
+			out = append(out, row.Field)
+		}
+	}
+	return out
+}
+
+// Notes are the details worth a line under the table.
+func (r Result) Notes() []string {
+	d := r.Details
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	add("machine: %s; policy %s", d.Machine, d.Policy)
+	if d.Hashes > 0 {
+		add("hash: %d argon2id hashes on %d goroutines", d.Hashes, runtime.GOMAXPROCS(0))
+	}
+	if d.LoginFlows > 0 {
+		add("login: %d flows by %d clients (password, code sent, code read from the stream, code verified), %d errors; flow p50 %s, p99 %s",
+			d.LoginFlows, d.LoginClients, d.LoginErrors, ms(d.LoginP50), ms(d.LoginP99))
+	}
+	if d.OTPPrepared > 0 {
+		add("otp: %d pending logins prepared; %d verifications by %d clients, p50 %s, p99 %s; open loop %d at %.0f/s: p50 %s; %d errors",
+			d.OTPPrepared, d.Sizes.OTPVerifications, d.Sizes.OTPClients, ms(d.OTPP50), ms(d.OTPP99),
+			d.OpenLoopSent, d.OpenLoopRate, ms(d.OpenLoopP50), d.OTPErrors)
+	}
+	if d.Appends > 0 {
+		add("append: %d appends by %d clients, one account each", d.Appends, d.Sizes.AppendClients)
+	}
+	if d.HistoryColdNew > 0 {
+		add("history (account.set_affiliation, medians of %d): cold (new instance: snapshot + events after it) %s on a new account, %s with %d events, %s with %d events; warm %s with %d events, %s with %d events",
+			d.Sizes.HistoryRuns, us(d.HistoryColdNew), us(d.HistoryColdShort), shortHistory, us(d.HistoryCold10k), d.Sizes.HistoryEvents,
+			us(d.HistoryWarmShort), shortHistory, us(d.HistoryWarm10k), d.Sizes.HistoryEvents)
+	}
+	if d.ProjectorEvents > 0 {
+		p := d.ProjectorPhases
+		rd := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+		add("projector: %d events in %s, %d batches, %s in their transactions (begin %s, devices %s, staging COPY %s, accounts merge %s, attempts COPY %s, commit %s); raw COPY of its %d rows: %v rows/s (median kept)",
+			d.ProjectorEvents, rd(d.ProjectorTook), d.ProjectorBatches, rd(d.ProjectorInTx),
+			rd(p.Begin), rd(p.Devices), rd(p.Staging), rd(p.Accounts), rd(p.Attempts), rd(p.Commit),
+			d.CopyRows, roundAll(d.CopyRates))
+	}
+	if d.Mails > 0 {
+		add("notifier: %d mails in %s", d.Mails, d.MailsTook.Round(time.Millisecond))
+	}
+	if r.RSSMB.Process > 0 {
+		add("rss (MiB, whole process: every component, the embedded nats-server and the load generators): peak during commands phases %.0f (resident at their start %.0f), projector %.0f (%.0f), notifier %.0f (%.0f); whole run %.0f",
+			r.RSSMB.Commands, d.RSSBase.Commands, r.RSSMB.Projector, d.RSSBase.Projector, r.RSSMB.Notifier, d.RSSBase.Notifier, r.RSSMB.Process)
+	}
+	add("run: %s; 1-minute load average %s at the start, %s at the end", d.Elapsed.Round(time.Second), d.Load[0], d.Load[1])
+	return out
+}
+
+func formatValue(v float64, unit string) string {
+	switch {
+	case unit == "/s" || v >= 1000:
+		return fmt.Sprintf("%.0f%s", v, unit)
+	case unit == "ms":
+		return fmt.Sprintf("%.2f ms", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+func roundAll(fs []float64) []float64 {
+	out := make([]float64, len(fs))
+	for i, f := range fs {
+		out[i] = float64(int64(f))
+	}
+	return out
+}
+
+// Run runs the phases and returns the figures. A phase that fails ends
+// the run with its error; what was started is stopped and what was
+// created (temporary directory, database, streams) removed.
+func Run(ctx context.Context, opts Options) (res Result, err error) {
+	start := time.Now()
+	if opts.Policy.Name == "" {
+		opts.Policy = domain.SeedPolicy()
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	def := FullSizes()
+	if opts.Quick {
+		def = QuickSizes()
+	}
+	opts.Sizes = opts.Sizes.withDefaults(def)
+	for _, p := range opts.Phases {
+		if !slices.Contains(AllPhases, p) {
+			return res, fmt.Errorf("bench: unknown phase %q (phases: %s)", p, strings.Join(AllPhases, ", "))
+		}
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	res.Details.Machine = machine()
+	res.Details.Load[0] = loadAvg()
+	a := opts.Policy.Argon2
+	res.Details.Policy = fmt.Sprintf("%s (argon2id m=%d KiB, t=%d, p=%d)", opts.Policy.Name, a.Memory, a.Time, a.Threads)
+	res.Details.Sizes = opts.Sizes
+
+	r := &runner{opts: opts, sizes: opts.Sizes, res: &res, mem: newPeaks()}
+	defer func() {
+		if cerr := r.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		res.RSSMB.Process = r.mem.process()
+		res.Details.Elapsed = time.Since(start)
+		res.Details.Load[1] = loadAvg()
+	}()
+	if err := r.setup(ctx); err != nil {
+		return res, err
+	}
+	selected := func(phase string) bool { return len(opts.Phases) == 0 || slices.Contains(opts.Phases, phase) }
+	steps := []struct {
+		phase     string
+		component string
+		run       func(context.Context) error
+	}{
+		{PhaseHash + "+" + PhaseLogin, "commands", func(ctx context.Context) error {
+			return r.hashLogin(ctx, selected(PhaseHash), selected(PhaseLogin))
+		}},
+		{PhaseOTP, "commands", r.otp},
+		{PhaseAppend, "commands", r.append},
+		{PhaseHistory, "commands", r.history},
+		{PhaseProjector, "projector", r.projector},
+		{PhaseNotifier, "notifier", r.notifier},
+	}
+	for _, s := range steps {
+		if !slices.ContainsFunc(strings.Split(s.phase, "+"), selected) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		r.mem.begin()
+		t := time.Now()
+		if err := s.run(ctx); err != nil {
+			return res, fmt.Errorf("bench %s: %w", s.phase, err)
+		}
+		r.mem.end(s.component)
+		r.progress("%s: done in %s", s.phase, time.Since(t).Round(time.Millisecond))
+	}
+	res.RSSMB.Commands, res.RSSMB.Projector, res.RSSMB.Notifier = r.mem.peak("commands"), r.mem.peak("projector"), r.mem.peak("notifier")
+	res.Details.RSSBase = RSS{Commands: r.mem.baseline("commands"), Projector: r.mem.baseline("projector"), Notifier: r.mem.baseline("notifier")}
+	if res.HashPerS > 0 && res.LoginFlowsPerS > 0 {
+		res.LoginVsHash = res.LoginFlowsPerS / res.HashPerS
+	}
+	if res.ProjectorEventsPerS > 0 && res.CopyRowsPerS > 0 {
+		res.ProjectorVsCopy = res.ProjectorEventsPerS / res.CopyRowsPerS
+	}
+	return res, nil
+}
+
+// errNoProgress: a phase's work stopped moving.
+var errNoProgress = errors.New("no progress")

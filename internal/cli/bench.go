@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/bench"
+	"github.com/ameli-auth/authsvc/internal/domain"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		quick, asJSON bool
+		databaseURL   string
+		concurrency   int
+		policyName    string
+		cpuProfile    string
+		memProfile    string
+		only          []string
+		logLevel      string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure logins against the hash bound, command latency, the projector against COPY (make bench)",
+		Long: `Runs the whole service in this process and measures, in the same run:
+argon2id hashes per second with the policy's parameters on every core (the
+bound), full web logins per second (password, code sent, code read from the
+stream, code verified) and their ratio, code verifications per second with 64
+clients and their p99 at 1,000 per second, raw JetStream appends, a command
+on an account with 10,000 events against a new one, the projector's replay of
+1,000,000 events against a raw COPY of the same rows, the notifier's mails per
+second to a local SMTP server, and the peak resident memory.
+
+By default it starts an embedded nats-server in a temporary directory and
+creates a fresh database on the machine's Postgres (or a private server),
+dropped at the end. --nats-url (only when given: AUTH_NATS_URL and the global
+default are not used here) and --database-url point it at servers: it then
+works on streams, consumers and a database of its own, and removes them.
+
+It prints a table (field, value, target, met?) and, with --json, one JSON
+object alone on the last line. docs/bench.md has the results and the profile.`,
+		Example: `  authctl bench
+  authctl bench --quick
+  authctl bench --json
+  authctl bench --only otp --cpuprofile otp.pprof`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			policy, ok := domain.PolicyByName(policyName)
+			if !ok {
+				return usagef("--policy: %q is neither seed nor strict", policyName)
+			}
+			opts := bench.Options{Quick: quick, DatabaseURL: databaseURL, Policy: policy, Concurrency: concurrency,
+				Progress: cmd.ErrOrStderr()}
+			if cmd.Flags().Changed("nats-url") {
+				opts.NATSURL, _ = cmd.Flags().GetString("nats-url")
+			}
+			for _, p := range only {
+				opts.Phases = append(opts.Phases, strings.Split(p, ",")...)
+			}
+			if logLevel != "" {
+				opts.Logger = app.NewLogger(logLevel)
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			res, err := bench.Run(ctx, opts)
+			if err != nil {
+				return err
+			}
+			if memProfile != "" {
+				f, err := os.Create(memProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+					return err
+				}
+			}
+			return bench.WriteReport(cmd.OutOrStdout(), res, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&quick, "quick", false, "short sizes: a smoke run of well under a minute")
+	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object on the last line")
+	f.StringVar(&databaseURL, "database-url", os.Getenv("AUTH_DATABASE_URL"),
+		"Postgres server to create the run's database on (AUTH_DATABASE_URL; default: the machine's, or a private one)")
+	f.IntVar(&concurrency, "concurrency", 16, "concurrent clients running login flows")
+	f.StringVar(&policyName, "policy", envOr("AUTH_POLICY", "seed"), "policy whose argon2id parameters are measured: seed or strict (AUTH_POLICY)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
+	f.StringSliceVar(&only, "only", nil, "run only these phases: "+strings.Join(bench.AllPhases, ", "))
+	f.StringVar(&logLevel, "log-level", "", "show the components' logs at this level (debug, info, warn, error)")
+	return cmd
+}
