@@ -151,19 +151,19 @@ func (r *runner) publishSim(ctx context.Context, cfg eventstore.JetStreamConfig,
 		return 0, err
 	}
 	s := newSim(99)
-	accs := s.accounts(min(accounts, n))
+	accs := s.Accounts(min(accounts, n))
 	for i := range n {
 		var a *simAccount
 		if i < len(accs) {
 			a = accs[i]
 		} else {
-			a = accs[s.rng.IntN(len(accs))]
+			a = accs[s.Rng.IntN(len(accs))]
 		}
-		data, err := events.Marshal(s.next(a))
+		data, err := events.Marshal(s.Next(a))
 		if err != nil {
 			return 0, err
 		}
-		if _, err := js.PublishAsync(cfg.Prefix+".events."+a.id, data); err != nil {
+		if _, err := js.PublishAsync(cfg.Prefix+".events."+a.ID, data); err != nil {
 			return 0, err
 		}
 	}

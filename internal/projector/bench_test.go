@@ -113,19 +113,19 @@ func publishSim(tb testing.TB, bus *bus, n, accounts int) {
 		tb.Fatal(err)
 	}
 	s := newSim(99)
-	accs := s.accounts(accounts)
+	accs := s.Accounts(accounts)
 	for i := 0; i < n; i++ {
 		var a *simAccount
 		if i < accounts {
 			a = accs[i] // every account registered first
 		} else {
-			a = accs[s.rng.IntN(len(accs))]
+			a = accs[s.Rng.IntN(len(accs))]
 		}
-		data, err := events.Marshal(s.next(a))
+		data, err := events.Marshal(s.Next(a))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := js.PublishAsync(DefaultPrefix+".events."+a.id, data); err != nil {
+		if _, err := js.PublishAsync(DefaultPrefix+".events."+a.ID, data); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -101,10 +101,10 @@ func noHoles(context.Context, uint64, uint64) (bool, error) { return true, nil }
 // simHistory interleaves n events over a few accounts.
 func simHistory(seed uint64, accounts, n int) []events.Envelope {
 	s := newSim(seed)
-	accs := s.accounts(accounts)
+	accs := s.Accounts(accounts)
 	out := make([]events.Envelope, 0, n)
 	for len(out) < n {
-		out = append(out, s.next(accs[s.rng.IntN(len(accs))]))
+		out = append(out, s.Next(accs[s.Rng.IntN(len(accs))]))
 	}
 	return out
 }

@@ -57,7 +57,7 @@ func (b *bus) oneByOne(tb testing.TB) string {
 func TestProjectorFollowsTheStream(t *testing.T) {
 	b := newBus(t)
 	s := newSim(10)
-	accs := s.accounts(40)
+	accs := s.Accounts(40)
 	b.produce(t, s, accs, 600)
 	url := newDB(t)
 	r := startReplica(t, b.js, url, "solo", nil)
@@ -100,7 +100,7 @@ func TestThreeReplicasOnABusyStream(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := newSim(uint64(100 + i))
-			accs := s.accounts(30)
+			accs := s.Accounts(30)
 			for range perProducer / 100 {
 				b.produce(t, s, accs, 100)
 				time.Sleep(10 * time.Millisecond)
@@ -127,7 +127,7 @@ func TestThreeReplicasOnABusyStream(t *testing.T) {
 	// More events after the last crash: the replicas started as
 	// replacements must take over and apply them.
 	s := newSim(199)
-	b.produce(t, s, s.accounts(20), 500)
+	b.produce(t, s, s.Accounts(20), 500)
 	last := b.lastSeq(t)
 	if last != 4*perProducer+500 {
 		t.Fatalf("stream has %d events, want %d", last, 4*perProducer+500)
@@ -185,7 +185,7 @@ func TestThreeReplicasOnABusyStream(t *testing.T) {
 func TestCrashMidBatchLosesAndDoublesNothing(t *testing.T) {
 	b := newBus(t)
 	s := newSim(20)
-	accs := s.accounts(20)
+	accs := s.Accounts(20)
 	b.produce(t, s, accs, 1000)
 	url := newDB(t)
 	var log commitLog
@@ -218,7 +218,7 @@ func TestCrashMidBatchLosesAndDoublesNothing(t *testing.T) {
 func TestStopFinishesTheBatchInFlight(t *testing.T) {
 	b := newBus(t)
 	s := newSim(30)
-	b.produce(t, s, s.accounts(10), 300)
+	b.produce(t, s, s.Accounts(10), 300)
 	url := newDB(t)
 	inBatch := make(chan struct{})
 	var once sync.Once
@@ -253,7 +253,7 @@ func TestStopFinishesTheBatchInFlight(t *testing.T) {
 func TestPostgresOutage(t *testing.T) {
 	b := newBus(t)
 	s := newSim(40)
-	accs := s.accounts(30)
+	accs := s.Accounts(30)
 	b.produce(t, s, accs, 800)
 	url := newDB(t)
 	px := newProxy(t, url)
@@ -351,7 +351,7 @@ func TestNewNeedsADatabase(t *testing.T) {
 func TestStopsAtAnEventItCannotRead(t *testing.T) {
 	b := newBus(t)
 	s := newSim(80)
-	accs := s.accounts(5)
+	accs := s.Accounts(5)
 	b.produce(t, s, accs, 50)
 	if _, err := b.js.Publish(context.Background(), "auth.events.01FUTURE", []byte(`{"id":"x","type":"account.from_the_future","version":1,"account_id":"01FUTURE","data":{}}`)); err != nil {
 		t.Fatal(err)

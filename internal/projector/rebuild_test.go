@@ -18,7 +18,7 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 	ctx := context.Background()
 	b := newBus(t)
 	s := newSim(50)
-	accs := s.accounts(60)
+	accs := s.Accounts(60)
 	b.produce(t, s, accs, 3000)
 	url := newDB(t)
 	live := startReplica(t, b.js, url, "live", nil)
@@ -154,7 +154,7 @@ func TestRebuildOfAFreshDatabaseAndAnEmptyStream(t *testing.T) {
 		t.Fatalf("checkpoint %d", cp)
 	}
 	s := newSim(51)
-	b.produce(t, s, s.accounts(5), 100)
+	b.produce(t, s, s.Accounts(5), 100)
 	if res, err = Rebuild(ctx, RebuildConfig{DatabaseURL: url, JS: b.js}); err != nil || res.Events != 100 || res.Checkpoint != 100 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -164,7 +164,7 @@ func TestStatus(t *testing.T) {
 	ctx := context.Background()
 	b := newBus(t)
 	s := newSim(60)
-	accs := s.accounts(10)
+	accs := s.Accounts(10)
 	b.produce(t, s, accs, 200)
 	url := newDB(t)
 	r := startReplica(t, b.js, url, "status", nil)

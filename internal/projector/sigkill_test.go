@@ -24,7 +24,7 @@ func TestSIGKILLInTheMiddleOfABatch(t *testing.T) {
 	}
 	b := newBus(t)
 	s := newSim(70)
-	accs := s.accounts(80)
+	accs := s.Accounts(80)
 	const total = 6000
 	b.produce(t, s, accs, total)
 	url := newDB(t)

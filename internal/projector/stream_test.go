@@ -65,14 +65,14 @@ func (b *bus) produce(tb testing.TB, s *sim, accs []*simAccount, n int) {
 	tb.Helper()
 	ctx := context.Background()
 	for range n {
-		a := accs[s.rng.IntN(len(accs))]
-		env := s.next(a)
-		res, err := b.store.Append(ctx, a.id, a.seq, env, "")
+		a := accs[s.Rng.IntN(len(accs))]
+		env := s.Next(a)
+		res, err := b.store.Append(ctx, a.ID, a.Seq, env, "")
 		if err != nil {
 			tb.Errorf("append: %v", err)
 			return
 		}
-		a.seq = res.Seq
+		a.Seq = res.Seq
 	}
 }
 
