@@ -96,17 +96,11 @@ func (s *Service) importAccount(ctx context.Context, data []byte) Reply {
 // checkAccountFields validates a new account's fields in the order of the
 // form; checkSecret checks the password (or its hash) in its place.
 func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, affiliation string, checkSecret func() error) (nir, email string, err error) {
-	if err := required("nir", rawNIR, 64); err != nil {
+	if nir, err = nirField("nir", rawNIR); err != nil {
 		return "", "", err
 	}
-	if nir, err = domain.ParseNIR(rawNIR); err != nil {
-		return "", "", domain.InvalidRequest("nir", err.Error())
-	}
-	if err := required("email", rawEmail, 254); err != nil {
+	if email, err = emailField("email", rawEmail); err != nil {
 		return "", "", err
-	}
-	if email, err = domain.NormalizeEmail(rawEmail); err != nil {
-		return "", "", domain.InvalidRequest("email", err.Error())
 	}
 	if err := checkSecret(); err != nil {
 		return "", "", err
@@ -173,9 +167,9 @@ func (s *Service) resolve(ctx context.Context, ref *accountRef) (string, error) 
 		}
 		return ref.AccountID, nil
 	case ref.NIR != "":
-		nir, err := domain.ParseNIR(ref.NIR)
+		nir, err := nirField("nir", ref.NIR)
 		if err != nil {
-			return "", domain.InvalidRequest("nir", err.Error())
+			return "", err
 		}
 		id, err := s.lookupNIR(ctx, nir)
 		if errors.Is(err, eventstore.ErrNotFound) {
@@ -192,17 +186,10 @@ func (s *Service) backoffice(ctx context.Context, subject string, ref *accountRe
 	if err != nil {
 		return outcome{}, "", err
 	}
-	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&ref.Common), func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, subject, accountID, s.clock.Now(), &ref.Common, func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
-	if err != nil {
-		s.fail(subject, err)
-		return outcome{}, "", err
-	}
-	if out.refusal != nil {
-		return outcome{}, "", out.refusal
-	}
-	return out, accountID, nil
+	return out, accountID, err
 }
 
 func (s *Service) deactivate(ctx context.Context, data []byte) Reply {

@@ -169,14 +169,11 @@ func (s *Service) biometricChallenge(ctx context.Context, data []byte) Reply {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	challenge := base64.StdEncoding.EncodeToString(raw)
-	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, "biometric.challenge", accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
 		return domain.IssueBiometricChallenge{DeviceID: req.DeviceID, ChallengeHash: s.keys.TokenHash("challenge:"+accountID, challenge)}, nil
 	})
 	if err != nil {
-		return s.fail("biometric.challenge", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	rep := ok("challenge_issued")
 	rep.Challenge = challenge
@@ -214,7 +211,7 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
 	}
 	sessionToken := accountID + "." + secrets.NewToken()
 	digest := sha256.Sum256(challengeBytes)
-	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(a domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, "biometric.login", accountID, s.clock.Now(), &req.Common, func(a domain.Account) (domain.Command, error) {
 		valid := false
 		if b, found := a.Biometric(req.DeviceID); found {
 			if pub, err := parsePublicKey(b.PublicKey); err == nil {
@@ -225,10 +222,7 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
 			SignatureOK: valid, SessionHash: s.keys.TokenHash("session", sessionToken)}, nil
 	})
 	if err != nil {
-		return s.fail("biometric.login", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK {

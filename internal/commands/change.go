@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -48,6 +49,21 @@ type resetCompleteRequest struct {
 	NewPassword string `json:"new_password"`
 }
 
+// decide runs a command on an account and records its fact. An internal
+// failure is logged here; it and the domain's refusal come back as the error.
+func (s *Service) decide(ctx context.Context, subject, accountID string, now time.Time, c *Common,
+	build func(domain.Account) (domain.Command, error)) (outcome, error) {
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(c), build)
+	if err != nil {
+		s.fail(subject, err)
+		return outcome{}, err
+	}
+	if out.refusal != nil {
+		return outcome{}, out.refusal
+	}
+	return out, nil
+}
+
 // onSession runs a command of a logged-in user on the session's account.
 func (s *Service) onSession(ctx context.Context, subject string, c *Common, session string,
 	build func(accountID, sessionHash string, a domain.Account) (domain.Command, error)) (outcome, string, error) {
@@ -55,17 +71,10 @@ func (s *Service) onSession(ctx context.Context, subject string, c *Common, sess
 	if err != nil {
 		return outcome{}, "", err
 	}
-	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(c), func(a domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, subject, accountID, s.clock.Now(), c, func(a domain.Account) (domain.Command, error) {
 		return build(accountID, hash, a)
 	})
-	if err != nil {
-		s.fail(subject, err)
-		return outcome{}, "", err
-	}
-	if out.refusal != nil {
-		return outcome{}, "", out.refusal
-	}
-	return out, accountID, nil
+	return out, accountID, err
 }
 
 func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
@@ -106,23 +115,12 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 	return rep
 }
 
-func (s *Service) checkCodeFormat(code string, digits int) (string, error) {
-	code = strings.ReplaceAll(code, " ", "")
-	if err := required("code", code, 16); err != nil {
-		return "", err
-	}
-	if len(code) != digits || strings.Trim(code, "0123456789") != "" {
-		return "", domain.InvalidRequest("code", fmt.Sprintf("doit contenir %d chiffres", digits))
-	}
-	return code, nil
-}
-
 func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
 	var req codeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	code, err := s.checkCodeFormat(req.Code, s.policy.ChangeCodeDigits)
+	code, err := codeField(req.Code, s.policy.ChangeCodeDigits)
 	if err != nil {
 		return errorReply(err)
 	}
@@ -167,12 +165,9 @@ func (s *Service) emailChange(ctx context.Context, data []byte) Reply {
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	if err := required("new_email", req.NewEmail, 254); err != nil {
-		return errorReply(err)
-	}
-	email, err := domain.NormalizeEmail(req.NewEmail)
+	email, err := emailField("new_email", req.NewEmail)
 	if err != nil {
-		return errorReply(domain.InvalidRequest("new_email", err.Error()))
+		return errorReply(err)
 	}
 	code := secrets.NewCode(s.policy.OTPDigits)
 	out, _, err := s.onSession(ctx, "email.change", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
@@ -194,7 +189,7 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	code, err := s.checkCodeFormat(req.Code, s.policy.OTPDigits)
+	code, err := codeField(req.Code, s.policy.OTPDigits)
 	if err != nil {
 		return errorReply(err)
 	}
@@ -217,12 +212,9 @@ func (s *Service) passwordResetRequest(ctx context.Context, data []byte) Reply {
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	if err := required("nir", req.NIR, 64); err != nil {
-		return errorReply(err)
-	}
-	nir, err := domain.ParseNIR(req.NIR)
+	nir, err := nirField("nir", req.NIR)
 	if err != nil {
-		return errorReply(domain.InvalidRequest("nir", err.Error()))
+		return errorReply(err)
 	}
 	accountID, err := s.lookupNIR(ctx, nir)
 	if errors.Is(err, eventstore.ErrNotFound) {
@@ -265,14 +257,11 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 	if err != nil {
 		return s.fail("password.reset.complete", err)
 	}
-	out, err := s.accounts.execute(ctx, accountID, s.clock.Now(), metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+	_, err = s.decide(ctx, "password.reset.complete", accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
 		return domain.CompletePasswordReset{TokenHash: s.keys.TokenHash("reset", req.Token), PasswordHash: hash}, nil
 	})
 	if err != nil {
-		return s.fail("password.reset.complete", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	return ok("password_reset")
 }

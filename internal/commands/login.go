@@ -45,12 +45,9 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	if err := required("nir", req.NIR, 64); err != nil {
-		return errorReply(err)
-	}
-	nir, err := domain.ParseNIR(req.NIR)
+	nir, err := nirField("nir", req.NIR)
 	if err != nil {
-		return errorReply(domain.InvalidRequest("nir", err.Error()))
+		return errorReply(err)
 	}
 	if err := required("password", req.Password, maxPasswordBytes); err != nil {
 		return errorReply(err)
@@ -101,7 +98,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		deviceHash = s.keys.TokenHash("device:"+accountID, req.DeviceToken)
 	}
 	var newHash string
-	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(a domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, "login.password", accountID, now, &req.Common, func(a domain.Account) (domain.Command, error) {
 		if !a.Exists() || a.Blocked(now) {
 			return domain.SubmitPassword{}, nil // refused whatever the password
 		}
@@ -121,10 +118,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return s.fail("login.password", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	for _, e := range out.recorded {
 		switch e := e.(type) {
@@ -193,14 +187,11 @@ func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
 	cmd := domain.SendOTP{LoginID: login,
 		CodeHash:   s.keys.CodeHash(accountID, "login:"+login, code),
 		CodeSealed: s.keys.Seal(code, accountID)}
-	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, "login.otp.send", accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
 	if err != nil {
-		return s.fail("login.otp.send", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	rep := ok("otp_sent")
 	rep.MaskedEmail = out.state.MaskedEmail
@@ -220,12 +211,9 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	code := strings.ReplaceAll(req.Code, " ", "")
-	if err := required("code", code, 16); err != nil {
+	code, err := codeField(req.Code, s.policy.OTPDigits)
+	if err != nil {
 		return errorReply(err)
-	}
-	if len(code) != s.policy.OTPDigits || strings.Trim(code, "0123456789") != "" {
-		return errorReply(domain.InvalidRequest("code", fmt.Sprintf("doit contenir %d chiffres", s.policy.OTPDigits)))
 	}
 	accountID, login, err := s.openLoginID(req.LoginID)
 	if err != nil {
@@ -241,14 +229,11 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 	cmd := domain.VerifyOTP{LoginID: login, CodeHash: s.keys.CodeHash(accountID, "login:"+login, code),
 		RememberDevice: req.RememberDevice, DeviceHash: deviceHash,
 		SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
-	out, err := s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, "login.otp.verify", accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
 	if err != nil {
-		return s.fail("login.otp.verify", err)
-	}
-	if out.refusal != nil {
-		return errorReply(out.refusal)
+		return errorReply(err)
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK {

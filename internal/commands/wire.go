@@ -172,6 +172,42 @@ func checkCommon(c *Common) error {
 	return nil
 }
 
+// codeField reads a typed code: spaces ignored, exactly digits digits.
+func codeField(code string, digits int) (string, error) {
+	code = strings.ReplaceAll(code, " ", "")
+	if err := required("code", code, 16); err != nil {
+		return "", err
+	}
+	if len(code) != digits || strings.Trim(code, "0123456789") != "" {
+		return "", domain.InvalidRequest("code", fmt.Sprintf("doit contenir %d chiffres", digits))
+	}
+	return code, nil
+}
+
+// nirField reads a mandatory NIR field as typed into its canonical form.
+func nirField(field, v string) (string, error) {
+	if err := required(field, v, 64); err != nil {
+		return "", err
+	}
+	nir, err := domain.ParseNIR(v)
+	if err != nil {
+		return "", domain.InvalidRequest(field, err.Error())
+	}
+	return nir, nil
+}
+
+// emailField reads a mandatory email address field.
+func emailField(field, v string) (string, error) {
+	if err := required(field, v, 254); err != nil {
+		return "", err
+	}
+	email, err := domain.NormalizeEmail(v)
+	if err != nil {
+		return "", domain.InvalidRequest(field, err.Error())
+	}
+	return email, nil
+}
+
 // required checks a mandatory text field.
 func required(field, v string, max int) error {
 	if strings.TrimSpace(v) == "" {
