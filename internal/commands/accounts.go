@@ -44,6 +44,59 @@ type cached struct {
 	state     domain.Account
 	seq       uint64 // stream sequence of the last event folded in
 	sinceSnap uint64 // the account's events folded in since its last snapshot
+	recent    []recorded
+}
+
+// recorded is a request recorded on the account: the message id (account
+// and idempotency key) of the event it appended, and where.
+type recorded struct {
+	MsgID string    `json:"msg_id"`
+	Seq   uint64    `json:"seq"`
+	At    time.Time `json:"at"`
+}
+
+// Requests remembered per account: as long as JetStream's deduplication
+// window, and a few of them, enough for any client's retries.
+const (
+	keepRecentRequests = 16
+	recentRequestsTTL  = 2 * time.Minute
+)
+
+// remember notes that the request msgID was recorded at seq.
+func (c *cached) remember(msgID string, seq uint64, at time.Time) {
+	if msgID == "" {
+		return
+	}
+	out := make([]recorded, 0, min(len(c.recent)+1, keepRecentRequests))
+	if over := len(c.recent) + 1 - keepRecentRequests; over > 0 {
+		out = append(out, c.recent[over:]...)
+	} else {
+		out = append(out, c.recent...)
+	}
+	c.recent = append(out, recorded{MsgID: msgID, Seq: seq, At: at})
+}
+
+// recordedAt tells where the request msgID was recorded, if it was lately.
+func (c *cached) recordedAt(msgID string, now time.Time) (uint64, bool) {
+	for _, r := range c.recent {
+		if r.MsgID == msgID && now.Before(r.At.Add(recentRequestsTTL)) {
+			return r.Seq, true
+		}
+	}
+	return 0, false
+}
+
+// requestKeyCtx carries the request's idempotency key from the service's
+// entry point to the append (see Service.run).
+type requestKeyCtx struct{}
+
+func withRequestKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, requestKeyCtx{}, key)
+}
+
+func requestKey(ctx context.Context) string {
+	k, _ := ctx.Value(requestKeyCtx{}).(string)
+	return k
 }
 
 func (r *accounts) lock(accountID string) func() {
@@ -67,8 +120,8 @@ func (r *accounts) load(ctx context.Context, accountID string) (cached, error) {
 	switch {
 	case err == nil:
 		var s snapshot
-		if json.Unmarshal(snap, &s) == nil && s.Version == snapshotVersion && s.State.ID == accountID {
-			c.state, c.seq = s.State, seq
+		if json.Unmarshal(snap, &s) == nil && s.Version == snapshotVersion && s.State.ID == accountID && len(s.Recent) <= keepRecentRequests {
+			c.state, c.seq, c.recent = s.State, seq, s.Recent
 		}
 	case !errors.Is(err, eventstore.ErrNotFound):
 		r.log.Warn("snapshot unreadable, replaying the account", "account_id", accountID, "err", err)
@@ -90,6 +143,7 @@ func (r *accounts) catchUp(ctx context.Context, c cached) (cached, error) {
 		c.state = domain.Evolve(c.state, rec.Envelope.Data)
 		c.seq = rec.Seq
 		c.sinceSnap++
+		c.remember(rec.MsgID, rec.Seq, rec.Envelope.OccurredAt)
 	}
 	return c, nil
 }
@@ -97,14 +151,34 @@ func (r *accounts) catchUp(ctx context.Context, c cached) (cached, error) {
 type snapshot struct {
 	Version int            `json:"v"`
 	State   domain.Account `json:"state"`
+	Recent  []recorded     `json:"recent,omitempty"`
 }
 
 // outcome is what a command did.
 type outcome struct {
-	state     domain.Account // after the recorded fact, if any
-	recorded  []events.Event
-	refusal   error // the domain's refusal told to the user, if any
-	duplicate bool  // the request id had already been recorded
+	state    domain.Account // after the recorded fact, if any
+	recorded []events.Event
+	refusal  error // the domain's refusal told to the user, if any
+	// duplicate: this very request (same idempotency key: same subject and
+	// body) had already been recorded. recorded and refusal then come from
+	// the fact it recorded, not from a new decision; replies that carry a
+	// fresh secret (a session, a device token, a challenge) cannot be
+	// rebuilt from it.
+	duplicate bool
+}
+
+// replay is the outcome of a request already recorded at seq: its fact and
+// the refusal the fact told, read back from the stream.
+func (r *accounts) replay(ctx context.Context, c cached, seq uint64) (outcome, error) {
+	recs, err := r.store.Load(ctx, c.state.ID, seq-1)
+	if err != nil {
+		return outcome{}, fmt.Errorf("read recorded request of %s at %d: %w", c.state.ID, seq, err)
+	}
+	if len(recs) == 0 || recs[0].Seq != seq {
+		return outcome{}, fmt.Errorf("read recorded request of %s: no event at %d", c.state.ID, seq)
+	}
+	e := recs[0].Envelope.Data
+	return outcome{state: c.state, recorded: []events.Event{e}, refusal: r.decider.Refusal(c.state, e), duplicate: true}, nil
 }
 
 // execute decides a command on the account and records its fact. build is
@@ -118,7 +192,20 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 	if err != nil {
 		return outcome{}, err
 	}
+	// The message id is the request's idempotency key (a keyed hash of its
+	// subject and whole body), scoped by account: the same request_id with
+	// another body is another request, and is decided and recorded as such.
+	msgID := ""
+	if k := requestKey(ctx); k != "" {
+		msgID = accountID + ":" + k
+	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if seq, done := c.recordedAt(msgID, now); done {
+			// A retry of a request this account recorded (seen in the
+			// state as loaded, or as caught up after a conflict): answer
+			// what was recorded, whatever the state has become since.
+			return r.replay(ctx, c, seq)
+		}
 		cmd, err := build(c.state)
 		if err != nil {
 			return outcome{}, err
@@ -148,12 +235,6 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			return outcome{}, fmt.Errorf("decide on %s: %d events in one decision", accountID, len(evs))
 		}
 		env := events.Wrap(accountID, evs[0], now, md)
-		msgID := ""
-		if md.CausationID != "" {
-			// Scoped by account and command so two commands cannot collide
-			// on a client's key.
-			msgID = accountID + ":" + env.Type + ":" + md.CausationID
-		}
 		res, err := r.store.Append(ctx, accountID, c.seq, env, msgID)
 		if errors.Is(err, eventstore.ErrConflict) {
 			if c, err = r.catchUp(ctx, c); err != nil {
@@ -166,17 +247,20 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			return outcome{}, fmt.Errorf("append %s to account %s: %w", env.Type, accountID, err)
 		}
 		if res.Duplicate {
-			// Recorded by an earlier try of this request: nothing was appended.
+			// Recorded by an earlier try of this request (on another
+			// instance, or before the cache knew): nothing was appended. The
+			// reply is the recorded fact's, never this new decision's.
 			c, err = r.catchUp(ctx, c)
 			if err != nil {
 				return outcome{}, err
 			}
 			r.cache.put(accountID, c)
-			return outcome{state: c.state, refusal: refusal, duplicate: true}, nil
+			return r.replay(ctx, c, res.Seq)
 		}
 		c.state = domain.Evolve(c.state, evs[0])
 		c.seq = res.Seq
 		c.sinceSnap++
+		c.remember(msgID, res.Seq, now)
 		r.maybeSnapshot(&c)
 		r.cache.put(accountID, c)
 		return outcome{state: c.state, recorded: evs, refusal: refusal}, nil
@@ -197,7 +281,7 @@ func (r *accounts) maybeSnapshot(c *cached) {
 		return // snapshots are best effort; try again at the next event
 	}
 	c.sinceSnap = 0
-	b, err := json.Marshal(snapshot{Version: snapshotVersion, State: c.state})
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, State: c.state, Recent: c.recent})
 	if err != nil {
 		<-r.snapshotSem
 		r.log.Error("snapshot encode", "account_id", c.state.ID, "err", err)

@@ -139,8 +139,10 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	rep := ok("biometric_enrolled")
-	if b, found := out.state.Biometric(req.DeviceID); found {
-		rep.ExpiresAt = utc(b.ExpiresAt)
+	for _, e := range out.recorded {
+		if e, isEnrolled := e.(events.BiometricEnrolled); isEnrolled {
+			rep.ExpiresAt = utc(e.ExpiresAt)
+		}
 	}
 	return rep
 }
@@ -175,10 +177,15 @@ func (s *Service) biometricChallenge(ctx context.Context, data []byte) Reply {
 	if err != nil {
 		return errorReply(err)
 	}
+	if out.duplicate {
+		return s.replayedSecret("biometric.challenge")
+	}
 	rep := ok("challenge_issued")
 	rep.Challenge = challenge
-	if b, found := out.state.Biometric(req.DeviceID); found {
-		rep.ExpiresAt = utc(b.ChallengeX)
+	for _, e := range out.recorded {
+		if e, isIssued := e.(events.BiometricChallengeIssued); isIssued {
+			rep.ExpiresAt = utc(e.ExpiresAt)
+		}
 	}
 	return rep
 }
@@ -225,11 +232,11 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	for _, e := range out.recorded {
-		if e, isOK := e.(events.LoginSucceeded); isOK {
+		if e, isOK := e.(events.LoginSucceeded); isOK && !out.duplicate {
 			return s.authenticated(accountID, "app", sessionToken, e, "", req.DeviceID, out.state)
 		}
 	}
-	return s.fail("biometric.login", errDuplicate)
+	return s.replayedSecret("biometric.login")
 }
 
 func (s *Service) revokeBiometrics(ctx context.Context, data []byte) Reply {

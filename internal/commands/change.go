@@ -94,7 +94,8 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 	var checked string
 	var passwordOK bool
 	out, _, err := s.onSession(ctx, "password.change.start", &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
-		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, s.clock.Now()) && checked != a.PasswordHash {
+		now := s.clock.Now()
+		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, now) && !a.Blocked(now) && checked != a.PasswordHash {
 			ok, _, err := s.verifyPassword(ctx, req.CurrentPassword, a.PasswordHash)
 			if err != nil {
 				return nil, err
@@ -109,8 +110,10 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 	}
 	rep := ok("code_sent")
 	rep.MaskedEmail = out.state.MaskedEmail
-	if c := out.state.PasswordChange.Code; c != nil {
-		rep.ExpiresAt = utc(c.ExpiresAt)
+	for _, e := range out.recorded {
+		if e, isIssued := e.(events.PasswordChangeCodeIssued); isIssued {
+			rep.ExpiresAt = utc(e.ExpiresAt)
+		}
 	}
 	return rep
 }
@@ -178,8 +181,10 @@ func (s *Service) emailChange(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	rep := ok("code_sent")
-	if c := out.state.EmailChange.Code; c != nil {
-		rep.MaskedEmail, rep.ExpiresAt = c.NewMaskedEmail, utc(c.ExpiresAt)
+	for _, e := range out.recorded {
+		if e, isIssued := e.(events.EmailChangeCodeIssued); isIssued {
+			rep.MaskedEmail, rep.ExpiresAt = e.NewMaskedEmail, utc(e.ExpiresAt)
+		}
 	}
 	return rep
 }
@@ -200,7 +205,11 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	rep := ok("email_changed")
-	rep.MaskedEmail = out.state.MaskedEmail
+	for _, e := range out.recorded {
+		if e, isChanged := e.(events.EmailChanged); isChanged {
+			rep.MaskedEmail = e.MaskedEmail
+		}
+	}
 	return rep
 }
 

@@ -128,19 +128,29 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 			rep.MaskedEmail = out.state.MaskedEmail
 			return rep
 		case events.LoginSucceeded:
+			if out.duplicate {
+				return s.replayedSecret("login.password")
+			}
 			return s.authenticated(accountID, req.Channel, sessionToken, e, "", req.DeviceID, out.state)
 		}
 	}
 	if out.duplicate {
-		return s.fail("login.password", errDuplicate)
+		return s.replayedSecret("login.password")
 	}
 	return s.fail("login.password", fmt.Errorf("login of %s recorded nothing", accountID))
 }
 
-// errDuplicate: a retried request whose first try was recorded by another
-// instance, which alone holds the reply's fresh secrets. The client starts
-// the step again.
-var errDuplicate = errors.New("request already recorded by another try")
+// replayedSecret answers a retried request whose first try was recorded but
+// whose reply carried a fresh secret (a session, a device token, a
+// challenge) that only its keyed hash in the stream remembers: the instance
+// that answered the first try gave it out, and its reply cache returns it to
+// a retry sent there. Elsewhere the client is told `unavailable` and starts
+// the step again (a spent code then says otp_expired: ask a new one). The
+// stream is not changed: nothing is decided twice.
+func (s *Service) replayedSecret(subject string) Reply {
+	s.log.Warn("retried request recorded earlier; its reply held a secret not kept", "subject", subject)
+	return errorReply(errors.New("request already recorded"))
+}
 
 func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken, deviceID string, st domain.Account) Reply {
 	rep := ok("authenticated")
@@ -195,12 +205,12 @@ func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
 	}
 	rep := ok("otp_sent")
 	rep.MaskedEmail = out.state.MaskedEmail
-	if o := out.state.OTP; o != nil {
-		rep.ExpiresAt = utc(o.ExpiresAt)
-	}
 	for _, e := range out.recorded {
-		if e, isIssued := e.(events.OTPIssued); isIssued && e.RequestsLastHour > 1 {
-			rep.Message = domain.OTPResentInfo
+		if e, isIssued := e.(events.OTPIssued); isIssued {
+			rep.ExpiresAt = utc(e.ExpiresAt)
+			if e.RequestsLastHour > 1 {
+				rep.Message = domain.OTPResentInfo
+			}
 		}
 	}
 	return rep
@@ -236,11 +246,11 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	for _, e := range out.recorded {
-		if e, isOK := e.(events.LoginSucceeded); isOK {
+		if e, isOK := e.(events.LoginSucceeded); isOK && !out.duplicate {
 			return s.authenticated(accountID, req.Channel, sessionToken, e, deviceToken, req.DeviceID, out.state)
 		}
 	}
-	return s.fail("login.otp.verify", errDuplicate)
+	return s.replayedSecret("login.otp.verify")
 }
 
 func (s *Service) logout(ctx context.Context, data []byte) Reply {

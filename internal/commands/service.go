@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/domain"
@@ -65,6 +66,7 @@ type Service struct {
 	dummyPHC string
 	nirCache sync.Map // NIR index key -> account id (never changes once set)
 	replies  *replyCache
+	flight   singleflight.Group // identical requests (same key) in flight
 
 	micro micro.Service
 	subs  []*nats.Subscription
@@ -169,28 +171,47 @@ func (s *Service) Handle(ctx context.Context, subject string, data []byte) []byt
 func (s *Service) run(ctx context.Context, subject string, h handler, data []byte) []byte {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	start := time.Now()
-	// A retried request answered by this instance gets the first reply.
-	key, cacheable := replyKey(subject, data)
-	if cacheable {
-		if b, ok := s.replies.get(key); ok {
-			return b
-		}
+	key, idempotent := replyKey(subject, data)
+	if !idempotent {
+		b, _ := s.runOnce(ctx, subject, h, data)
+		return b
 	}
+	// A request with a request_id is identified by its whole body (issue
+	// 11, kind 1): a retry of it, here, gets the first reply; identical
+	// requests in flight share one execution; and its event's message id
+	// is the keyed hash of subject and body, so another body under the same
+	// request_id is another request, decided and recorded as such.
+	if b, ok := s.replies.get(key); ok {
+		return b
+	}
+	ctx = withRequestKey(ctx, s.keys.RequestKey(subject, data))
+	v, _, _ := s.flight.Do(string(key[:]), func() (any, error) {
+		if b, ok := s.replies.get(key); ok {
+			return b, nil
+		}
+		b, final := s.runOnce(ctx, subject, h, data)
+		if final {
+			s.replies.put(key, b)
+		}
+		return b, nil
+	})
+	return v.([]byte)
+}
+
+// runOnce runs the handler; final is false for an `unavailable` reply,
+// which a retry may turn into a decision.
+func (s *Service) runOnce(ctx context.Context, subject string, h handler, data []byte) (b []byte, final bool) {
+	start := time.Now()
 	rep := safely(ctx, h, data, s.log, subject)
 	if !rep.OK && rep.Error.Code == domain.CodeUnavailable && ctx.Err() != nil {
 		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
-	}
-	b := mustJSON(rep)
-	if cacheable && (rep.OK || rep.Error.Code != domain.CodeUnavailable) {
-		s.replies.put(key, b)
 	}
 	code := rep.Status
 	if !rep.OK {
 		code = rep.Error.Code
 	}
 	s.log.Debug("command", "subject", subject, "outcome", code, "duration", time.Since(start))
-	return b
+	return mustJSON(rep), rep.OK || rep.Error.Code != domain.CodeUnavailable
 }
 
 // safely turns a panic in a handler into an `unavailable` reply: a bad

@@ -71,8 +71,15 @@ func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Eve
 		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
 			return nil, err
 		}
-		if p.ChangeRequiresCurrentPassword && !c.PasswordOK {
-			return d.passwordFailure(a, now)
+		if p.ChangeRequiresCurrentPassword {
+			// The current password is checked here as at login, so the
+			// login's block holds here too: no second path around it.
+			if a.Blocked(now) {
+				return nil, locked(a.BlockReason, a.BlockedUntil)
+			}
+			if !c.PasswordOK {
+				return d.passwordFailure(a, now)
+			}
 		}
 		recent, evs, err := d.codeRequest(a.PasswordChange, events.FlowPasswordChange, now)
 		if err != nil {

@@ -336,8 +336,34 @@ func runRows(t *testing.T, rows []row) {
 				t.Errorf("events:\n got  %#v\n want %#v", got, r.then)
 			}
 			checkErr(t, err, r.err)
+			checkRefusalRebuilt(t, Decider{Policy: p}, state, got, err)
 		})
 	}
+}
+
+// checkRefusalRebuilt: the refusal told with a recorded fact can be rebuilt
+// from the fact alone (Decider.Refusal), so a retried request is answered
+// from the stream exactly as its first try was.
+func checkRefusalRebuilt(t *testing.T, d Decider, state Account, got []events.Event, err error) {
+	t.Helper()
+	if len(got) != 1 {
+		return
+	}
+	rebuilt := d.Refusal(state, got[0])
+	if err == nil {
+		if rebuilt != nil {
+			t.Fatalf("Refusal(%T) = %v for a fact told as a success", got[0], rebuilt)
+		}
+		return
+	}
+	var want *Error
+	if !errors.As(err, &want) {
+		t.Fatalf("refusal %v is not a domain error", err)
+	}
+	if rebuilt == nil {
+		t.Fatalf("Refusal(%T) = nil, Decide said %v", got[0], err)
+	}
+	checkErr(t, rebuilt, want)
 }
 
 func checkErr(t *testing.T, err error, want *Error) {

@@ -202,7 +202,7 @@ func (j *JetStream) Load(ctx context.Context, accountID string, after uint64) ([
 		if out == nil {
 			out = make([]Record, 0, md.NumPending+1)
 		}
-		out = append(out, Record{Seq: md.Sequence.Stream, Envelope: env})
+		out = append(out, Record{Seq: md.Sequence.Stream, Envelope: env, MsgID: msg.Headers().Get(jetstream.MsgIDHeader)})
 		return false, nil
 	})
 	if err != nil {

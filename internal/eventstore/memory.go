@@ -78,7 +78,7 @@ func (m *Memory) Load(ctx context.Context, accountID string, after uint64) ([]Re
 		if err != nil {
 			return nil, fmt.Errorf("load %s seq %d: %w", accountID, e.seq, err)
 		}
-		out = append(out, Record{Seq: e.seq, Envelope: env})
+		out = append(out, Record{Seq: e.seq, Envelope: env, MsgID: e.msgID})
 	}
 	return out, nil
 }

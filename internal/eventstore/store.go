@@ -23,10 +23,13 @@ var (
 	ErrNotFound = errors.New("eventstore: not found")
 )
 
-// Record is an event as stored: its stream sequence and its envelope.
+// Record is an event as stored: its stream sequence, its envelope, and the
+// message id it was appended with ("" for none): the idempotency key of the
+// request that caused it.
 type Record struct {
 	Seq      uint64
 	Envelope events.Envelope
+	MsgID    string
 }
 
 // AppendResult tells where the event landed. Duplicate is true when an event

@@ -29,6 +29,7 @@ type Keys struct {
 	codes    []byte
 	tokens   []byte
 	seal     []byte
+	requests []byte
 }
 
 // ErrSealed: a sealed value that does not open with this key (tampered, or
@@ -48,7 +49,7 @@ func NewKeys(master []byte) (*Keys, error) {
 	for _, p := range []struct {
 		dst  *[]byte
 		name string
-	}{{&k.nirIndex, "nir-index"}, {&k.codes, "codes"}, {&k.tokens, "tokens"}, {&k.seal, "seal"}} {
+	}{{&k.nirIndex, "nir-index"}, {&k.codes, "codes"}, {&k.tokens, "tokens"}, {&k.seal, "seal"}, {&k.requests, "requests"}} {
 		if *p.dst, err = derive(p.name); err != nil {
 			return nil, fmt.Errorf("derive %s key: %w", p.name, err)
 		}
@@ -97,6 +98,18 @@ func (k *Keys) CodeHash(accountID, purpose, code string) string {
 
 // TokenHash is the keyed hash of a bearer token of a kind (session, device…).
 func (k *Keys) TokenHash(kind, token string) string { return mac(k.tokens, kind, token) }
+
+// RequestKey is the idempotency key of one request: a keyed hash of its
+// subject and its whole body, 32 hex characters. It becomes the appended
+// event's Nats-Msg-Id, so the same request_id sent with another body is
+// another request, never a retry (issue 11, kind 1). Keyed, because the
+// body may hold a password or a code and the key is stored in the stream.
+func (k *Keys) RequestKey(subject string, body []byte) string {
+	m := hmac.New(sha256.New, k.requests)
+	fmt.Fprintf(m, "%d:%s", len(subject), subject)
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
 
 // Seal encrypts plaintext for the holders of the key, bound to context
 // (the account id): a sealed value copied to another account does not open.

@@ -312,8 +312,18 @@ func testDuplicateMsgID(t *testing.T, newStore NewStoreFunc) {
 	if got := mustLastSeq(t, ctx, s, acc); got != s2 {
 		t.Fatalf("LastSeq = %d, want %d", got, s2)
 	}
+	// Load gives each event's message id back: the commands service finds
+	// a retried request's recorded fact by it.
+	recs := mustLoad(t, ctx, s, acc, 0)
+	if recs[0].MsgID != "req-1/0" || recs[1].MsgID != "req-2/0" {
+		t.Fatalf("message ids loaded: %q, %q; want req-1/0, req-2/0", recs[0].MsgID, recs[1].MsgID)
+	}
+	mustAppend(t, ctx, s, acc, s2, failed(acc, 3), "")
+	if recs := mustLoad(t, ctx, s, acc, s2); recs[0].MsgID != "" {
+		t.Fatalf("an event appended without a message id loads with %q", recs[0].MsgID)
+	}
 	// A stale expected with a message id never stored is still a conflict.
-	_, err := s.Append(ctx, acc, s1, failed(acc, 3), "req-3/0")
+	_, err := s.Append(ctx, acc, s1, failed(acc, 4), "req-3/0")
 	wantConflict(t, err, "stale expected with a new message id")
 }
 
