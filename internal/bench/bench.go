@@ -30,6 +30,7 @@ import (
 const (
 	PhaseHash      = "hash"
 	PhaseLogin     = "login"
+	PhaseFlood     = "flood"
 	PhaseOTP       = "otp"
 	PhaseAppend    = "append"
 	PhaseHistory   = "history"
@@ -38,7 +39,7 @@ const (
 )
 
 // AllPhases lists every phase in run order.
-var AllPhases = []string{PhaseHash, PhaseLogin, PhaseOTP, PhaseAppend, PhaseHistory, PhaseProjector, PhaseNotifier}
+var AllPhases = []string{PhaseHash, PhaseLogin, PhaseFlood, PhaseOTP, PhaseAppend, PhaseHistory, PhaseProjector, PhaseNotifier}
 
 // Options configure a run. The zero value is a full run on an embedded
 // stack with the seed policy.
@@ -78,6 +79,8 @@ type Sizes struct {
 	HashTime          time.Duration // argon2id timed, over all rounds
 	LoginTime         time.Duration // login flows timed, over all rounds
 	LoginAccounts     int           // accounts per login client; default 4
+	FloodTime         time.Duration // flood phase: quiet and flood windows, each, over all rounds
+	FloodAttackers    int           // concurrent wrong-password senders on the attacked account; default 200
 	OTPClients        int           // concurrent verifications; default 64
 	OTPVerifications  int           // verifications timed at full speed
 	P99Rate           int           // open-loop verifications per second; default 1,000
@@ -97,6 +100,7 @@ func FullSizes() Sizes {
 	return Sizes{
 		Warmup: time.Second, Rounds: 5, Settle: 500 * time.Millisecond,
 		HashTime: 5 * time.Second, LoginTime: 10 * time.Second, LoginAccounts: 4,
+		FloodTime: 10 * time.Second, FloodAttackers: 200,
 		OTPClients: 64, OTPVerifications: 30_000, P99Rate: 1000, P99Time: 5 * time.Second,
 		AppendClients: 64, AppendTime: 5 * time.Second,
 		HistoryEvents: 10_000, HistoryRuns: 200,
@@ -110,6 +114,7 @@ func QuickSizes() Sizes {
 	return Sizes{
 		Warmup: 300 * time.Millisecond, Rounds: 2, Settle: 300 * time.Millisecond,
 		HashTime: time.Second, LoginTime: 2 * time.Second, LoginAccounts: 4,
+		FloodTime: 2 * time.Second, FloodAttackers: 200,
 		OTPClients: 64, OTPVerifications: 2_000, P99Rate: 1000, P99Time: time.Second,
 		AppendClients: 64, AppendTime: 1500 * time.Millisecond,
 		HistoryEvents: 10_000, HistoryRuns: 100, // 100: the tail after the snapshot goes through a whole cycle
@@ -135,6 +140,8 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 	pickD(&s.HashTime, d.HashTime)
 	pickD(&s.LoginTime, d.LoginTime)
 	pick(&s.LoginAccounts, d.LoginAccounts)
+	pickD(&s.FloodTime, d.FloodTime)
+	pick(&s.FloodAttackers, d.FloodAttackers)
 	pick(&s.OTPClients, d.OTPClients)
 	pick(&s.OTPVerifications, d.OTPVerifications)
 	pick(&s.P99Rate, d.P99Rate)
@@ -156,6 +163,8 @@ type Result struct {
 	HashPerS            float64 `json:"hash_per_s"`
 	LoginFlowsPerS      float64 `json:"login_flows_per_s"`
 	LoginVsHash         float64 `json:"login_vs_hash"`
+	FloodHashes         float64 `json:"flood_hashes"`
+	FloodLoginP99Ratio  float64 `json:"flood_login_p99_ratio"`
 	OTPVerifyPerS       float64 `json:"otp_verify_per_s"`
 	OTPVerifyP99Ms      float64 `json:"otp_verify_p99_ms"`
 	AppendPerS          float64 `json:"append_per_s"`
@@ -193,6 +202,11 @@ type Details struct {
 	LoginClients, LoginFlows, LoginErrors int
 	LoginP50, LoginP99                    time.Duration
 
+	FloodQuietP99, FloodP99     time.Duration // login-flow p99 without and with the flood
+	FloodQuietFlows, FloodFlows int
+	FloodAttacks, FloodLocked   int // wrong passwords sent; answered account_locked
+	FloodClients                int
+
 	OTPPrepared, OTPErrors int
 	OTPP50, OTPP99         time.Duration // of the full-speed run
 	OpenLoopP50            time.Duration
@@ -228,6 +242,8 @@ var targets = []struct {
 	value   float64
 }{
 	{"login_vs_hash", true, 0.9},
+	{"flood_hashes", false, 5},
+	{"flood_login_p99_ratio", false, 1.5},
 	{"otp_verify_per_s", true, 10_000},
 	{"otp_verify_p99_ms", false, 5},
 	{"history_10k_vs_fresh", false, 1.2},
@@ -254,6 +270,8 @@ func (r Result) fields() []struct {
 		{"hash_per_s", r.HashPerS, "/s"},
 		{"login_flows_per_s", r.LoginFlowsPerS, "/s"},
 		{"login_vs_hash", r.LoginVsHash, ""},
+		{"flood_hashes", r.FloodHashes, ""},
+		{"flood_login_p99_ratio", r.FloodLoginP99Ratio, ""},
 		{"otp_verify_per_s", r.OTPVerifyPerS, "/s"},
 		{"otp_verify_p99_ms", r.OTPVerifyP99Ms, "ms"},
 		{"append_per_s", r.AppendPerS, "/s"},
@@ -320,6 +338,10 @@ func (r Result) Notes() []string {
 	if d.LoginFlows > 0 {
 		add("login: %d flows by %d clients (password, code sent, code read from the stream, code verified), %d errors; flow p50 %s, p99 %s",
 			d.LoginFlows, d.LoginClients, d.LoginErrors, ms(d.LoginP50), ms(d.LoginP99))
+	}
+	if d.FloodAttacks > 0 {
+		add("flood: %d wrong passwords by %d senders on one account per round (%d answered account_locked) while %d clients log in; login p99 %s (%d flows) quiet, %s (%d flows) under the flood",
+			d.FloodAttacks, d.Sizes.FloodAttackers, d.FloodLocked, d.FloodClients, ms(d.FloodQuietP99), d.FloodQuietFlows, ms(d.FloodP99), d.FloodFlows)
 	}
 	if d.OTPPrepared > 0 {
 		add("otp: %d pending logins prepared; %d verifications by %d clients, p50 %s, p99 %s; open loop %d at %.0f/s: p50 %s; %d errors",
@@ -428,6 +450,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		{PhaseHash + "+" + PhaseLogin, "commands", func(ctx context.Context) error {
 			return r.hashLogin(ctx, selected(PhaseHash), selected(PhaseLogin))
 		}},
+		{PhaseFlood, "commands", r.flood},
 		{PhaseOTP, "commands", r.otp},
 		{PhaseAppend, "commands", r.append},
 		{PhaseHistory, "commands", r.history},

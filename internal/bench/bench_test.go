@@ -13,8 +13,9 @@ import (
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 )
 
-// issueFields are the keys of the JSON object (issue 8).
-var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "otp_verify_per_s", "otp_verify_p99_ms",
+// issueFields are the keys of the JSON object (issue 8, and issue 11's
+// flood figures).
+var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "otp_verify_per_s", "otp_verify_p99_ms",
 	"append_per_s", "history_10k_vs_fresh", "projector_events_per_s", "copy_rows_per_s", "projector_vs_copy",
 	"notifier_mails_per_s", "rss_mb"}
 
@@ -34,6 +35,7 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 		Sizes: Sizes{
 			Warmup: 100 * time.Millisecond, Rounds: 1, Settle: 100 * time.Millisecond,
 			HashTime: 300 * time.Millisecond, LoginTime: 500 * time.Millisecond, LoginAccounts: 2,
+			FloodTime: 500 * time.Millisecond, FloodAttackers: 20,
 			OTPClients: 16, OTPVerifications: 200, P99Rate: 200, P99Time: 500 * time.Millisecond,
 			AppendClients: 8, AppendTime: 300 * time.Millisecond,
 			HistoryEvents: 300, HistoryRuns: 5,
@@ -49,6 +51,9 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 		if !(f.v > 0) {
 			t.Errorf("%s = %v, want > 0", f.name, f.v)
 		}
+	}
+	if res.FloodHashes < 3 || res.FloodHashes > 5 {
+		t.Errorf("flood_hashes = %v: the seed's rule spends 3 hashes to reach the block, at most 5 allowed", res.FloodHashes)
 	}
 	if !(res.RSSMB.Commands > 0 && res.RSSMB.Projector > 0 && res.RSSMB.Notifier > 0 && res.RSSMB.Process > 0) {
 		t.Errorf("rss_mb = %+v, want every component > 0", res.RSSMB)

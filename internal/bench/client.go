@@ -306,7 +306,7 @@ func (r *runner) newCommands(policy domain.Policy) (*commands.Service, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return commands.New(commands.Config{Prefix: r.streamCf.Prefix, Policy: policy, Keys: r.keys, Store: r.store,
-		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Logger: log})
+		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Logger: log, HashObserver: r.hashObserver})
 }
 
 // window lets the work warm up, then counts what count() gains over d.

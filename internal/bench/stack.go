@@ -55,6 +55,8 @@ type runner struct {
 
 	dbURL, dbName, dbAdmin string
 	private                *devpg.Server
+
+	hashObserver func(key string) // given to the commands instances started next
 }
 
 func (r *runner) progress(format string, args ...any) {

@@ -268,6 +268,42 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 	return outcome{}, fmt.Errorf("account %s: still conflicting after %d attempts", accountID, maxAttempts)
 }
 
+// refusal decides cmd on the account's current state (checked against the
+// stream) without recording anything, and returns the refusal it gets if it
+// would record nothing. Commands call it before paying for a hash of a new
+// password that the decision would refuse anyway (a spent reset link, a
+// session without a verified code, a NIR that has an account): a flood of
+// such requests costs no hash (issue 11, kind 4). A retry of a request
+// already recorded is never refused here: execute answers it from its fact.
+func (r *accounts) refusal(ctx context.Context, accountID string, now time.Time, cmd domain.Command) (error, error) {
+	unlock := r.lock(accountID)
+	defer unlock()
+	c, err := r.load(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	last, err := r.store.LastSeq(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("check account %s: %w", accountID, err)
+	}
+	if last != c.seq {
+		if c, err = r.catchUp(ctx, c); err != nil {
+			return nil, err
+		}
+		r.cache.put(accountID, c)
+	}
+	if k := requestKey(ctx); k != "" {
+		if _, done := c.recordedAt(accountID+":"+k, now); done {
+			return nil, nil
+		}
+	}
+	evs, refused := r.decider.Decide(c.state, cmd, now)
+	if len(evs) == 0 && refused != nil {
+		return refused, nil
+	}
+	return nil, nil
+}
+
 // maybeSnapshot writes the state in the background every snapshotEvery
 // events, so a cold load reads at most that many events. A lost snapshot
 // costs only a longer replay: the stream stays the truth.

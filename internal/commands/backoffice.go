@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -54,7 +55,27 @@ func (s *Service) register(ctx context.Context, data []byte) Reply {
 	if err := passwordrule.Check(s.policy, req.Password, nir, email); err != nil {
 		return errorReply(err)
 	}
-	hash, err := s.hashPassword(ctx, req.Password)
+	// An active account on this NIR is told before hashing: a flood of
+	// registrations on a NIR costs no hash (issue 11, kind 4); and one at
+	// a time per NIR holds one hashing worker at most.
+	key := "nir:" + s.keys.NIRIndexKey(nir)
+	release, err := s.gate.acquire(ctx, key)
+	if err != nil {
+		return s.fail("account.register", err)
+	}
+	defer release()
+	if id, err := s.lookupNIR(ctx, nir); err == nil {
+		refused, err := s.accounts.refusal(ctx, id, s.clock.Now(), domain.Register{Affiliation: req.Affiliation})
+		if err != nil {
+			return s.fail("account.register", err)
+		}
+		if refused != nil {
+			return errorReply(refused)
+		}
+	} else if !errors.Is(err, eventstore.ErrNotFound) {
+		return s.fail("account.register", err)
+	}
+	hash, err := s.hashPassword(ctx, key, req.Password)
 	if err != nil {
 		return s.fail("account.register", err)
 	}
@@ -82,7 +103,13 @@ func (s *Service) importAccount(ctx context.Context, data []byte) Reply {
 		if err := required("password_hash", req.PasswordHash, 512); err != nil {
 			return err
 		}
-		if !secrets.ReadableHash(req.PasswordHash) {
+		switch err := secrets.CheckHash(req.PasswordHash, s.policy.HashLimits); {
+		case errors.Is(err, secrets.ErrHashCost):
+			l := s.policy.HashLimits
+			return domain.InvalidRequest("password_hash", fmt.Sprintf(
+				"a un coût trop élevé (%v) : au plus m=%d KiB, t=%d, p=%d pour argon2id, coût %d pour bcrypt",
+				strings.TrimPrefix(err.Error(), secrets.ErrHashCost.Error()+": "), l.Argon2MaxMemoryKiB, l.Argon2MaxTime, l.Argon2MaxThreads, l.BcryptMaxCost))
+		case err != nil:
 			return domain.InvalidRequest("password_hash", "doit être une empreinte argon2id ou bcrypt au format PHC ($argon2id$… ou $2b$…)")
 		}
 		return nil

@@ -93,10 +93,23 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 	code := secrets.NewCode(s.policy.ChangeCodeDigits)
 	var checked string
 	var passwordOK bool
+	if s.policy.ChangeRequiresCurrentPassword {
+		// The current password is checked as at login: one check at a time
+		// per account (see loginPassword).
+		accountID, _, err := s.sessionAccount(req.Session)
+		if err != nil {
+			return errorReply(err)
+		}
+		release, err := s.gate.acquire(ctx, accountID)
+		if err != nil {
+			return s.fail("password.change.start", err)
+		}
+		defer release()
+	}
 	out, _, err := s.onSession(ctx, "password.change.start", &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
 		now := s.clock.Now()
 		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, now) && !a.Blocked(now) && checked != a.PasswordHash {
-			ok, _, err := s.verifyPassword(ctx, req.CurrentPassword, a.PasswordHash)
+			ok, _, err := s.verifyPassword(ctx, accountID, nil, req.CurrentPassword, a.PasswordHash)
 			if err != nil {
 				return nil, err
 			}
@@ -147,10 +160,23 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 	if err := passwordrule.Check(s.policy, req.NewPassword); err != nil {
 		return errorReply(err)
 	}
-	if _, _, err := s.sessionAccount(req.Session); err != nil {
+	accountID, sessionHash, err := s.sessionAccount(req.Session)
+	if err != nil {
 		return errorReply(err)
 	}
-	hash, err := s.hashPassword(ctx, req.NewPassword)
+	// The new password is hashed only for a request the decision would
+	// take (issue 11, kind 4), one at a time per account.
+	release, err := s.gate.acquire(ctx, accountID)
+	if err != nil {
+		return s.fail("password.change.complete", err)
+	}
+	defer release()
+	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordChange{SessionHash: sessionHash}); err != nil {
+		return s.fail("password.change.complete", err)
+	} else if refused != nil {
+		return errorReply(refused)
+	}
+	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
 		return s.fail("password.change.complete", err)
 	}
@@ -262,12 +288,23 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 	if !found || !validAccountID(accountID) {
 		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
 	}
-	hash, err := s.hashPassword(ctx, req.NewPassword)
+	tokenHash := s.keys.TokenHash("reset", req.Token)
+	release, err := s.gate.acquire(ctx, accountID)
+	if err != nil {
+		return s.fail("password.reset.complete", err)
+	}
+	defer release()
+	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordReset{TokenHash: tokenHash}); err != nil {
+		return s.fail("password.reset.complete", err)
+	} else if refused != nil {
+		return errorReply(refused)
+	}
+	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
 		return s.fail("password.reset.complete", err)
 	}
 	_, err = s.decide(ctx, "password.reset.complete", accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
-		return domain.CompletePasswordReset{TokenHash: s.keys.TokenHash("reset", req.Token), PasswordHash: hash}, nil
+		return domain.CompletePasswordReset{TokenHash: tokenHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
 		return errorReply(err)

@@ -52,9 +52,17 @@ type harness struct {
 	replies []json.RawMessage // every reply seen, for the schema test
 
 	schemasChecked bool
+	configure      func(*Config) // applied to each instance's configuration
 }
 
 func newHarness(t testing.TB, instances int, policy domain.Policy) *harness {
+	t.Helper()
+	return newHarnessWith(t, instances, policy, nil)
+}
+
+// newHarnessWith is newHarness with each instance's configuration changed
+// by configure.
+func newHarnessWith(t testing.TB, instances int, policy domain.Policy, configure func(*Config)) *harness {
 	t.Helper()
 	srv := natsutil.RunTestServer(t)
 	nc := natsutil.Connect(t, srv)
@@ -70,7 +78,7 @@ func newHarness(t testing.TB, instances int, policy domain.Policy) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0)}
+	h := &harness{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0), configure: configure}
 	// Cleanups run last in, first out: registered here, the schema check runs
 	// after every instance has stopped (nothing more is appended) and before
 	// h.nc and the test server, registered earlier, go away.
@@ -144,8 +152,12 @@ func (h *harness) checkSchemas() {
 // addInstance starts one more service instance on its own connection.
 func (h *harness) addInstance(policy domain.Policy) *Service {
 	h.t.Helper()
-	svc, err := New(Config{Policy: policy, Keys: h.keys, Store: h.store, Index: h.store.Index(), Snapshots: h.store.Snapshots(),
-		Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{Policy: policy, Keys: h.keys, Store: h.store, Index: h.store.Index(), Snapshots: h.store.Snapshots(),
+		Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if h.configure != nil {
+		h.configure(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

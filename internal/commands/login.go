@@ -56,37 +56,69 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		return errorReply(domain.InvalidRequest("device_token", "doit faire au plus 256 octets"))
 	}
 	now := s.clock.Now()
+	nirKey := s.keys.NIRIndexKey(nir)
 	accountID, err := s.lookupNIR(ctx, nir)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// Same work, same answer as a wrong password: the reply must not
-		// tell whether the NIR has an account.
+		// tell whether the NIR has an account. One check at a time per NIR,
+		// like an account's, so a flood on it holds one hashing worker.
 		s.log.Info("login attempt on an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
-		if _, _, err := s.verifyPassword(ctx, req.Password, s.dummyPHC); err != nil {
-			return errorReply(err)
+		release, err := s.gate.acquire(ctx, "nir:"+nirKey)
+		if err != nil {
+			return s.fail("login.password", err)
+		}
+		defer release()
+		if _, _, err := s.verifyPassword(ctx, "nir:"+nirKey, nil, req.Password, s.dummyPHC); err != nil {
+			return s.fail("login.password", err)
 		}
 		return errorReply(&domain.Error{Code: domain.CodeInvalidCredentials})
 	}
 	if err != nil {
 		return s.fail("login.password", err)
 	}
+	// One password check at a time per account, held until its outcome is
+	// recorded: each attempt sees the failures and the block recorded
+	// before it, so a flood spends the hashes that reach the block and no
+	// more, and holds one hashing worker at most (issue 11, kind 4). An
+	// attempt on an account known blocked needs no check and does not
+	// queue: the decision (checked against the stream) refuses it.
+	peek, peekErr := s.accounts.load(ctx, accountID)
+	if peekErr != nil || !peek.state.Blocked(now) {
+		release, err := s.gate.acquire(ctx, accountID)
+		if err != nil {
+			return s.fail("login.password", err)
+		}
+		defer release()
+		peek, peekErr = s.accounts.load(ctx, accountID)
+	}
 
 	// Hash outside the account's lock so both cores work on parallel
-	// attempts; the decision itself is serialised and checked by the append.
+	// attempts on different accounts; the decision itself is serialised
+	// and checked by the append.
 	var checkedHash string
 	var passwordOK, rehash bool
-	check := func(a domain.Account) error {
+	check := func(a domain.Account, stillNeeded func() bool) error {
 		if checkedHash == a.PasswordHash && checkedHash != "" {
 			return nil
 		}
-		ok, re, err := s.verifyPassword(ctx, req.Password, a.PasswordHash)
+		ok, re, err := s.verifyPassword(ctx, accountID, stillNeeded, req.Password, a.PasswordHash)
+		if errors.Is(err, errHashSkipped) {
+			return nil // blocked meanwhile: the decision refuses without it
+		}
 		if err != nil {
 			return fmt.Errorf("verify password of %s: %w", accountID, err)
 		}
 		checkedHash, passwordOK, rehash = a.PasswordHash, ok, re
 		return nil
 	}
-	if peek, err := s.accounts.load(ctx, accountID); err == nil && peek.state.Exists() && !peek.state.Blocked(now) {
-		if err := check(peek.state); err != nil {
+	// A block known here is told without hashing, checked again once a
+	// hashing worker is free (another request may have recorded it).
+	if peekErr == nil && peek.state.Exists() && !peek.state.Blocked(now) {
+		stillNeeded := func() bool {
+			c, ok := s.accounts.cache.get(accountID)
+			return !ok || !c.state.Blocked(now)
+		}
+		if err := check(peek.state, stillNeeded); err != nil {
 			return s.fail("login.password", err)
 		}
 	}
@@ -102,11 +134,11 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		if !a.Exists() || a.Blocked(now) {
 			return domain.SubmitPassword{}, nil // refused whatever the password
 		}
-		if err := check(a); err != nil {
+		if err := check(a, nil); err != nil {
 			return nil, err
 		}
 		if passwordOK && rehash && newHash == "" {
-			if newHash, err = s.hashPassword(ctx, req.Password); err != nil {
+			if newHash, err = s.hashPassword(ctx, accountID, req.Password); err != nil {
 				return nil, err
 			}
 		}

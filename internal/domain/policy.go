@@ -47,8 +47,10 @@ type Policy struct {
 	NotifyLockout          bool `json:"notify_lockout"`
 	NotifyNewTrustedDevice bool `json:"notify_new_trusted_device"`
 
-	// Password hashing (argon2id).
-	Argon2 Argon2Params `json:"argon2"`
+	// Password hashing (argon2id), and the ceilings on the cost of a hash
+	// that comes from outside (an import, a stored hash).
+	Argon2     Argon2Params `json:"argon2"`
+	HashLimits HashLimits   `json:"hash_limits"`
 
 	// Password quality.
 	PasswordMinLength int `json:"password_min_length"`
@@ -63,6 +65,30 @@ type Argon2Params struct {
 	Threads uint8  `json:"threads"`
 	KeyLen  uint32 `json:"key_len"`
 	SaltLen uint32 `json:"salt_len"`
+}
+
+// HashLimits bound what verifying one stored password hash may cost. A
+// hash arrives from outside (account.import, an import file, or whoever can
+// write the stream), and argon2id and bcrypt take their cost from the hash
+// itself: without a ceiling, one imported `m=1048576` hash makes every login
+// on that NIR allocate 1 GiB (issue 11, kind 3). A hash over a ceiling is
+// refused at import and, if stored anyway, never computed. Our numbers: a
+// bit over 3x OWASP's strongest argon2id line (46 MiB), bcrypt's cost 14
+// (about 1 s on this machine's cores, 16x OWASP's minimum of 10).
+type HashLimits struct {
+	Argon2MaxMemoryKiB uint32 `json:"argon2_max_memory_kib"`
+	Argon2MaxTime      uint32 `json:"argon2_max_time"`
+	Argon2MaxThreads   uint8  `json:"argon2_max_threads"`
+	Argon2MaxKeyLen    uint32 `json:"argon2_max_key_len"` // bytes
+	Argon2MaxSaltLen   uint32 `json:"argon2_max_salt_len"`
+	BcryptMaxCost      int    `json:"bcrypt_max_cost"`
+}
+
+// DefaultHashLimits: m <= 64 MiB, t <= 10, p <= 4, key and salt <= 64
+// bytes, bcrypt cost <= 14.
+func DefaultHashLimits() HashLimits {
+	return HashLimits{Argon2MaxMemoryKiB: 64 * 1024, Argon2MaxTime: 10, Argon2MaxThreads: 4,
+		Argon2MaxKeyLen: 64, Argon2MaxSaltLen: 64, BcryptMaxCost: 14}
 }
 
 // SeedPolicy is the ameli guide's profile (the default).
@@ -100,6 +126,7 @@ func SeedPolicy() Policy {
 
 		// OWASP's first argon2id line: 19 MiB, 2 passes, 1 lane.
 		Argon2:            Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16},
+		HashLimits:        DefaultHashLimits(),
 		PasswordMinLength: 8,
 		PasswordMaxLength: 128,
 		PasswordMinScore:  2, // 10^8 guesses: beyond online guessing and every common list

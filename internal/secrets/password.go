@@ -17,6 +17,49 @@ import (
 // ErrHashFormat: a stored hash this code cannot read.
 var ErrHashFormat = errors.New("password hash: unknown format")
 
+// ErrHashCost: a hash whose parameters exceed the policy's ceilings
+// (domain.HashLimits); it is never computed.
+var ErrHashCost = errors.New("password hash: cost over the ceiling")
+
+func isBcrypt(phc string) bool {
+	return strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$")
+}
+
+// CheckHash tells whether VerifyPassword can read a stored hash (an
+// argon2id PHC string, or a bcrypt one for imported accounts) within the
+// limits: nil, or an error wrapping ErrHashFormat or ErrHashCost that says
+// which parameter is at fault (no secret: parameters only). Reading a hash
+// costs nothing; only VerifyPassword computes.
+func CheckHash(phc string, l domain.HashLimits) error {
+	if isBcrypt(phc) {
+		cost, err := bcrypt.Cost([]byte(phc))
+		if err != nil || len(phc) != 60 {
+			return fmt.Errorf("%w: bcrypt", ErrHashFormat)
+		}
+		if cost > l.BcryptMaxCost {
+			return fmt.Errorf("%w: bcrypt cost %d > %d", ErrHashCost, cost, l.BcryptMaxCost)
+		}
+		return nil
+	}
+	p, _, _, err := parseArgon2id(phc)
+	if err != nil {
+		return err
+	}
+	switch {
+	case p.Memory > l.Argon2MaxMemoryKiB:
+		return fmt.Errorf("%w: argon2id m=%d KiB > %d", ErrHashCost, p.Memory, l.Argon2MaxMemoryKiB)
+	case p.Time > l.Argon2MaxTime:
+		return fmt.Errorf("%w: argon2id t=%d > %d", ErrHashCost, p.Time, l.Argon2MaxTime)
+	case p.Threads > l.Argon2MaxThreads:
+		return fmt.Errorf("%w: argon2id p=%d > %d", ErrHashCost, p.Threads, l.Argon2MaxThreads)
+	case p.KeyLen > l.Argon2MaxKeyLen:
+		return fmt.Errorf("%w: argon2id key of %d bytes > %d", ErrHashCost, p.KeyLen, l.Argon2MaxKeyLen)
+	case p.SaltLen > l.Argon2MaxSaltLen:
+		return fmt.Errorf("%w: argon2id salt of %d bytes > %d", ErrHashCost, p.SaltLen, l.Argon2MaxSaltLen)
+	}
+	return nil
+}
+
 // HashPassword returns the argon2id PHC string of a password:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
 func HashPassword(password string, p domain.Argon2Params) string {
@@ -30,12 +73,18 @@ func HashPassword(password string, p domain.Argon2Params) string {
 // VerifyPassword checks a password against a PHC string (argon2id, or bcrypt
 // for imported accounts) in constant time. needsRehash is true when the
 // password is right but its hash was made with other parameters than want.
-func VerifyPassword(password, phc string, want domain.Argon2Params) (ok, needsRehash bool, err error) {
-	if strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$") {
+// A hash over the limits is not computed: err wraps ErrHashCost.
+func VerifyPassword(password, phc string, want domain.Argon2Params, limits domain.HashLimits) (ok, needsRehash bool, err error) {
+	if err := CheckHash(phc, limits); err != nil {
+		return false, false, err
+	}
+	if isBcrypt(phc) {
 		switch err := bcrypt.CompareHashAndPassword([]byte(phc), []byte(password)); {
 		case err == nil:
 			return true, true, nil
-		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword), errors.Is(err, bcrypt.ErrPasswordTooLong):
+			// bcrypt reads at most 72 bytes and refuses more: a longer
+			// password cannot be the one this hash was made from.
 			return false, false, nil
 		default:
 			return false, false, fmt.Errorf("bcrypt: %w", err)
@@ -72,15 +121,4 @@ func parseArgon2id(phc string) (domain.Argon2Params, []byte, []byte, error) {
 	}
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	return p, salt, key, nil
-}
-
-// ReadableHash tells whether VerifyPassword can read a stored hash: an
-// argon2id PHC string or a bcrypt one (for imported accounts).
-func ReadableHash(phc string) bool {
-	if strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$") {
-		_, err := bcrypt.Cost([]byte(phc))
-		return err == nil
-	}
-	_, _, _, err := parseArgon2id(phc)
-	return err == nil
 }

@@ -1,6 +1,8 @@
 package secrets
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,6 +12,8 @@ import (
 )
 
 var cheap = domain.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+var limits = domain.DefaultHashLimits()
 
 func testKeys(t *testing.T) *Keys {
 	t.Helper()
@@ -25,23 +29,87 @@ func TestPasswordHashing(t *testing.T) {
 	if !strings.HasPrefix(h, "$argon2id$v=19$m=64,t=1,p=1$") || strings.Contains(h, "correct") {
 		t.Fatalf("unexpected PHC string %q", h)
 	}
-	if ok, rehash, err := VerifyPassword("correct horse", h, cheap); !ok || rehash || err != nil {
+	if ok, rehash, err := VerifyPassword("correct horse", h, cheap, limits); !ok || rehash || err != nil {
 		t.Fatalf("right password: ok=%v rehash=%v err=%v", ok, rehash, err)
 	}
-	if ok, _, err := VerifyPassword("wrong horse", h, cheap); ok || err != nil {
+	if ok, _, err := VerifyPassword("wrong horse", h, cheap, limits); ok || err != nil {
 		t.Fatalf("wrong password accepted: %v %v", ok, err)
 	}
 	stronger := cheap
 	stronger.Memory = 128
-	if ok, rehash, _ := VerifyPassword("correct horse", h, stronger); !ok || !rehash {
+	if ok, rehash, _ := VerifyPassword("correct horse", h, stronger, limits); !ok || !rehash {
 		t.Fatalf("parameter change must ask a rehash: ok=%v rehash=%v", ok, rehash)
 	}
-	if _, _, err := VerifyPassword("x", "$argon2id$garbage", cheap); err == nil {
+	if _, _, err := VerifyPassword("x", "$argon2id$garbage", cheap, limits); err == nil {
 		t.Fatal("garbage hash accepted")
 	}
 	b, _ := bcrypt.GenerateFromPassword([]byte("imported"), bcrypt.MinCost)
-	if ok, rehash, err := VerifyPassword("imported", string(b), cheap); !ok || !rehash || err != nil {
+	if ok, rehash, err := VerifyPassword("imported", string(b), cheap, limits); !ok || !rehash || err != nil {
 		t.Fatalf("bcrypt import: ok=%v rehash=%v err=%v", ok, rehash, err)
+	}
+}
+
+// A hash's cost comes from the hash itself, which arrives from outside: one
+// row per ceiling and per side of it (issue 11, kind 3). Over a ceiling,
+// CheckHash refuses and VerifyPassword refuses without computing (a 1 GiB
+// argon2id would take seconds and the memory of the test run).
+func TestHashCostCeilings(t *testing.T) {
+	salt := "c2FsdHNhbHRzYWx0c2FsdA"                     // 16 bytes
+	key := "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U" // 32 bytes
+	argon := func(params string) string { return "$argon2id$v=19$" + params + "$" + salt + "$" + key }
+	long := strings.Repeat("QUFB", 22) // 66 bytes
+	bc := func(cost int) string {
+		// A bcrypt hash's cost is its text: no need to compute one.
+		return fmt.Sprintf("$2b$%02d$", cost) + strings.Repeat("a", 53)
+	}
+	rows := []struct {
+		name string
+		phc  string
+		want error // nil, ErrHashCost or ErrHashFormat
+	}{
+		{"argon2id_at_every_ceiling", argon("m=65536,t=10,p=4"), nil},
+		{"argon2id_1_GiB_memory", argon("m=1048576,t=1,p=1"), ErrHashCost},
+		{"argon2id_memory_one_KiB_over", argon("m=65537,t=1,p=1"), ErrHashCost},
+		{"argon2id_11_passes", argon("m=1024,t=11,p=1"), ErrHashCost},
+		{"argon2id_5_lanes", argon("m=1024,t=1,p=5"), ErrHashCost},
+		{"argon2id_66_byte_key", "$argon2id$v=19$m=1024,t=1,p=1$" + salt + "$" + long[:87] + "Q", ErrHashCost},
+		{"argon2id_66_byte_salt", "$argon2id$v=19$m=1024,t=1,p=1$" + long + "$" + key, ErrHashCost},
+		{"argon2id_no_passes", argon("m=1024,t=0,p=1"), ErrHashFormat},
+		{"argon2id_memory_overflowing_uint32", argon("m=4294967296,t=1,p=1"), ErrHashFormat},
+		{"bcrypt_cost_14", bc(14), nil},
+		{"bcrypt_cost_15", bc(15), ErrHashCost},
+		{"bcrypt_cost_31", bc(31), ErrHashCost},
+		{"bcrypt_truncated", bc(10)[:40], ErrHashFormat},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			err := CheckHash(r.phc, limits)
+			if r.want == nil && err != nil || r.want != nil && !errors.Is(err, r.want) {
+				t.Fatalf("CheckHash = %v, want %v", err, r.want)
+			}
+			if r.want == nil {
+				return
+			}
+			ok, _, err := VerifyPassword("any", r.phc, cheap, limits)
+			if ok || !errors.Is(err, r.want) {
+				t.Fatalf("VerifyPassword = %v, %v; want refused with %v", ok, err, r.want)
+			}
+		})
+	}
+	// Both profiles hash within their own ceilings.
+	for _, p := range []domain.Policy{domain.SeedPolicy(), domain.StrictPolicy()} {
+		if err := CheckHash(HashPassword("x", p.Argon2), p.HashLimits); err != nil {
+			t.Errorf("%s profile's own hash: %v", p.Name, err)
+		}
+	}
+}
+
+// bcrypt reads at most 72 bytes: a longer password is a wrong one, not an
+// internal error.
+func TestBcryptLongPasswordIsWrong(t *testing.T) {
+	b, _ := bcrypt.GenerateFromPassword([]byte("imported"), bcrypt.MinCost)
+	if ok, _, err := VerifyPassword(strings.Repeat("x", 100), string(b), cheap, limits); ok || err != nil {
+		t.Fatalf("100-byte password on a bcrypt hash: ok=%v err=%v; want a plain refusal", ok, err)
 	}
 }
 
