@@ -109,7 +109,7 @@ func runImport(cmd *cobra.Command, path string, o importOptions) error {
 			total = countRecords(path)
 		}
 	}
-	r := csv.NewReader(bufio.NewReader(in))
+	r := csv.NewReader(bufio.NewReader(&boundedLines{r: in, max: maxImportLine}))
 	r.TrimLeadingSpace = true
 	r.ReuseRecord = false
 	cols, err := readImportHeader(r)
@@ -333,4 +333,33 @@ func countRecords(path string) int64 {
 		n-- // the header
 	}
 	return n
+}
+
+// maxImportLine bounds a line of an import file: a row is one account
+// (NIR, email, a hash of at most 512 bytes, two short fields), and a request
+// is at most 64 KiB anyway. Without it, one endless line would be read into
+// memory whole (issue 11, kind 3: no value from outside sets an unbounded
+// cost).
+const maxImportLine = 64 << 10
+
+// errLineTooLong: a line of the import file is longer than maxImportLine.
+var errLineTooLong = fmt.Errorf("une ligne dépasse %d octets : ce n'est pas un fichier de comptes", maxImportLine)
+
+// boundedLines passes r through and fails once a line grows past max bytes.
+type boundedLines struct {
+	r   io.Reader
+	max int
+	run int // bytes since the last newline
+}
+
+func (b *boundedLines) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	for _, c := range p[:n] {
+		if c == '\n' {
+			b.run = 0
+		} else if b.run++; b.run > b.max {
+			return 0, errLineTooLong
+		}
+	}
+	return n, err
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -119,5 +121,28 @@ func TestAccountImportBadHeader(t *testing.T) {
 		if code != 1 || !strings.Contains(errw.String(), want) {
 			t.Errorf("header %q: exit %d, stderr %q, want %q", header, code, errw.String(), want)
 		}
+	}
+}
+
+// An import file is input from outside: a line is read only up to
+// maxImportLine bytes (issue 11, kind 3), never whole into memory.
+func TestImportLinesAreBounded(t *testing.T) {
+	read := func(s string) error {
+		_, err := io.Copy(io.Discard, &boundedLines{r: strings.NewReader(s), max: maxImportLine})
+		return err
+	}
+	line := strings.Repeat("a", maxImportLine)
+	if err := read(line + "\n" + line + "\n" + line); err != nil {
+		t.Fatalf("lines of exactly the limit refused: %v", err)
+	}
+	if err := read(line + "a"); !errors.Is(err, errLineTooLong) {
+		t.Fatalf("a line one byte over the limit: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "long.csv")
+	os.WriteFile(p, []byte(strings.Repeat("x", 10*maxImportLine)), 0o600)
+	var out, errw syncBuffer
+	code := Run(t.Context(), []string{"--nats-url", "nats://127.0.0.1:1", "account", "import", p}, strings.NewReader(""), &out, &errw)
+	if code != 1 || !strings.Contains(errw.String(), "dépasse") {
+		t.Fatalf("endless line: exit %d, stderr %q", code, errw.String())
 	}
 }
