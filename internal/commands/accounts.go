@@ -21,9 +21,11 @@ import (
 // rounds cover any realistic burst on one account.
 const maxAttempts = 50
 
-// snapshotVersion changes when domain.Account's shape changes incompatibly:
-// older snapshots are then ignored and the account replayed.
-const snapshotVersion = 1
+// snapshotVersion changes when domain.Account's shape changes incompatibly,
+// or when Evolve's rules change what a history leaves in it: older
+// snapshots are then ignored and the account replayed. 2: what a change of
+// credentials closes (issue 11, kind 2), and the recent requests.
+const snapshotVersion = 2
 
 // accounts loads account states (cache, then snapshot, then the stream) and
 // runs the decide-append loop with optimistic concurrency.

@@ -161,10 +161,12 @@ type PendingOTP struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Session is an open session, known by the keyed hash of its token.
+// Session is an open session, known by the keyed hash of its token. Device
+// is the enrolled device of a biometric login: revoking it ends the session.
 type Session struct {
 	Hash      string    `json:"hash"`
 	Channel   string    `json:"channel,omitempty"`
+	Device    string    `json:"device_id,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -216,14 +218,18 @@ func Evolve(a Account, e events.Event) Account {
 			EmailSealed: e.EmailSealed, MaskedEmail: e.MaskedEmail, EmailValidated: e.EmailValidated,
 			PasswordHash: e.PasswordHash, Affiliation: e.Affiliation}
 	case events.AccountDeactivated:
+		// A closed account keeps nothing open (closures.go).
+		a = a.closeAll()
 		a.Status = StatusDeactivated
 		a.DeactivatedAt = e.At
-		a.Logins, a.OTP, a.Sessions, a.TrustedDevices, a.Biometrics = nil, nil, nil, nil, nil
 	case events.AffiliationSet:
 		a.Affiliation = e.Affiliation
 	case events.AccountUnlocked:
 		a.BlockedUntil, a.BlockReason = time.Time{}, ""
 		a.PasswordFailures, a.OTPFailures, a.OTPRequests = 0, 0, nil
+		// Not a change of credentials: only the logins of the attempt that
+		// was blocked end; the holder starts a fresh login (our choice).
+		a = a.closeLogins()
 	case events.PasswordFailed:
 		a.PasswordFailures = e.Failures
 		if !e.BlockedUntil.IsZero() {
@@ -261,7 +267,7 @@ func Evolve(a Account, e events.Event) Account {
 			}
 		}
 		a.Sessions = appendBounded(pruneSessions(a.Sessions, e.At),
-			Session{Hash: e.SessionHash, Channel: e.Channel, ExpiresAt: e.SessionExpiresAt}, keepSessions)
+			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt}, keepSessions)
 		if e.DeviceHash != "" {
 			a.TrustedDevices = appendBounded(pruneDevices(a.TrustedDevices, e.At),
 				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, keepTrustedDevices)
@@ -296,19 +302,18 @@ func Evolve(a Account, e events.Event) Account {
 			f.BlockedUntil, f.BlockCode, f.Failures, f.Code = e.BlockedUntil, CodeCodeAttemptsExceeded, 0, nil
 		}
 	case events.PasswordChanged:
-		a.PasswordHash, a.PasswordChangedAt = e.PasswordHash, e.At
-		a.PasswordChange.Code, a.PasswordChange.Failures = nil, 0
-		// Pending logins proved the old password: they end with it.
-		a.Logins, a.OTP = nil, nil
-		var kept []Session
-		for _, s := range a.Sessions {
-			if e.KeptSessionHash != "" && s.Hash == e.KeptSessionHash {
-				kept = append(kept, s)
-			}
-		}
-		a.Sessions = kept
+		// Everything opened under the old password ends with it, sessions
+		// but the one that made a change (closures.go, ASVS 5 V7.4.3); a
+		// reset keeps no session.
+		kept := e.KeptSessionHash
 		if e.Method == events.MethodReset {
-			a.Reset, a.TrustedDevices, a.Biometrics, a.PasswordFailures = nil, nil, nil, 0
+			kept = ""
+		}
+		a = a.closeResetLink().closeLogins().closeFlowCodes().closeTrustedDevices().closeBiometrics().keepOnlySession(kept)
+		a.PasswordHash, a.PasswordChangedAt = e.PasswordHash, e.At
+		a.PasswordChange.Failures = 0
+		if e.Method == events.MethodReset {
+			a.PasswordFailures = 0
 			if a.BlockReason == ReasonPasswordFailures {
 				a.BlockedUntil, a.BlockReason = time.Time{}, ""
 			}
@@ -317,8 +322,13 @@ func Evolve(a Account, e events.Event) Account {
 		a.Reset = &PendingReset{TokenHash: e.TokenHash, ExpiresAt: e.ExpiresAt}
 		a.ResetRequests = appendBounded(a.ResetRequests, e.RequestedAt, keepOTPRequests)
 	case events.EmailChanged:
+		// Codes and links went to the old address, and trusted devices stand
+		// in for those codes: they end, as do the sessions but the one that
+		// confirmed the change. Biometric enrolments are their own factor,
+		// bound to a device key, and stay (closures.go).
+		a = a.closeResetLink().closeLogins().closeFlowCodes().closeTrustedDevices().keepOnlySession(e.KeptSessionHash)
 		a.EmailSealed, a.MaskedEmail, a.EmailValidated, a.EmailChangedAt = e.EmailSealed, e.MaskedEmail, true, e.At
-		a.EmailChange.Code, a.EmailChange.Failures = nil, 0
+		a.EmailChange.Failures = 0
 	case events.BiometricOfferAnswered:
 		a.BiometricNever = e.Response == events.OfferNever
 	case events.BiometricEnrolled:
@@ -332,13 +342,7 @@ func Evolve(a Account, e events.Event) Account {
 	case events.BiometricLoginFailed:
 		a.Biometrics = spendChallenge(a.Biometrics, e.DeviceID)
 	case events.BiometricRevoked:
-		var kept []BiometricDevice
-		for _, b := range a.Biometrics {
-			if e.DeviceID != "" && b.DeviceID != e.DeviceID {
-				kept = append(kept, b)
-			}
-		}
-		a.Biometrics = kept
+		a = a.revokeBiometric(e.DeviceID)
 	case events.SessionEnded:
 		out := a.Sessions[:0:0]
 		for _, s := range a.Sessions {

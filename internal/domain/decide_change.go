@@ -132,7 +132,7 @@ func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Eve
 		}
 		pending := a.EmailChange.Code
 		return one(events.EmailChanged{EmailSealed: pending.NewEmailSealed, MaskedEmail: pending.NewMaskedEmail,
-			OldToSealed: a.EmailSealed, At: now})
+			OldToSealed: a.EmailSealed, KeptSessionHash: c.SessionHash, At: now})
 
 	case RequestPasswordReset:
 		// Whatever happens here the user is told the same thing; only an

@@ -237,11 +237,13 @@ const (
 	MethodReset  = "reset"
 )
 
-// PasswordChanged: a new password. A change keeps the session that made it
-// and ends the others (ASVS 7.4.3); a reset (how a stolen account is
-// recovered) ends every session, revokes trusted devices and biometric
-// enrolments, and lifts a password-failure block. ToSealed is the address
-// told of the change.
+// PasswordChanged: a new password. It closes what was opened under the old
+// one (README, "What a change of credentials closes"): the reset link,
+// pending logins and their code, both change flows' pending codes, trusted
+// devices and biometric enrolments, and every session but KeptSessionHash
+// (ASVS 5 V7.4.3). A change keeps the session that made it; a reset (how a
+// stolen account is recovered) keeps none and lifts a password-failure
+// block. ToSealed is the address told of the change.
 type PasswordChanged struct {
 	Method          string    `json:"method"`
 	PasswordHash    string    `json:"password_hash"`
@@ -280,11 +282,19 @@ func (EmailChangeCodeIssued) EventType() string { return TypeEmailChangeCodeIssu
 // EmailChanged: the new address is recorded (and validated: its code was
 // typed). OldToSealed is the previous address, told of the change. Password
 // changes are refused for a while after it (seed, Cas d'échecs 3).
+//
+// The address is the factor the security codes go to, so the change closes
+// what was opened under the old one (README, "What a change of credentials
+// closes"): the reset link, pending logins, the password-change code, trusted
+// devices, and every session but KeptSessionHash, the one that confirmed the
+// change (ASVS 5 V7.4.3). An event written before KeptSessionHash existed
+// has none and so ends every session: harmless, sessions last 30 minutes.
 type EmailChanged struct {
-	EmailSealed string    `json:"email_sealed"`
-	MaskedEmail string    `json:"masked_email"`
-	OldToSealed string    `json:"old_to_sealed,omitempty"`
-	At          time.Time `json:"at"`
+	EmailSealed     string    `json:"email_sealed"`
+	MaskedEmail     string    `json:"masked_email"`
+	OldToSealed     string    `json:"old_to_sealed,omitempty"`
+	KeptSessionHash string    `json:"kept_session_hash,omitempty"`
+	At              time.Time `json:"at"`
 }
 
 func (EmailChanged) EventType() string { return TypeEmailChanged }
@@ -360,7 +370,8 @@ type BiometricLoginFailed struct {
 func (BiometricLoginFailed) EventType() string { return TypeBiometricLoginFailed }
 
 // BiometricRevoked: enrolments ended before their expiry (by an adviser);
-// DeviceID empty means every device. A password reset revokes them too,
+// DeviceID empty means every device. It also ends the sessions that a
+// revoked device opened. A password change or reset revokes enrolments too,
 // as part of password.changed.
 type BiometricRevoked struct {
 	DeviceID string    `json:"device_id,omitempty"`

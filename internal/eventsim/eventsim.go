@@ -130,16 +130,18 @@ func (s *Sim) event(a *Account) events.Event {
 	case r < 85:
 		return events.AffiliationSet{Affiliation: []string{"active", "pending", "none"}[s.Rng.IntN(3)], At: at}
 	case r < 87:
+		// A new password, changed or reset, revokes the enrolments.
 		method := events.MethodChange
+		a.bioDevices = nil
 		if s.Rng.IntN(2) == 0 {
 			method = events.MethodReset
-			a.pwFailures, a.bioDevices = 0, nil
+			a.pwFailures = 0
 		}
 		return events.PasswordChanged{Method: method, PasswordHash: "$argon2id$z", At: at}
 	case r < 88:
 		return events.PasswordResetRequested{TokenHash: s.id("th"), TokenSealed: s.id("ts"), ToSealed: s.id("to"), RequestedAt: at, ExpiresAt: at.Add(time.Hour)}
 	case r < 89:
-		return events.EmailChanged{EmailSealed: s.id("es"), MaskedEmail: "m***@z***.fr", At: at}
+		return events.EmailChanged{EmailSealed: s.id("es"), MaskedEmail: "m***@z***.fr", KeptSessionHash: s.id("sh"), At: at}
 	case r < 90:
 		flow := []string{events.FlowPasswordChange, events.FlowEmailChange}[s.Rng.IntN(2)]
 		if s.Rng.IntN(2) == 0 {

@@ -151,28 +151,32 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 		return out
 
 	case events.PasswordChanged:
+		// A new password, changed or reset, ends the trusted devices and the
+		// biometric enrolments granted under the old one, as in the decider
+		// (README, "What a change of credentials closes").
+		closes := []Statement{ForgetDevices{AccountID: id}, RevokeBiometrics{AccountID: id}, CountDevices{AccountID: id}}
 		if e.Method != events.MethodReset {
-			return []Statement{upd(FieldPasswordChangedAt|FieldPasswordChangedBy,
-				AccountRow{PasswordChangedAt: e.At, PasswordChangedBy: e.Method})}
+			return append([]Statement{upd(FieldPasswordChangedAt|FieldPasswordChangedBy,
+				AccountRow{PasswordChangedAt: e.At, PasswordChangedBy: e.Method})}, closes...)
 		}
-		// A reset is how a stolen account is recovered: it ends the trusted
-		// devices and the biometric enrolments, clears the password
-		// failures and lifts a block they caused (not another one).
-		return []Statement{
+		// A reset is how a stolen account is recovered: it also clears the
+		// password failures and lifts a block they caused (not another one).
+		return append([]Statement{
 			upd(FieldPasswordChangedAt|FieldPasswordChangedBy|FieldPasswordFailures,
 				AccountRow{PasswordChangedAt: e.At, PasswordChangedBy: e.Method}),
 			LiftBlock{AccountID: id, Reason: domain.ReasonPasswordFailures},
-			ForgetDevices{AccountID: id},
-			RevokeBiometrics{AccountID: id},
-			CountDevices{AccountID: id},
-		}
+		}, closes...)
 
 	case events.PasswordResetRequested:
 		return []Statement{upd(FieldPasswordResetRequestedAt, AccountRow{PasswordResetRequestedAt: e.RequestedAt})}
 
 	case events.EmailChanged:
+		// Trusted devices stood in for codes mailed to the old address: they
+		// end; biometric enrolments stay (as in the decider).
 		return []Statement{upd(FieldMaskedEmail|FieldEmailValidated|FieldEmailChangedAt,
-			AccountRow{MaskedEmail: e.MaskedEmail, EmailValidated: true, EmailChangedAt: e.At})}
+			AccountRow{MaskedEmail: e.MaskedEmail, EmailValidated: true, EmailChangedAt: e.At}),
+			ForgetDevices{AccountID: id},
+			CountDevices{AccountID: id}}
 
 	case events.ChangeRequestsExceeded:
 		return []Statement{flowBlock(upd, e.Flow, e.BlockedUntil, domain.CodeCodeRequestsExceeded)}

@@ -3,11 +3,13 @@ package projector
 import (
 	"context"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/projections"
 )
 
@@ -15,8 +17,13 @@ import (
 // domain.Evolve over the same history: counters, block, devices.
 func TestReadModelsAgreeWithTheDecider(t *testing.T) {
 	ctx := context.Background()
-	// Few accounts, long histories: device bounds and expiries are reached.
+	// Few accounts, long histories: expiries are reached. Changes of
+	// credentials end every trusted device, so a random mix rarely keeps
+	// the bound reached at the end: one account ends with remembered
+	// browsers past the bound, an email change that forgets them, and as
+	// many again.
 	envs := simHistory(5, 6, 3000)
+	envs = append(envs, rememberedBrowsers(envs, 2*projections.KeepTrustedDevices)...)
 	url := newDB(t)
 	conn := connect(t, url)
 	x := newExecutor(Schema)
@@ -93,4 +100,48 @@ func TestReadModelsAgreeWithTheDecider(t *testing.T) {
 	if maxDevices < projections.KeepTrustedDevices {
 		t.Errorf("no account reached the device bound (max %d): the history is too short to test it", maxDevices)
 	}
+}
+
+// rememberedBrowsers is a tail for the history: an active account logs in
+// from n new browsers it remembers (6 months each), confirms a new email
+// address (which forgets them), then logs in from n more.
+func rememberedBrowsers(envs []events.Envelope, n int) []events.Envelope {
+	state := map[string]domain.Account{}
+	var at time.Time
+	for _, e := range envs {
+		state[e.AccountID] = domain.Evolve(state[e.AccountID], e.Data)
+		if e.OccurredAt.After(at) {
+			at = e.OccurredAt
+		}
+	}
+	id := ""
+	for _, e := range envs {
+		if state[e.AccountID].Status == domain.StatusActive {
+			id = e.AccountID
+			break
+		}
+	}
+	var out []events.Envelope
+	add := func(event func(at time.Time) events.Event) {
+		at = at.Add(time.Minute)
+		out = append(out, events.Wrap(id, event(at), at, events.Metadata{Channel: "web"}))
+	}
+	login := func(i int) {
+		n := strconv.Itoa(i)
+		add(func(at time.Time) events.Event {
+			return events.LoginSucceeded{LoginID: "tail-login-" + n, Method: events.MethodOTP, Channel: "web",
+				SessionHash: "tail-session-" + n, SessionExpiresAt: at.Add(time.Hour),
+				DeviceHash: "tail-device-" + n, DeviceExpiresAt: at.AddDate(0, 6, 0), At: at}
+		})
+	}
+	for i := range n {
+		login(i)
+	}
+	add(func(at time.Time) events.Event {
+		return events.EmailChanged{EmailSealed: "tail-sealed", MaskedEmail: "t***@a***.fr", KeptSessionHash: "tail-session-0", At: at}
+	})
+	for i := range n {
+		login(n + i)
+	}
+	return out
 }

@@ -112,7 +112,7 @@ func (f fixture) examples() map[string]events.Event {
 			CodeHash: f.keys.CodeHash(f.accountID, "email_change", "1234"), CodeSealed: f.keys.Seal("1234", f.accountID),
 			RequestsLastHour: 3, IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)},
 		events.EmailChanged{EmailSealed: f.keys.Seal("nouvelle@mail.fr", f.accountID), MaskedEmail: domain.MaskEmail("nouvelle@mail.fr"),
-			OldToSealed: sealed, At: t0},
+			OldToSealed: sealed, KeptSessionHash: session, At: t0},
 		events.ChangeRequestsExceeded{Flow: events.FlowPasswordChange, BlockedUntil: t0.Add(time.Hour), At: t0},
 		events.ChangeCodeFailed{Flow: events.FlowEmailChange, Failures: 3, BlockedUntil: t0.Add(15 * time.Minute), At: t0},
 		events.BiometricOfferAnswered{Response: events.OfferNever, At: t0},

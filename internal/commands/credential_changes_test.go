@@ -1,0 +1,73 @@
+package commands
+
+import (
+	"testing"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// resetToken asks a reset link for the NIR and returns the token the
+// notifier would put in it.
+func (h *harness) resetToken(acc, nir string) string {
+	h.t.Helper()
+	if r := h.req("password.reset.request", obj{"nir": nir}); !r.OK || r.Status != "reset_requested" {
+		h.t.Fatalf("reset request: %+v", r.Error)
+	}
+	return h.open(h.lastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested).TokenSealed, acc)
+}
+
+// changePassword runs the seed's password change from a session: start,
+// the mailed code, the new password.
+func (h *harness) changePassword(acc, session, newPassword string) {
+	h.t.Helper()
+	if r := h.req("password.change.start", obj{"session": session}); !r.OK {
+		h.t.Fatalf("password.change.start: %+v", r.Error)
+	}
+	if r := h.req("password.change.verify_code", obj{"session": session, "code": h.changeCode(acc)}); !r.OK {
+		h.t.Fatalf("password.change.verify_code: %+v", r.Error)
+	}
+	if r := h.req("password.change.complete", obj{"session": session, "new_password": newPassword}); !r.OK || r.Status != "password_changed" {
+		h.t.Fatalf("password.change.complete: %+v", r.Error)
+	}
+}
+
+// Issue 11, the example: a reset link asked before a password change no
+// longer resets the password after it (OWASP Forgot Password cheat sheet).
+func TestAResetLinkAskedBeforeAPasswordChangeIsInvalidAfterIt(t *testing.T) {
+	h := newHarness(t, 1, testPolicy())
+	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	token := h.resetToken(acc, nir1)
+
+	session := h.login(acc, nir1, password)
+	h.changePassword(acc, session, "Nouveau-mot-2025")
+
+	wantError(t, h.req("password.reset.complete", obj{"token": token, "new_password": "Encore-autre-2025"}), domain.CodeResetTokenInvalid)
+	// The password is the one the change set.
+	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "Encore-autre-2025"}), domain.CodeInvalidCredentials)
+	if r := h.req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != "otp_required" {
+		t.Fatalf("login with the changed password: %+v", r.Error)
+	}
+}
+
+// A browser remembered under the old password asks the code again after a
+// password change; the session that made the change goes on.
+func TestAPasswordChangeForgetsRememberedBrowsers(t *testing.T) {
+	h := newHarness(t, 1, testPolicy())
+	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	loginID := h.startLogin(nir1, password)
+	remembered := h.req("login.otp.verify", obj{"login_id": loginID, "code": h.lastCode(acc), "remember_device": true})
+	if !remembered.OK || remembered.DeviceToken == "" {
+		t.Fatalf("remember this device: %+v", remembered.Error)
+	}
+	session := h.login(acc, nir1, password)
+	h.changePassword(acc, session, "Nouveau-mot-2025")
+
+	if r := h.req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025", "device_token": remembered.DeviceToken}); r.Status != "otp_required" {
+		t.Fatalf("a browser remembered before the change: got %q %+v, want otp_required", r.Status, r.Error)
+	}
+	wantError(t, h.req("password.change.start", obj{"session": remembered.Session.Token}), domain.CodeSessionInvalid)
+	if r := h.req("password.change.start", obj{"session": session}); !r.OK {
+		t.Fatalf("the session that made the change: %+v", r.Error)
+	}
+}
