@@ -43,7 +43,7 @@ func run() error {
 	var clk clock.Clock = clock.System{}
 	if cfg.DevClock {
 		dev := &clock.Dev{}
-		sub, err := app.FollowDevClock(n.Conn, cfg.Prefix, dev)
+		sub, err := app.FollowDevClock(n.Conn, cfg.Prefix, dev, log)
 		if err != nil {
 			return err
 		}
