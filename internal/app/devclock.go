@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/config"
 )
 
 // FollowDevClock moves a component's dev clock with every
@@ -38,4 +39,31 @@ func FollowDevClock(nc *nats.Conn, prefix string, c *clock.Dev, log *slog.Logger
 		return nil, fmt.Errorf("follow dev clock: %w", err)
 	}
 	return sub, nil
+}
+
+// DevClockWarning is the line every component logs at start when it runs on
+// the dev clock: its time decisions can then be moved by anyone who can
+// publish on NATS.
+const DevClockWarning = "DEV CLOCK ON (AUTH_DEV_CLOCK=1): time can be moved forward by a request on the advance subject; for dev and test deployments only, never production"
+
+func warnDevClock(cfg config.Config, log *slog.Logger, role string) {
+	log.Warn(DevClockWarning, "subject", cfg.Prefix+".dev.clock.advance", "role", role,
+		"max_advance", clock.MaxAdvance.String(), "max_offset", clock.MaxOffset.String())
+}
+
+// FollowClock returns the clock a following component (projector,
+// notifier) decides with: the system clock, or with AUTH_DEV_CLOCK=1 a dev
+// clock that follows <prefix>.dev.clock.advance, announced by
+// DevClockWarning. stop ends the following.
+func FollowClock(cfg config.Config, n *NATS, log *slog.Logger) (clk clock.Clock, stop func(), err error) {
+	if !cfg.DevClock {
+		return clock.System{}, func() {}, nil
+	}
+	dev := &clock.Dev{}
+	sub, err := FollowDevClock(n.Conn, cfg.Prefix, dev, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnDevClock(cfg, log, "follows")
+	return dev, func() { _ = sub.Unsubscribe() }, nil
 }

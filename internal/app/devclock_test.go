@@ -14,6 +14,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/secrets"
@@ -106,5 +107,40 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	}
 	if got := follows.Offset(); got != want {
 		t.Fatalf("follower offset %v, responder %v", got, want)
+	}
+}
+
+// Without AUTH_DEV_CLOCK=1 a following component runs on the system clock
+// and listens to nothing.
+func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	n := &NATS{Conn: natsutil.Connect(t, srv)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	clk, stop, err := FollowClock(config.Config{Prefix: "auth"}, n, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, ok := clk.(clock.System); !ok {
+		t.Fatalf("clock %T, want clock.System", clk)
+	}
+	clk, stop, err = FollowClock(config.Config{Prefix: "auth", DevClock: true}, n, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	dev, ok := clk.(*clock.Dev)
+	if !ok {
+		t.Fatalf("clock %T, want *clock.Dev", clk)
+	}
+	if err := n.Conn.Publish("auth.dev.clock.advance", []byte(`{"seconds":60}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dev.Offset() != time.Minute && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if dev.Offset() != time.Minute {
+		t.Fatalf("offset %v after one step of 60 s", dev.Offset())
 	}
 }
