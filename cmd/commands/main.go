@@ -1,6 +1,9 @@
 // Command commands serves the authentication commands over NATS: it decides
 // each request on the account's state and appends the facts to JetStream.
-// Configured by AUTH_* variables (see -help); stops cleanly on SIGTERM.
+// Configured by AUTH_* variables (see -help): AUTH_NATS_URL and
+// AUTH_SECRET_KEY (or AUTH_SECRET_KEY_FILE) are required unless AUTH_MODE=dev.
+// With AUTH_DEV_CLOCK=1 it answers <prefix>.dev.clock.advance. Stops cleanly
+// on SIGTERM.
 package main
 
 import (
@@ -23,7 +26,7 @@ func main() {
 }
 
 func run() error {
-	cfg, err := config.Load("commands", os.Args[1:], os.Stderr)
+	cfg, err := config.LoadComponent(config.Commands, os.Args[1:], os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 // Command notifier sends the service's emails: it follows AUTH_EVENTS
 // through its durable consumer "notifier" and mails each event that asks
-// for one, once. Configured by AUTH_* variables (see -help; AUTH_DATABASE_URL
-// is required); in dev mode without AUTH_SMTP_ADDR the mails go to a
-// built-in catcher, printed on the console and listed at
-// http://AUTH_HTTP_ADDR/mails/. Stops cleanly on SIGTERM.
+// for one, once. Configured by AUTH_* variables (see -help): AUTH_DATABASE_URL
+// is required; so are AUTH_NATS_URL, AUTH_SECRET_KEY (or _FILE) and
+// AUTH_SMTP_ADDR unless AUTH_MODE=dev, where without AUTH_SMTP_ADDR the mails
+// go to a built-in catcher, printed on the console and listed at
+// http://AUTH_HTTP_ADDR/mails/. With AUTH_DEV_CLOCK=1 it follows
+// <prefix>.dev.clock.advance. Stops cleanly on SIGTERM.
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/app"
-	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
 )
 
@@ -27,7 +28,7 @@ func main() {
 }
 
 func run() error {
-	cfg, err := config.Load("notifier", os.Args[1:], os.Stderr)
+	cfg, err := config.LoadComponent(config.Notifier, os.Args[1:], os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -40,16 +41,11 @@ func run() error {
 		return err
 	}
 	defer n.Close()
-	var clk clock.Clock = clock.System{}
-	if cfg.DevClock {
-		dev := &clock.Dev{}
-		sub, err := app.FollowDevClock(n.Conn, cfg.Prefix, dev)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		clk = dev
+	clk, stopClock, err := app.FollowClock(cfg, n, log)
+	if err != nil {
+		return err
 	}
+	defer stopClock()
 	x, err := app.StartNotifier(ctx, cfg, n, clk, log)
 	if err != nil {
 		return err

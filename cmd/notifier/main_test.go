@@ -25,7 +25,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 	policy := domain.SeedPolicy()
 	policy.Argon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 	cfg := config.Config{
-		NATSListen: "127.0.0.1:-1", Prefix: "auth", VarDir: t.TempDir(),
+		Mode: config.ModeDev, NATSListen: "127.0.0.1:-1", Prefix: "auth", VarDir: t.TempDir(),
 		DatabaseURL: pgtest.NewDatabase(t), SMTPFrom: from, PublicURL: "http://127.0.0.1:8025",
 		SecretKey: base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		Policy:    policy, PolicyName: policy.Name,
@@ -80,7 +80,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 		t.Fatalf("verify: %v", rep)
 	}
 
-	if _, err := app.StartNotifier(ctx, config.Config{NATSListen: cfg.NATSListen}, n, clock.System{}, log); err == nil {
+	if _, err := app.StartNotifier(ctx, config.Config{Mode: config.ModeDev, NATSListen: cfg.NATSListen}, n, clock.System{}, log); err == nil {
 		t.Error("a notifier without AUTH_DATABASE_URL started")
 	}
 }

@@ -1,7 +1,8 @@
 // Command projector keeps the Postgres read models (schema auth) of the
-// AUTH_EVENTS stream. Configured by AUTH_* variables (see -help);
-// AUTH_DATABASE_URL is required. Run several: one leads, the others stand by.
-// On SIGTERM it finishes the batch in flight (commit, ack) and stops.
+// AUTH_EVENTS stream. Configured by AUTH_* variables (see -help):
+// AUTH_DATABASE_URL is required, and AUTH_NATS_URL unless AUTH_MODE=dev.
+// Run several: one leads, the others stand by. On SIGTERM it finishes the
+// batch in flight (commit, ack) and stops.
 package main
 
 import (
@@ -28,12 +29,9 @@ func run() error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(projector.ProjectorGCPercent)
 	}
-	cfg, err := config.Load("projector", os.Args[1:], os.Stderr)
+	cfg, err := config.LoadComponent(config.Projector, os.Args[1:], os.Stderr)
 	if err != nil {
 		return err
-	}
-	if cfg.DatabaseURL == "" {
-		return projector.ErrNoDatabase
 	}
 	log := app.NewLogger(cfg.LogLevel).With("component", "projector")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -44,6 +42,14 @@ func run() error {
 		return err
 	}
 	defer n.Close()
+	// The projector decides nothing by time (its times come from the
+	// events); it follows the dev clock so that its log shows each advance
+	// as the other components' do.
+	_, stopClock, err := app.FollowClock(cfg, n, log)
+	if err != nil {
+		return err
+	}
+	defer stopClock()
 	p, err := app.StartProjector(ctx, cfg, n, log)
 	if err != nil {
 		return err

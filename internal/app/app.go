@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,12 +38,16 @@ type NATS struct {
 	Embedded *server.Server
 }
 
-// ConnectNATS connects to AUTH_NATS_URL, or in dev mode starts an embedded
-// nats-server with JetStream under <var>/nats and says where it listens.
+// ConnectNATS connects to AUTH_NATS_URL, or in dev mode without it starts an
+// embedded nats-server with JetStream under <var>/nats and says where it
+// listens.
 func ConnectNATS(cfg config.Config, name string, log *slog.Logger) (*NATS, error) {
 	n := &NATS{}
 	url := cfg.NATSURL
-	if cfg.Dev() {
+	if url == "" && !cfg.Dev() {
+		return nil, errors.New("AUTH_NATS_URL is required outside dev mode (AUTH_MODE=dev)")
+	}
+	if url == "" {
 		srv, err := natsutil.StartEmbedded(natsutil.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.VarDir, "nats")})
 		if err != nil {
 			return nil, fmt.Errorf("start embedded nats-server: %w", err)
@@ -55,7 +60,11 @@ func ConnectNATS(cfg config.Config, name string, log *slog.Logger) (*NATS, error
 		log.Info("embedded nats-server with JetStream", "url", url, "store", filepath.Join(cfg.VarDir, "nats"))
 	}
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own drain at shutdown
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
 	if err != nil {
 		n.Close()
@@ -107,6 +116,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		Snapshots: store.Snapshots(), Logger: log}
 	if cfg.DevClock {
 		c.DevClock = devClock
+		warnDevClock(cfg, log, "answers")
 	}
 	svc, err := commands.New(c)
 	if err != nil {

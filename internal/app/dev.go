@@ -48,10 +48,11 @@ type Dev struct {
 // StartDev starts everything; console receives the mail catcher's lines.
 // On error, what was started is stopped.
 func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *slog.Logger) (d *Dev, err error) {
-	if !cfg.Dev() {
+	if cfg.NATSURL != "" {
 		return nil, errors.New("dev mode runs its own nats-server: unset AUTH_NATS_URL")
 	}
-	cfg.DevClock = true
+	// This is the dev entry point: dev mode is asked for by calling it.
+	cfg.Mode, cfg.DevClock = config.ModeDev, true
 	d = &Dev{Clock: &clock.Dev{}, log: log}
 	defer func() {
 		if err != nil {
@@ -124,7 +125,9 @@ func (d *Dev) serveHTTP(addr string) {
 			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "ok\n")
+		// Say it where a probe or a person looks, not only in the log.
+		fmt.Fprintf(w, "ok\ndev clock: on (AUTH_DEV_CLOCK=1), now %s, ahead of the system clock by %s\n",
+			d.Clock.Now().Format(time.RFC3339), d.Clock.Offset())
 	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

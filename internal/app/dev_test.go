@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,18 @@ func TestDevStackServesALogin(t *testing.T) {
 	}
 	if created, err := d.EnsureDemoAccount(ctx); err != nil || !created {
 		t.Fatalf("demo account: created=%v err=%v", created, err)
+	}
+	// The health page says the dev clock is on.
+	if d.HTTPURL != "" {
+		res, err := http.Get(d.HTTPURL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "ok\n") || !strings.Contains(string(body), "dev clock: on") {
+			t.Fatalf("healthz %d: %s", res.StatusCode, body)
+		}
 	}
 	nc, err := nats.Connect(d.NATS.Conn.ConnectedUrl())
 	if err != nil {

@@ -27,12 +27,9 @@ A demo account is created at the first start. Ctrl-C stops everything; the
 next start keeps the data. Configured by the AUTH_* variables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load("authctl dev", nil, cmd.ErrOrStderr())
+			cfg, err := config.LoadDev("authctl dev", cmd.ErrOrStderr())
 			if err != nil {
 				return err
-			}
-			if !cfg.Dev() {
-				return fmt.Errorf("authctl dev starts its own nats-server: unset AUTH_NATS_URL (it is %s)", cfg.NATSURL)
 			}
 			log := app.NewLogger(cfg.LogLevel)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)

@@ -16,9 +16,7 @@ import (
 // new one would find nothing.
 func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
 	if secretKey != "" {
-		// A NATS URL marks the configuration as production: the key must
-		// then come from AUTH_SECRET_KEY, never from a file.
-		return config.Config{SecretKey: secretKey, NATSURL: "nats://"}.Keys()
+		return config.Config{SecretKey: secretKey, Mode: config.ModeProduction}.Keys()
 	}
 	path := filepath.Join(varDir, "secret.key")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -26,5 +24,5 @@ func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	return config.Config{VarDir: varDir}.Keys()
+	return config.Config{VarDir: varDir, Mode: config.ModeDev}.Keys()
 }

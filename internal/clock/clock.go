@@ -1,6 +1,7 @@
-// Package clock gives components their time. In dev mode the clock can be
-// moved forward (auth.dev.clock.advance) so a person can see a block end or a
-// code expire without waiting; in production it is the system clock.
+// Package clock gives components their time. In dev mode, or in a test
+// deployment that opts in (AUTH_DEV_CLOCK=1), the clock can be moved
+// forward (<prefix>.dev.clock.advance) so a person or a test can see a block
+// end or a code expire without waiting; otherwise it is the system clock.
 package clock
 
 import (
@@ -16,18 +17,45 @@ type System struct{}
 
 func (System) Now() time.Time { return time.Now().UTC() }
 
-// Dev is the system clock plus an offset that only moves forward.
+// The dev clock's bounds. A request comes from outside the process, so no
+// value may push the offset past what time.Duration holds (about 292
+// years): 10 years covers the longest rule (6 months) many times over, and
+// 100 years in all leaves any sum of accepted requests far from overflow.
+const (
+	MaxAdvance = 10 * 365 * 24 * time.Hour  // one request at most
+	MaxOffset  = 100 * 365 * 24 * time.Hour // the clock ahead of the system clock at most
+)
+
+// Dev is the system clock plus an offset that only moves forward, within
+// MaxOffset.
 type Dev struct{ offset atomic.Int64 }
 
-func (d *Dev) Now() time.Time { return time.Now().UTC().Add(time.Duration(d.offset.Load())) }
+func (d *Dev) Now() time.Time { return time.Now().UTC().Add(d.Offset()) }
 
-// Advance moves the clock forward by d (negative values are ignored: time
-// going back would break every rule's window) and returns the new time.
-func (d *Dev) Advance(by time.Duration) time.Time {
-	if by > 0 {
-		d.offset.Add(int64(by))
+// Offset is how far the clock is ahead of the system clock.
+func (d *Dev) Offset() time.Duration { return time.Duration(d.offset.Load()) }
+
+// Advance moves the clock forward by `by` and returns the new time. It
+// refuses, leaving the clock where it was, a step that is not positive
+// (time going back would break every rule's window), larger than
+// MaxAdvance, or that would put the clock more than MaxOffset ahead: it
+// never wraps.
+func (d *Dev) Advance(by time.Duration) (time.Time, error) {
+	switch {
+	case by <= 0:
+		return d.Now(), errNotPositive
+	case by > MaxAdvance:
+		return d.Now(), errTooLarge
 	}
-	return d.Now()
+	for {
+		cur := d.offset.Load()
+		if time.Duration(cur) > MaxOffset-by { // cur+by > MaxOffset, without computing cur+by
+			return d.Now(), errOffset
+		}
+		if d.offset.CompareAndSwap(cur, cur+int64(by)) {
+			return d.Now(), nil
+		}
+	}
 }
 
 // Fixed is a clock that stands still until moved: for tests.

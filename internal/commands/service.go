@@ -311,16 +311,19 @@ func (s *Service) Stop() error {
 	return err
 }
 
+// devClockAdvance answers <prefix>.dev.clock.advance. The projector and the
+// notifier follow the same subject through the same clock.ApplyAdvance, so
+// every component accepts or refuses a request alike.
 func (s *Service) devClockAdvance(m *nats.Msg) {
-	var req struct {
-		Seconds int64 `json:"seconds"`
-	}
-	if err := json.Unmarshal(m.Data, &req); err != nil || req.Seconds < 0 {
-		_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest("seconds", "doit être un nombre de secondes positif"))))
+	now, err := s.cfg.DevClock.ApplyAdvance(m.Data)
+	if err != nil {
+		ae := &clock.AdvanceError{Field: "seconds", Detail: "est refusé"}
+		errors.As(err, &ae)
+		s.log.Warn("dev clock advance refused", "field", ae.Field, "reason", ae.Detail, "now", now)
+		_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest(ae.Field, ae.Detail))))
 		return
 	}
-	now := s.cfg.DevClock.Advance(time.Duration(req.Seconds) * time.Second)
-	s.log.Info("dev clock advanced", "seconds", req.Seconds, "now", now)
+	s.log.Warn("dev clock advanced", "now", now, "offset", s.cfg.DevClock.Offset().String())
 	_ = m.Respond(mustJSON(Reply{OK: true, Status: "clock_advanced", Now: utc(now)}))
 }
 

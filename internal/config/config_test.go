@@ -1,0 +1,212 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
+
+// every AUTH_* variable Load reads, cleared before each case so the
+// machine's environment cannot leak in.
+var allEnv = []string{"AUTH_MODE", "AUTH_NATS_URL", "AUTH_NATS_LISTEN", "AUTH_SUBJECT_PREFIX", "AUTH_DATABASE_URL",
+	"AUTH_SMTP_ADDR", "AUTH_SMTP_FROM", "AUTH_SMTP_TLS", "AUTH_SMTP_USER", "AUTH_SMTP_PASSWORD", "AUTH_SMTP_PASSWORD_FILE",
+	"AUTH_SECRET_KEY", "AUTH_SECRET_KEY_FILE", "AUTH_HTTP_ADDR", "AUTH_PUBLIC_URL", "AUTH_POLICY", "AUTH_DEV_CLOCK",
+	"AUTH_VAR_DIR", "AUTH_LOG_LEVEL"}
+
+func TestModeRules(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret.key")
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "smtp.pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-smtp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emptyFile := filepath.Join(dir, "empty")
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prod := map[string]string{"AUTH_NATS_URL": "nats://nats:4222", "AUTH_SECRET_KEY": key}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(m, kv[i])
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name string
+		comp Component
+		env  map[string]string
+		args []string
+		err  []string // substrings of the error; none: it loads
+		dev  bool
+		chk  func(t *testing.T, c Config)
+	}{
+		{name: "commands_in_production_with_nats_and_key", comp: Commands, env: prod},
+		{name: "commands_without_anything_names_both_missing_variables", comp: Commands, env: nil,
+			err: []string{"production mode", "AUTH_NATS_URL", "AUTH_SECRET_KEY (or AUTH_SECRET_KEY_FILE)", "make run", "AUTH_MODE=dev"}},
+		{name: "a_mistyped_nats_variable_is_not_dev_mode", comp: Commands, env: map[string]string{"AUTH_NATS_ULR": "nats://x", "AUTH_SECRET_KEY": key},
+			err: []string{"AUTH_NATS_URL"}},
+		{name: "commands_without_the_key", comp: Commands, env: with(prod, "AUTH_SECRET_KEY", ""), err: []string{"AUTH_SECRET_KEY"}},
+		{name: "explicit_production_mode", comp: Commands, env: with(prod, "AUTH_MODE", "production")},
+		{name: "an_unknown_mode", comp: Commands, env: with(prod, "AUTH_MODE", "staging"), err: []string{"AUTH_MODE", "staging"}},
+		{name: "dev_mode_needs_neither_nats_nor_key", comp: Commands, env: map[string]string{"AUTH_MODE": "dev"}, dev: true},
+		{name: "dev_mode_by_flag", comp: Commands, args: []string{"-mode", "dev"}, dev: true},
+		{name: "projector_needs_nats_and_a_database_not_the_key", comp: Projector, env: nil,
+			err: []string{"AUTH_NATS_URL", "AUTH_DATABASE_URL"}},
+		{name: "projector_in_production", comp: Projector, env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db"}},
+		{name: "projector_in_dev_mode_still_needs_its_database", comp: Projector, env: map[string]string{"AUTH_MODE": "dev"},
+			err: []string{"dev mode", "AUTH_DATABASE_URL"}},
+		{name: "notifier_names_all_four", comp: Notifier, env: nil,
+			err: []string{"AUTH_NATS_URL", "AUTH_SECRET_KEY", "AUTH_DATABASE_URL", "AUTH_SMTP_ADDR"}},
+		{name: "notifier_in_dev_mode_with_a_database", comp: Notifier, env: map[string]string{"AUTH_MODE": "dev", "AUTH_DATABASE_URL": "postgres://db"}, dev: true},
+		{name: "secret_key_from_a_file", comp: Commands, env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_SECRET_KEY_FILE": keyFile},
+			chk: func(t *testing.T, c Config) {
+				if c.SecretKey != key {
+					t.Errorf("secret key not read from its file")
+				}
+				if _, err := c.Keys(); err != nil {
+					t.Error(err)
+				}
+			}},
+		{name: "secret_key_and_its_file_both_set", comp: Commands, env: with(prod, "AUTH_SECRET_KEY_FILE", keyFile),
+			err: []string{"AUTH_SECRET_KEY and AUTH_SECRET_KEY_FILE are both set"}},
+		{name: "secret_key_file_missing", comp: Commands, env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_SECRET_KEY_FILE": filepath.Join(dir, "nope")},
+			err: []string{"AUTH_SECRET_KEY_FILE"}},
+		{name: "secret_key_file_empty", comp: Commands, env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_SECRET_KEY_FILE": emptyFile},
+			err: []string{"AUTH_SECRET_KEY_FILE", "empty"}},
+		{name: "smtp_password_from_a_file", comp: Commands, env: with(prod, "AUTH_SMTP_PASSWORD_FILE", pwFile),
+			chk: func(t *testing.T, c Config) {
+				if c.SMTPPassword != "s3cret-smtp" {
+					t.Errorf("SMTP password not read from its file")
+				}
+			}},
+		{name: "smtp_password_and_its_file_both_set", comp: Commands, env: with(prod, "AUTH_SMTP_PASSWORD", "x", "AUTH_SMTP_PASSWORD_FILE", pwFile),
+			err: []string{"AUTH_SMTP_PASSWORD and AUTH_SMTP_PASSWORD_FILE are both set"}},
+		{name: "the_secret_key_flag_is_refused", comp: Commands, env: prod, args: []string{"-secret-key", "leaked-value"},
+			err: []string{"-secret-key is not accepted", "AUTH_SECRET_KEY_FILE"}},
+		{name: "the_secret_key_flag_with_equals_is_refused", comp: Commands, env: prod, args: []string{"--secret-key=leaked-value"},
+			err: []string{"-secret-key is not accepted"}},
+		{name: "the_smtp_password_flag_is_refused", comp: Notifier, env: prod, args: []string{"-smtp-password=leaked-value"},
+			err: []string{"-smtp-password is not accepted", "AUTH_SMTP_PASSWORD_FILE"}},
+		{name: "dev_clock_in_production_is_allowed", comp: Commands, env: with(prod, "AUTH_DEV_CLOCK", "1"),
+			chk: func(t *testing.T, c Config) {
+				if !c.DevClock || c.Dev() {
+					t.Errorf("DevClock=%v Dev=%v", c.DevClock, c.Dev())
+				}
+			}},
+		{name: "dev_clock_must_say_1_or_0", comp: Commands, env: with(prod, "AUTH_DEV_CLOCK", "true"), err: []string{"AUTH_DEV_CLOCK"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range allEnv {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			t.Setenv("AUTH_NATS_ULR", "")
+			os.Unsetenv("AUTH_NATS_ULR")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := LoadComponent(c.comp, c.args, io.Discard)
+			if len(c.err) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.Dev() != c.dev {
+					t.Errorf("Dev() = %v, want %v", cfg.Dev(), c.dev)
+				}
+				if c.chk != nil {
+					c.chk(t, cfg)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loaded; want an error with %q", c.err)
+			}
+			for _, s := range c.err {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+			// No secret ever shows in an error.
+			for _, s := range []string{key, "leaked-value", "s3cret-smtp"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q shows a secret", err)
+				}
+			}
+		})
+	}
+}
+
+// Production never generates a key; dev mode generates one once and keeps it.
+func TestKeysByMode(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := (Config{VarDir: dir}).Keys(); err == nil {
+		t.Fatal("production without a key got keys")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret.key")); !os.IsNotExist(err) {
+		t.Fatalf("production wrote a key: %v", err)
+	}
+	dev := Config{Mode: ModeDev, VarDir: dir}
+	if _, err := dev.Keys(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Keys(); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "secret.key")); string(again) != string(first) {
+		t.Fatal("dev mode replaced its key")
+	}
+}
+
+// authctl dev is dev mode whatever AUTH_MODE's default says, but refuses an
+// explicit contradiction and an external NATS.
+func TestLoadDev(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		err  string
+	}{
+		{"nothing_set", nil, ""},
+		{"auth_mode_dev", map[string]string{"AUTH_MODE": "dev"}, ""},
+		{"auth_mode_production", map[string]string{"AUTH_MODE": "production"}, "AUTH_MODE"},
+		{"an_external_nats", map[string]string{"AUTH_NATS_URL": "nats://n"}, "AUTH_NATS_URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range allEnv {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := LoadDev("authctl dev", io.Discard)
+			if c.err == "" {
+				if err != nil || !cfg.Dev() {
+					t.Fatalf("dev=%v err=%v", cfg.Dev(), err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("err %v, want one naming %s", err, c.err)
+			}
+		})
+	}
+}
