@@ -113,7 +113,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Logger: log}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
 	if cfg.DevClock {
 		c.DevClock = devClock
 		warnDevClock(cfg, log, "answers")

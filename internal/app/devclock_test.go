@@ -41,7 +41,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	answers, follows := &clock.Dev{}, &clock.Dev{}
-	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(),
+	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
 		DevClock: answers, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 // issueFields are the keys of the JSON object (issue 8, and issue 11's
 // flood figures).
-var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "otp_verify_per_s", "otp_verify_p99_ms",
+var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "enumeration_auc", "otp_verify_per_s", "otp_verify_p99_ms",
 	"append_per_s", "history_10k_vs_fresh", "projector_events_per_s", "copy_rows_per_s", "projector_vs_copy",
 	"notifier_mails_per_s", "rss_mb"}
 
@@ -35,7 +35,7 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 		Sizes: Sizes{
 			Warmup: 100 * time.Millisecond, Rounds: 1, Settle: 100 * time.Millisecond,
 			HashTime: 300 * time.Millisecond, LoginTime: 500 * time.Millisecond, LoginAccounts: 2,
-			FloodTime: 500 * time.Millisecond, FloodAttackers: 20,
+			FloodTime: 500 * time.Millisecond, FloodAttackers: 20, EnumerationNIRs: 20,
 			OTPClients: 16, OTPVerifications: 200, P99Rate: 200, P99Time: 500 * time.Millisecond,
 			AppendClients: 8, AppendTime: 300 * time.Millisecond,
 			HistoryEvents: 300, HistoryRuns: 5,

@@ -286,7 +286,13 @@ func verify(ctx context.Context, c *client, loginID, code string) error {
 // startCommands starts a commands service instance, with its real worker
 // pool and micro endpoints, on a connection of its own.
 func (r *runner) startCommands(policy domain.Policy) (*commands.Service, func(), error) {
-	svc, err := r.newCommands(policy)
+	return r.startCommandsWith(policy, nil)
+}
+
+// startCommandsWith is startCommands with the configuration changed by
+// configure.
+func (r *runner) startCommandsWith(policy domain.Policy, configure func(*commands.Config)) (*commands.Service, func(), error) {
+	svc, err := r.newCommands(policy, configure)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -300,13 +306,17 @@ func (r *runner) startCommands(policy domain.Policy) (*commands.Service, func(),
 	return svc, func() { _ = svc.Stop(); nc.Close() }, nil
 }
 
-func (r *runner) newCommands(policy domain.Policy) (*commands.Service, error) {
+func (r *runner) newCommands(policy domain.Policy, configure func(*commands.Config)) (*commands.Service, error) {
 	log := r.opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return commands.New(commands.Config{Prefix: r.streamCf.Prefix, Policy: policy, Keys: r.keys, Store: r.store,
-		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Logger: log, HashObserver: r.hashObserver})
+	cfg := commands.Config{Prefix: r.streamCf.Prefix, Policy: policy, Keys: r.keys, Store: r.store,
+		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Shadows: r.store.Shadows(), Logger: log, HashObserver: r.hashObserver}
+	if configure != nil {
+		configure(&cfg)
+	}
+	return commands.New(cfg)
 }
 
 // window lets the work warm up, then counts what count() gains over d.

@@ -34,7 +34,7 @@ const shortHistory = 200
 func (r *runner) history(ctx context.Context) error {
 	policy := r.opts.Policy
 	policy.Argon2 = cheapArgon2 // nothing here hashes; a new instance starts at once
-	setup, err := r.newCommands(policy)
+	setup, err := r.newCommands(policy, nil)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (r *runner) history(ctx context.Context) error {
 	}
 	// The first command after the bulk load reads the whole history and
 	// writes the snapshot (Stop waits for it), as after a migration.
-	first, err := r.newCommands(policy)
+	first, err := r.newCommands(policy, nil)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (r *runner) history(ctx context.Context) error {
 		for j := range 3 {
 			kind := (i + j) % 3
 			acc := [3]string{news[i], short, long}[kind]
-			svc, err := r.newCommands(policy)
+			svc, err := r.newCommands(policy, nil)
 			if err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ func (r *runner) history(ctx context.Context) error {
 			cold[kind] = append(cold[kind], d)
 		}
 	}
-	warmSvc, err := r.newCommands(policy)
+	warmSvc, err := r.newCommands(policy, nil)
 	if err != nil {
 		return err
 	}

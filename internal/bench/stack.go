@@ -99,7 +99,7 @@ func (r *runner) setup(ctx context.Context) error {
 		// The KV buckets have fixed names and may be a deployment's: keep
 		// their replication as it is (OpenJetStream updates them to ours).
 		r.streamCf.Replicas = r.replicasOf(ctx, "KV_"+eventstore.IndexBucket)
-		for _, b := range []string{eventstore.IndexBucket, eventstore.SnapshotBucket} {
+		for _, b := range []string{eventstore.IndexBucket, eventstore.SnapshotBucket, eventstore.ShadowBucket} {
 			if _, err := r.js.KeyValue(ctx, b); errors.Is(err, jetstream.ErrBucketNotFound) {
 				r.buckets = append(r.buckets, b) // OpenJetStream creates it: remove it at the end
 			}
@@ -279,10 +279,15 @@ func (r *runner) close() error {
 // purgeKV removes this run's keys from the shared buckets.
 func (r *runner) purgeKV(ctx context.Context) error {
 	var errs []error
+	// Every NIR this run made may have a shadow state (unknown NIRs tried).
+	var shadowKeys []string
+	for i := range r.nirSeq.Load() {
+		shadowKeys = append(shadowKeys, r.keys.NIRIndexKey(fmt.Sprintf("1%012d", 500_000_000_000+i+1)))
+	}
 	for _, b := range []struct {
 		bucket string
 		keys   []string
-	}{{eventstore.IndexBucket, r.nirKeys}, {eventstore.SnapshotBucket, r.accounts}} {
+	}{{eventstore.IndexBucket, r.nirKeys}, {eventstore.SnapshotBucket, r.accounts}, {eventstore.ShadowBucket, shadowKeys}} {
 		if len(b.keys) == 0 || slices.Contains(r.buckets, b.bucket) {
 			continue
 		}

@@ -74,7 +74,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	e := &testEnv{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0),
 		devices: t.TempDir() + "/ameli-auth/devices.json"}
 	svc, err := commands.New(commands.Config{Policy: policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Clock: e.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Clock: e.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

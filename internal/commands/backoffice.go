@@ -172,7 +172,6 @@ func (s *Service) createAccount(ctx context.Context, subject string, c *Common, 
 	if out.refusal != nil {
 		return errorReply(out.refusal)
 	}
-	s.nirCache.Store(key, accountID)
 	rep := ok("registered")
 	for _, e := range out.recorded {
 		if _, re := e.(events.AccountReactivated); re {

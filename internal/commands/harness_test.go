@@ -153,7 +153,7 @@ func (h *harness) checkSchemas() {
 func (h *harness) addInstance(policy domain.Policy) *Service {
 	h.t.Helper()
 	cfg := Config{Policy: policy, Keys: h.keys, Store: h.store, Index: h.store.Index(), Snapshots: h.store.Snapshots(),
-		Clock: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Shadows: h.store.Shadows(), Clock: h.clock, ResponseFloor: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if h.configure != nil {
 		h.configure(&cfg)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -41,6 +42,7 @@ type sessionRequest struct {
 }
 
 func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
+	start := time.Now()
 	var req loginPasswordRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -55,23 +57,31 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 	if len(req.DeviceToken) > 256 {
 		return errorReply(domain.InvalidRequest("device_token", "doit faire au plus 256 octets"))
 	}
+	defer s.floor(ctx, start)
 	now := s.clock.Now()
 	nirKey := s.keys.NIRIndexKey(nir)
 	accountID, err := s.lookupNIR(ctx, nir)
 	if errors.Is(err, eventstore.ErrNotFound) {
-		// Same work, same answer as a wrong password: the reply must not
-		// tell whether the NIR has an account. One check at a time per NIR,
-		// like an account's, so a flood on it holds one hashing worker.
+		// The reply must not tell whether the NIR has an account: it goes
+		// through the same rules as an account (a shadow account, issue
+		// 19) with the same work: one check at a time per NIR, a real
+		// argon2id check unless blocked, the state written back.
 		s.log.Info("login attempt on an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
-		release, err := s.gate.acquire(ctx, "nir:"+nirKey)
-		if err != nil {
-			return s.fail("login.password", err)
+		if !s.peekShadow(ctx, nirKey).state.account().Blocked(now) {
+			release, err := s.gate.acquire(ctx, "nir:"+nirKey)
+			if err != nil {
+				return s.fail("login.password", err)
+			}
+			defer release()
+			stillNeeded := func() bool { return !s.peekShadow(ctx, nirKey).state.account().Blocked(now) }
+			if _, _, err := s.verifyPassword(ctx, "nir:"+nirKey, stillNeeded, req.Password, s.dummyPHC); err != nil && !errors.Is(err, errHashSkipped) {
+				return s.fail("login.password", err)
+			}
 		}
-		defer release()
-		if _, _, err := s.verifyPassword(ctx, "nir:"+nirKey, nil, req.Password, s.dummyPHC); err != nil {
-			return s.fail("login.password", err)
+		if err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel}); err != nil {
+			return errorReply(err)
 		}
-		return errorReply(&domain.Error{Code: domain.CodeInvalidCredentials})
+		return s.fail("login.password", errors.New("shadow account accepted a password"))
 	}
 	if err != nil {
 		return s.fail("login.password", err)
@@ -316,18 +326,28 @@ func (s *Service) sessionAccount(token string) (accountID, hash string, err erro
 	return accountID, s.keys.TokenHash("session", token), nil
 }
 
-// lookupNIR finds the account of a canonical NIR through the index.
+// lookupNIR finds the account of a canonical NIR through the index. It
+// keeps no cache: a cache of known NIRs would answer them faster than
+// unknown ones (issue 19), and grow with the accounts (issue 16); the
+// index's direct get costs far less than the password hash beside it.
 func (s *Service) lookupNIR(ctx context.Context, nir string) (string, error) {
-	key := s.keys.NIRIndexKey(nir)
-	if id, ok := s.nirCache.Load(key); ok {
-		return id.(string), nil
+	return s.index.Get(ctx, s.keys.NIRIndexKey(nir))
+}
+
+// floor makes the calling command take at least ResponseFloor from start:
+// deferred by the commands whose reply must not tell whether a NIR has an
+// account, so the work behind a reply (a cold account load, an append, a
+// shadow write) does not show in its timing.
+func (s *Service) floor(ctx context.Context, start time.Time) {
+	if s.cfg.ResponseFloor <= 0 {
+		return
 	}
-	id, err := s.index.Get(ctx, key)
-	if err != nil {
-		return "", err
+	t := time.NewTimer(time.Until(start.Add(s.cfg.ResponseFloor)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	s.nirCache.Store(key, id)
-	return id, nil
 }
 
 // fail logs an internal failure (without any secret: errors here never hold

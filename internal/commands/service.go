@@ -30,7 +30,8 @@ import (
 // Version is the service version shown by `nats micro info`.
 const Version = "0.1.0"
 
-// Config wires the service. Store, Index, Snapshots and Keys are required.
+// Config wires the service. Store, Index, Snapshots, Shadows and Keys are
+// required.
 type Config struct {
 	Prefix    string // subject prefix, "auth" by default
 	Policy    domain.Policy
@@ -38,7 +39,8 @@ type Config struct {
 	Store     eventstore.Store
 	Index     eventstore.Index
 	Snapshots eventstore.Snapshots
-	Clock     clock.Clock // system clock by default
+	Shadows   eventstore.Shadows // login state of NIRs without an account (issue 19)
+	Clock     clock.Clock        // system clock by default
 	// DevClock, when set, serves <prefix>.dev.clock.advance on this clock.
 	DevClock *clock.Dev
 	Logger   *slog.Logger
@@ -53,6 +55,16 @@ type Config struct {
 	// computation with the key the work is for (an account id, or "nir:"
 	// and a NIR index key): for benchmarks and tests of the flood rules.
 	HashObserver func(key string)
+
+	// ResponseFloor is the least time login.password and
+	// password.reset.request take to answer, so that their timing does not
+	// tell whether a NIR has an account (issue 19; docs/enumeration.md):
+	// 0 sets it at start to twice one argon2id hash with the policy's
+	// parameters (measured then), between 50 ms and 1 s: above what either
+	// path costs when the machine is not saturated, and low enough that a
+	// handful of concurrent clients still reach the hashing pool's
+	// throughput. Negative disables it (tests).
+	ResponseFloor time.Duration
 }
 
 // Service is the commands service.
@@ -68,10 +80,10 @@ type Service struct {
 
 	hashSem  chan struct{}
 	gate     *keyGate // one password check at a time per account or NIR
+	shadows  *shadowCache
 	inflight chan struct{}
 	wg       sync.WaitGroup
 	dummyPHC string
-	nirCache sync.Map // NIR index key -> account id (never changes once set)
 	replies  *replyCache
 	flight   singleflight.Group // identical requests (same key) in flight
 
@@ -81,8 +93,8 @@ type Service struct {
 
 // New checks the configuration and builds the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Keys == nil || cfg.Store == nil || cfg.Index == nil || cfg.Snapshots == nil {
-		return nil, errors.New("commands: Keys, Store, Index and Snapshots are required")
+	if cfg.Keys == nil || cfg.Store == nil || cfg.Index == nil || cfg.Snapshots == nil || cfg.Shadows == nil {
+		return nil, errors.New("commands: Keys, Store, Index, Snapshots and Shadows are required")
 	}
 	if cfg.Policy.Name == "" {
 		cfg.Policy = domain.SeedPolicy()
@@ -121,6 +133,7 @@ func New(cfg Config) (*Service, error) {
 		clock: cfg.Clock, log: cfg.Logger,
 		hashSem:  make(chan struct{}, cfg.HashWorkers),
 		gate:     newKeyGate(),
+		shadows:  newShadowCache(cfg.CacheSize),
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		replies:  newReplyCache(2*time.Minute, 10_000),
 		accounts: &accounts{
@@ -131,9 +144,17 @@ func New(cfg Config) (*Service, error) {
 	}
 	// An unknown NIR pays for a real argon2id check against this hash, so it
 	// answers in the time a wrong password does.
+	t := time.Now()
 	s.dummyPHC = secrets.HashPassword(secrets.NewToken(), cfg.Policy.Argon2)
+	if s.cfg.ResponseFloor == 0 {
+		s.cfg.ResponseFloor = min(max(4*time.Since(t), 100*time.Millisecond), time.Second)
+	}
 	return s, nil
 }
+
+// ResponseFloor is the least time login.password and password.reset.request
+// take (Config.ResponseFloor, as set at start; 0 or less: none).
+func (s *Service) ResponseFloor() time.Duration { return s.cfg.ResponseFloor }
 
 // handler is one command: it gets the raw request and returns the reply.
 type handler func(ctx context.Context, data []byte) Reply

@@ -50,6 +50,7 @@ type Account struct {
 	BlockReason   string    `json:"block_reason,omitempty"`
 
 	PasswordFailures int         `json:"password_failures,omitempty"`
+	PasswordFailedAt time.Time   `json:"password_failed_at,omitzero"` // the latest counted failure
 	OTPFailures      int         `json:"otp_failures,omitempty"`
 	OTPRequests      []time.Time `json:"otp_requests,omitempty"` // issue times, oldest first
 
@@ -231,7 +232,7 @@ func Evolve(a Account, e events.Event) Account {
 		// was blocked end; the holder starts a fresh login (our choice).
 		a = a.closeLogins()
 	case events.PasswordFailed:
-		a.PasswordFailures = e.Failures
+		a.PasswordFailures, a.PasswordFailedAt = e.Failures, e.At
 		if !e.BlockedUntil.IsZero() {
 			// The failures that caused the block are spent by it: after the
 			// block the holder has a full set of tries again.

@@ -198,6 +198,9 @@ func (d Decider) submitPassword(a Account, c SubmitPassword, now time.Time) ([]e
 func (d Decider) passwordFailure(a Account, now time.Time) ([]events.Event, error) {
 	p := d.Policy
 	n := a.PasswordFailures + 1
+	if p.PasswordFailureMemory > 0 && !a.PasswordFailedAt.IsZero() && !now.Before(a.PasswordFailedAt.Add(p.PasswordFailureMemory)) {
+		n = 1 // the earlier failures are too old to count (PasswordFailureMemory)
+	}
 	if n >= p.PasswordMaxFailures {
 		until := now.Add(p.PasswordBlock)
 		return one2(events.PasswordFailed{Failures: n, BlockedUntil: until, NoticeTo: d.notice(a), At: now},

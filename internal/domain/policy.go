@@ -17,10 +17,16 @@ type Policy struct {
 	OTPQuotaBlock       time.Duration `json:"otp_quota_block"`
 	PasswordMaxFailures int           `json:"password_max_failures"`
 	PasswordBlock       time.Duration `json:"password_block"`
-	OTPMaxFailures      int           `json:"otp_max_failures"`
-	OTPBlock            time.Duration `json:"otp_block"`
-	TrustedDeviceMonths int           `json:"trusted_device_months"`
-	SessionLifetime     time.Duration `json:"session_lifetime"`
+	// PasswordFailureMemory: a wrong password this long after the previous
+	// one starts a new count. Our choice (issue 19): a NIR without an
+	// account keeps its failures in a store whose entries must expire, and
+	// a registered account must behave the same, or waiting out the expiry
+	// between two attempts would tell them apart. 30 days.
+	PasswordFailureMemory time.Duration `json:"password_failure_memory"`
+	OTPMaxFailures        int           `json:"otp_max_failures"`
+	OTPBlock              time.Duration `json:"otp_block"`
+	TrustedDeviceMonths   int           `json:"trusted_device_months"`
+	SessionLifetime       time.Duration `json:"session_lifetime"`
 
 	// Password change (seed: "Changement de mot de passe" and its failure
 	// cases), email change and forgotten password.
@@ -94,19 +100,20 @@ func DefaultHashLimits() HashLimits {
 // SeedPolicy is the ameli guide's profile (the default).
 func SeedPolicy() Policy {
 	return Policy{
-		Name:                "seed",
-		OTPDigits:           6,
-		OTPLifetime:         15 * time.Minute,
-		LoginLifetime:       time.Hour,
-		OTPQuota:            5,
-		OTPQuotaWindow:      time.Hour,
-		OTPQuotaBlock:       time.Hour,
-		PasswordMaxFailures: 3,
-		PasswordBlock:       15 * time.Minute,
-		OTPMaxFailures:      3,
-		OTPBlock:            15 * time.Minute,
-		TrustedDeviceMonths: 6,
-		SessionLifetime:     30 * time.Minute,
+		Name:                  "seed",
+		OTPDigits:             6,
+		OTPLifetime:           15 * time.Minute,
+		LoginLifetime:         time.Hour,
+		OTPQuota:              5,
+		OTPQuotaWindow:        time.Hour,
+		OTPQuotaBlock:         time.Hour,
+		PasswordMaxFailures:   3,
+		PasswordBlock:         15 * time.Minute,
+		PasswordFailureMemory: 30 * 24 * time.Hour,
+		OTPMaxFailures:        3,
+		OTPBlock:              15 * time.Minute,
+		TrustedDeviceMonths:   6,
+		SessionLifetime:       30 * time.Minute,
 
 		ChangeCodeDigits:      4,
 		ChangeCodeLifetime:    15 * time.Minute,

@@ -48,6 +48,13 @@ type JetStreamConfig struct {
 	Stream          string        // default "AUTH_EVENTS"
 	Replicas        int           // default 1; also used for the KV buckets
 	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window, default 2m
+	// ShadowTTL is how long a NIR without an account keeps its login state
+	// after its last attempt (default 31 days: longer than the policy's
+	// failure memory, see domain.Policy.PasswordFailureMemory), and
+	// ShadowMaxBytes bounds the bucket (default 1 GiB, about 5 million
+	// NIRs).
+	ShadowTTL      time.Duration
+	ShadowMaxBytes int64
 }
 
 func (c *JetStreamConfig) setDefaults() error {
@@ -63,12 +70,18 @@ func (c *JetStreamConfig) setDefaults() error {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 2 * time.Minute
 	}
+	if c.ShadowTTL == 0 {
+		c.ShadowTTL = 31 * 24 * time.Hour
+	}
+	if c.ShadowMaxBytes == 0 {
+		c.ShadowMaxBytes = 1 << 30
+	}
 	for _, tok := range strings.Split(c.Prefix, ".") {
 		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
 			return fmt.Errorf("eventstore: bad subject prefix %q", c.Prefix)
 		}
 	}
-	if c.Replicas < 0 || c.DuplicateWindow < 0 {
+	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 {
 		return fmt.Errorf("eventstore: negative replicas or duplicate window")
 	}
 	return nil
@@ -77,11 +90,12 @@ func (c *JetStreamConfig) setDefaults() error {
 // JetStream is the event store on a JetStream stream, one subject per
 // account, with the NIR index and the snapshots in two KV buckets.
 type JetStream struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	cfg    JetStreamConfig
-	index  kvIndex
-	snaps  kvSnapshots
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	cfg     JetStreamConfig
+	index   kvIndex
+	snaps   kvSnapshots
+	shadows kvShadows
 }
 
 var (
@@ -90,7 +104,7 @@ var (
 	_ Snapshots = kvSnapshots{}
 )
 
-// OpenJetStream creates or updates the stream and the two KV buckets, so a
+// OpenJetStream creates or updates the stream and the KV buckets, so a
 // fresh server and an upgraded configuration both just work at start-up.
 func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
 	if err := cfg.setDefaults(); err != nil {
@@ -125,7 +139,11 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	if err != nil {
 		return nil, err
 	}
-	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}}, nil
+	shadows, err := openShadows(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows}, nil
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {

@@ -63,6 +63,10 @@ func TestJetStreamContract(t *testing.T) {
 	})
 }
 
+func TestJetStreamShadowsContract(t *testing.T) {
+	storetest.RunShadows(t, func(t *testing.T) eventstore.Shadows { return newJetStream(t).store.Shadows() })
+}
+
 func TestJetStreamStreamAndBuckets(t *testing.T) {
 	e := newJetStream(t)
 	ctx := ctxFor(t)

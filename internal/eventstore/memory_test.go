@@ -13,3 +13,7 @@ func TestMemoryContract(t *testing.T) {
 		return m, m.Index(), m.Snapshots()
 	})
 }
+
+func TestMemoryShadowsContract(t *testing.T) {
+	storetest.RunShadows(t, func(*testing.T) eventstore.Shadows { return eventstore.NewMemoryShadows() })
+}

@@ -1,0 +1,131 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+)
+
+// An unknown NIR behaves like a registered one over time (issue 19): the
+// same replies, byte for byte, for the 1st to 4th wrong password, after
+// the block ends, and for reset requests, so nothing tells whether the NIR
+// has an account. One harness per side; the clock moves alike on both.
+func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
+	sides := map[string]*harness{}
+	for _, side := range []string{"registered", "unknown"} {
+		h := newHarness(t, 2, testPolicy())
+		if side == "registered" {
+			h.register(nir1, "valerie@yahoo.fr", password)
+		}
+		sides[side] = h
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		subject string
+		body    string
+		want    string
+	}{
+		{"1st_wrong_password", 0, "login.password", `{"nir":"` + nir1 + `","password":"faux-1"}`, domain.CodeInvalidCredentials},
+		{"2nd_wrong_password", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"faux-2"}`, domain.CodeInvalidCredentials},
+		{"3rd_wrong_password_blocks", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"faux-3"}`, domain.CodeAccountLocked},
+		{"4th_during_the_block", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"faux-4"}`, domain.CodeAccountLocked},
+		{"the_right_password_during_the_block", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"` + password + `"}`, domain.CodeAccountLocked},
+		{"a_second_before_the_block_ends", 13*time.Minute - time.Second, "login.password", `{"nir":"` + nir1 + `","password":"faux-5"}`, domain.CodeAccountLocked},
+		{"after_the_block_ends", time.Second, "login.password", `{"nir":"` + nir1 + `","password":"faux-6"}`, domain.CodeInvalidCredentials},
+		{"reset_request_1", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
+		{"reset_request_4_over_the_hourly_limit", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
+		{"wrong_password_with_a_spelling_of_spaces", time.Minute, "login.password", `{"nir":"` + spaced(nir1) + `","password":"faux-7"}`, domain.CodeInvalidCredentials},
+		{"3rd_after_the_block_blocks_again", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"faux-8"}`, domain.CodeAccountLocked},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			var replies [2][]byte
+			for i, side := range []string{"registered", "unknown"} {
+				h := sides[side]
+				h.clock.Advance(st.advance)
+				replies[i] = h.raw(st.subject, []byte(st.body))
+			}
+			if !bytes.Equal(replies[0], replies[1]) {
+				t.Fatalf("replies differ:\n registered %s\n unknown    %s", replies[0], replies[1])
+			}
+			if !bytes.Contains(replies[0], []byte(`"`+st.want+`"`)) {
+				t.Fatalf("want %s, got %s", st.want, replies[0])
+			}
+		})
+	}
+	// The unknown side recorded nothing in the stream.
+	if n := sides["unknown"].streamCount(); n != 0 {
+		t.Fatalf("an unknown NIR appended %d events", n)
+	}
+}
+
+func spaced(nir string) string { return nir[:1] + " " + nir[1:3] + " " + nir[3:5] + " " + nir[5:] }
+
+// The shadow lockout holds under parallel attempts over two instances, as
+// the account's does: 3 failures, then blocked.
+func TestUnknownNIRLockoutInParallel(t *testing.T) {
+	h := newHarness(t, 2, testPolicy())
+	codes := parallel(t, 40, func(int) Reply { return h.req("login.password", obj{"nir": nir2, "password": "faux-mot"}) })
+	if codes[domain.CodeInvalidCredentials] != 2 || codes[domain.CodeAccountLocked] != 38 {
+		t.Fatalf("replies: %v; want 2 invalid_credentials and 38 account_locked", codes)
+	}
+	// The shadow store holds the NIR's keyed hash only, never the NIR.
+	key := h.keys.NIRIndexKey(nir2)
+	b, _, err := h.store.Shadows().Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), nir2) || strings.Contains(key, nir2) {
+		t.Fatal("the shadow store holds the NIR in clear")
+	}
+	if !strings.Contains(string(b), `"block_reason":"password_failures"`) {
+		t.Fatalf("shadow state %s", b)
+	}
+}
+
+// A shadow store that refuses writes (full, or down) changes no reply: the
+// attempt is answered as decided and only the count is lost.
+func TestShadowStoreFailureKeepsTheReply(t *testing.T) {
+	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) { c.Shadows = failingShadows{} })
+	wantError(t, h.req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
+	if r := h.req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != "reset_requested" {
+		t.Fatalf("reset request: %+v", r.Error)
+	}
+}
+
+type failingShadows struct{}
+
+func (failingShadows) Get(context.Context, string) ([]byte, uint64, error) {
+	return nil, 0, eventstore.ErrNotFound
+}
+func (failingShadows) Put(context.Context, string, []byte, uint64) (uint64, error) {
+	return 0, context.DeadlineExceeded
+}
+
+// ResponseFloor: both paths take at least the floor, whatever they do.
+func TestResponseFloor(t *testing.T) {
+	const floor = 150 * time.Millisecond
+	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) { c.ResponseFloor = floor })
+	h.register(nir1, "valerie@yahoo.fr", password)
+	for _, r := range []struct {
+		subject string
+		body    obj
+	}{
+		{"login.password", obj{"nir": nir1, "password": "faux"}},
+		{"login.password", obj{"nir": nir2, "password": "faux"}},
+		{"password.reset.request", obj{"nir": nir1}},
+		{"password.reset.request", obj{"nir": nir2}},
+	} {
+		start := time.Now()
+		h.req(r.subject, r.body)
+		if took := time.Since(start); took < floor {
+			t.Fatalf("%s on %v answered in %s, under the %s floor", r.subject, r.body["nir"], took, floor)
+		}
+	}
+}
