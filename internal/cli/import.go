@@ -211,6 +211,9 @@ func readImportHeader(r *csv.Reader) (map[string]int, error) {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if _, known := importColumns[h]; !known {
+			if len(h) > 40 {
+				h = h[:40] + "…"
+			}
 			return nil, fmt.Errorf("line 1: unknown column %q (the header is nir,email,affiliation,password_hash[,email_validated])", h)
 		}
 		if _, dup := cols[h]; dup {
@@ -315,14 +318,14 @@ func countRecords(path string) int64 {
 		return 0
 	}
 	defer f.Close()
-	r := csv.NewReader(bufio.NewReader(f))
+	r := csv.NewReader(bufio.NewReader(&boundedLines{r: f, max: maxImportLine}))
 	r.FieldsPerRecord = -1
 	r.LazyQuotes = true
 	r.ReuseRecord = true
 	var n int64
 	for {
 		_, err := r.Read()
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, errLineTooLong) {
 			break
 		}
 		if err == nil {
@@ -335,7 +338,8 @@ func countRecords(path string) int64 {
 	return n
 }
 
-// maxImportLine bounds a line of an import file: a row is one account
+// maxImportLine bounds a record of an import file (a line, or the lines a
+// quoted field spans): a row is one account
 // (NIR, email, a hash of at most 512 bytes, two short fields), and a request
 // is at most 64 KiB anyway. Without it, one endless line would be read into
 // memory whole (issue 11, kind 3: no value from outside sets an unbounded
@@ -345,19 +349,27 @@ const maxImportLine = 64 << 10
 // errLineTooLong: a line of the import file is longer than maxImportLine.
 var errLineTooLong = fmt.Errorf("une ligne dépasse %d octets : ce n'est pas un fichier de comptes", maxImportLine)
 
-// boundedLines passes r through and fails once a line grows past max bytes.
+// boundedLines passes r through and fails once a record grows past max
+// bytes. A newline inside a quoted field does not end the record (CSV's
+// escaped quote "" toggles twice, so it changes nothing).
 type boundedLines struct {
-	r   io.Reader
-	max int
-	run int // bytes since the last newline
+	r        io.Reader
+	max      int
+	run      int  // bytes of the current record
+	inQuotes bool // inside a quoted field
 }
 
 func (b *boundedLines) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	for _, c := range p[:n] {
-		if c == '\n' {
+		switch {
+		case c == '"':
+			b.inQuotes = !b.inQuotes
+		case c == '\n' && !b.inQuotes:
 			b.run = 0
-		} else if b.run++; b.run > b.max {
+			continue
+		}
+		if b.run++; b.run > b.max {
 			return 0, errLineTooLong
 		}
 	}

@@ -138,6 +138,14 @@ func TestImportLinesAreBounded(t *testing.T) {
 	if err := read(line + "a"); !errors.Is(err, errLineTooLong) {
 		t.Fatalf("a line one byte over the limit: %v", err)
 	}
+	// A quoted field spanning many short lines is one record.
+	short := strings.Repeat("b", 1000) + "\n"
+	if err := read(`"nir` + "\n" + strings.Repeat(short, 100)); !errors.Is(err, errLineTooLong) {
+		t.Fatalf("a quoted field of 100 KB over many lines: %v", err)
+	}
+	if err := read(`"a""b",` + "\"x\ny\"\n" + line); err != nil {
+		t.Fatalf("escaped quotes and a short quoted newline: %v", err)
+	}
 	p := filepath.Join(t.TempDir(), "long.csv")
 	os.WriteFile(p, []byte(strings.Repeat("x", 10*maxImportLine)), 0o600)
 	var out, errw syncBuffer

@@ -233,6 +233,11 @@ func (s *Service) deactivate(ctx context.Context, data []byte) Reply {
 	rep := ok("deactivated")
 	rep.AccountID = id
 	rep.DeactivatedAt = utc(out.state.DeactivatedAt)
+	for _, e := range out.recorded {
+		if e, isDeactivated := e.(events.AccountDeactivated); isDeactivated {
+			rep.DeactivatedAt = utc(e.At) // a retry says what was recorded
+		}
+	}
 	return rep
 }
 

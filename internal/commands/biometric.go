@@ -114,9 +114,18 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) Reply {
 	if _, err := parsePublicKey(req.PublicKey); err != nil {
 		return errorReply(err)
 	}
-	accountID, _, err := s.sessionAccount(req.Session)
+	accountID, sessionHash, err := s.sessionAccount(req.Session)
 	if err != nil {
 		return errorReply(err)
+	}
+	// The session is checked before the device id is claimed: a forged
+	// session must neither take a device id from its holder nor write to
+	// the index (issue 11).
+	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(),
+		domain.EnrollBiometric{SessionHash: sessionHash, DeviceID: req.DeviceID, PublicKey: req.PublicKey}); err != nil {
+		return s.fail("biometric.enroll", err)
+	} else if refused != nil {
+		return errorReply(refused)
 	}
 	// A device id belongs to one account: the first enrolment claims it
 	// atomically; a claim by another account is refused.

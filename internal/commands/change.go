@@ -165,16 +165,26 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 		return errorReply(err)
 	}
 	// The new password is hashed only for a request the decision would
-	// take (issue 11, kind 4), one at a time per account.
+	// take (issue 11, kind 4), one at a time per account; a request refused
+	// anyway does not even queue for the account's turn.
+	precheck := func() Reply {
+		if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordChange{SessionHash: sessionHash}); err != nil {
+			return s.fail("password.change.complete", err)
+		} else if refused != nil {
+			return errorReply(refused)
+		}
+		return Reply{OK: true}
+	}
+	if rep := precheck(); !rep.OK {
+		return rep
+	}
 	release, err := s.gate.acquire(ctx, accountID)
 	if err != nil {
 		return s.fail("password.change.complete", err)
 	}
 	defer release()
-	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordChange{SessionHash: sessionHash}); err != nil {
-		return s.fail("password.change.complete", err)
-	} else if refused != nil {
-		return errorReply(refused)
+	if rep := precheck(); !rep.OK {
+		return rep
 	}
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
@@ -300,15 +310,25 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
 	}
 	tokenHash := s.keys.TokenHash("reset", req.Token)
+	precheck := func() Reply {
+		if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordReset{TokenHash: tokenHash}); err != nil {
+			return s.fail("password.reset.complete", err)
+		} else if refused != nil {
+			return errorReply(refused)
+		}
+		return Reply{OK: true}
+	}
+	// A forged link is refused before it queues for the account's turn.
+	if rep := precheck(); !rep.OK {
+		return rep
+	}
 	release, err := s.gate.acquire(ctx, accountID)
 	if err != nil {
 		return s.fail("password.reset.complete", err)
 	}
 	defer release()
-	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordReset{TokenHash: tokenHash}); err != nil {
-		return s.fail("password.reset.complete", err)
-	} else if refused != nil {
-		return errorReply(refused)
+	if rep := precheck(); !rep.OK {
+		return rep
 	}
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {

@@ -131,6 +131,7 @@ type PendingCode struct {
 	IssuedAt       time.Time `json:"issued_at"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	Verified       bool      `json:"verified,omitempty"`
+	VerifiedBy     string    `json:"verified_by,omitempty"` // session hash that typed the code
 	NewEmailSealed string    `json:"new_email_sealed,omitempty"`
 	NewMaskedEmail string    `json:"new_masked_email,omitempty"`
 }
@@ -290,7 +291,7 @@ func Evolve(a Account, e events.Event) Account {
 	case events.ChangeCodeVerified:
 		if c := a.PasswordChange.Code; c != nil {
 			v := *c
-			v.Verified = true
+			v.Verified, v.VerifiedBy = true, e.SessionHash
 			a.PasswordChange.Code = &v
 		}
 	case events.ChangeRequestsExceeded:

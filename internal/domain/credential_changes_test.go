@@ -158,7 +158,7 @@ var (
 	}
 	loginDone = []events.Event{events.LoginSucceeded{LoginID: "L1", Method: events.MethodOTP, Channel: "web", SessionHash: "s1#",
 		SessionExpiresAt: after.Add(30 * min_), At: after}}
-	passwordCodeDone = []events.Event{events.ChangeCodeVerified{At: after}}
+	passwordCodeDone = []events.Event{events.ChangeCodeVerified{SessionHash: "sess#", At: after}}
 	emailCodeDone    = []events.Event{events.EmailChanged{EmailSealed: "sealed-new", MaskedEmail: "n***@m***.fr", OldToSealed: "sealed-mail",
 		KeptSessionHash: "sess#", At: after}}
 	sessionWorks = []events.Event{events.EmailChangeCodeIssued{NewEmailSealed: "sealed-x", NewMaskedEmail: "x***@z***.fr", CodeHash: "e2",

@@ -71,7 +71,11 @@ func (d Decider) decideBiometric(a Account, c Command, now time.Time) ([]events.
 		return evs, err, true
 
 	case EnrollBiometric:
-		if _, ok := a.appSession(c.SessionHash, now); !ok {
+		// From an app session opened with password and code (seed, App
+		// Étape 4: the offer follows such a login), never from one opened
+		// by biometrics: an enrolment made from a device's session would
+		// outlive that device's revocation (issue 11).
+		if s, ok := a.appSession(c.SessionHash, now); !ok || s.Device != "" {
 			return nil, &Error{Code: CodeSessionInvalid}, true
 		}
 		evs, err := one(events.BiometricEnrolled{DeviceID: c.DeviceID, PublicKey: c.PublicKey,

@@ -95,14 +95,17 @@ func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Eve
 		if evs, err := d.codeCheck(a.PasswordChange, events.FlowPasswordChange, c.CodeHash, now); evs != nil || err != nil {
 			return evs, err
 		}
-		return one(events.ChangeCodeVerified{At: now})
+		return one(events.ChangeCodeVerified{SessionHash: c.SessionHash, At: now})
 
 	case CompletePasswordChange:
 		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
 			return nil, err
 		}
 		code := a.PasswordChange.Code
-		if code == nil || !code.Verified {
+		// Only the session that typed the code sets the password (our
+		// choice, issue 11): a thief's session cannot finish the holder's
+		// change after the holder typed the code.
+		if code == nil || !code.Verified || code.VerifiedBy != "" && !equalHash(code.VerifiedBy, c.SessionHash) {
 			return nil, &Error{Code: CodeCodeInvalid}
 		}
 		if !now.Before(code.ExpiresAt) {
@@ -140,6 +143,13 @@ func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Eve
 		if a.Status != StatusActive || !a.EmailValidated || countSince(a.ResetRequests, now, p.ChangeCodeWindow) >= p.ResetMaxPerWindow {
 			return nil, nil
 		}
+		// No link to an address recorded less than 48 hours ago (seed, Cas
+		// d'échecs 3, applied to the other way of setting a password: a
+		// session thief who changed the address would otherwise reset the
+		// password at once; issue 11, a second path around a lock).
+		if d.emailRecentlyChanged(a, now) {
+			return nil, nil
+		}
 		return one(events.PasswordResetRequested{TokenHash: c.TokenHash, TokenSealed: c.TokenSealed, ToSealed: a.EmailSealed,
 			RequestedAt: now, ExpiresAt: now.Add(p.ResetLinkLifetime)})
 
@@ -159,10 +169,16 @@ func (d Decider) passwordChangeAllowed(a Account, sessionHash string, now time.T
 	if !a.SessionValid(sessionHash, now) {
 		return &Error{Code: CodeSessionInvalid}
 	}
-	if until := a.EmailChangedAt.Add(d.Policy.EmailChangeCooldown); !a.EmailChangedAt.IsZero() && now.Before(until) {
-		return &Error{Code: CodeEmailRecentlyChanged, Until: until}
+	if d.emailRecentlyChanged(a, now) {
+		return &Error{Code: CodeEmailRecentlyChanged, Until: a.EmailChangedAt.Add(d.Policy.EmailChangeCooldown)}
 	}
 	return nil
+}
+
+// emailRecentlyChanged: a new address was recorded less than
+// EmailChangeCooldown ago.
+func (d Decider) emailRecentlyChanged(a Account, now time.Time) bool {
+	return !a.EmailChangedAt.IsZero() && now.Before(a.EmailChangedAt.Add(d.Policy.EmailChangeCooldown))
 }
 
 // codeRequest applies a flow's block and its request quota (seed, Cas

@@ -226,7 +226,11 @@ func (PasswordChangeCodeIssued) EventType() string { return TypePasswordChangeCo
 // ChangeCodeVerified: the password-change code was right; the new password
 // may be set until the code's expiry.
 type ChangeCodeVerified struct {
-	At time.Time `json:"at"`
+	// SessionHash is the keyed hash of the session that typed the code:
+	// only it may set the new password (issue 11: a verified code is not
+	// a pass for another session). Empty in events before it existed.
+	SessionHash string    `json:"session_hash,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 func (ChangeCodeVerified) EventType() string { return TypeChangeCodeVerified }
