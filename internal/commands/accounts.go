@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +35,7 @@ type accounts struct {
 	log       *slog.Logger
 
 	snapshotEvery uint64
-	cache         *stateCache
+	cache         *lru[cached]
 	locks         [256]sync.Mutex // per-account serialisation inside one instance
 	snapshotSem   chan struct{}
 	snapshotWG    sync.WaitGroup
@@ -335,50 +334,4 @@ func (r *accounts) maybeSnapshot(c *cached) {
 			r.log.Warn("snapshot write", "account_id", id, "err", err)
 		}
 	}()
-}
-
-// stateCache is a bounded LRU of account states.
-type stateCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type cacheItem struct {
-	id string
-	c  cached
-}
-
-func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
-}
-
-func (s *stateCache) get(id string) (cached, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.items[id]; ok {
-		s.ll.MoveToFront(el)
-		return el.Value.(*cacheItem).c, true
-	}
-	return cached{}, false
-}
-
-func (s *stateCache) put(id string, c cached) {
-	if s.max <= 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.items[id]; ok {
-		el.Value.(*cacheItem).c = c
-		s.ll.MoveToFront(el)
-		return
-	}
-	s.items[id] = s.ll.PushFront(&cacheItem{id: id, c: c})
-	for s.ll.Len() > s.max {
-		last := s.ll.Back()
-		s.ll.Remove(last)
-		delete(s.items, last.Value.(*cacheItem).id)
-	}
 }

@@ -61,7 +61,7 @@ func BenchmarkCommandHistory(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				svc.accounts.snapshotWG.Wait()
-				svc.accounts.cache = newStateCache(svc.cfg.CacheSize)
+				svc.accounts.cache = newLRU[cached](svc.cfg.CacheSize)
 				b.StartTimer()
 				command()
 			}

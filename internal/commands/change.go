@@ -165,27 +165,12 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 		return errorReply(err)
 	}
 	// The new password is hashed only for a request the decision would
-	// take (issue 11, kind 4), one at a time per account; a request refused
-	// anyway does not even queue for the account's turn.
-	precheck := func() Reply {
-		if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordChange{SessionHash: sessionHash}); err != nil {
-			return s.fail("password.change.complete", err)
-		} else if refused != nil {
-			return errorReply(refused)
-		}
-		return Reply{OK: true}
-	}
-	if rep := precheck(); !rep.OK {
+	// take (issue 11, kind 4), one at a time per account.
+	release, rep, admitted := s.admitNewPassword(ctx, "password.change.complete", accountID, domain.CompletePasswordChange{SessionHash: sessionHash})
+	if !admitted {
 		return rep
-	}
-	release, err := s.gate.acquire(ctx, accountID)
-	if err != nil {
-		return s.fail("password.change.complete", err)
 	}
 	defer release()
-	if rep := precheck(); !rep.OK {
-		return rep
-	}
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
 		return s.fail("password.change.complete", err)
@@ -249,6 +234,37 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
 	return rep
 }
 
+// admitNewPassword lets a request that sets a new password go on to hash
+// it only if the decision would take it (cmd without its hash) and only one
+// at a time per account (issue 11, kind 4): a forged link or a change
+// without a verified code is refused before it even queues for the
+// account's turn, and checked again once it has it. When admitted, the
+// caller holds the account's gate until release.
+func (s *Service) admitNewPassword(ctx context.Context, subject, accountID string, cmd domain.Command) (release func(), rep Reply, admitted bool) {
+	refused := func() (Reply, bool) {
+		r, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), cmd)
+		if err != nil {
+			return s.fail(subject, err), true
+		}
+		if r != nil {
+			return errorReply(r), true
+		}
+		return Reply{}, false
+	}
+	if rep, no := refused(); no {
+		return nil, rep, false
+	}
+	release, err := s.gate.acquire(ctx, accountID)
+	if err != nil {
+		return nil, s.fail(subject, err), false
+	}
+	if rep, no := refused(); no {
+		release()
+		return nil, rep, false
+	}
+	return release, Reply{}, true
+}
+
 // passwordResetRequest answers the same whatever the NIR: only a
 // registered account with a validated email gets a link, and the reply does
 // not say whether one was sent.
@@ -310,26 +326,11 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
 	}
 	tokenHash := s.keys.TokenHash("reset", req.Token)
-	precheck := func() Reply {
-		if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), domain.CompletePasswordReset{TokenHash: tokenHash}); err != nil {
-			return s.fail("password.reset.complete", err)
-		} else if refused != nil {
-			return errorReply(refused)
-		}
-		return Reply{OK: true}
-	}
-	// A forged link is refused before it queues for the account's turn.
-	if rep := precheck(); !rep.OK {
+	release, rep, admitted := s.admitNewPassword(ctx, "password.reset.complete", accountID, domain.CompletePasswordReset{TokenHash: tokenHash})
+	if !admitted {
 		return rep
-	}
-	release, err := s.gate.acquire(ctx, accountID)
-	if err != nil {
-		return s.fail("password.reset.complete", err)
 	}
 	defer release()
-	if rep := precheck(); !rep.OK {
-		return rep
-	}
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
 		return s.fail("password.reset.complete", err)

@@ -331,15 +331,21 @@ func lockRows() []lockRow {
 	}
 }
 
+// start runs the row's setup on two instances with the row's policy.
+func (r lockRow) start(t *testing.T) (h *harness, acc string, wrong func(int) obj, failure string) {
+	p := testPolicy()
+	if r.policy != nil {
+		p = r.policy()
+	}
+	h = newHarness(t, 2, p)
+	acc, wrong, failure = r.setup(t, h)
+	return h, acc, wrong, failure
+}
+
 func TestReusedRequestIDNeverHidesAFailure(t *testing.T) {
 	for _, r := range lockRows() {
 		t.Run(r.name, func(t *testing.T) {
-			p := testPolicy()
-			if r.policy != nil {
-				p = r.policy()
-			}
-			h := newHarness(t, 2, p)
-			acc, wrong, failure := r.setup(t, h)
+			h, acc, wrong, failure := r.start(t)
 			for i := range 6 {
 				want := r.first
 				if i >= 2 {
@@ -367,12 +373,7 @@ func TestReusedRequestIDNeverHidesAFailure(t *testing.T) {
 func TestReusedRequestIDNeverHidesAFailureInParallel(t *testing.T) {
 	for _, r := range lockRows() {
 		t.Run(r.name, func(t *testing.T) {
-			p := testPolicy()
-			if r.policy != nil {
-				p = r.policy()
-			}
-			h := newHarness(t, 2, p)
-			acc, wrong, failure := r.setup(t, h)
+			h, acc, wrong, failure := r.start(t)
 			const n = 12
 			codes := parallel(t, n, func(i int) Reply {
 				return h.req(r.subject, withID(wrong(i), "r1"))

@@ -79,8 +79,8 @@ type Service struct {
 	accounts *accounts
 
 	hashSem  chan struct{}
-	gate     *keyGate // one password check at a time per account or NIR
-	shadows  *shadowCache
+	gate     *keyGate           // one password check at a time per account or NIR
+	shadows  *lru[cachedShadow] // shadow states of NIRs without an account, as the account cache
 	inflight chan struct{}
 	wg       sync.WaitGroup
 	dummyPHC string
@@ -133,12 +133,12 @@ func New(cfg Config) (*Service, error) {
 		clock: cfg.Clock, log: cfg.Logger,
 		hashSem:  make(chan struct{}, cfg.HashWorkers),
 		gate:     newKeyGate(),
-		shadows:  newShadowCache(cfg.CacheSize),
+		shadows:  newLRU[cachedShadow](cfg.CacheSize),
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		replies:  newReplyCache(2*time.Minute, 10_000),
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
-			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newStateCache(cfg.CacheSize),
+			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
 			snapshotSem: make(chan struct{}, 8),
 		},
 	}

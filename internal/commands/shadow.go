@@ -1,12 +1,10 @@
 package commands
 
 import (
-	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
@@ -126,53 +124,4 @@ func (s *Service) loadShadow(ctx context.Context, nirKey string) (cachedShadow, 
 		return cachedShadow{rev: rev}, nil
 	}
 	return cachedShadow{state: st, rev: rev}, nil
-}
-
-// shadowCache is a bounded LRU of shadow states, as the account cache is
-// of account states: a hit saves the read before the write. It may lag
-// another instance's write; the compare-and-set then fails and the state
-// is read again.
-type shadowCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type shadowItem struct {
-	key string
-	c   cachedShadow
-}
-
-func newShadowCache(max int) *shadowCache {
-	return &shadowCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
-}
-
-func (s *shadowCache) get(key string) (cachedShadow, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.items[key]; ok {
-		s.ll.MoveToFront(el)
-		return el.Value.(*shadowItem).c, true
-	}
-	return cachedShadow{}, false
-}
-
-func (s *shadowCache) put(key string, c cachedShadow) {
-	if s.max <= 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.items[key]; ok {
-		el.Value.(*shadowItem).c = c
-		s.ll.MoveToFront(el)
-		return
-	}
-	s.items[key] = s.ll.PushFront(&shadowItem{key: key, c: c})
-	for s.ll.Len() > s.max {
-		last := s.ll.Back()
-		s.ll.Remove(last)
-		delete(s.items, last.Value.(*shadowItem).key)
-	}
 }
