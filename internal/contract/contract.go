@@ -1,0 +1,131 @@
+// Package contract is the wire contract of the authentication service in
+// one place: the names of the JetStream stream and KV buckets, the subjects
+// (commands, events, dev clock, dead letters), the command names, the reply
+// statuses and the reply types. Everything else builds its subjects and
+// replies from here instead of spelling them out.
+//
+// It imports the standard library only, so every package may import it,
+// the decider included. The JSON Schemas of schemas/ are the published form
+// of this contract; the package's tests check that the two agree.
+package contract
+
+import "strings"
+
+// DefaultPrefix is the subject prefix when none is configured
+// (AUTH_SUBJECT_PREFIX).
+const DefaultPrefix = "auth"
+
+// Names of the JetStream stream and KV buckets (SPEC sections 3 and 5).
+const (
+	// EventsStream holds every event, one subject per account: the source
+	// of truth.
+	EventsStream = "AUTH_EVENTS"
+	// DLQStream holds the dead letters: events a consumer gave up on.
+	DLQStream = "AUTH_DLQ"
+	// NIRIndexBucket maps a keyed NIR hash (and a keyed device id hash) to
+	// an account id: the atomic uniqueness check.
+	NIRIndexBucket = "AUTH_NIR_INDEX"
+	// SnapshotBucket holds account state snapshots.
+	SnapshotBucket = "AUTH_SNAPSHOTS"
+	// ShadowBucket holds the login state of NIRs without an account.
+	ShadowBucket = "AUTH_SHADOWS"
+)
+
+// Subjects is a subject prefix; its methods build every subject under it.
+// The empty prefix is DefaultPrefix. Account ids and consumer names are put
+// in as given: callers pass validated ones (a ULID, a durable name).
+type Subjects string
+
+// Default is the subjects under DefaultPrefix.
+const Default Subjects = DefaultPrefix
+
+// Prefix is the prefix itself, DefaultPrefix for "".
+func (s Subjects) Prefix() string {
+	if s == "" {
+		return DefaultPrefix
+	}
+	return string(s)
+}
+
+// Command is the request subject of a command: <prefix>.cmd.<name>, name
+// one of Commands() (e.g. "login.password").
+func (s Subjects) Command(name string) string { return s.Prefix() + ".cmd." + name }
+
+// CommandGroup is the parent of every command subject, <prefix>.cmd: the
+// group of the commands' micro service.
+func (s Subjects) CommandGroup() string { return s.Prefix() + ".cmd" }
+
+// Events is the subject of one account's events: <prefix>.events.<account id>.
+func (s Subjects) Events(accountID string) string { return s.Prefix() + ".events." + accountID }
+
+// AllEvents is the wildcard of every account's events, <prefix>.events.>:
+// the stream's subjects and the consumers' filter.
+func (s Subjects) AllEvents() string { return s.Prefix() + ".events.>" }
+
+// AccountOf reads the account id from an event subject built by Events;
+// false if subject is not one.
+func (s Subjects) AccountOf(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, s.Prefix()+".events.")
+	if !ok || id == "" || strings.Contains(id, ".") {
+		return "", false
+	}
+	return id, true
+}
+
+// DevClockAdvance is the development clock's subject,
+// <prefix>.dev.clock.advance: a request {"seconds": N} moves the clock of
+// every component that follows it (AUTH_DEV_CLOCK=1 only).
+func (s Subjects) DevClockAdvance() string { return s.Prefix() + "." + CmdDevClockAdvance }
+
+// DeadLetters is where a consumer's dead letters go: <prefix>.dlq.<consumer>.
+func (s Subjects) DeadLetters(consumer string) string { return s.Prefix() + ".dlq." + consumer }
+
+// AllDeadLetters is the wildcard of every consumer's dead letters,
+// <prefix>.dlq.>: the subjects of DLQStream.
+func (s Subjects) AllDeadLetters() string { return s.Prefix() + ".dlq.>" }
+
+// Command names: the subject of each after "<prefix>.cmd." (SPEC section 4).
+// Each has a request schema, schemas/commands/<name>.json.
+const (
+	CmdLoginPassword  = "login.password"
+	CmdLoginOTPSend   = "login.otp.send"
+	CmdLoginOTPVerify = "login.otp.verify"
+	CmdSessionLogout  = "session.logout"
+
+	CmdAccountRegister         = "account.register"
+	CmdAccountImport           = "account.import"
+	CmdAccountDeactivate       = "account.deactivate"
+	CmdAccountSetAffiliation   = "account.set_affiliation"
+	CmdAccountUnlock           = "account.unlock"
+	CmdAccountRevokeBiometrics = "account.revoke_biometrics"
+
+	CmdPasswordChangeStart      = "password.change.start"
+	CmdPasswordChangeVerifyCode = "password.change.verify_code"
+	CmdPasswordChangeComplete   = "password.change.complete"
+	CmdPasswordResetRequest     = "password.reset.request"
+	CmdPasswordResetComplete    = "password.reset.complete"
+	CmdEmailChange              = "email.change"
+	CmdEmailConfirm             = "email.confirm"
+
+	CmdBiometricOffer     = "biometric.offer"
+	CmdBiometricEnroll    = "biometric.enroll"
+	CmdBiometricChallenge = "biometric.challenge"
+	CmdBiometricLogin     = "biometric.login"
+)
+
+// CmdDevClockAdvance names the development clock's request
+// (schemas/commands/dev.clock.advance.json). It is not a command: its
+// subject is Subjects.DevClockAdvance, outside <prefix>.cmd.
+const CmdDevClockAdvance = "dev.clock.advance"
+
+// Commands lists the commands the commands service serves, in the order
+// of SPEC section 4.
+func Commands() []string {
+	return []string{
+		CmdLoginPassword, CmdLoginOTPSend, CmdLoginOTPVerify, CmdSessionLogout,
+		CmdAccountRegister, CmdAccountImport, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics,
+		CmdPasswordChangeStart, CmdPasswordChangeVerifyCode, CmdPasswordChangeComplete, CmdPasswordResetRequest, CmdPasswordResetComplete,
+		CmdEmailChange, CmdEmailConfirm,
+		CmdBiometricOffer, CmdBiometricEnroll, CmdBiometricChallenge, CmdBiometricLogin,
+	}
+}
