@@ -14,6 +14,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
@@ -76,7 +77,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var rep commands.Reply
+			var rep contract.AnyReply
 			if err := json.Unmarshal(m.Data, &rep); err != nil {
 				t.Fatalf("reply %s: %v", m.Data, err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -78,19 +79,19 @@ func (r *runner) newClient(n int) (*client, error) {
 
 const requestTimeout = 30 * time.Second
 
-func (c *client) do(ctx context.Context, subject string, b body) (commands.Reply, error) {
+func (c *client) do(ctx context.Context, subject string, b body) (contract.AnyReply, error) {
 	data, err := json.Marshal(b)
 	if err != nil {
-		return commands.Reply{}, err
+		return contract.AnyReply{}, err
 	}
 	nc := c.conns[c.next.Add(1)%uint64(len(c.conns))]
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	msg, err := nc.RequestWithContext(ctx, c.prefix+".cmd."+subject, data)
 	if err != nil {
-		return commands.Reply{}, fmt.Errorf("%s: %w", subject, err)
+		return contract.AnyReply{}, fmt.Errorf("%s: %w", subject, err)
 	}
-	var rep commands.Reply
+	var rep contract.AnyReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return rep, fmt.Errorf("%s: reply %q: %w", subject, msg.Data, err)
 	}
@@ -98,7 +99,7 @@ func (c *client) do(ctx context.Context, subject string, b body) (commands.Reply
 }
 
 // expect sends a command and wants the given status.
-func (c *client) expect(ctx context.Context, subject string, b body, status string) (commands.Reply, error) {
+func (c *client) expect(ctx context.Context, subject string, b body, status string) (contract.AnyReply, error) {
 	rep, err := c.do(ctx, subject, b)
 	if err != nil {
 		return rep, err
@@ -381,8 +382,8 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-func decodeReply(b []byte) commands.Reply {
-	var rep commands.Reply
+func decodeReply(b []byte) contract.AnyReply {
+	var rep contract.AnyReply
 	if err := json.Unmarshal(b, &rep); err != nil {
 		rep.Status = "undecodable reply: " + string(b)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -41,7 +42,7 @@ type affiliationRequest struct {
 
 // register creates an account with a password, or reactivates a
 // deactivated one (Cas 1 bis).
-func (s *Service) register(ctx context.Context, data []byte) Reply {
+func (s *Service) register(ctx context.Context, data []byte) contract.Reply {
 	var req registerRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -61,25 +62,25 @@ func (s *Service) register(ctx context.Context, data []byte) Reply {
 	key := "nir:" + s.keys.NIRIndexKey(nir)
 	release, err := s.gate.acquire(ctx, key)
 	if err != nil {
-		return s.fail("account.register", err)
+		return s.fail(contract.CmdAccountRegister, err)
 	}
 	defer release()
 	if id, err := s.lookupNIR(ctx, nir); err == nil {
 		refused, err := s.accounts.refusal(ctx, id, s.clock.Now(), domain.Register{Affiliation: req.Affiliation})
 		if err != nil {
-			return s.fail("account.register", err)
+			return s.fail(contract.CmdAccountRegister, err)
 		}
 		if refused != nil {
 			return errorReply(refused)
 		}
 	} else if !errors.Is(err, eventstore.ErrNotFound) {
-		return s.fail("account.register", err)
+		return s.fail(contract.CmdAccountRegister, err)
 	}
 	hash, err := s.hashPassword(ctx, key, req.Password)
 	if err != nil {
-		return s.fail("account.register", err)
+		return s.fail(contract.CmdAccountRegister, err)
 	}
-	return s.createAccount(ctx, "account.register", &req.Common, nir, email, hash, *req.EmailValidated, req.Affiliation)
+	return s.createAccount(ctx, contract.CmdAccountRegister, &req.Common, nir, email, hash, *req.EmailValidated, req.Affiliation)
 }
 
 type importRequest struct {
@@ -94,7 +95,7 @@ type importRequest struct {
 // importAccount creates an account with an existing password hash (argon2id
 // or bcrypt PHC string), so a user base moves without resetting passwords:
 // the hash is replaced by the current argon2id one at the first login.
-func (s *Service) importAccount(ctx context.Context, data []byte) Reply {
+func (s *Service) importAccount(ctx context.Context, data []byte) contract.Reply {
 	var req importRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -117,7 +118,7 @@ func (s *Service) importAccount(ctx context.Context, data []byte) Reply {
 	if err != nil {
 		return errorReply(err)
 	}
-	return s.createAccount(ctx, "account.import", &req.Common, nir, email, req.PasswordHash, *req.EmailValidated, req.Affiliation)
+	return s.createAccount(ctx, contract.CmdAccountImport, &req.Common, nir, email, req.PasswordHash, *req.EmailValidated, req.Affiliation)
 }
 
 // checkAccountFields validates a new account's fields in the order of the
@@ -147,7 +148,7 @@ func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, a
 }
 
 // createAccount claims the NIR in the index and records the registration.
-func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) Reply {
+func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) contract.Reply {
 	now := s.clock.Now()
 	key := s.keys.NIRIndexKey(nir)
 	accountID := events.NewID(now)
@@ -172,13 +173,12 @@ func (s *Service) createAccount(ctx context.Context, subject string, c *Common, 
 	if out.refusal != nil {
 		return errorReply(out.refusal)
 	}
-	rep := ok("registered")
+	rep := contract.AccountReply{Done: contract.OK(contract.StatusRegistered), AccountID: accountID}
 	for _, e := range out.recorded {
 		if _, re := e.(events.AccountReactivated); re {
-			rep.Status = "reactivated"
+			rep.Status = contract.StatusReactivated
 		}
 	}
-	rep.AccountID = accountID
 	return rep
 }
 
@@ -218,7 +218,7 @@ func (s *Service) backoffice(ctx context.Context, subject string, ref *accountRe
 	return out, accountID, err
 }
 
-func (s *Service) deactivate(ctx context.Context, data []byte) Reply {
+func (s *Service) deactivate(ctx context.Context, data []byte) contract.Reply {
 	var req deactivateRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -226,22 +226,21 @@ func (s *Service) deactivate(ctx context.Context, data []byte) Reply {
 	if len(req.Reason) > 500 {
 		return errorReply(domain.InvalidRequest("reason", "doit faire au plus 500 octets"))
 	}
-	out, id, err := s.backoffice(ctx, "account.deactivate", &req.accountRef, domain.Deactivate{Reason: req.Reason})
+	out, id, err := s.backoffice(ctx, contract.CmdAccountDeactivate, &req.accountRef, domain.Deactivate{Reason: req.Reason})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("deactivated")
-	rep.AccountID = id
-	rep.DeactivatedAt = utc(out.state.DeactivatedAt)
+	rep := contract.AccountReply{Done: contract.OK(contract.StatusDeactivated), AccountID: id}
+	rep.DeactivatedAt = contract.Timestamp(out.state.DeactivatedAt)
 	for _, e := range out.recorded {
 		if e, isDeactivated := e.(events.AccountDeactivated); isDeactivated {
-			rep.DeactivatedAt = utc(e.At) // a retry says what was recorded
+			rep.DeactivatedAt = contract.Timestamp(e.At) // a retry says what was recorded
 		}
 	}
 	return rep
 }
 
-func (s *Service) setAffiliation(ctx context.Context, data []byte) Reply {
+func (s *Service) setAffiliation(ctx context.Context, data []byte) contract.Reply {
 	var req affiliationRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -249,25 +248,21 @@ func (s *Service) setAffiliation(ctx context.Context, data []byte) Reply {
 	if err := required("affiliation", req.Affiliation, 16); err != nil {
 		return errorReply(err)
 	}
-	_, id, err := s.backoffice(ctx, "account.set_affiliation", &req.accountRef, domain.SetAffiliation{Affiliation: req.Affiliation})
+	_, id, err := s.backoffice(ctx, contract.CmdAccountSetAffiliation, &req.accountRef, domain.SetAffiliation{Affiliation: req.Affiliation})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("affiliation_set")
-	rep.AccountID = id
-	return rep
+	return contract.AccountReply{Done: contract.OK(contract.StatusAffiliationSet), AccountID: id}
 }
 
-func (s *Service) unlock(ctx context.Context, data []byte) Reply {
+func (s *Service) unlock(ctx context.Context, data []byte) contract.Reply {
 	var req accountRef
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	_, id, err := s.backoffice(ctx, "account.unlock", &req, domain.Unlock{})
+	_, id, err := s.backoffice(ctx, contract.CmdAccountUnlock, &req, domain.Unlock{})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("unlocked")
-	rep.AccountID = id
-	return rep
+	return contract.AccountReply{Done: contract.OK(contract.StatusUnlocked), AccountID: id}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -83,7 +84,7 @@ func parsePublicKey(b64 string) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
-func (s *Service) biometricOffer(ctx context.Context, data []byte) Reply {
+func (s *Service) biometricOffer(ctx context.Context, data []byte) contract.Reply {
 	var req offerRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -91,16 +92,16 @@ func (s *Service) biometricOffer(ctx context.Context, data []byte) Reply {
 	if err := required("response", req.Response, 16); err != nil {
 		return errorReply(err)
 	}
-	_, _, err := s.onSession(ctx, "biometric.offer", &req.Common, req.Session, func(_, hash string, _ domain.Account) (domain.Command, error) {
+	_, _, err := s.onSession(ctx, contract.CmdBiometricOffer, &req.Common, req.Session, func(_, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.AnswerBiometricOffer{SessionHash: hash, Response: req.Response}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	return ok("offer_recorded")
+	return contract.OK(contract.StatusOfferRecorded)
 }
 
-func (s *Service) biometricEnroll(ctx context.Context, data []byte) Reply {
+func (s *Service) biometricEnroll(ctx context.Context, data []byte) contract.Reply {
 	var req enrollRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -123,7 +124,7 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) Reply {
 	// the index (issue 11).
 	if refused, err := s.accounts.refusal(ctx, accountID, s.clock.Now(),
 		domain.EnrollBiometric{SessionHash: sessionHash, DeviceID: req.DeviceID, PublicKey: req.PublicKey}); err != nil {
-		return s.fail("biometric.enroll", err)
+		return s.fail(contract.CmdBiometricEnroll, err)
 	} else if refused != nil {
 		return errorReply(refused)
 	}
@@ -133,24 +134,24 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) Reply {
 	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
 		owner, err := s.index.Get(ctx, key)
 		if err != nil {
-			return s.fail("biometric.enroll", fmt.Errorf("read device index: %w", err))
+			return s.fail(contract.CmdBiometricEnroll, fmt.Errorf("read device index: %w", err))
 		}
 		if owner != accountID {
 			return errorReply(domain.InvalidRequest("device_id", "est déjà enregistré pour un autre compte"))
 		}
 	} else if err != nil {
-		return s.fail("biometric.enroll", fmt.Errorf("claim device: %w", err))
+		return s.fail(contract.CmdBiometricEnroll, fmt.Errorf("claim device: %w", err))
 	}
-	out, _, err := s.onSession(ctx, "biometric.enroll", &req.Common, req.Session, func(_, hash string, _ domain.Account) (domain.Command, error) {
+	out, _, err := s.onSession(ctx, contract.CmdBiometricEnroll, &req.Common, req.Session, func(_, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.EnrollBiometric{SessionHash: hash, DeviceID: req.DeviceID, PublicKey: req.PublicKey}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("biometric_enrolled")
+	rep := contract.BiometricReply{Done: contract.OK(contract.StatusBiometricEnrolled)}
 	for _, e := range out.recorded {
 		if e, isEnrolled := e.(events.BiometricEnrolled); isEnrolled {
-			rep.ExpiresAt = utc(e.ExpiresAt)
+			rep.ExpiresAt = contract.Timestamp(e.ExpiresAt)
 		}
 	}
 	return rep
@@ -165,7 +166,7 @@ func (s *Service) deviceAccount(ctx context.Context, deviceID string) (string, e
 	return id, err
 }
 
-func (s *Service) biometricChallenge(ctx context.Context, data []byte) Reply {
+func (s *Service) biometricChallenge(ctx context.Context, data []byte) contract.Reply {
 	var req challengeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -180,26 +181,25 @@ func (s *Service) biometricChallenge(ctx context.Context, data []byte) Reply {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	challenge := base64.StdEncoding.EncodeToString(raw)
-	out, err := s.decide(ctx, "biometric.challenge", accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdBiometricChallenge, accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
 		return domain.IssueBiometricChallenge{DeviceID: req.DeviceID, ChallengeHash: s.keys.TokenHash("challenge:"+accountID, challenge)}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
 	if out.duplicate {
-		return s.replayedSecret("biometric.challenge")
+		return s.replayedSecret(contract.CmdBiometricChallenge)
 	}
-	rep := ok("challenge_issued")
-	rep.Challenge = challenge
+	rep := contract.BiometricReply{Done: contract.OK(contract.StatusChallengeIssued), Challenge: challenge}
 	for _, e := range out.recorded {
 		if e, isIssued := e.(events.BiometricChallengeIssued); isIssued {
-			rep.ExpiresAt = utc(e.ExpiresAt)
+			rep.ExpiresAt = contract.Timestamp(e.ExpiresAt)
 		}
 	}
 	return rep
 }
 
-func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
+func (s *Service) biometricLogin(ctx context.Context, data []byte) contract.Reply {
 	var req biometricLoginRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -227,7 +227,7 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
 	}
 	sessionToken := accountID + "." + secrets.NewToken()
 	digest := sha256.Sum256(challengeBytes)
-	out, err := s.decide(ctx, "biometric.login", accountID, s.clock.Now(), &req.Common, func(a domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdBiometricLogin, accountID, s.clock.Now(), &req.Common, func(a domain.Account) (domain.Command, error) {
 		valid := false
 		if b, found := a.Biometric(req.DeviceID); found {
 			if pub, err := parsePublicKey(b.PublicKey); err == nil {
@@ -245,10 +245,10 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) Reply {
 			return s.authenticated(accountID, "app", sessionToken, e, "", req.DeviceID, out.state)
 		}
 	}
-	return s.replayedSecret("biometric.login")
+	return s.replayedSecret(contract.CmdBiometricLogin)
 }
 
-func (s *Service) revokeBiometrics(ctx context.Context, data []byte) Reply {
+func (s *Service) revokeBiometrics(ctx context.Context, data []byte) contract.Reply {
 	var req revokeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -258,11 +258,9 @@ func (s *Service) revokeBiometrics(ctx context.Context, data []byte) Reply {
 			return errorReply(err)
 		}
 	}
-	_, id, err := s.backoffice(ctx, "account.revoke_biometrics", &req.accountRef, domain.RevokeBiometrics{DeviceID: req.DeviceID, Reason: "adviser"})
+	_, id, err := s.backoffice(ctx, contract.CmdAccountRevokeBiometrics, &req.accountRef, domain.RevokeBiometrics{DeviceID: req.DeviceID, Reason: "adviser"})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("biometrics_revoked")
-	rep.AccountID = id
-	return rep
+	return contract.AccountReply{Done: contract.OK(contract.StatusBiometricsRevoked), AccountID: id}
 }

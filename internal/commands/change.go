@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -77,7 +78,7 @@ func (s *Service) onSession(ctx context.Context, subject string, c *Common, sess
 	return out, accountID, err
 }
 
-func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
+func (s *Service) passwordChangeStart(ctx context.Context, data []byte) contract.Reply {
 	var req changeStartRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -102,11 +103,11 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 		}
 		release, err := s.gate.acquire(ctx, accountID)
 		if err != nil {
-			return s.fail("password.change.start", err)
+			return s.fail(contract.CmdPasswordChangeStart, err)
 		}
 		defer release()
 	}
-	out, _, err := s.onSession(ctx, "password.change.start", &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
+	out, _, err := s.onSession(ctx, contract.CmdPasswordChangeStart, &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
 		now := s.clock.Now()
 		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, now) && !a.Blocked(now) && checked != a.PasswordHash {
 			ok, _, err := s.verifyPassword(ctx, accountID, nil, req.CurrentPassword, a.PasswordHash)
@@ -121,17 +122,16 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("code_sent")
-	rep.MaskedEmail = out.state.MaskedEmail
+	rep := contract.ChangeReply{Done: contract.OK(contract.StatusCodeSent), MaskedEmail: out.state.MaskedEmail}
 	for _, e := range out.recorded {
 		if e, isIssued := e.(events.PasswordChangeCodeIssued); isIssued {
-			rep.ExpiresAt = utc(e.ExpiresAt)
+			rep.ExpiresAt = contract.Timestamp(e.ExpiresAt)
 		}
 	}
 	return rep
 }
 
-func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
+func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) contract.Reply {
 	var req codeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -140,16 +140,16 @@ func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
 	if err != nil {
 		return errorReply(err)
 	}
-	_, _, err = s.onSession(ctx, "password.change.verify_code", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+	_, _, err = s.onSession(ctx, contract.CmdPasswordChangeVerifyCode, &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code)}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	return ok("code_verified")
+	return contract.OK(contract.StatusCodeVerified)
 }
 
-func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply {
+func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) contract.Reply {
 	var req newPasswordRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -166,25 +166,25 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 	}
 	// The new password is hashed only for a request the decision would
 	// take (issue 11, kind 4), one at a time per account.
-	release, rep, admitted := s.admitNewPassword(ctx, "password.change.complete", accountID, domain.CompletePasswordChange{SessionHash: sessionHash})
+	release, rep, admitted := s.admitNewPassword(ctx, contract.CmdPasswordChangeComplete, accountID, domain.CompletePasswordChange{SessionHash: sessionHash})
 	if !admitted {
 		return rep
 	}
 	defer release()
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
-		return s.fail("password.change.complete", err)
+		return s.fail(contract.CmdPasswordChangeComplete, err)
 	}
-	_, _, err = s.onSession(ctx, "password.change.complete", &req.Common, req.Session, func(_, sessionHash string, _ domain.Account) (domain.Command, error) {
+	_, _, err = s.onSession(ctx, contract.CmdPasswordChangeComplete, &req.Common, req.Session, func(_, sessionHash string, _ domain.Account) (domain.Command, error) {
 		return domain.CompletePasswordChange{SessionHash: sessionHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	return ok("password_changed")
+	return contract.OK(contract.StatusPasswordChanged)
 }
 
-func (s *Service) emailChange(ctx context.Context, data []byte) Reply {
+func (s *Service) emailChange(ctx context.Context, data []byte) contract.Reply {
 	var req emailChangeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -194,23 +194,23 @@ func (s *Service) emailChange(ctx context.Context, data []byte) Reply {
 		return errorReply(err)
 	}
 	code := secrets.NewCode(s.policy.OTPDigits)
-	out, _, err := s.onSession(ctx, "email.change", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+	out, _, err := s.onSession(ctx, contract.CmdEmailChange, &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.RequestEmailChange{SessionHash: hash, NewEmailSealed: s.keys.Seal(email, accountID), NewMaskedEmail: domain.MaskEmail(email),
 			CodeHash: s.keys.CodeHash(accountID, events.FlowEmailChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("code_sent")
+	rep := contract.ChangeReply{Done: contract.OK(contract.StatusCodeSent)}
 	for _, e := range out.recorded {
 		if e, isIssued := e.(events.EmailChangeCodeIssued); isIssued {
-			rep.MaskedEmail, rep.ExpiresAt = e.NewMaskedEmail, utc(e.ExpiresAt)
+			rep.MaskedEmail, rep.ExpiresAt = e.NewMaskedEmail, contract.Timestamp(e.ExpiresAt)
 		}
 	}
 	return rep
 }
 
-func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
+func (s *Service) emailConfirm(ctx context.Context, data []byte) contract.Reply {
 	var req codeRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -219,13 +219,13 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
 	if err != nil {
 		return errorReply(err)
 	}
-	out, _, err := s.onSession(ctx, "email.confirm", &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
+	out, _, err := s.onSession(ctx, contract.CmdEmailConfirm, &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.ConfirmEmailChange{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowEmailChange, code)}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("email_changed")
+	rep := contract.ChangeReply{Done: contract.OK(contract.StatusEmailChanged)}
 	for _, e := range out.recorded {
 		if e, isChanged := e.(events.EmailChanged); isChanged {
 			rep.MaskedEmail = e.MaskedEmail
@@ -240,8 +240,8 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) Reply {
 // without a verified code is refused before it even queues for the
 // account's turn, and checked again once it has it. When admitted, the
 // caller holds the account's gate until release.
-func (s *Service) admitNewPassword(ctx context.Context, subject, accountID string, cmd domain.Command) (release func(), rep Reply, admitted bool) {
-	refused := func() (Reply, bool) {
+func (s *Service) admitNewPassword(ctx context.Context, subject, accountID string, cmd domain.Command) (release func(), rep contract.Failure, admitted bool) {
+	refused := func() (contract.Failure, bool) {
 		r, err := s.accounts.refusal(ctx, accountID, s.clock.Now(), cmd)
 		if err != nil {
 			return s.fail(subject, err), true
@@ -249,7 +249,7 @@ func (s *Service) admitNewPassword(ctx context.Context, subject, accountID strin
 		if r != nil {
 			return errorReply(r), true
 		}
-		return Reply{}, false
+		return contract.Failure{}, false
 	}
 	if rep, no := refused(); no {
 		return nil, rep, false
@@ -262,13 +262,13 @@ func (s *Service) admitNewPassword(ctx context.Context, subject, accountID strin
 		release()
 		return nil, rep, false
 	}
-	return release, Reply{}, true
+	return release, contract.Failure{}, true
 }
 
 // passwordResetRequest answers the same whatever the NIR: only a
 // registered account with a validated email gets a link, and the reply does
 // not say whether one was sent.
-func (s *Service) passwordResetRequest(ctx context.Context, data []byte) Reply {
+func (s *Service) passwordResetRequest(ctx context.Context, data []byte) contract.Reply {
 	start := time.Now()
 	var req resetRequest
 	if err := decode(data, &req); err != nil {
@@ -290,24 +290,24 @@ func (s *Service) passwordResetRequest(ctx context.Context, data []byte) Reply {
 		token := "shadow." + secrets.NewToken()
 		cmd := domain.RequestPasswordReset{TokenHash: s.keys.TokenHash("reset", token), TokenSealed: s.keys.Seal(token, nirKey)}
 		if err := s.shadowDecide(ctx, nirKey, now, cmd); err != nil {
-			return s.fail("password.reset.request", err)
+			return s.fail(contract.CmdPasswordResetRequest, err)
 		}
-		return ok("reset_requested")
+		return contract.OK(contract.StatusResetRequested)
 	}
 	if err != nil {
-		return s.fail("password.reset.request", err)
+		return s.fail(contract.CmdPasswordResetRequest, err)
 	}
 	token := accountID + "." + secrets.NewToken()
 	_, err = s.accounts.execute(ctx, accountID, now, metadata(&req.Common), func(domain.Account) (domain.Command, error) {
 		return domain.RequestPasswordReset{TokenHash: s.keys.TokenHash("reset", token), TokenSealed: s.keys.Seal(token, accountID)}, nil
 	})
 	if err != nil {
-		return s.fail("password.reset.request", err)
+		return s.fail(contract.CmdPasswordResetRequest, err)
 	}
-	return ok("reset_requested")
+	return contract.OK(contract.StatusResetRequested)
 }
 
-func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply {
+func (s *Service) passwordResetComplete(ctx context.Context, data []byte) contract.Reply {
 	var req resetCompleteRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -326,20 +326,20 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
 	}
 	tokenHash := s.keys.TokenHash("reset", req.Token)
-	release, rep, admitted := s.admitNewPassword(ctx, "password.reset.complete", accountID, domain.CompletePasswordReset{TokenHash: tokenHash})
+	release, rep, admitted := s.admitNewPassword(ctx, contract.CmdPasswordResetComplete, accountID, domain.CompletePasswordReset{TokenHash: tokenHash})
 	if !admitted {
 		return rep
 	}
 	defer release()
 	hash, err := s.hashPassword(ctx, accountID, req.NewPassword)
 	if err != nil {
-		return s.fail("password.reset.complete", err)
+		return s.fail(contract.CmdPasswordResetComplete, err)
 	}
-	_, err = s.decide(ctx, "password.reset.complete", accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
+	_, err = s.decide(ctx, contract.CmdPasswordResetComplete, accountID, s.clock.Now(), &req.Common, func(domain.Account) (domain.Command, error) {
 		return domain.CompletePasswordReset{TokenHash: tokenHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	return ok("password_reset")
+	return contract.OK(contract.StatusPasswordReset)
 }

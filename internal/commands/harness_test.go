@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -23,6 +24,9 @@ import (
 	"github.com/ameli-auth/authsvc/internal/schemacheck"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
+
+// Reply is a reply as the tests read it.
+type Reply = contract.AnyReply
 
 // cheapArgon2 keeps tests fast; the rules do not depend on the cost.
 var cheapArgon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -41,7 +42,7 @@ type sessionRequest struct {
 	Session string `json:"session"`
 }
 
-func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
+func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply {
 	start := time.Now()
 	var req loginPasswordRequest
 	if err := decode(data, &req); err != nil {
@@ -70,21 +71,21 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		if !s.peekShadow(ctx, nirKey).state.account().Blocked(now) {
 			release, err := s.gate.acquire(ctx, "nir:"+nirKey)
 			if err != nil {
-				return s.fail("login.password", err)
+				return s.fail(contract.CmdLoginPassword, err)
 			}
 			defer release()
 			stillNeeded := func() bool { return !s.peekShadow(ctx, nirKey).state.account().Blocked(now) }
 			if _, _, err := s.verifyPassword(ctx, "nir:"+nirKey, stillNeeded, req.Password, s.dummyPHC); err != nil && !errors.Is(err, errHashSkipped) {
-				return s.fail("login.password", err)
+				return s.fail(contract.CmdLoginPassword, err)
 			}
 		}
 		if err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel}); err != nil {
 			return errorReply(err)
 		}
-		return s.fail("login.password", errors.New("shadow account accepted a password"))
+		return s.fail(contract.CmdLoginPassword, errors.New("shadow account accepted a password"))
 	}
 	if err != nil {
-		return s.fail("login.password", err)
+		return s.fail(contract.CmdLoginPassword, err)
 	}
 	// One password check at a time per account, held until its outcome is
 	// recorded: each attempt sees the failures and the block recorded
@@ -96,7 +97,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 	if peekErr != nil || !peek.state.Blocked(now) {
 		release, err := s.gate.acquire(ctx, accountID)
 		if err != nil {
-			return s.fail("login.password", err)
+			return s.fail(contract.CmdLoginPassword, err)
 		}
 		defer release()
 		peek, peekErr = s.accounts.load(ctx, accountID)
@@ -129,7 +130,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 			return !ok || !c.state.Blocked(now)
 		}
 		if err := check(peek.state, stillNeeded); err != nil {
-			return s.fail("login.password", err)
+			return s.fail(contract.CmdLoginPassword, err)
 		}
 	}
 
@@ -140,7 +141,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		deviceHash = s.keys.TokenHash("device:"+accountID, req.DeviceToken)
 	}
 	var newHash string
-	out, err := s.decide(ctx, "login.password", accountID, now, &req.Common, func(a domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdLoginPassword, accountID, now, &req.Common, func(a domain.Account) (domain.Command, error) {
 		if !a.Exists() || a.Blocked(now) {
 			return domain.SubmitPassword{}, nil // refused whatever the password
 		}
@@ -165,21 +166,19 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 	for _, e := range out.recorded {
 		switch e := e.(type) {
 		case events.PasswordVerified:
-			rep := ok("otp_required")
-			rep.LoginID = s.keys.Seal(accountID+"|"+e.LoginID, "login")
-			rep.MaskedEmail = out.state.MaskedEmail
-			return rep
+			return contract.LoginReply{Done: contract.OK(contract.StatusOTPRequired),
+				LoginID: s.keys.Seal(accountID+"|"+e.LoginID, "login"), MaskedEmail: out.state.MaskedEmail}
 		case events.LoginSucceeded:
 			if out.duplicate {
-				return s.replayedSecret("login.password")
+				return s.replayedSecret(contract.CmdLoginPassword)
 			}
 			return s.authenticated(accountID, req.Channel, sessionToken, e, "", req.DeviceID, out.state)
 		}
 	}
 	if out.duplicate {
-		return s.replayedSecret("login.password")
+		return s.replayedSecret(contract.CmdLoginPassword)
 	}
-	return s.fail("login.password", fmt.Errorf("login of %s recorded nothing", accountID))
+	return s.fail(contract.CmdLoginPassword, fmt.Errorf("login of %s recorded nothing", accountID))
 }
 
 // replayedSecret answers a retried request whose first try was recorded but
@@ -189,22 +188,21 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 // a retry sent there. Elsewhere the client is told `unavailable` and starts
 // the step again (a spent code then says otp_expired: ask a new one). The
 // stream is not changed: nothing is decided twice.
-func (s *Service) replayedSecret(subject string) Reply {
+func (s *Service) replayedSecret(subject string) contract.Failure {
 	s.log.Warn("retried request recorded earlier; its reply held a secret not kept", "subject", subject)
 	return errorReply(errors.New("request already recorded"))
 }
 
-func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken, deviceID string, st domain.Account) Reply {
-	rep := ok("authenticated")
-	rep.AccountID = accountID
-	rep.Session = &Session{Token: sessionToken, ExpiresAt: e.SessionExpiresAt.UTC()}
+func (s *Service) authenticated(accountID, channel, sessionToken string, e events.LoginSucceeded, deviceToken, deviceID string, st domain.Account) contract.AuthenticatedReply {
+	rep := contract.AuthenticatedReply{Done: contract.OK(contract.StatusAuthenticated), AccountID: accountID}
+	rep.Session = &contract.Session{Token: sessionToken, ExpiresAt: e.SessionExpiresAt.UTC()}
 	if channel == "app" {
 		offer := e.Method != events.MethodBiometric && st.OfferBiometric(s.policy, deviceID, e.At)
 		rep.OfferBiometric = &offer
 	}
 	if deviceToken != "" && e.DeviceHash != "" {
 		rep.DeviceToken = deviceToken
-		rep.DeviceTokenExpiresAt = utc(e.DeviceExpiresAt)
+		rep.DeviceTokenExpiresAt = contract.Timestamp(e.DeviceExpiresAt)
 	}
 	return rep
 }
@@ -225,7 +223,7 @@ func (s *Service) openLoginID(loginID string) (accountID, login string, err erro
 	return accountID, login, nil
 }
 
-func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
+func (s *Service) otpSend(ctx context.Context, data []byte) contract.Reply {
 	var req otpSendRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -239,17 +237,16 @@ func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
 	cmd := domain.SendOTP{LoginID: login,
 		CodeHash:   s.keys.CodeHash(accountID, "login:"+login, code),
 		CodeSealed: s.keys.Seal(code, accountID)}
-	out, err := s.decide(ctx, "login.otp.send", accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdLoginOTPSend, accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
 	if err != nil {
 		return errorReply(err)
 	}
-	rep := ok("otp_sent")
-	rep.MaskedEmail = out.state.MaskedEmail
+	rep := contract.LoginReply{Done: contract.OK(contract.StatusOTPSent), MaskedEmail: out.state.MaskedEmail}
 	for _, e := range out.recorded {
 		if e, isIssued := e.(events.OTPIssued); isIssued {
-			rep.ExpiresAt = utc(e.ExpiresAt)
+			rep.ExpiresAt = contract.Timestamp(e.ExpiresAt)
 			if e.RequestsLastHour > 1 {
 				rep.Message = domain.OTPResentInfo
 			}
@@ -258,7 +255,7 @@ func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
 	return rep
 }
 
-func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
+func (s *Service) otpVerify(ctx context.Context, data []byte) contract.Reply {
 	var req otpVerifyRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -281,7 +278,7 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 	cmd := domain.VerifyOTP{LoginID: login, CodeHash: s.keys.CodeHash(accountID, "login:"+login, code),
 		RememberDevice: req.RememberDevice, DeviceHash: deviceHash,
 		SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
-	out, err := s.decide(ctx, "login.otp.verify", accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdLoginOTPVerify, accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
 		return cmd, nil
 	})
 	if err != nil {
@@ -292,10 +289,10 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 			return s.authenticated(accountID, req.Channel, sessionToken, e, deviceToken, req.DeviceID, out.state)
 		}
 	}
-	return s.replayedSecret("login.otp.verify")
+	return s.replayedSecret(contract.CmdLoginOTPVerify)
 }
 
-func (s *Service) logout(ctx context.Context, data []byte) Reply {
+func (s *Service) logout(ctx context.Context, data []byte) contract.Reply {
 	var req sessionRequest
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
@@ -308,9 +305,9 @@ func (s *Service) logout(ctx context.Context, data []byte) Reply {
 		return domain.Logout{SessionHash: hash}, nil
 	})
 	if err != nil {
-		return s.fail("session.logout", err)
+		return s.fail(contract.CmdSessionLogout, err)
 	}
-	return ok("logged_out")
+	return contract.OK(contract.StatusLoggedOut)
 }
 
 // sessionAccount reads the account a session token belongs to, and the
@@ -352,7 +349,7 @@ func (s *Service) floor(ctx context.Context, start time.Time) {
 
 // fail logs an internal failure (without any secret: errors here never hold
 // one) and tells the user the service is unavailable.
-func (s *Service) fail(subject string, err error) Reply {
+func (s *Service) fail(subject string, err error) contract.Failure {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.log.Warn("command timed out", "subject", subject, "err", err)
 	} else {

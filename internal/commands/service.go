@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -33,7 +34,7 @@ const Version = "0.1.0"
 // Config wires the service. Store, Index, Snapshots, Shadows and Keys are
 // required.
 type Config struct {
-	Prefix    string // subject prefix, "auth" by default
+	Prefix    string // subject prefix, contract.DefaultPrefix ("auth") by default
 	Policy    domain.Policy
 	Keys      *secrets.Keys
 	Store     eventstore.Store
@@ -70,7 +71,7 @@ type Config struct {
 // Service is the commands service.
 type Service struct {
 	cfg      Config
-	prefix   string
+	subjects contract.Subjects
 	policy   domain.Policy
 	keys     *secrets.Keys
 	index    eventstore.Index
@@ -100,7 +101,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Policy = domain.SeedPolicy()
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "auth"
+		cfg.Prefix = contract.DefaultPrefix
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
@@ -129,7 +130,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.SnapshotEvery = 25
 	}
 	s := &Service{
-		cfg: cfg, prefix: cfg.Prefix, policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
+		cfg: cfg, subjects: contract.Subjects(cfg.Prefix), policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
 		clock: cfg.Clock, log: cfg.Logger,
 		hashSem:  make(chan struct{}, cfg.HashWorkers),
 		gate:     newKeyGate(),
@@ -157,34 +158,36 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) ResponseFloor() time.Duration { return s.cfg.ResponseFloor }
 
 // handler is one command: it gets the raw request and returns the reply.
-type handler func(ctx context.Context, data []byte) Reply
+type handler func(ctx context.Context, data []byte) contract.Reply
 
-// endpoints maps subjects (after "<prefix>.cmd.") to handlers.
+// endpoints maps command names (contract.Commands, the subjects after
+// "<prefix>.cmd.") to handlers.
 func (s *Service) endpoints() map[string]handler {
 	return map[string]handler{
-		"login.password":          s.loginPassword,
-		"login.otp.send":          s.otpSend,
-		"login.otp.verify":        s.otpVerify,
-		"session.logout":          s.logout,
-		"account.register":        s.register,
-		"account.deactivate":      s.deactivate,
-		"account.set_affiliation": s.setAffiliation,
-		"account.unlock":          s.unlock,
+		contract.CmdLoginPassword:  s.loginPassword,
+		contract.CmdLoginOTPSend:   s.otpSend,
+		contract.CmdLoginOTPVerify: s.otpVerify,
+		contract.CmdSessionLogout:  s.logout,
 
-		"password.change.start":       s.passwordChangeStart,
-		"password.change.verify_code": s.passwordChangeVerify,
-		"password.change.complete":    s.passwordChangeComplete,
-		"password.reset.request":      s.passwordResetRequest,
-		"password.reset.complete":     s.passwordResetComplete,
-		"email.change":                s.emailChange,
-		"email.confirm":               s.emailConfirm,
+		contract.CmdAccountRegister:         s.register,
+		contract.CmdAccountImport:           s.importAccount,
+		contract.CmdAccountDeactivate:       s.deactivate,
+		contract.CmdAccountSetAffiliation:   s.setAffiliation,
+		contract.CmdAccountUnlock:           s.unlock,
+		contract.CmdAccountRevokeBiometrics: s.revokeBiometrics,
 
-		"biometric.offer":           s.biometricOffer,
-		"biometric.enroll":          s.biometricEnroll,
-		"biometric.challenge":       s.biometricChallenge,
-		"biometric.login":           s.biometricLogin,
-		"account.revoke_biometrics": s.revokeBiometrics,
-		"account.import":            s.importAccount,
+		contract.CmdPasswordChangeStart:      s.passwordChangeStart,
+		contract.CmdPasswordChangeVerifyCode: s.passwordChangeVerify,
+		contract.CmdPasswordChangeComplete:   s.passwordChangeComplete,
+		contract.CmdPasswordResetRequest:     s.passwordResetRequest,
+		contract.CmdPasswordResetComplete:    s.passwordResetComplete,
+		contract.CmdEmailChange:              s.emailChange,
+		contract.CmdEmailConfirm:             s.emailConfirm,
+
+		contract.CmdBiometricOffer:     s.biometricOffer,
+		contract.CmdBiometricEnroll:    s.biometricEnroll,
+		contract.CmdBiometricChallenge: s.biometricChallenge,
+		contract.CmdBiometricLogin:     s.biometricLogin,
 	}
 }
 
@@ -232,20 +235,17 @@ func (s *Service) run(ctx context.Context, subject string, h handler, data []byt
 func (s *Service) runOnce(ctx context.Context, subject string, h handler, data []byte) (b []byte, final bool) {
 	start := time.Now()
 	rep := safely(ctx, h, data, s.log, subject)
-	if !rep.OK && rep.Error.Code == domain.CodeUnavailable && ctx.Err() != nil {
+	ok, outcome := rep.Outcome()
+	if !ok && outcome == domain.CodeUnavailable && ctx.Err() != nil {
 		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
 	}
-	code := rep.Status
-	if !rep.OK {
-		code = rep.Error.Code
-	}
-	s.log.Debug("command", "subject", subject, "outcome", code, "duration", time.Since(start))
-	return mustJSON(rep), rep.OK || rep.Error.Code != domain.CodeUnavailable
+	s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", time.Since(start))
+	return mustJSON(rep), ok || outcome != domain.CodeUnavailable
 }
 
 // safely turns a panic in a handler into an `unavailable` reply: a bad
 // request must never crash the service.
-func safely(ctx context.Context, h handler, data []byte, log *slog.Logger, subject string) (rep Reply) {
+func safely(ctx context.Context, h handler, data []byte, log *slog.Logger, subject string) (rep contract.Reply) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("handler panic", "subject", subject, "panic", fmt.Sprint(p))
@@ -266,7 +266,7 @@ func (s *Service) Start(nc *nats.Conn) error {
 		return fmt.Errorf("start micro service: %w", err)
 	}
 	s.micro = srv
-	group := srv.AddGroup(s.prefix + ".cmd")
+	group := srv.AddGroup(s.subjects.CommandGroup())
 	for subject, h := range s.endpoints() {
 		subject, h := subject, h
 		name := endpointName(subject)
@@ -278,13 +278,13 @@ func (s *Service) Start(nc *nats.Conn) error {
 		}
 	}
 	if s.cfg.DevClock != nil {
-		sub, err := nc.Subscribe(s.prefix+".dev.clock.advance", s.devClockAdvance)
+		sub, err := nc.Subscribe(s.subjects.DevClockAdvance(), s.devClockAdvance)
 		if err != nil {
 			return fmt.Errorf("subscribe dev clock: %w", err)
 		}
 		s.subs = append(s.subs, sub)
 	} else {
-		sub, err := nc.QueueSubscribe(s.prefix+".dev.clock.advance", "auth-commands", func(m *nats.Msg) {
+		sub, err := nc.QueueSubscribe(s.subjects.DevClockAdvance(), "auth-commands", func(m *nats.Msg) {
 			_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest("subject",
 				"n'est disponible qu'avec l'horloge de développement (AUTH_DEV_CLOCK=1)"))))
 		})
@@ -345,7 +345,7 @@ func (s *Service) devClockAdvance(m *nats.Msg) {
 		return
 	}
 	s.log.Warn("dev clock advanced", "now", now, "offset", s.cfg.DevClock.Offset().String())
-	_ = m.Respond(mustJSON(Reply{OK: true, Status: "clock_advanced", Now: utc(now)}))
+	_ = m.Respond(mustJSON(contract.ClockReply{Done: contract.OK(contract.StatusClockAdvanced), Now: contract.Timestamp(now)}))
 }
 
 func endpointName(subject string) string {

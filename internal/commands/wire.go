@@ -8,9 +8,9 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -33,66 +33,17 @@ type request interface{ common() *Common }
 // and advisers' back-office).
 var channels = map[string]bool{"web": true, "app": true, "kiosk": true, "backoffice": true}
 
-// Reply is the one JSON object every request gets back.
-type Reply struct {
-	OK     bool   `json:"ok"`
-	Status string `json:"status,omitempty"`
-
-	LoginID              string     `json:"login_id,omitempty"`
-	MaskedEmail          string     `json:"masked_email,omitempty"`
-	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
-	Message              string     `json:"message,omitempty"`
-	AccountID            string     `json:"account_id,omitempty"`
-	Session              *Session   `json:"session,omitempty"`
-	OfferBiometric       *bool      `json:"offer_biometric,omitempty"`
-	DeviceToken          string     `json:"device_token,omitempty"`
-	DeviceTokenExpiresAt *time.Time `json:"device_token_expires_at,omitempty"`
-	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
-	Challenge            string     `json:"challenge,omitempty"`
-	Now                  *time.Time `json:"now,omitempty"`
-
-	Error *ErrorBody `json:"error,omitempty"`
-}
-
-// Session is an opened session's bearer token.
-type Session struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// ErrorBody is a refusal: its code, its French message and its facts.
-type ErrorBody struct {
-	Code          string     `json:"code"`
-	Message       string     `json:"message"`
-	Field         string     `json:"field,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
-	BlockedUntil  *time.Time `json:"blocked_until,omitempty"`
-	AttemptsLeft  int        `json:"attempts_left,omitempty"`
-	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
-	Until         *time.Time `json:"until,omitempty"`
-}
-
-func ok(status string) Reply { return Reply{OK: true, Status: status} }
-
-func utc(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC().Truncate(time.Second)
-	return &u
-}
-
 // errorReply turns a refusal into its reply. Anything that is not a domain
 // refusal is an internal failure: the user is told `unavailable`, never why.
-func errorReply(err error) Reply {
+func errorReply(err error) contract.Failure {
 	var de *domain.Error
 	if !errors.As(err, &de) {
 		de = &domain.Error{Code: domain.CodeUnavailable}
 	}
-	return Reply{OK: false, Error: &ErrorBody{
+	return contract.Failure{OK: false, Error: &contract.ErrorBody{
 		Code: de.Code, Message: de.Message(), Field: de.Field, Reason: de.Reason,
-		BlockedUntil: utc(de.BlockedUntil), AttemptsLeft: de.AttemptsLeft,
-		DeactivatedAt: utc(de.DeactivatedAt), Until: utc(de.Until),
+		BlockedUntil: contract.Timestamp(de.BlockedUntil), AttemptsLeft: de.AttemptsLeft,
+		DeactivatedAt: contract.Timestamp(de.DeactivatedAt), Until: contract.Timestamp(de.Until),
 	}}
 }
 
