@@ -12,6 +12,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
@@ -25,7 +26,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 	policy := domain.SeedPolicy()
 	policy.Argon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 	cfg := config.Config{
-		Mode: config.ModeDev, NATSListen: "127.0.0.1:-1", Prefix: "auth", VarDir: t.TempDir(),
+		Mode: config.ModeDev, NATSListen: "127.0.0.1:-1", Prefix: contract.DefaultPrefix, VarDir: t.TempDir(),
 		DatabaseURL: pgtest.NewDatabase(t), SMTPFrom: from, PublicURL: "http://127.0.0.1:8025",
 		SecretKey: base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		Policy:    policy, PolicyName: policy.Name,
@@ -52,7 +53,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 	req := func(subject string, body map[string]any) map[string]any {
 		t.Helper()
 		b, _ := json.Marshal(body)
-		msg, err := n.Conn.Request("auth.cmd."+subject, b, 10*time.Second)
+		msg, err := n.Conn.Request(contract.Default.Command(subject), b, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

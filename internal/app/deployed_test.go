@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
@@ -112,7 +113,7 @@ func TestDeployedComponentsFollowTheDevClock(t *testing.T) {
 	// time: a code it issues now is, for the notifier, 75 minutes old, so it
 	// must not be mailed.
 	commands.stop(t)
-	if err := nc.Publish("auth.dev.clock.advance", []byte(`{"seconds":3600}`)); err != nil {
+	if err := nc.Publish(contract.Default.DevClockAdvance(), []byte(`{"seconds":3600}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []*process{projector, notifier} {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 )
@@ -61,7 +62,7 @@ func TestDevStackServesALogin(t *testing.T) {
 	}
 	req := func(subject string, body map[string]any) map[string]any {
 		b, _ := json.Marshal(body)
-		m, err := nc.Request("auth.cmd."+subject, b, 10*time.Second)
+		m, err := nc.Request(contract.Default.Command(subject), b, 10*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", subject, err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // FollowDevClock moves a component's dev clock with every
@@ -18,7 +19,7 @@ import (
 // clock.ApplyAdvance, as the commands service's do, so a request the
 // service refuses moves no clock.
 func FollowDevClock(nc *nats.Conn, prefix string, c *clock.Dev, log *slog.Logger) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(prefix+".dev.clock.advance", func(m *nats.Msg) {
+	sub, err := nc.Subscribe(contract.Subjects(prefix).DevClockAdvance(), func(m *nats.Msg) {
 		now, err := c.ApplyAdvance(m.Data)
 		if err != nil {
 			var ae *clock.AdvanceError
@@ -47,7 +48,7 @@ func FollowDevClock(nc *nats.Conn, prefix string, c *clock.Dev, log *slog.Logger
 const DevClockWarning = "DEV CLOCK ON (AUTH_DEV_CLOCK=1): time can be moved forward by a request on the advance subject; for dev and test deployments only, never production"
 
 func warnDevClock(cfg config.Config, log *slog.Logger, role string) {
-	log.Warn(DevClockWarning, "subject", cfg.Prefix+".dev.clock.advance", "role", role,
+	log.Warn(DevClockWarning, "subject", contract.Subjects(cfg.Prefix).DevClockAdvance(), "role", role,
 		"max_advance", clock.MaxAdvance.String(), "max_offset", clock.MaxOffset.String())
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 )
 
@@ -45,7 +46,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 func (f *flowEnv) req(subject string, body map[string]any) map[string]any {
 	f.t.Helper()
 	b, _ := json.Marshal(body)
-	m, err := f.nc.Request("auth.cmd."+subject, b, 10*time.Second)
+	m, err := f.nc.Request(contract.Default.Command(subject), b, 10*time.Second)
 	if err != nil {
 		f.t.Fatalf("%s: %v", subject, err)
 	}

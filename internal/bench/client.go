@@ -65,7 +65,7 @@ type client struct {
 func (r *runner) newClient(n int) (*client, error) {
 	c := &client{prefix: r.streamCf.Prefix}
 	if c.prefix == "" {
-		c.prefix = "auth"
+		c.prefix = contract.DefaultPrefix
 	}
 	for i := 0; i < n; i++ {
 		nc, err := r.connect(fmt.Sprintf("authbench-client-%d", i))
@@ -87,7 +87,7 @@ func (c *client) do(ctx context.Context, subject string, b body) (contract.AnyRe
 	nc := c.conns[c.next.Add(1)%uint64(len(c.conns))]
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, c.prefix+".cmd."+subject, data)
+	msg, err := nc.RequestWithContext(ctx, contract.Subjects(c.prefix).Command(subject), data)
 	if err != nil {
 		return contract.AnyReply{}, fmt.Errorf("%s: %w", subject, err)
 	}
@@ -190,9 +190,9 @@ func (r *runner) startCodeReader() (*codeReader, error) {
 	cr := &codeReader{keys: r.keys, codes: map[string]chan string{}}
 	prefix := r.streamCf.Prefix
 	if prefix == "" {
-		prefix = "auth"
+		prefix = contract.DefaultPrefix
 	}
-	if cr.sub, err = nc.Subscribe(prefix+".events.>", cr.handle); err != nil {
+	if cr.sub, err = nc.Subscribe(contract.Subjects(prefix).AllEvents(), cr.handle); err != nil {
 		return nil, err
 	}
 	if err := cr.sub.SetPendingLimits(-1, -1); err != nil {
@@ -268,7 +268,7 @@ func waitCode(ctx context.Context, ch chan string) (string, error) {
 func startLogin(ctx context.Context, c *client, cr *codeReader, a account) (loginID, code string, err error) {
 	ch := cr.channel(a.id)
 	drain(ch)
-	rep, err := c.expect(ctx, "login.password", body{RequestID: requestID(), Channel: "web", NIR: a.nir, Password: benchPassword}, "otp_required")
+	rep, err := c.expect(ctx, contract.CmdLoginPassword, body{RequestID: requestID(), Channel: "web", NIR: a.nir, Password: benchPassword}, contract.StatusOTPRequired)
 	if err != nil {
 		return "", "", err
 	}
@@ -280,7 +280,7 @@ func startLogin(ctx context.Context, c *client, cr *codeReader, a account) (logi
 }
 
 func verify(ctx context.Context, c *client, loginID, code string) error {
-	_, err := c.expect(ctx, "login.otp.verify", body{RequestID: requestID(), Channel: "web", LoginID: loginID, Code: code}, "authenticated")
+	_, err := c.expect(ctx, contract.CmdLoginOTPVerify, body{RequestID: requestID(), Channel: "web", LoginID: loginID, Code: code}, contract.StatusAuthenticated)
 	return err
 }
 

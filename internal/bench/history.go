@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
@@ -84,7 +85,7 @@ func (r *runner) history(ctx context.Context) error {
 		t := time.Now()
 		rep := decodeReply(svc.Handle(ctx, "account.set_affiliation", req))
 		took := time.Since(t)
-		if !rep.OK || rep.Status != "affiliation_set" {
+		if !rep.OK || rep.Status != contract.StatusAffiliationSet {
 			return 0, fmt.Errorf("account.set_affiliation: %s %+v", rep.Status, rep.Error)
 		}
 		return took, nil

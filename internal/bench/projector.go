@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/projector"
@@ -163,7 +164,7 @@ func (r *runner) publishSim(ctx context.Context, cfg eventstore.JetStreamConfig,
 		if err != nil {
 			return 0, err
 		}
-		if _, err := js.PublishAsync(cfg.Prefix+".events."+a.ID, data); err != nil {
+		if _, err := js.PublishAsync(contract.Subjects(cfg.Prefix).Events(a.ID), data); err != nil {
 			return 0, err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
@@ -120,7 +121,7 @@ func (r *runner) openStore(ctx context.Context, cfg eventstore.JetStreamConfig) 
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Stream != "" && (r.external || cfg.Stream != "AUTH_EVENTS") {
+	if cfg.Stream != "" && (r.external || cfg.Stream != contract.EventsStream) {
 		r.mu.Lock()
 		r.streams = append(r.streams, cfg.Stream)
 		r.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // userAgent is recorded in the events of the commands authctl sends, so
@@ -90,7 +92,7 @@ func (c *client) send(ctx context.Context, subject string, body map[string]any) 
 	if err != nil {
 		return reply{}, err
 	}
-	full := c.prefix + ".cmd." + subject
+	full := contract.Subjects(c.prefix).Command(subject)
 	var msg *nats.Msg
 	for try := 1; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)

@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -82,7 +83,7 @@ terminal and the output is not.`,
 	// Never the key as the flag's default: --help would print it.
 	f.StringVar(&o.secretKey, "secret-key", "", "the service's secret key, to find an account by NIR (default: AUTH_SECRET_KEY)")
 	f.StringVar(&o.varDir, "var-dir", envOr("AUTH_VAR_DIR", "./var"), "dev mode's data, where secret.key is when no key is given (AUTH_VAR_DIR)")
-	f.StringVar(&o.stream, "stream", "AUTH_EVENTS", "the events stream")
+	f.StringVar(&o.stream, "stream", contract.EventsStream, "the events stream")
 	return cmd
 }
 
@@ -163,13 +164,13 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", o.stream, err)
 	}
-	subject := prefix + ".events.>"
+	subject := contract.Subjects(prefix).AllEvents()
 	if o.account != "" {
 		id, err := resolveAccount(ctx, js, o)
 		if err != nil {
 			return err
 		}
-		subject = prefix + ".events." + id
+		subject = contract.Subjects(prefix).Events(id)
 	}
 
 	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)

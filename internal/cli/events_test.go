@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
@@ -36,7 +37,7 @@ func scriptHistory(e *testEnv) (idA, idB string) {
 	}
 	step()
 	r := e.req("login.password", web(map[string]any{"nir": nirA, "password": password})) // 14:33
-	if r.Status != "otp_required" {
+	if r.Status != contract.StatusOTPRequired {
 		t.Fatalf("login.password: %+v", r.Error)
 	}
 	if s := e.req("login.otp.send", web(map[string]any{"login_id": r.LoginID})); !s.OK {
@@ -144,7 +145,7 @@ func TestEventsJSONL(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
-	stream, err := e.js.Stream(context.Background(), "AUTH_EVENTS")
+	stream, err := e.js.Stream(context.Background(), contract.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func waitNoConsumers(t *testing.T, e *testEnv) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		stream, err := e.js.Stream(context.Background(), "AUTH_EVENTS")
+		stream, err := e.js.Stream(context.Background(), contract.EventsStream)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -299,7 +300,7 @@ func importOne(ctx context.Context, c *client, row importRow) importResult {
 	switch {
 	case err != nil:
 		res.fatal = err
-	case rep.OK && rep.Status == "reactivated":
+	case rep.OK && rep.Status == contract.StatusReactivated:
 		res.status = "reactivated"
 	case rep.OK:
 		res.status = "registered"

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
@@ -90,7 +91,7 @@ func TestAccountImport(t *testing.T) {
 	}
 
 	// The imported bcrypt account logs in with its old password.
-	if r := e.req("login.password", map[string]any{"nir": nirA, "password": "ancien-mot-de-passe"}); r.Status != "otp_required" || r.MaskedEmail != "v***@y***.fr" {
+	if r := e.req("login.password", map[string]any{"nir": nirA, "password": "ancien-mot-de-passe"}); r.Status != contract.StatusOTPRequired || r.MaskedEmail != "v***@y***.fr" {
 		t.Fatalf("login of the imported account: %+v %+v", r, r.Error)
 	}
 	if r := e.req("login.password", map[string]any{"nir": "2841275123456", "password": "autre-mot-de-passe"}); r.Error == nil || r.Error.Code != domain.CodeAffiliationPending {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -213,10 +214,10 @@ func (l *loginRun) passwordStep(ctx context.Context) (done bool, err error) {
 			return false, refused
 		}
 		switch rep.Status {
-		case "authenticated":
+		case contract.StatusAuthenticated:
 			l.say("Appareil reconnu : pas de code de sécurité à saisir.")
 			return true, l.connected(rep)
-		case "otp_required":
+		case contract.StatusOTPRequired:
 			l.loginID = rep.LoginID
 			if token != "" {
 				// The service no longer trusts this device (expired, revoked
@@ -311,7 +312,7 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 
 // connected reports an opened session and keeps a new device token.
 func (l *loginRun) connected(rep reply) error {
-	if rep.Status != "authenticated" || rep.Session == nil {
+	if rep.Status != contract.StatusAuthenticated || rep.Session == nil {
 		return fmt.Errorf("unexpected reply: status %q", rep.Status)
 	}
 	l.say("Connecté : compte %s, session valable jusqu'à %s (heure de Paris).", rep.AccountID, hourParis(rep.Session.ExpiresAt))

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 func newRequestCmd() *cobra.Command {
@@ -41,9 +43,9 @@ and print the service's reply, indented.`,
 				return fmt.Errorf("connect to %s: %w", url, err)
 			}
 			defer nc.Close()
-			subject := prefix + ".cmd." + args[0]
-			if args[0] == "dev.clock.advance" {
-				subject = prefix + "." + args[0]
+			subject := contract.Subjects(prefix).Command(args[0])
+			if args[0] == contract.CmdDevClockAdvance {
+				subject = contract.Subjects(prefix).DevClockAdvance()
 			}
 			msg, err := nc.Request(subject, body, timeout)
 			if err != nil {

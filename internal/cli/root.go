@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // Execute runs authctl with the process arguments and returns its exit
@@ -87,7 +89,7 @@ from a CSV file (account import).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("nats-url", envOr("AUTH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (AUTH_NATS_URL)")
-	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", "auth"), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", contract.DefaultPrefix), "subject prefix (AUTH_SUBJECT_PREFIX)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
 	return root

@@ -15,13 +15,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
 // Names of the KV buckets beside the stream.
 const (
-	IndexBucket    = "AUTH_NIR_INDEX"
-	SnapshotBucket = "AUTH_SNAPSHOTS"
+	IndexBucket    = contract.NIRIndexBucket
+	SnapshotBucket = contract.SnapshotBucket
 )
 
 // Headers set on every event message, so consumers (projector, notifier,
@@ -44,8 +45,8 @@ const consumerInactive = 30 * time.Second
 // JetStreamConfig names the stream and its subjects. Zero values take the
 // defaults.
 type JetStreamConfig struct {
-	Prefix          string        // subject prefix, default "auth": subjects <prefix>.events.<account id>
-	Stream          string        // default "AUTH_EVENTS"
+	Prefix          string        // subject prefix, default contract.DefaultPrefix: subjects <prefix>.events.<account id>
+	Stream          string        // default contract.EventsStream
 	Replicas        int           // default 1; also used for the KV buckets
 	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window, default 2m
 	// ShadowTTL is how long a NIR without an account keeps its login state
@@ -59,10 +60,10 @@ type JetStreamConfig struct {
 
 func (c *JetStreamConfig) setDefaults() error {
 	if c.Prefix == "" {
-		c.Prefix = "auth"
+		c.Prefix = contract.DefaultPrefix
 	}
 	if c.Stream == "" {
-		c.Stream = "AUTH_EVENTS"
+		c.Stream = contract.EventsStream
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -113,7 +114,7 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "Authentication events, one subject per account: the source of truth.",
-		Subjects:    []string{cfg.Prefix + ".events.>"},
+		Subjects:    []string{contract.Subjects(cfg.Prefix).AllEvents()},
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
@@ -169,7 +170,7 @@ func (j *JetStream) Snapshots() Snapshots { return j.snaps }
 // Subject is the subject holding the account's events. It does not check
 // the account id; the Store methods do.
 func (j *JetStream) Subject(accountID string) string {
-	return j.cfg.Prefix + ".events." + accountID
+	return contract.Subjects(j.cfg.Prefix).Events(accountID)
 }
 
 // StreamName is the name of the events stream.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/eventstore/storetest"
@@ -70,12 +71,12 @@ func TestJetStreamShadowsContract(t *testing.T) {
 func TestJetStreamStreamAndBuckets(t *testing.T) {
 	e := newJetStream(t)
 	ctx := ctxFor(t)
-	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	st, err := e.js.Stream(ctx, contract.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := st.CachedInfo().Config
-	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "auth.events.>" || cfg.Storage != jetstream.FileStorage ||
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != contract.Default.AllEvents() || cfg.Storage != jetstream.FileStorage ||
 		!cfg.AllowDirect || cfg.Duplicates != 2*time.Minute || cfg.MaxAge != 0 || cfg.Discard != jetstream.DiscardOld ||
 		cfg.MaxMsgs != -1 || cfg.MaxBytes != -1 || cfg.MaxMsgsPerSubject != -1 {
 		t.Fatalf("stream config %+v", cfg)
@@ -116,7 +117,7 @@ var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`)
 func TestJetStreamAppendHeaders(t *testing.T) {
 	e := newJetStream(t)
 	ctx := ctxFor(t)
-	sub, err := e.nc.SubscribeSync("auth.events.>")
+	sub, err := e.nc.SubscribeSync(contract.Default.AllEvents())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestJetStreamAppendHeaders(t *testing.T) {
 		t.Errorf("traceparent %q is not a W3C trace context", tp)
 	}
 	// The stored message keeps the event headers for consumers.
-	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	st, err := e.js.Stream(ctx, contract.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestJetStreamLoad10k(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Loads leave no consumer behind.
-	st, err := e.js.Stream(ctx, "AUTH_EVENTS")
+	st, err := e.js.Stream(ctx, contract.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +339,7 @@ func TestJetStreamLoadCancelled(t *testing.T) {
 	if _, err := e.store.Load(ctx, acc, 0); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Load with a cancelled context: %v", err)
 	}
-	info, err := e.js.Stream(ctxFor(t), "AUTH_EVENTS")
+	info, err := e.js.Stream(ctxFor(t), contract.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,12 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // ShadowBucket is the KV bucket of the shadow states.
-const ShadowBucket = "AUTH_SHADOWS"
+const ShadowBucket = contract.ShadowBucket
 
 // Shadows keeps the login state of NIRs that have no account (issue 19): an
 // unknown NIR goes through the same lockout rules as an account, so three

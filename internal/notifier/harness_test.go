@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail"
@@ -242,7 +243,7 @@ func (h *harness) drained() {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := h.js.Consumer(context.Background(), "AUTH_EVENTS", "notifier")
+		c, err := h.js.Consumer(context.Background(), contract.EventsStream, "notifier")
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -266,7 +267,7 @@ func (h *harness) deadLetters(n int) []*jetstream.RawStreamMsg {
 	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := h.js.Stream(ctx, "AUTH_DLQ")
+		st, err := h.js.Stream(ctx, contract.DLQStream)
 		if err == nil {
 			info, err := st.Info(ctx)
 			if err == nil && info.State.Msgs >= uint64(n) {

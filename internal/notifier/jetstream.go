@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
@@ -42,7 +43,7 @@ func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, erro
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:       c.Consumer,
 		Description:   "cmd/notifier: mails the events that ask for one, once per event",
-		FilterSubject: c.Prefix + ".events.>",
+		FilterSubject: contract.Subjects(c.Prefix).AllEvents(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
@@ -68,7 +69,7 @@ func (n *Notifier) ensureDLQ(ctx context.Context) error {
 		_, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        c.DLQStream,
 			Description: "Dead letters: events a consumer could not handle, with the reason in Auth-DLQ-Reason.",
-			Subjects:    []string{c.Prefix + ".dlq.>"},
+			Subjects:    []string{contract.Subjects(c.Prefix).AllDeadLetters()},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      90 * 24 * time.Hour,
@@ -87,7 +88,7 @@ func (n *Notifier) ensureDLQ(ctx context.Context) error {
 	}
 	cfg := st.CachedInfo().Config
 	for _, s := range cfg.Subjects {
-		if s == n.dlqSubject || s == c.Prefix+".dlq.>" {
+		if s == n.dlqSubject || s == contract.Subjects(c.Prefix).AllDeadLetters() {
 			return nil
 		}
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail"
@@ -55,10 +56,10 @@ type Sender interface {
 // Config is everything the notifier needs. Zero durations and counts take
 // the defaults.
 type Config struct {
-	Prefix    string // subject prefix; default "auth"
-	Stream    string // default "AUTH_EVENTS"
+	Prefix    string // subject prefix; default contract.DefaultPrefix
+	Stream    string // default contract.EventsStream
 	Consumer  string // durable consumer name; default "notifier"
-	DLQStream string // default "AUTH_DLQ"; dead letters go to <prefix>.dlq.<consumer>
+	DLQStream string // default contract.DLQStream; dead letters go to <prefix>.dlq.<consumer>
 
 	// JS creates the consumer and the dead-letter stream and publishes dead
 	// letters. SubscriberConn is the watermill subscriber's own connection:
@@ -104,16 +105,16 @@ var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Seco
 
 func (c *Config) setDefaults() error {
 	if c.Prefix == "" {
-		c.Prefix = "auth"
+		c.Prefix = contract.DefaultPrefix
 	}
 	if c.Stream == "" {
-		c.Stream = "AUTH_EVENTS"
+		c.Stream = contract.EventsStream
 	}
 	if c.Consumer == "" {
 		c.Consumer = "notifier"
 	}
 	if c.DLQStream == "" {
-		c.DLQStream = "AUTH_DLQ"
+		c.DLQStream = contract.DLQStream
 	}
 	if c.ResetPath == "" {
 		c.ResetPath = "/password/reset"
@@ -214,7 +215,7 @@ func New(cfg Config) (*Notifier, error) {
 		cfg:            cfg,
 		log:            cfg.Logger,
 		owner:          fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)),
-		dlqSubject:     cfg.Prefix + ".dlq." + cfg.Consumer,
+		dlqSubject:     contract.Subjects(cfg.Prefix).DeadLetters(cfg.Consumer),
 		settings:       settings{publicURL: cfg.PublicURL, resetPath: cfg.ResetPath, noticeMaxAge: cfg.NoticeMaxAge},
 		pendingRecords: map[string]unrecorded{},
 	}, nil

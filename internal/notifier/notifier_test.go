@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/mail"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
@@ -174,7 +175,7 @@ func TestRestartAndRedeliverySendNothingTwice(t *testing.T) {
 
 	// A redelivery of everything: the consumer is gone (an operator reset
 	// it), the next notifier starts from the beginning of the stream.
-	if err := h.js.DeleteConsumer(context.Background(), "AUTH_EVENTS", "notifier"); err != nil {
+	if err := h.js.DeleteConsumer(context.Background(), contract.EventsStream, "notifier"); err != nil {
 		t.Fatal(err)
 	}
 	h.start(cfg)
@@ -267,7 +268,7 @@ func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
 	reasons := map[string]string{}
 	for _, m := range dead {
 		reason := m.Header.Get(notifier.HeaderDLQReason)
-		if reason == "" || m.Header.Get(notifier.HeaderSourceSeq) == "" || m.Header.Get(notifier.HeaderDLQConsumer) != "AUTH_EVENTS/notifier" {
+		if reason == "" || m.Header.Get(notifier.HeaderSourceSeq) == "" || m.Header.Get(notifier.HeaderDLQConsumer) != contract.EventsStream+"/notifier" {
 			t.Errorf("dead letter headers %v", m.Header)
 		}
 		if m.Subject != "auth.dlq.notifier" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
@@ -125,7 +126,7 @@ func publishSim(tb testing.TB, bus *bus, n, accounts int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := js.PublishAsync(DefaultPrefix+".events."+a.ID, data); err != nil {
+		if _, err := js.PublishAsync(contract.Subjects(DefaultPrefix).Events(a.ID), data); err != nil {
 			tb.Fatal(err)
 		}
 	}

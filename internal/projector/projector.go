@@ -28,12 +28,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // Defaults of Config.
 const (
-	DefaultStream    = "AUTH_EVENTS"
-	DefaultPrefix    = "auth"
+	DefaultStream    = contract.EventsStream
+	DefaultPrefix    = contract.DefaultPrefix
 	DefaultConsumer  = "projector"
 	DefaultBatchSize = 20000
 
@@ -388,7 +390,7 @@ func (p *Projector) resetConsumer(ctx context.Context, checkpoint uint64) (jetst
 	cc := jetstream.ConsumerConfig{
 		Durable:       p.cfg.Consumer,
 		Description:   "Postgres read models (cmd/projector); its position follows auth.projector_checkpoint.",
-		FilterSubject: p.cfg.Prefix + ".events.>",
+		FilterSubject: contract.Subjects(p.cfg.Prefix).AllEvents(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       2 * time.Minute,

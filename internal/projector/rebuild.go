@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // RebuildConfig says where the stream and the database are.
@@ -91,7 +93,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 		return RebuildResult{}, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
 	cons, err := cfg.JS.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{cfg.Prefix + ".events.>"},
+		FilterSubjects:    []string{contract.Subjects(cfg.Prefix).AllEvents()},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: time.Minute,
 	})

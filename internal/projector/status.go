@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // StatusConfig says where the stream and the database are.
@@ -90,7 +92,7 @@ func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 	if st.StreamLastSeq > st.Checkpoint {
 		st.LagEvents = st.StreamLastSeq - st.Checkpoint
 		// The first event after the checkpoint (deleted sequences skipped).
-		m, err := stream.GetMsg(ctx, st.Checkpoint+1, jetstream.WithGetMsgSubject(cfg.Prefix+".events.>"))
+		m, err := stream.GetMsg(ctx, st.Checkpoint+1, jetstream.WithGetMsgSubject(contract.Subjects(cfg.Prefix).AllEvents()))
 		switch {
 		case err == nil:
 			st.LagSeconds = max(0, time.Since(m.Time).Seconds())
