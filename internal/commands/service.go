@@ -3,6 +3,15 @@
 // appends the resulting fact with optimistic concurrency and replies. It
 // serves them as a nats.go micro service, so instances share the load through
 // its queue group and `nats micro ls|info|stats` work.
+//
+// One file per use case (login_password.go, login_otp.go, session.go,
+// register.go, import.go, backoffice.go, password_change.go,
+// password_reset.go, email_change.go, biometric_*.go): each decodes its
+// request, checks its own preconditions and replies with its contract type.
+// What they share: accounts.go (load, decide, append, replay), steps.go
+// (a decision on an account or a session, the admission of a new
+// password), hashing.go (the bounded argon2id pool), wire.go (strict
+// decoding), shadow.go (NIRs without an account).
 package commands
 
 import (
@@ -12,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -364,65 +372,6 @@ func mustJSON(v any) []byte {
 		panic(err) // replies are plain structs
 	}
 	return b
-}
-
-// errHashSkipped: the hash was no longer needed once a worker was free
-// (the account got blocked meanwhile); nothing was computed.
-var errHashSkipped = errors.New("password check skipped: no longer needed")
-
-// verifyPassword checks a password against a stored hash on the bounded
-// hashing pool. key names who the work is for (an account id, or "nir:" and
-// an index key): the caller holds that key's gate (see keyGate), and the
-// hash observer counts per key. stillNeeded, if set, is asked once a worker
-// is free: false returns errHashSkipped without hashing (issue 11, kind 4:
-// a block recorded while the request waited costs nothing more).
-func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded func() bool, password, phc string) (ok, rehash bool, err error) {
-	if err := secrets.CheckHash(phc, s.policy.HashLimits); errors.Is(err, secrets.ErrHashCost) {
-		// A stored hash over the ceilings (imported before they existed,
-		// or written by whoever could write the stream) is never computed:
-		// the attempt fails as a wrong password would, and an operator is
-		// told. The holder gets in again through a password reset.
-		s.log.Error("stored password hash over the cost ceiling: not computed; the holder must reset the password",
-			"key", redactKey(key), "err", err)
-		return false, false, nil
-	}
-	select {
-	case s.hashSem <- struct{}{}:
-	case <-ctx.Done():
-		return false, false, ctx.Err()
-	}
-	defer func() { <-s.hashSem }()
-	if stillNeeded != nil && !stillNeeded() {
-		return false, false, errHashSkipped
-	}
-	s.observeHash(key)
-	return secrets.VerifyPassword(password, phc, s.policy.Argon2, s.policy.HashLimits)
-}
-
-// hashPassword makes the argon2id hash of a new password on the pool.
-func (s *Service) hashPassword(ctx context.Context, key, password string) (string, error) {
-	select {
-	case s.hashSem <- struct{}{}:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	defer func() { <-s.hashSem }()
-	s.observeHash(key)
-	return secrets.HashPassword(password, s.policy.Argon2), nil
-}
-
-func (s *Service) observeHash(key string) {
-	if s.cfg.HashObserver != nil {
-		s.cfg.HashObserver(key)
-	}
-}
-
-// redactKey keeps account ids (not personal data) and hides NIR index keys.
-func redactKey(key string) string {
-	if strings.HasPrefix(key, "nir:") {
-		return "nir:…"
-	}
-	return key
 }
 
 func metadata(c *Common) events.Metadata {

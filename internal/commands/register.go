@@ -1,0 +1,129 @@
+package commands
+
+// Use case: account.register, a new account with its password, or the
+// reactivation of a deactivated one (Cas 1 bis).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/passwordrule"
+)
+
+type registerRequest struct {
+	Common
+	NIR            string `json:"nir"`
+	Email          string `json:"email"`
+	Password       string `json:"password"`
+	EmailValidated *bool  `json:"email_validated"`
+	Affiliation    string `json:"affiliation"`
+}
+
+// register creates an account with a password, or reactivates a
+// deactivated one (Cas 1 bis).
+func (s *Service) register(ctx context.Context, data []byte) contract.Reply {
+	var req registerRequest
+	if err := decode(data, &req); err != nil {
+		return errorReply(err)
+	}
+	nir, email, err := s.checkAccountFields(req.NIR, req.Email, req.EmailValidated, req.Affiliation, func() error {
+		return required("password", req.Password, maxPasswordBytes)
+	})
+	if err != nil {
+		return errorReply(err)
+	}
+	if err := passwordrule.Check(s.policy, req.Password, nir, email); err != nil {
+		return errorReply(err)
+	}
+	// An active account on this NIR is told before hashing: a flood of
+	// registrations on a NIR costs no hash (issue 11, kind 4); and one at
+	// a time per NIR holds one hashing worker at most.
+	key := "nir:" + s.keys.NIRIndexKey(nir)
+	release, err := s.gate.acquire(ctx, key)
+	if err != nil {
+		return s.fail(contract.CmdAccountRegister, err)
+	}
+	defer release()
+	if id, err := s.lookupNIR(ctx, nir); err == nil {
+		refused, err := s.accounts.refusal(ctx, id, s.clock.Now(), domain.Register{Affiliation: req.Affiliation})
+		if err != nil {
+			return s.fail(contract.CmdAccountRegister, err)
+		}
+		if refused != nil {
+			return errorReply(refused)
+		}
+	} else if !errors.Is(err, eventstore.ErrNotFound) {
+		return s.fail(contract.CmdAccountRegister, err)
+	}
+	hash, err := s.hashPassword(ctx, key, req.Password)
+	if err != nil {
+		return s.fail(contract.CmdAccountRegister, err)
+	}
+	return s.createAccount(ctx, contract.CmdAccountRegister, &req.Common, nir, email, hash, *req.EmailValidated, req.Affiliation)
+}
+
+// checkAccountFields validates a new account's fields in the order of the
+// form; checkSecret checks the password (or its hash) in its place.
+func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, affiliation string, checkSecret func() error) (nir, email string, err error) {
+	if nir, err = nirField("nir", rawNIR); err != nil {
+		return "", "", err
+	}
+	if email, err = emailField("email", rawEmail); err != nil {
+		return "", "", err
+	}
+	if err := checkSecret(); err != nil {
+		return "", "", err
+	}
+	if validated == nil {
+		return "", "", domain.InvalidRequest("email_validated", "est obligatoire")
+	}
+	if err := required("affiliation", affiliation, 16); err != nil {
+		return "", "", err
+	}
+	switch affiliation {
+	case domain.AffiliationActive, domain.AffiliationPending, domain.AffiliationNone:
+	default:
+		return "", "", domain.InvalidRequest("affiliation", "doit valoir active, pending ou none")
+	}
+	return nir, email, nil
+}
+
+// createAccount claims the NIR in the index and records the registration.
+func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) contract.Reply {
+	now := s.clock.Now()
+	key := s.keys.NIRIndexKey(nir)
+	accountID := events.NewID(now)
+	// The index create is the atomic uniqueness check: of two registrations
+	// of one NIR, one creates the key, the other finds it and meets the
+	// account (to reactivate it, or to be told it exists).
+	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
+		if accountID, err = s.index.Get(ctx, key); err != nil {
+			return s.fail(subject, fmt.Errorf("read NIR index: %w", err))
+		}
+	} else if err != nil {
+		return s.fail(subject, fmt.Errorf("create NIR index: %w", err))
+	}
+	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
+		EmailValidated: validated, PasswordHash: hash, Affiliation: affiliation}
+	out, err := s.accounts.execute(ctx, accountID, now, metadata(c), func(domain.Account) (domain.Command, error) {
+		return cmd, nil
+	})
+	if err != nil {
+		return s.fail(subject, err)
+	}
+	if out.refusal != nil {
+		return errorReply(out.refusal)
+	}
+	rep := contract.AccountReply{Done: contract.OK(contract.StatusRegistered), AccountID: accountID}
+	for _, e := range out.recorded {
+		if _, re := e.(events.AccountReactivated); re {
+			rep.Status = contract.StatusReactivated
+		}
+	}
+	return rep
+}
