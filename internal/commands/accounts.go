@@ -36,7 +36,7 @@ type accounts struct {
 
 	snapshotEvery uint64
 	cache         *lru[cached]
-	locks         [256]sync.Mutex // per-account serialisation inside one instance
+	locks         [lockStripes]sync.Mutex // per-account serialisation inside one instance, striped
 	snapshotSem   chan struct{}
 	snapshotWG    sync.WaitGroup
 }
@@ -100,10 +100,24 @@ func requestKey(ctx context.Context) string {
 	return k
 }
 
-func (r *accounts) lock(accountID string) func() {
+// lockStripes is the number of account locks: accounts share them by the
+// hash of their id, so memory stays fixed whatever the number of accounts;
+// the price is that what is done under one account's lock holds up the
+// others of its stripe: nothing slow (no password hash: see
+// Service.decideChecked) runs under it.
+const lockStripes = 256
+
+// stripe is the index of the lock accountID shares.
+func stripe(accountID string) int {
 	h := fnv.New32a()
 	h.Write([]byte(accountID))
-	m := &r.locks[h.Sum32()%uint32(len(r.locks))]
+	return int(h.Sum32() % lockStripes)
+}
+
+// lock serialises the decisions on one account inside this instance (the
+// append's expected sequence does across instances); it returns the unlock.
+func (r *accounts) lock(accountID string) func() {
+	m := &r.locks[stripe(accountID)]
 	m.Lock()
 	return m.Unlock
 }

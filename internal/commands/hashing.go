@@ -1,15 +1,35 @@
 package commands
 
 // The bounded argon2id (and imported bcrypt) pool: every password check
-// and every new hash goes through it.
+// and every new hash goes through it, never under an account's lock (see
+// decideChecked): a hash takes tens of milliseconds, and the lock is a
+// stripe shared with other accounts.
 
 import (
 	"context"
 	"errors"
 	"strings"
 
+	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
+
+// passwordCheck is a password checked outside the account's lock, against
+// the stored hash it names. The decision, under the lock, uses it only if
+// that hash is still the account's (current); else it asks for a new check
+// (errRecheck).
+type passwordCheck struct {
+	hash string // the stored PHC string checked against; "" when not checked (or skipped)
+	ok   bool   // the password matches hash
+	// newHash is the password hashed with the policy's parameters, made
+	// when ok and hash used older ones (login.password only): "" otherwise.
+	newHash string
+}
+
+// current tells whether c was made against a's stored hash.
+func (c passwordCheck) current(a domain.Account) bool {
+	return c.hash != "" && c.hash == a.PasswordHash
+}
 
 // errHashSkipped: the hash was no longer needed once a worker was free
 // (the account got blocked meanwhile); nothing was computed.

@@ -86,28 +86,35 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 		peek, peekErr = s.accounts.load(ctx, accountID)
 	}
 
-	// Hash outside the account's lock so both cores work on parallel
-	// attempts on different accounts; the decision itself is serialised
-	// and checked by the append.
-	var checkedHash string
-	var passwordOK, rehash bool
+	// The password is checked outside the account's lock (decideChecked),
+	// on the state loaded here; the decision, serialised under the lock and
+	// checked by the append, uses that check only if the stored hash is
+	// still the one checked.
+	var pc passwordCheck
 	check := func(a domain.Account, stillNeeded func() bool) error {
-		if checkedHash == a.PasswordHash && checkedHash != "" {
-			return nil
+		if !a.Exists() || a.Blocked(now) || pc.current(a) {
+			return nil // refused whatever the password, or checked already
 		}
-		ok, re, err := s.verifyPassword(ctx, accountID, stillNeeded, req.Password, a.PasswordHash)
+		ok, rehash, err := s.verifyPassword(ctx, accountID, stillNeeded, req.Password, a.PasswordHash)
 		if errors.Is(err, errHashSkipped) {
 			return nil // blocked meanwhile: the decision refuses without it
 		}
 		if err != nil {
 			return fmt.Errorf("verify password of %s: %w", accountID, err)
 		}
-		checkedHash, passwordOK, rehash = a.PasswordHash, ok, re
+		pc = passwordCheck{hash: a.PasswordHash, ok: ok}
+		if ok && rehash {
+			// The stored hash uses older parameters: the login records
+			// the password's hash with the current ones.
+			if pc.newHash, err = s.hashPassword(ctx, accountID, req.Password); err != nil {
+				return fmt.Errorf("rehash password of %s: %w", accountID, err)
+			}
+		}
 		return nil
 	}
 	// A block known here is told without hashing, checked again once a
 	// hashing worker is free (another request may have recorded it).
-	if peekErr == nil && peek.state.Exists() && !peek.state.Blocked(now) {
+	if peekErr == nil {
 		stillNeeded := func() bool {
 			c, ok := s.accounts.cache.get(accountID)
 			return !ok || !c.state.Blocked(now)
@@ -123,25 +130,17 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 	if req.DeviceToken != "" {
 		deviceHash = s.keys.TokenHash("device:"+accountID, req.DeviceToken)
 	}
-	var newHash string
-	out, err := s.decide(ctx, contract.CmdLoginPassword, accountID, now, &req.Common, func(a domain.Account) (domain.Command, error) {
+	recheck := func(a domain.Account) error { return check(a, nil) }
+	out, err := s.decideChecked(ctx, contract.CmdLoginPassword, accountID, now, &req.Common, recheck, func(a domain.Account) (domain.Command, error) {
 		if !a.Exists() || a.Blocked(now) {
 			return domain.SubmitPassword{}, nil // refused whatever the password
 		}
-		if err := check(a, nil); err != nil {
-			return nil, err
+		if !pc.current(a) {
+			return nil, errRecheck
 		}
-		if passwordOK && rehash && newHash == "" {
-			if newHash, err = s.hashPassword(ctx, accountID, req.Password); err != nil {
-				return nil, err
-			}
-		}
-		cmd := domain.SubmitPassword{PasswordOK: passwordOK, DeviceHash: deviceHash, LoginID: loginID,
-			SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
-		if passwordOK && rehash {
-			cmd.NewPasswordHash = newHash
-		}
-		return cmd, nil
+		return domain.SubmitPassword{PasswordOK: pc.ok, DeviceHash: deviceHash, LoginID: loginID,
+			SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel,
+			NewPasswordHash: pc.newHash}, nil
 	})
 	if err != nil {
 		return errorReply(err)

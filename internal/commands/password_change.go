@@ -40,32 +40,48 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) contract
 			return errorReply(err)
 		}
 	}
+	accountID, sessionHash, err := s.sessionAccount(req.Session)
+	if err != nil {
+		return errorReply(err)
+	}
+	now := s.clock.Now()
 	code := secrets.NewCode(s.policy.ChangeCodeDigits)
-	var checked string
-	var passwordOK bool
-	if s.policy.ChangeRequiresCurrentPassword {
-		// The current password is checked as at login: one check at a time
-		// per account (see loginPassword).
-		accountID, _, err := s.sessionAccount(req.Session)
-		if err != nil {
-			return errorReply(err)
+	strict := s.policy.ChangeRequiresCurrentPassword
+	// The strict profile's current password is checked as at login: one
+	// check at a time per account (see loginPassword), outside the
+	// account's lock (decideChecked), and only for an open session on an
+	// account not blocked: a forged session costs no hash.
+	var pc passwordCheck
+	recheck := func(a domain.Account) error {
+		if !a.SessionValid(sessionHash, now) || a.Blocked(now) || pc.current(a) {
+			return nil
 		}
+		ok, _, err := s.verifyPassword(ctx, accountID, nil, req.CurrentPassword, a.PasswordHash)
+		if err != nil {
+			return fmt.Errorf("verify current password of %s: %w", accountID, err)
+		}
+		pc = passwordCheck{hash: a.PasswordHash, ok: ok}
+		return nil
+	}
+	if strict {
 		release, err := s.gate.acquire(ctx, accountID)
 		if err != nil {
 			return s.fail(contract.CmdPasswordChangeStart, err)
 		}
 		defer release()
-	}
-	out, _, err := s.onSession(ctx, contract.CmdPasswordChangeStart, &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
-		now := s.clock.Now()
-		if s.policy.ChangeRequiresCurrentPassword && a.SessionValid(hash, now) && !a.Blocked(now) && checked != a.PasswordHash {
-			ok, _, err := s.verifyPassword(ctx, accountID, nil, req.CurrentPassword, a.PasswordHash)
-			if err != nil {
-				return nil, err
-			}
-			checked, passwordOK = a.PasswordHash, ok
+		peek, err := s.accounts.load(ctx, accountID)
+		if err == nil {
+			err = recheck(peek.state)
 		}
-		return domain.StartPasswordChange{SessionHash: hash, PasswordOK: passwordOK,
+		if err != nil {
+			return s.fail(contract.CmdPasswordChangeStart, err)
+		}
+	}
+	out, err := s.decideChecked(ctx, contract.CmdPasswordChangeStart, accountID, now, &req.Common, recheck, func(a domain.Account) (domain.Command, error) {
+		if strict && a.SessionValid(sessionHash, now) && !a.Blocked(now) && !pc.current(a) {
+			return nil, errRecheck
+		}
+		return domain.StartPasswordChange{SessionHash: sessionHash, PasswordOK: pc.ok,
 			CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
 	})
 	if err != nil {

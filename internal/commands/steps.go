@@ -7,6 +7,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -20,13 +21,61 @@ func (s *Service) decide(ctx context.Context, subject, accountID string, now tim
 	build func(domain.Account) (domain.Command, error)) (outcome, error) {
 	out, err := s.accounts.execute(ctx, accountID, now, metadata(c), build)
 	if err != nil {
-		s.fail(subject, err)
+		if !errors.Is(err, errRecheck) {
+			s.fail(subject, err)
+		}
 		return outcome{}, err
 	}
 	if out.refusal != nil {
 		return outcome{}, out.refusal
 	}
 	return out, nil
+}
+
+// errRecheck is what a decision's build answers, under the account's lock,
+// when the password was checked (outside the lock) against another stored
+// hash than the account's, or not at all: see decideChecked.
+var errRecheck = errors.New("password checked against a stored hash that is no longer the account's")
+
+// maxRechecks bounds the checks made again because the stored hash changed
+// between a check and its decision: each one means another request changed
+// the password (or rehashed it) meanwhile, which a handful of rounds covers.
+const maxRechecks = 5
+
+// decideChecked is decide for a command that needs an argon2id check of a
+// password (login.password; password.change.start with the strict profile),
+// so that no hash is computed while the account's lock is held: the lock is
+// a stripe shared by unrelated accounts (accounts.lock), and a hash takes
+// tens of milliseconds. The caller checks the password before, outside the
+// lock, on the state it loaded; build, under the lock, uses that check only
+// if the stored hash is still the one checked, and else returns errRecheck:
+// the lock is released, recheck is called with the account's state as now
+// known (it may hash), and the decision is made again, at most maxRechecks
+// times. Errors: build's and recheck's (logged), the domain's refusal, and
+// an internal failure once the rechecks are spent.
+func (s *Service) decideChecked(ctx context.Context, subject, accountID string, now time.Time, c *Common,
+	recheck func(domain.Account) error, build func(domain.Account) (domain.Command, error)) (outcome, error) {
+	for round := 0; ; round++ {
+		out, err := s.decide(ctx, subject, accountID, now, c, build)
+		if !errors.Is(err, errRecheck) {
+			return out, err
+		}
+		if round == maxRechecks {
+			err = fmt.Errorf("account %s: stored password hash still changing after %d checks", accountID, maxRechecks)
+			s.fail(subject, err)
+			return outcome{}, err
+		}
+		// execute leaves the state it decided on in the cache, caught up
+		// with the stream when the hash change came from there.
+		cur, err := s.accounts.load(ctx, accountID)
+		if err == nil {
+			err = recheck(cur.state)
+		}
+		if err != nil {
+			s.fail(subject, err)
+			return outcome{}, err
+		}
+	}
 }
 
 // onSession runs a command of a logged-in user on the session's account.
