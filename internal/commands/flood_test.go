@@ -86,7 +86,8 @@ func TestFloodOnOneAccountSpendsOnlyTheHashesThatReachTheBlock(t *testing.T) {
 func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 	release := make(chan struct{})
 	otherHashed := make(chan struct{})
-	var once sync.Once
+	floodHashing := make(chan struct{})
+	var once, floodOnce sync.Once
 	var inFlood, maxInFlood atomic.Int32
 	var floodKey, acc atomic.Value // set once the harness exists
 	floodKey.Store("")
@@ -97,6 +98,7 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 			switch key {
 			case floodKey.Load().(string):
 				n := inFlood.Add(1)
+				floodOnce.Do(func() { close(floodHashing) })
 				for {
 					m := maxInFlood.Load()
 					if n <= m || maxInFlood.CompareAndSwap(m, n) {
@@ -122,12 +124,10 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 		}()
 	}
 	// The flood is hashing (one of its requests is inside the observer).
-	deadline := time.Now().Add(10 * time.Second)
-	for inFlood.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the flood never reached a hashing worker")
-		}
-		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	select {
+	case <-floodHashing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flood never reached a hashing worker")
 	}
 	done := make(chan Reply, 1)
 	go func() { done <- h.req("login.password", obj{"nir": nir1, "password": password}) }()

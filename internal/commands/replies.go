@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
 )
 
 // replyCache remembers, for a short while and in memory only, the reply
@@ -14,6 +16,7 @@ import (
 // of the whole request: only the holder of the identical request can read it.
 type replyCache struct {
 	mu    sync.Mutex
+	clock clock.Clock // the service's: a test (or the dev clock) moves expiry with it
 	ttl   time.Duration
 	max   int
 	items map[[32]byte]cachedReply
@@ -25,8 +28,10 @@ type cachedReply struct {
 	expires time.Time
 }
 
-func newReplyCache(ttl time.Duration, max int) *replyCache {
-	return &replyCache{ttl: ttl, max: max, items: map[[32]byte]cachedReply{}}
+// newReplyCache keeps each reply ttl (on clk's time) and at most max
+// replies, the newest.
+func newReplyCache(clk clock.Clock, ttl time.Duration, max int) *replyCache {
+	return &replyCache{clock: clk, ttl: ttl, max: max, items: map[[32]byte]cachedReply{}}
 }
 
 func replyKey(subject string, data []byte) ([32]byte, bool) {
@@ -49,7 +54,7 @@ func (c *replyCache) get(k [32]byte) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.items[k]
-	if !ok || time.Now().After(r.expires) {
+	if !ok || c.clock.Now().After(r.expires) {
 		return nil, false
 	}
 	return r.body, true
@@ -60,7 +65,7 @@ func (c *replyCache) get(k [32]byte) ([]byte, bool) {
 func (c *replyCache) put(k [32]byte, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
+	now := c.clock.Now()
 	for len(c.order) > 0 {
 		oldest := c.order[0]
 		r, ok := c.items[oldest]

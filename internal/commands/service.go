@@ -144,7 +144,7 @@ func New(cfg Config) (*Service, error) {
 		gate:     newKeyGate(),
 		shadows:  newLRU[cachedShadow](cfg.CacheSize),
 		inflight: make(chan struct{}, cfg.MaxInFlight),
-		replies:  newReplyCache(2*time.Minute, 10_000),
+		replies:  newReplyCache(cfg.Clock, 2*time.Minute, 10_000),
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
 			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
