@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
@@ -16,11 +17,11 @@ import (
 //	go test -run '^$' -bench CommandHistory -benchtime 2000x ./internal/commands/
 func BenchmarkCommandHistory(b *testing.B) {
 	h := newHarness(b, 1, testPolicy())
-	svc := h.svcs[0]
-	fresh := h.register(nir1, "valerie@yahoo.fr", password)
-	long := h.register(nir2, "jean@exemple.fr", password)
+	svc := h.Svcs[0]
+	fresh := h.Register(nir1, "valerie@yahoo.fr", password)
+	long := h.Register(nir2, "jean@exemple.fr", password)
 	ctx := context.Background()
-	seq, err := h.store.LastSeq(ctx, long)
+	seq, err := h.Store.LastSeq(ctx, long)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func BenchmarkCommandHistory(b *testing.B) {
 	for i := 0; i < 10_000; i++ {
 		at := t0.Add(time.Duration(i) * time.Minute)
 		env := events.Wrap(long, events.PasswordVerified{LoginID: events.NewID(at), At: at}, at, events.Metadata{Channel: "web"})
-		res, err := h.store.Append(ctx, long, seq, env, "")
+		res, err := h.Store.Append(ctx, long, seq, env, "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -51,7 +52,7 @@ func BenchmarkCommandHistory(b *testing.B) {
 			}
 		}
 		command() // the first command after the bulk load writes the snapshot
-		svc.accounts.snapshotWG.Wait()
+		commands.WaitSnapshots(svc)
 		b.Run(c.name+"/warm", func(b *testing.B) {
 			for b.Loop() {
 				command()
@@ -60,8 +61,8 @@ func BenchmarkCommandHistory(b *testing.B) {
 		b.Run(c.name+"/cold", func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				svc.accounts.snapshotWG.Wait()
-				svc.accounts.cache = newLRU[cached](svc.cfg.CacheSize)
+				commands.WaitSnapshots(svc)
+				commands.DropCachedStates(svc)
 				b.StartTimer()
 				command()
 			}

@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"crypto/ecdsa"
@@ -51,19 +51,19 @@ func (p phone) sign(t *testing.T, challenge string) string {
 
 // appLogin logs in on the app with password and code.
 func (h *harness) appLogin(acc, deviceID string) Reply {
-	h.t.Helper()
-	rep := h.req("login.password", obj{"nir": nir1, "password": password, "channel": "app"})
-	h.req("login.otp.send", obj{"login_id": rep.LoginID, "channel": "app"})
-	ok := h.req("login.otp.verify", obj{"login_id": rep.LoginID, "code": h.lastCode(acc), "channel": "app", "device_id": deviceID})
+	h.T.Helper()
+	rep := h.Req("login.password", obj{"nir": nir1, "password": password, "channel": "app"})
+	h.Req("login.otp.send", obj{"login_id": rep.LoginID, "channel": "app"})
+	ok := h.Req("login.otp.verify", obj{"login_id": rep.LoginID, "code": h.LastCode(acc), "channel": "app", "device_id": deviceID})
 	if !ok.OK {
-		h.t.Fatalf("app login: %+v", ok.Error)
+		h.T.Fatalf("app login: %+v", ok.Error)
 	}
 	return ok
 }
 
 func TestBiometricFlow(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	p := newPhone(t, "phone-A1")
 
 	first := h.appLogin(acc, p.id)
@@ -74,14 +74,14 @@ func TestBiometricFlow(t *testing.T) {
 	if second.OfferBiometric == nil || !*second.OfferBiometric {
 		t.Fatal("the second app login must offer biometrics")
 	}
-	if r := h.req("biometric.offer", obj{"session": second.Session.Token, "response": "later", "channel": "app"}); !r.OK || r.Status != "offer_recorded" {
+	if r := h.Req("biometric.offer", obj{"session": second.Session.Token, "response": "later", "channel": "app"}); !r.OK || r.Status != "offer_recorded" {
 		t.Fatalf("offer: %+v", r.Error)
 	}
 	// Enrolment from a web session is refused; from the app it works.
-	web := h.login(acc, nir1, password)
-	wantError(t, h.req("biometric.enroll", obj{"session": web, "device_id": p.id, "public_key": p.publicKey(t)}), domain.CodeSessionInvalid)
-	wantError(t, h.req("biometric.enroll", obj{"session": second.Session.Token, "device_id": p.id, "public_key": "bm90IGEga2V5"}), domain.CodeInvalidRequest)
-	enr := h.req("biometric.enroll", obj{"session": second.Session.Token, "device_id": p.id, "public_key": p.publicKey(t), "channel": "app"})
+	web := h.Login(acc, nir1, password)
+	wantError(t, h.Req("biometric.enroll", obj{"session": web, "device_id": p.id, "public_key": p.publicKey(t)}), domain.CodeSessionInvalid)
+	wantError(t, h.Req("biometric.enroll", obj{"session": second.Session.Token, "device_id": p.id, "public_key": "bm90IGEga2V5"}), domain.CodeInvalidRequest)
+	enr := h.Req("biometric.enroll", obj{"session": second.Session.Token, "device_id": p.id, "public_key": p.publicKey(t), "channel": "app"})
 	if !enr.OK || !enr.ExpiresAt.Equal(t0.AddDate(0, 6, 0)) {
 		t.Fatalf("enroll: %+v %+v", enr, enr.Error)
 	}
@@ -89,64 +89,64 @@ func TestBiometricFlow(t *testing.T) {
 		t.Fatal("an enrolled device must not be offered biometrics again")
 	}
 
-	ch := h.req("biometric.challenge", obj{"device_id": p.id, "channel": "app"})
+	ch := h.Req("biometric.challenge", obj{"device_id": p.id, "channel": "app"})
 	if !ch.OK || ch.Challenge == "" || !ch.ExpiresAt.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("challenge: %+v %+v", ch, ch.Error)
 	}
 	// Another key's signature fails, spends the challenge, and locks nothing.
 	thief := newPhone(t, "thief")
-	wantError(t, h.req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": thief.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
-	wantError(t, h.req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
+	wantError(t, h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": thief.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
+	wantError(t, h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
 
-	ch = h.req("biometric.challenge", obj{"device_id": p.id})
-	in := h.req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge), "channel": "app"})
+	ch = h.Req("biometric.challenge", obj{"device_id": p.id})
+	in := h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge), "channel": "app"})
 	if !in.OK || in.Status != "authenticated" || in.AccountID != acc || in.Session == nil {
 		t.Fatalf("biometric login: %+v %+v", in, in.Error)
 	}
 	// A replayed challenge fails.
-	wantError(t, h.req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
-	if r := h.req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	wantError(t, h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
 		t.Fatalf("biometric failures must not lock the account: %+v", r.Error)
 	}
 
 	// An adviser revokes; the app falls back to password and code.
-	if r := h.req("account.revoke_biometrics", obj{"account_id": acc}); !r.OK {
+	if r := h.Req("account.revoke_biometrics", obj{"account_id": acc}); !r.OK {
 		t.Fatalf("revoke: %+v", r.Error)
 	}
-	wantError(t, h.req("biometric.challenge", obj{"device_id": p.id}), domain.CodeBiometricFailed)
+	wantError(t, h.Req("biometric.challenge", obj{"device_id": p.id}), domain.CodeBiometricFailed)
 }
 
 func TestBiometricEnrolmentExpiresAfterSixMonths(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	p := newPhone(t, "phone-B")
 	s := h.appLogin(acc, p.id)
-	if r := h.req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
+	if r := h.Req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
 		t.Fatal(r.Error)
 	}
-	h.clock.Advance(t0.AddDate(0, 6, 1).Sub(t0)) // six months and a day after the enrolment
-	wantError(t, h.req("biometric.challenge", obj{"device_id": p.id}), domain.CodeBiometricExpired)
+	h.Clock.Advance(t0.AddDate(0, 6, 1).Sub(t0)) // six months and a day after the enrolment
+	wantError(t, h.Req("biometric.challenge", obj{"device_id": p.id}), domain.CodeBiometricExpired)
 }
 
 // Parallel use of one challenge opens at most one session.
 func TestParallelUseOfOneChallengeOpensOneSession(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	p := newPhone(t, "phone-C")
 	s := h.appLogin(acc, p.id)
-	if r := h.req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
+	if r := h.Req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
 		t.Fatal(r.Error)
 	}
-	ch := h.req("biometric.challenge", obj{"device_id": p.id})
+	ch := h.Req("biometric.challenge", obj{"device_id": p.id})
 	sig := p.sign(t, ch.Challenge)
 	codes := parallel(t, 10, func(int) Reply {
-		return h.req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": sig})
+		return h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": sig})
 	})
 	if codes["authenticated"] != 1 || codes[domain.CodeBiometricFailed] != 9 {
 		t.Fatalf("replies: %v", codes)
 	}
 	n := 0
-	for _, e := range h.history(acc) {
+	for _, e := range h.History(acc) {
 		if v, ok := e.Data.(events.LoginSucceeded); ok && v.Method == events.MethodBiometric {
 			n++
 		}
@@ -158,16 +158,16 @@ func TestParallelUseOfOneChallengeOpensOneSession(t *testing.T) {
 
 func TestDeviceIDBelongsToOneAccount(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	p := newPhone(t, "phone-D")
 	s := h.appLogin(acc, p.id)
-	if r := h.req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
+	if r := h.Req("biometric.enroll", obj{"session": s.Session.Token, "device_id": p.id, "public_key": p.publicKey(t)}); !r.OK {
 		t.Fatal(r.Error)
 	}
-	acc2 := h.register(nir2, "jean@exemple.fr", password)
-	login := h.startLogin(nir2, password)
-	s2 := h.req("login.otp.verify", obj{"login_id": login, "code": h.lastCode(acc2), "channel": "app"})
-	rep := h.req("biometric.enroll", obj{"session": s2.Session.Token, "device_id": p.id, "public_key": newPhone(t, "x").publicKey(t)})
+	acc2 := h.Register(nir2, "jean@exemple.fr", password)
+	login := h.StartLogin(nir2, password)
+	s2 := h.Req("login.otp.verify", obj{"login_id": login, "code": h.LastCode(acc2), "channel": "app"})
+	rep := h.Req("biometric.enroll", obj{"session": s2.Session.Token, "device_id": p.id, "public_key": newPhone(t, "x").publicKey(t)})
 	wantError(t, rep, domain.CodeInvalidRequest)
 	if rep.Error.Field != "device_id" {
 		t.Fatalf("field %q", rep.Error.Field)

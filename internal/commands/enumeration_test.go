@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
@@ -20,7 +21,7 @@ func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
 	for _, side := range []string{"registered", "unknown"} {
 		h := newHarness(t, 2, testPolicy())
 		if side == "registered" {
-			h.register(nir1, "valerie@yahoo.fr", password)
+			h.Register(nir1, "valerie@yahoo.fr", password)
 		}
 		sides[side] = h
 	}
@@ -48,8 +49,8 @@ func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
 			var replies [2][]byte
 			for i, side := range []string{"registered", "unknown"} {
 				h := sides[side]
-				h.clock.Advance(st.advance)
-				replies[i] = h.raw(st.subject, []byte(st.body))
+				h.Clock.Advance(st.advance)
+				replies[i] = h.Raw(st.subject, []byte(st.body))
 			}
 			if !bytes.Equal(replies[0], replies[1]) {
 				t.Fatalf("replies differ:\n registered %s\n unknown    %s", replies[0], replies[1])
@@ -60,7 +61,7 @@ func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
 		})
 	}
 	// The unknown side recorded nothing in the stream.
-	if n := sides["unknown"].streamCount(); n != 0 {
+	if n := sides["unknown"].StreamCount(); n != 0 {
 		t.Fatalf("an unknown NIR appended %d events", n)
 	}
 }
@@ -71,13 +72,13 @@ func spaced(nir string) string { return nir[:1] + " " + nir[1:3] + " " + nir[3:5
 // the account's does: 3 failures, then blocked.
 func TestUnknownNIRLockoutInParallel(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	codes := parallel(t, 40, func(int) Reply { return h.req("login.password", obj{"nir": nir2, "password": "faux-mot"}) })
+	codes := parallel(t, 40, func(int) Reply { return h.Req("login.password", obj{"nir": nir2, "password": "faux-mot"}) })
 	if codes[domain.CodeInvalidCredentials] != 2 || codes[domain.CodeAccountLocked] != 38 {
 		t.Fatalf("replies: %v; want 2 invalid_credentials and 38 account_locked", codes)
 	}
 	// The shadow store holds the NIR's keyed hash only, never the NIR.
-	key := h.keys.NIRIndexKey(nir2)
-	b, _, err := h.store.Shadows().Get(context.Background(), key)
+	key := h.Keys.NIRIndexKey(nir2)
+	b, _, err := h.Store.Shadows().Get(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +93,9 @@ func TestUnknownNIRLockoutInParallel(t *testing.T) {
 // A shadow store that refuses writes (full, or down) changes no reply: the
 // attempt is answered as decided and only the count is lost.
 func TestShadowStoreFailureKeepsTheReply(t *testing.T) {
-	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) { c.Shadows = failingShadows{} })
-	wantError(t, h.req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
-	if r := h.req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != "reset_requested" {
+	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.Shadows = failingShadows{} })
+	wantError(t, h.Req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
+	if r := h.Req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != "reset_requested" {
 		t.Fatalf("reset request: %+v", r.Error)
 	}
 }
@@ -111,8 +112,8 @@ func (failingShadows) Put(context.Context, string, []byte, uint64) (uint64, erro
 // ResponseFloor: both paths take at least the floor, whatever they do.
 func TestResponseFloor(t *testing.T) {
 	const floor = 150 * time.Millisecond
-	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) { c.ResponseFloor = floor })
-	h.register(nir1, "valerie@yahoo.fr", password)
+	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.ResponseFloor = floor })
+	h.Register(nir1, "valerie@yahoo.fr", password)
 	for _, r := range []struct {
 		subject string
 		body    obj
@@ -123,7 +124,7 @@ func TestResponseFloor(t *testing.T) {
 		{"password.reset.request", obj{"nir": nir2}},
 	} {
 		start := time.Now()
-		h.req(r.subject, r.body)
+		h.Req(r.subject, r.body)
 		if took := time.Since(start); took < floor {
 			t.Fatalf("%s on %v answered in %s, under the %s floor", r.subject, r.body["nir"], took, floor)
 		}

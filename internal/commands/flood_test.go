@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -51,11 +52,11 @@ func TestFloodOnOneAccountSpendsOnlyTheHashesThatReachTheBlock(t *testing.T) {
 	for _, instances := range []int{1, 2} {
 		t.Run(map[int]string{1: "one_instance", 2: "two_instances"}[instances], func(t *testing.T) {
 			var hashes hashCounter
-			h := newHarnessWith(t, instances, testPolicy(), func(c *Config) { c.HashObserver = hashes.observe })
-			acc := h.register(nir1, "valerie@yahoo.fr", password)
+			h := newHarnessWith(t, instances, testPolicy(), func(c *commands.Config) { c.HashObserver = hashes.observe })
+			acc := h.Register(nir1, "valerie@yahoo.fr", password)
 			before := hashes.get(acc)
 			codes := parallel(t, 200, func(int) Reply {
-				return h.req("login.password", obj{"nir": nir1, "password": "faux-mot"})
+				return h.Req("login.password", obj{"nir": nir1, "password": "faux-mot"})
 			})
 			if codes[domain.CodeInvalidCredentials] != 2 || codes[domain.CodeAccountLocked] != 198 {
 				t.Fatalf("replies %v; want 2 invalid_credentials, 198 account_locked", codes)
@@ -68,8 +69,8 @@ func TestFloodOnOneAccountSpendsOnlyTheHashesThatReachTheBlock(t *testing.T) {
 			if spent < 3 || spent > limit {
 				t.Fatalf("%d hashes spent on the flooded account; want 3 to %d", spent, limit)
 			}
-			for _, svc := range h.svcs {
-				if n := svc.gate.size(); n != 0 {
+			for _, svc := range h.Svcs {
+				if n := commands.GateSize(svc); n != 0 {
 					t.Fatalf("%d gate entries left after the flood", n)
 				}
 			}
@@ -92,7 +93,7 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 	var floodKey, acc atomic.Value // set once the harness exists
 	floodKey.Store("")
 	acc.Store("")
-	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) {
+	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) {
 		c.HashWorkers = 2
 		c.HashObserver = func(key string) {
 			switch key {
@@ -112,15 +113,15 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 			}
 		}
 	})
-	acc.Store(h.register(nir1, "valerie@yahoo.fr", password))
-	floodKey.Store("nir:" + h.keys.NIRIndexKey(nir2))
+	acc.Store(h.Register(nir1, "valerie@yahoo.fr", password))
+	floodKey.Store("nir:" + h.Keys.NIRIndexKey(nir2))
 
 	var flood sync.WaitGroup
 	for range 20 {
 		flood.Add(1)
 		go func() {
 			defer flood.Done()
-			h.req("login.password", obj{"nir": nir2, "password": "faux-mot"})
+			h.Req("login.password", obj{"nir": nir2, "password": "faux-mot"})
 		}()
 	}
 	// The flood is hashing (one of its requests is inside the observer).
@@ -130,7 +131,7 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 		t.Fatal("the flood never reached a hashing worker")
 	}
 	done := make(chan Reply, 1)
-	go func() { done <- h.req("login.password", obj{"nir": nir1, "password": password}) }()
+	go func() { done <- h.Req("login.password", obj{"nir": nir1, "password": password}) }()
 	select {
 	case <-otherHashed:
 	case <-time.After(10 * time.Second):
@@ -151,10 +152,10 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 // hash of a new password: a flood of them costs nothing.
 func TestRefusedRequestsSpendNoHash(t *testing.T) {
 	var hashes hashCounter
-	h := newHarnessWith(t, 2, testPolicy(), func(c *Config) { c.HashObserver = hashes.observe })
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	session := h.login(acc, nir1, password)
-	h.req("password.reset.request", obj{"nir": nir1})
+	h := newHarnessWith(t, 2, testPolicy(), func(c *commands.Config) { c.HashObserver = hashes.observe })
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	session := h.Login(acc, nir1, password)
+	h.Req("password.reset.request", obj{"nir": nir1})
 	base := hashes.total()
 	rows := []struct {
 		name    string
@@ -168,7 +169,7 @@ func TestRefusedRequestsSpendNoHash(t *testing.T) {
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
-			codes := parallel(t, 30, func(int) Reply { return h.req(r.subject, r.body) })
+			codes := parallel(t, 30, func(int) Reply { return h.Req(r.subject, r.body) })
 			if codes[r.want] != 30 {
 				t.Fatalf("replies %v; want 30 %s", codes, r.want)
 			}
@@ -185,14 +186,14 @@ func TestRefusedRequestsSpendNoHash(t *testing.T) {
 // is never computed and fails like a wrong password.
 func TestHashCostCeilings(t *testing.T) {
 	var hashes hashCounter
-	h := newHarnessWith(t, 1, testPolicy(), func(c *Config) { c.HashObserver = hashes.observe })
+	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.HashObserver = hashes.observe })
 	huge := "$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
 	for _, phc := range []string{huge,
 		"$argon2id$v=19$m=1024,t=11,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U",
 		"$argon2id$v=19$m=1024,t=1,p=5$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U",
 		"$2b$15$" + strings.Repeat("a", 53),
 	} {
-		rep := h.req("account.import", obj{"nir": nir2, "email": "paul@example.fr", "password_hash": phc, "email_validated": true, "affiliation": "active"})
+		rep := h.Req("account.import", obj{"nir": nir2, "email": "paul@example.fr", "password_hash": phc, "email_validated": true, "affiliation": "active"})
 		wantError(t, rep, domain.CodeInvalidRequest)
 		if rep.Error.Field != "password_hash" || !strings.Contains(rep.Error.Message, "coût") {
 			t.Fatalf("import of %s: %+v", phc[:20], rep.Error)
@@ -202,66 +203,19 @@ func TestHashCostCeilings(t *testing.T) {
 	// A stored hash over the ceilings, written straight to the stream.
 	ctx := context.Background()
 	acc := events.NewID(t0)
-	if err := h.store.Index().Create(ctx, h.keys.NIRIndexKey(nir1), acc); err != nil {
+	if err := h.Store.Index().Create(ctx, h.Keys.NIRIndexKey(nir1), acc); err != nil {
 		t.Fatal(err)
 	}
-	reg := events.AccountRegistered{NIRHash: h.keys.NIRIndexKey(nir1), EmailSealed: h.keys.Seal("v@yahoo.fr", acc), MaskedEmail: "v***@y***.fr",
+	reg := events.AccountRegistered{NIRHash: h.Keys.NIRIndexKey(nir1), EmailSealed: h.Keys.Seal("v@yahoo.fr", acc), MaskedEmail: "v***@y***.fr",
 		EmailValidated: true, PasswordHash: huge, Affiliation: domain.AffiliationActive, At: t0}
-	if _, err := h.store.Append(ctx, acc, 0, events.Wrap(acc, reg, t0, events.Metadata{}), ""); err != nil {
+	if _, err := h.Store.Append(ctx, acc, 0, events.Wrap(acc, reg, t0, events.Metadata{}), ""); err != nil {
 		t.Fatal(err)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "anything"}), domain.CodeInvalidCredentials)
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "anything"}), domain.CodeInvalidCredentials)
 	if n := hashes.get(acc); n != 0 {
 		t.Fatalf("%d hashes computed for a stored hash over the ceiling", n)
 	}
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 1 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 1 {
 		t.Fatalf("%d failures recorded; the attempt counts as a wrong password", n)
-	}
-}
-
-func TestKeyGateOneAtATimePerKey(t *testing.T) {
-	g := newKeyGate()
-	var in, max atomic.Int32
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			release, err := g.acquire(context.Background(), "k")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			n := in.Add(1)
-			for {
-				m := max.Load()
-				if n <= m || max.CompareAndSwap(m, n) {
-					break
-				}
-			}
-			in.Add(-1)
-			release()
-		}()
-	}
-	wg.Wait()
-	if max.Load() != 1 {
-		t.Fatalf("%d holders of one key at once", max.Load())
-	}
-	// Another key is not held up by a held one; a waiter gives up with its
-	// context and leaves nothing behind.
-	release, _ := g.acquire(context.Background(), "a")
-	other, err := g.acquire(context.Background(), "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := g.acquire(ctx, "a"); err == nil {
-		t.Fatal("acquired a held key with a cancelled context")
-	}
-	release()
-	if n := g.size(); n != 0 {
-		t.Fatalf("%d entries left", n)
 	}
 }

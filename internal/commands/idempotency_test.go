@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/secrets"
@@ -49,26 +50,26 @@ func wrongCode(right string, n int) string {
 
 func idemRows() []idemRow {
 	withSession := func(t *testing.T, h *harness) (string, string) {
-		acc := h.register(nir1, "valerie@yahoo.fr", password)
-		return acc, h.login(acc, nir1, password)
+		acc := h.Register(nir1, "valerie@yahoo.fr", password)
+		return acc, h.Login(acc, nir1, password)
 	}
 	return []idemRow{
 		{subject: "login.password", wantA: domain.CodeInvalidCredentials, wantB: domain.CodeInvalidCredentials, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"nir": nir1, "password": "faux-mot-1"}, obj{"nir": nir1, "password": "faux-mot-2"}
 			}},
 		{subject: "login.otp.send", wantA: "otp_sent", wantB: "otp_sent", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				login := h.req("login.password", obj{"nir": nir1, "password": password}).LoginID
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				login := h.Req("login.password", obj{"nir": nir1, "password": password}).LoginID
 				return acc, obj{"login_id": login}, obj{"login_id": login, "channel": "app"}
 			}},
 		{subject: "login.otp.verify", wantA: domain.CodeOTPInvalid, wantB: domain.CodeOTPInvalid, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				login := h.startLogin(nir1, password)
-				code := h.lastCode(acc)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				login := h.StartLogin(nir1, password)
+				code := h.LastCode(acc)
 				return acc, obj{"login_id": login, "code": wrongCode(code, 1)}, obj{"login_id": login, "code": wrongCode(code, 2)}
 			}},
 		{subject: "session.logout", wantA: "logged_out", wantB: "logged_out",
@@ -84,19 +85,19 @@ func idemRows() []idemRow {
 			}},
 		{subject: "account.deactivate", wantA: "deactivated", wantB: "deactivated",
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"account_id": acc, "reason": "holder"}, obj{"account_id": acc, "reason": "fraud"}
 			}},
 		{subject: "account.set_affiliation", wantA: "affiliation_set", wantB: "affiliation_set", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"account_id": acc, "affiliation": "pending"}, obj{"account_id": acc, "affiliation": "none"}
 			}},
 		{subject: "account.unlock", wantA: "unlocked", wantB: "unlocked",
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				for i := range 3 {
-					h.req("login.password", obj{"nir": nir1, "password": fmt.Sprintf("faux-%d", i)})
+					h.Req("login.password", obj{"nir": nir1, "password": fmt.Sprintf("faux-%d", i)})
 				}
 				return acc, obj{"account_id": acc}, obj{"nir": nir1}
 			}},
@@ -108,27 +109,27 @@ func idemRows() []idemRow {
 		{subject: "password.change.verify_code", wantA: domain.CodeCodeInvalid, wantB: domain.CodeCodeInvalid, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
-				h.req("password.change.start", obj{"session": s})
+				h.Req("password.change.start", obj{"session": s})
 				code := h.changeCode(acc)
 				return acc, obj{"session": s, "code": wrongCode(code, 1)}, obj{"session": s, "code": wrongCode(code, 2)}
 			}},
 		{subject: "password.change.complete", wantA: "password_changed", wantB: domain.CodeCodeInvalid,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
-				h.req("password.change.start", obj{"session": s})
-				h.req("password.change.verify_code", obj{"session": s, "code": h.changeCode(acc)})
+				h.Req("password.change.start", obj{"session": s})
+				h.Req("password.change.verify_code", obj{"session": s, "code": h.changeCode(acc)})
 				return acc, obj{"session": s, "new_password": "Nouveau-mot-2025"}, obj{"session": s, "new_password": "Encore-autre-2025"}
 			}},
 		{subject: "password.reset.request", wantA: "reset_requested", wantB: "reset_requested", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"nir": nir1}, obj{"nir": nir1, "channel": "app"}
 			}},
 		{subject: "password.reset.complete", wantA: "password_reset", wantB: domain.CodeResetTokenInvalid,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				h.req("password.reset.request", obj{"nir": nir1})
-				token := h.open(h.lastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested).TokenSealed, acc)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				h.Req("password.reset.request", obj{"nir": nir1})
+				token := h.Open(h.LastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested).TokenSealed, acc)
 				return acc, obj{"token": token, "new_password": "Nouveau-mot-2025"}, obj{"token": token, "new_password": "Encore-autre-2025"}
 			}},
 		{subject: "email.change", wantA: "code_sent", wantB: "code_sent", recordsB: true,
@@ -139,42 +140,42 @@ func idemRows() []idemRow {
 		{subject: "email.confirm", wantA: domain.CodeCodeInvalid, wantB: domain.CodeCodeInvalid, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
-				h.req("email.change", obj{"session": s, "new_email": "nouvelle@example.fr"})
-				e := h.lastEvent(acc, events.TypeEmailChangeCodeIssued).(events.EmailChangeCodeIssued)
-				code := h.open(e.CodeSealed, acc)
+				h.Req("email.change", obj{"session": s, "new_email": "nouvelle@example.fr"})
+				e := h.LastEvent(acc, events.TypeEmailChangeCodeIssued).(events.EmailChangeCodeIssued)
+				code := h.Open(e.CodeSealed, acc)
 				return acc, obj{"session": s, "code": wrongCode(code, 1)}, obj{"session": s, "code": wrongCode(code, 2)}
 			}},
 		{subject: "biometric.offer", wantA: "offer_recorded", wantB: "offer_recorded", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				s := h.appLogin(acc, "phone-1").Session.Token
 				return acc, obj{"session": s, "response": "later", "channel": "app"}, obj{"session": s, "response": "never", "channel": "app"}
 			}},
 		{subject: "biometric.enroll", wantA: "biometric_enrolled", wantB: "biometric_enrolled", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				s := h.appLogin(acc, "phone-1").Session.Token
 				return acc, obj{"session": s, "device_id": "phone-1", "public_key": newPhone(t, "phone-1").publicKey(t), "channel": "app"},
 					obj{"session": s, "device_id": "phone-2", "public_key": newPhone(t, "phone-2").publicKey(t), "channel": "app"}
 			}},
 		{subject: "biometric.challenge", wantA: "challenge_issued", wantB: "challenge_issued", recordsB: true, secret: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				enrolled(t, h, acc, newPhone(t, "phone-1"))
 				return acc, obj{"device_id": "phone-1", "channel": "app"}, obj{"device_id": "phone-1", "channel": "app", "client_ip": "192.0.2.1"}
 			}},
 		{subject: "biometric.login", wantA: domain.CodeBiometricFailed, wantB: domain.CodeBiometricFailed,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				p := enrolled(t, h, acc, newPhone(t, "phone-1"))
-				ch := h.req("biometric.challenge", obj{"device_id": p.id, "channel": "app"}).Challenge
+				ch := h.Req("biometric.challenge", obj{"device_id": p.id, "channel": "app"}).Challenge
 				thief := newPhone(t, "phone-1")
 				return acc, obj{"device_id": p.id, "challenge": ch, "signature": thief.sign(t, ch), "channel": "app"},
 					obj{"device_id": p.id, "challenge": ch, "signature": thief.sign(t, ch), "channel": "app"}
 			}},
 		{subject: "account.revoke_biometrics", wantA: "biometrics_revoked", wantB: "biometrics_revoked", recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				enrolled(t, h, acc, newPhone(t, "phone-1"))
 				enrolled(t, h, acc, newPhone(t, "phone-2"))
 				return acc, obj{"account_id": acc, "device_id": "phone-1"}, obj{"account_id": acc}
@@ -193,7 +194,7 @@ func idemRows() []idemRow {
 func enrolled(t *testing.T, h *harness, acc string, p phone) phone {
 	t.Helper()
 	s := h.appLogin(acc, p.id).Session.Token
-	if r := h.req("biometric.enroll", obj{"session": s, "device_id": p.id, "public_key": p.publicKey(t), "channel": "app"}); !r.OK {
+	if r := h.Req("biometric.enroll", obj{"session": s, "device_id": p.id, "public_key": p.publicKey(t), "channel": "app"}); !r.OK {
 		t.Fatalf("enrol %s: %+v", p.id, r.Error)
 	}
 	return p
@@ -218,14 +219,14 @@ func body(t *testing.T, o obj, requestID string) []byte {
 
 func TestRequestIDIdentifiesOneRequest(t *testing.T) {
 	rows := idemRows()
-	if len(rows) != len((&Service{}).endpoints()) {
-		t.Fatalf("%d rows for %d commands: every command takes a request_id", len(rows), len((&Service{}).endpoints()))
+	if len(rows) != len(contract.Commands()) {
+		t.Fatalf("%d rows for %d commands: every command takes a request_id", len(rows), len(contract.Commands()))
 	}
 	for _, r := range rows {
 		t.Run(r.subject, func(t *testing.T) {
 			h := newHarness(t, 2, testPolicy())
 			acc, a, b := r.setup(t, h)
-			streamBefore := h.streamCount()
+			streamBefore := h.StreamCount()
 			decode := func(raw []byte) Reply {
 				var rep Reply
 				if err := json.Unmarshal(raw, &rep); err != nil {
@@ -234,21 +235,21 @@ func TestRequestIDIdentifiesOneRequest(t *testing.T) {
 				return rep
 			}
 
-			first := h.raw(r.subject, body(t, a, "r1"))
+			first := h.Raw(r.subject, body(t, a, "r1"))
 			if got := codeOf(decode(first)); got != r.wantA {
 				t.Fatalf("first try: %s, want %s\n%s", got, r.wantA, first)
 			}
-			if n := h.streamCount(); n != streamBefore+1 {
+			if n := h.StreamCount(); n != streamBefore+1 {
 				t.Fatalf("first try appended %d events, want 1", n-streamBefore)
 			}
 			if acc == "" {
 				acc = decode(first).AccountID
 			}
-			recorded := len(h.history(acc))
+			recorded := len(h.History(acc))
 
 			// Same id, same body: the first reply, nothing appended, on the
 			// instance that answered and on one that never saw the request.
-			for i, svc := range h.svcs {
+			for i, svc := range h.Svcs {
 				again := svc.Handle(context.Background(), r.subject, body(t, a, "r1"))
 				switch {
 				case bytes.Equal(again, first):
@@ -257,13 +258,13 @@ func TestRequestIDIdentifiesOneRequest(t *testing.T) {
 					t.Fatalf("retry on instance %d:\n got  %s\n want %s", i, again, first)
 				}
 			}
-			if n := len(h.history(acc)); n != recorded {
+			if n := len(h.History(acc)); n != recorded {
 				t.Fatalf("retries appended %d events", n-recorded)
 			}
 
 			// Same id, another body: another request, decided on what the
 			// first left and recorded if it records anything.
-			second := decode(h.raw(r.subject, body(t, b, "r1")))
+			second := decode(h.Raw(r.subject, body(t, b, "r1")))
 			if got := codeOf(second); got != r.wantB {
 				t.Fatalf("other body under the same request_id: %s, want %s (%+v)", got, r.wantB, second.Error)
 			}
@@ -271,7 +272,7 @@ func TestRequestIDIdentifiesOneRequest(t *testing.T) {
 			if r.recordsB {
 				want++
 			}
-			if n := len(h.history(acc)); n != want {
+			if n := len(h.History(acc)); n != want {
 				t.Fatalf("other body under the same request_id: account has %d events, want %d", n, want)
 			}
 		})
@@ -295,37 +296,37 @@ func lockRows() []lockRow {
 	return []lockRow{
 		{name: "wrong_passwords", subject: "login.password", first: domain.CodeInvalidCredentials, blocked: domain.CodeAccountLocked,
 			setup: func(t *testing.T, h *harness) (string, func(int) obj, string) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, func(i int) obj { return obj{"nir": nir1, "password": fmt.Sprintf("faux-%d", i)} }, events.TypePasswordFailed
 			}},
 		{name: "wrong_security_codes", subject: "login.otp.verify", first: domain.CodeOTPInvalid, blocked: domain.CodeAccountLocked,
 			setup: func(t *testing.T, h *harness) (string, func(int) obj, string) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				login := h.startLogin(nir1, password)
-				code := h.lastCode(acc)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				login := h.StartLogin(nir1, password)
+				code := h.LastCode(acc)
 				return acc, func(i int) obj { return obj{"login_id": login, "code": wrongCode(code, i)} }, events.TypeOTPFailed
 			}},
 		{name: "wrong_password_change_codes", subject: "password.change.verify_code", first: domain.CodeCodeInvalid, blocked: domain.CodeCodeAttemptsExceeded,
 			setup: func(t *testing.T, h *harness) (string, func(int) obj, string) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				s := h.login(acc, nir1, password)
-				h.req("password.change.start", obj{"session": s})
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				s := h.Login(acc, nir1, password)
+				h.Req("password.change.start", obj{"session": s})
 				code := h.changeCode(acc)
 				return acc, func(i int) obj { return obj{"session": s, "code": wrongCode(code, i)} }, events.TypeChangeCodeFailed
 			}},
 		{name: "wrong_email_change_codes", subject: "email.confirm", first: domain.CodeCodeInvalid, blocked: domain.CodeCodeAttemptsExceeded,
 			setup: func(t *testing.T, h *harness) (string, func(int) obj, string) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
-				s := h.login(acc, nir1, password)
-				h.req("email.change", obj{"session": s, "new_email": "nouvelle@example.fr"})
-				code := h.open(h.lastEvent(acc, events.TypeEmailChangeCodeIssued).(events.EmailChangeCodeIssued).CodeSealed, acc)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
+				s := h.Login(acc, nir1, password)
+				h.Req("email.change", obj{"session": s, "new_email": "nouvelle@example.fr"})
+				code := h.Open(h.LastEvent(acc, events.TypeEmailChangeCodeIssued).(events.EmailChangeCodeIssued).CodeSealed, acc)
 				return acc, func(i int) obj { return obj{"session": s, "code": wrongCode(code, i)} }, events.TypeChangeCodeFailed
 			}},
 		{name: "wrong_current_passwords_strict", subject: "password.change.start", first: domain.CodeInvalidCredentials, blocked: domain.CodeAccountLocked,
 			policy: func() domain.Policy { p := domain.StrictPolicy(); p.Argon2 = cheapArgon2; return p },
 			setup: func(t *testing.T, h *harness) (string, func(int) obj, string) {
-				acc := h.register(nir1, "valerie@yahoo.fr", "Motdepasse-2023-long")
-				s := h.login(acc, nir1, "Motdepasse-2023-long")
+				acc := h.Register(nir1, "valerie@yahoo.fr", "Motdepasse-2023-long")
+				s := h.Login(acc, nir1, "Motdepasse-2023-long")
 				return acc, func(i int) obj { return obj{"session": s, "current_password": fmt.Sprintf("faux-%d", i)} }, events.TypePasswordFailed
 			}},
 	}
@@ -351,18 +352,18 @@ func TestReusedRequestIDNeverHidesAFailure(t *testing.T) {
 				if i >= 2 {
 					want = r.blocked
 				}
-				rep := h.req(r.subject, withID(wrong(i), "r1"))
+				rep := h.Req(r.subject, withID(wrong(i), "r1"))
 				if got := codeOf(rep); got != want {
 					t.Fatalf("attempt %d: %s, want %s", i+1, got, want)
 				}
 			}
-			if n := count(h.history(acc), failure); n != 3 {
+			if n := count(h.History(acc), failure); n != 3 {
 				t.Fatalf("%d failures recorded, want 3", n)
 			}
 			if r.subject == "login.password" {
 				// The right password under the same request_id is refused
 				// until the block ends.
-				wantError(t, h.req("login.password", obj{"nir": nir1, "password": password, "request_id": "r1"}), domain.CodeAccountLocked)
+				wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password, "request_id": "r1"}), domain.CodeAccountLocked)
 			}
 		})
 	}
@@ -376,12 +377,12 @@ func TestReusedRequestIDNeverHidesAFailureInParallel(t *testing.T) {
 			h, acc, wrong, failure := r.start(t)
 			const n = 12
 			codes := parallel(t, n, func(i int) Reply {
-				return h.req(r.subject, withID(wrong(i), "r1"))
+				return h.Req(r.subject, withID(wrong(i), "r1"))
 			})
 			if codes[r.first] != 2 || codes[r.blocked] != n-2 {
 				t.Fatalf("replies %v; want 2 %s and %d %s", codes, r.first, n-2, r.blocked)
 			}
-			if got := count(h.history(acc), failure); got != 3 {
+			if got := count(h.History(acc), failure); got != 3 {
 				t.Fatalf("%d failures recorded, want 3", got)
 			}
 		})
@@ -392,11 +393,11 @@ func TestReusedRequestIDNeverHidesAFailureInParallel(t *testing.T) {
 // reply is the first one's.
 func TestIdenticalRequestsInParallelRecordOnce(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	b := body(t, obj{"nir": nir1, "password": "faux-mot"}, "same")
 	replies := make(chan string, 20)
 	parallel(t, 20, func(int) Reply {
-		raw := h.raw("login.password", b)
+		raw := h.Raw("login.password", b)
 		replies <- string(raw)
 		var rep Reply
 		_ = json.Unmarshal(raw, &rep)
@@ -410,7 +411,7 @@ func TestIdenticalRequestsInParallelRecordOnce(t *testing.T) {
 	if len(seen) != 1 {
 		t.Fatalf("%d different replies to one request: %v", len(seen), seen)
 	}
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 1 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 1 {
 		t.Fatalf("%d failures recorded for one request", n)
 	}
 }

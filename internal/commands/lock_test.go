@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -34,13 +35,13 @@ func TestAPasswordHashDoesNotStallTheAccountsSharingItsLock(t *testing.T) {
 	}{
 		{name: "strict_profile_current_password_check", hold: 1, want: contract.StatusCodeSent,
 			setup: func(h *harness) (string, string, obj, domain.Policy) {
-				acc := h.register(nir1, "valerie@yahoo.fr", strictPassword)
-				session := h.login(acc, nir1, strictPassword)
+				acc := h.Register(nir1, "valerie@yahoo.fr", strictPassword)
+				session := h.Login(acc, nir1, strictPassword)
 				return acc, contract.CmdPasswordChangeStart, obj{"session": session, "current_password": strictPassword}, strict
 			}},
 		{name: "login_rehash_to_the_current_parameters", hold: 2, want: contract.StatusOTPRequired,
 			setup: func(h *harness) (string, string, obj, domain.Policy) {
-				acc := h.register(nir1, "valerie@yahoo.fr", password)
+				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, contract.CmdLoginPassword, obj{"nir": nir1, "password": password}, stronger
 			}},
 	}
@@ -60,7 +61,7 @@ func TestAPasswordHashDoesNotStallTheAccountsSharingItsLock(t *testing.T) {
 			if r.name == rows[0].name {
 				first = strict
 			}
-			h := newHarnessWith(t, 1, first, func(c *Config) {
+			h := newHarnessWith(t, 1, first, func(c *commands.Config) {
 				c.HashObserver = func(key string) {
 					if key == held.Load().(string) && seen.Add(1) == int32(r.hold) {
 						close(entered)
@@ -70,21 +71,21 @@ func TestAPasswordHashDoesNotStallTheAccountsSharingItsLock(t *testing.T) {
 			})
 			acc, subject, body, policy := r.setup(h)
 			if policy.Name != first.Name || policy.Argon2 != first.Argon2 {
-				_ = h.svcs[0].Stop()
-				h.addInstance(policy)
+				_ = h.Svcs[0].Stop()
+				h.AddInstance(policy)
 			}
 			other := accountOnTheStripeOf(t, acc)
 
 			held.Store(acc)
 			done := make(chan Reply, 1)
-			go func() { done <- h.reqAsync(subject, body) }()
+			go func() { done <- h.ReqAsync(subject, body) }()
 			select {
 			case <-entered:
 			case <-time.After(10 * time.Second):
 				t.Fatal("the request never reached its hash")
 			}
 			probe := make(chan Reply, 1)
-			go func() { probe <- h.reqAsync(contract.CmdAccountUnlock, obj{"account_id": other}) }()
+			go func() { probe <- h.ReqAsync(contract.CmdAccountUnlock, obj{"account_id": other}) }()
 			select {
 			case rep := <-probe:
 				wantError(t, rep, domain.CodeAccountNotFound)
@@ -105,27 +106,12 @@ func accountOnTheStripeOf(t *testing.T, acc string) string {
 	t.Helper()
 	for i := range 100_000 {
 		id := events.NewID(t0.Add(time.Duration(i) * time.Millisecond))
-		if id != acc && stripe(id) == stripe(acc) {
+		if id != acc && commands.Stripe(id) == commands.Stripe(acc) {
 			return id
 		}
 	}
 	t.Fatal("no account id found on the stripe")
 	return ""
-}
-
-// reqAsync is req for a goroutine other than the test's: a failure to
-// send comes back as an `unavailable` reply instead of failing the test.
-func (h *harness) reqAsync(subject string, body obj) Reply {
-	b, _ := json.Marshal(body)
-	msg, err := h.nc.Request("auth.cmd."+subject, b, 10*time.Second)
-	var rep Reply
-	if err != nil || json.Unmarshal(msg.Data, &rep) != nil {
-		return Reply{Error: &contract.ErrorBody{Code: domain.CodeUnavailable, Message: "request failed"}}
-	}
-	h.mu.Lock()
-	h.replies = append(h.replies, json.RawMessage(msg.Data))
-	h.mu.Unlock()
-	return rep
 }
 
 // A password checked outside the lock against a stored hash that another
@@ -137,7 +123,7 @@ func TestAPasswordCheckedAgainstAReplacedHashIsCheckedAgain(t *testing.T) {
 	held.Store("")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var seen atomic.Int32
-	h := newHarnessWith(t, 2, testPolicy(), func(c *Config) {
+	h := newHarnessWith(t, 2, testPolicy(), func(c *commands.Config) {
 		c.HashWorkers = 2 // the reset hashes while the login holds a worker
 		c.HashObserver = func(key string) {
 			if key == held.Load().(string) && seen.Add(1) == 1 {
@@ -146,21 +132,21 @@ func TestAPasswordCheckedAgainstAReplacedHashIsCheckedAgain(t *testing.T) {
 			}
 		}
 	})
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	token := h.resetToken(acc, nir1)
 	ctx := t.Context()
 	// Both instances know the account as it is now.
-	for _, svc := range h.svcs {
+	for _, svc := range h.Svcs {
 		svc.Handle(ctx, contract.CmdAccountSetAffiliation, []byte(`{"account_id":"`+acc+`","affiliation":"active"}`))
 	}
 
 	held.Store(acc)
 	done := make(chan []byte, 1)
 	go func() {
-		done <- h.svcs[0].Handle(ctx, contract.CmdLoginPassword, []byte(`{"nir":"`+nir1+`","password":"`+password+`"}`))
+		done <- h.Svcs[0].Handle(ctx, contract.CmdLoginPassword, []byte(`{"nir":"`+nir1+`","password":"`+password+`"}`))
 	}()
 	<-entered // checked against the old hash, outside the lock
-	reset := h.svcs[1].Handle(ctx, contract.CmdPasswordResetComplete, []byte(`{"token":"`+token+`","new_password":"Nouveau-mot-2025"}`))
+	reset := h.Svcs[1].Handle(ctx, contract.CmdPasswordResetComplete, []byte(`{"token":"`+token+`","new_password":"Nouveau-mot-2025"}`))
 	close(release)
 	var rep Reply
 	if err := json.Unmarshal(<-done, &rep); err != nil {
@@ -173,7 +159,7 @@ func TestAPasswordCheckedAgainstAReplacedHashIsCheckedAgain(t *testing.T) {
 	if n := seen.Load(); n != 3 {
 		t.Fatalf("%d hashes for the account, want 3 (the login's check of the old hash, the reset's new hash, the login's check of it)", n)
 	}
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 1 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 1 {
 		t.Fatalf("%d failures recorded, want 1", n)
 	}
 }

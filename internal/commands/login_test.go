@@ -1,4 +1,4 @@
-package commands
+package commands_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -20,33 +21,33 @@ const (
 
 func TestWholeLoginFlow(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register("2 69 05 49 588 157 80", "valerie@yahoo.fr", password)
+	acc := h.Register("2 69 05 49 588 157 80", "valerie@yahoo.fr", password)
 
-	rep := h.req("login.password", obj{"nir": nir1, "password": password, "channel": "web", "client_ip": "203.0.113.7", "request_id": "r-1"})
+	rep := h.Req("login.password", obj{"nir": nir1, "password": password, "channel": "web", "client_ip": "203.0.113.7", "request_id": "r-1"})
 	if !rep.OK || rep.Status != "otp_required" || rep.MaskedEmail != "v***@y***.fr" || rep.LoginID == "" {
 		t.Fatalf("password step: %+v %+v", rep, rep.Error)
 	}
 	if strings.Contains(rep.LoginID, acc) {
 		t.Fatal("login_id shows the account id before the login is complete")
 	}
-	send := h.req("login.otp.send", obj{"login_id": rep.LoginID})
+	send := h.Req("login.otp.send", obj{"login_id": rep.LoginID})
 	if !send.OK || send.Status != "otp_sent" || send.MaskedEmail != "v***@y***.fr" || !send.ExpiresAt.Equal(t0.Add(15*time.Minute)) || send.Message != "" {
 		t.Fatalf("otp.send: %+v %+v", send, send.Error)
 	}
-	code := h.lastCode(acc)
+	code := h.LastCode(acc)
 
 	wrong := "000000"
 	if code == wrong {
 		wrong = "111111"
 	}
-	bad := h.req("login.otp.verify", obj{"login_id": rep.LoginID, "code": wrong})
+	bad := h.Req("login.otp.verify", obj{"login_id": rep.LoginID, "code": wrong})
 	wantError(t, bad, domain.CodeOTPInvalid)
 	if bad.Error.AttemptsLeft != 2 || !strings.HasPrefix(bad.Error.Message, "Le code de sécurité saisi est erroné") {
 		t.Fatalf("wrong code reply: %+v", bad.Error)
 	}
 
-	h.clock.Advance(time.Minute)
-	okRep := h.req("login.otp.verify", obj{"login_id": rep.LoginID, "code": code[:3] + " " + code[3:], "remember_device": true})
+	h.Clock.Advance(time.Minute)
+	okRep := h.Req("login.otp.verify", obj{"login_id": rep.LoginID, "code": code[:3] + " " + code[3:], "remember_device": true})
 	if !okRep.OK || okRep.Status != "authenticated" || okRep.AccountID != acc || okRep.Session == nil || okRep.DeviceToken == "" {
 		t.Fatalf("verify: %+v %+v", okRep, okRep.Error)
 	}
@@ -58,23 +59,23 @@ func TestWholeLoginFlow(t *testing.T) {
 	}
 
 	// The code is single use.
-	wantError(t, h.req("login.otp.verify", obj{"login_id": rep.LoginID, "code": code}), domain.CodeLoginExpired)
+	wantError(t, h.Req("login.otp.verify", obj{"login_id": rep.LoginID, "code": code}), domain.CodeLoginExpired)
 
 	// The remembered device skips the code; the password is still required.
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "wrong-password", "device_token": okRep.DeviceToken}), domain.CodeInvalidCredentials)
-	direct := h.req("login.password", obj{"nir": nir1, "password": password, "device_token": okRep.DeviceToken, "channel": "app"})
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "wrong-password", "device_token": okRep.DeviceToken}), domain.CodeInvalidCredentials)
+	direct := h.Req("login.password", obj{"nir": nir1, "password": password, "device_token": okRep.DeviceToken, "channel": "app"})
 	if !direct.OK || direct.Status != "authenticated" || direct.Session == nil || direct.OfferBiometric == nil {
 		t.Fatalf("trusted device login: %+v %+v", direct, direct.Error)
 	}
 	// Another browser (no token) is asked the code.
-	if r := h.req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
 		t.Fatalf("device without token: %+v", r)
 	}
 
-	if r := h.req("session.logout", obj{"session": direct.Session.Token}); !r.OK || r.Status != "logged_out" {
+	if r := h.Req("session.logout", obj{"session": direct.Session.Token}); !r.OK || r.Status != "logged_out" {
 		t.Fatalf("logout: %+v", r.Error)
 	}
-	hist := h.history(acc)
+	hist := h.History(acc)
 	if count(hist, events.TypeSessionEnded) != 1 || count(hist, events.TypeLoginSucceeded) != 2 {
 		t.Fatalf("history: %d ended, %d succeeded", count(hist, events.TypeSessionEnded), count(hist, events.TypeLoginSucceeded))
 	}
@@ -88,9 +89,9 @@ func TestWholeLoginFlow(t *testing.T) {
 
 func TestNewCodeIsAnnouncedAsResent(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	h.register(nir1, "valerie@yahoo.fr", password)
-	login := h.startLogin(nir1, password)
-	again := h.req("login.otp.send", obj{"login_id": login, "channel": "app"})
+	h.Register(nir1, "valerie@yahoo.fr", password)
+	login := h.StartLogin(nir1, password)
+	again := h.Req("login.otp.send", obj{"login_id": login, "channel": "app"})
 	if !again.OK || again.Message != domain.OTPResentInfo {
 		t.Fatalf("second code: %+v", again)
 	}
@@ -98,108 +99,108 @@ func TestNewCodeIsAnnouncedAsResent(t *testing.T) {
 
 func TestExpiredCodeAsksForANewOneWithoutCounting(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	login := h.startLogin(nir1, password)
-	code := h.lastCode(acc)
-	h.clock.Advance(15 * time.Minute)
-	rep := h.req("login.otp.verify", obj{"login_id": login, "code": code})
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	login := h.StartLogin(nir1, password)
+	code := h.LastCode(acc)
+	h.Clock.Advance(15 * time.Minute)
+	rep := h.Req("login.otp.verify", obj{"login_id": login, "code": code})
 	wantError(t, rep, domain.CodeOTPExpired)
 	if rep.Error.Message != "Le code de sécurité n'a pas été saisi dans les 15 minutes. Merci d'en demander un nouveau." {
 		t.Fatalf("message: %q", rep.Error.Message)
 	}
 	// Same login, new code, still within the login's hour.
-	if r := h.req("login.otp.send", obj{"login_id": login}); !r.OK {
+	if r := h.Req("login.otp.send", obj{"login_id": login}); !r.OK {
 		t.Fatalf("new code: %+v", r.Error)
 	}
-	if r := h.req("login.otp.verify", obj{"login_id": login, "code": h.lastCode(acc)}); !r.OK {
+	if r := h.Req("login.otp.verify", obj{"login_id": login, "code": h.LastCode(acc)}); !r.OK {
 		t.Fatalf("verify new code: %+v", r.Error)
 	}
-	if n := count(h.history(acc), events.TypeOTPFailed); n != 0 {
+	if n := count(h.History(acc), events.TypeOTPFailed); n != 0 {
 		t.Fatalf("expired code counted as %d failures", n)
 	}
 }
 
 func TestUnknownNIRAnswersExactlyLikeAWrongPassword(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	h.register(nir1, "valerie@yahoo.fr", password)
-	before := h.streamCount()
-	unknown := h.raw("login.password", []byte(`{"nir":"`+nir2+`","password":"whatever-1"}`))
-	wrong := h.raw("login.password", []byte(`{"nir":"`+nir1+`","password":"whatever-1"}`))
+	h.Register(nir1, "valerie@yahoo.fr", password)
+	before := h.StreamCount()
+	unknown := h.Raw("login.password", []byte(`{"nir":"`+nir2+`","password":"whatever-1"}`))
+	wrong := h.Raw("login.password", []byte(`{"nir":"`+nir1+`","password":"whatever-1"}`))
 	if !bytes.Equal(unknown, wrong) {
 		t.Fatalf("replies differ:\n unknown NIR    %s\n wrong password %s", unknown, wrong)
 	}
-	if got := h.streamCount(); got != before+1 {
+	if got := h.StreamCount(); got != before+1 {
 		t.Fatalf("stream grew by %d, want 1 (the wrong password only)", got-before)
 	}
 }
 
 func TestAccountStatesAreToldOnlyAfterTheRightPassword(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 
-	if r := h.req("account.set_affiliation", obj{"nir": nir1, "affiliation": "none"}); !r.OK {
+	if r := h.Req("account.set_affiliation", obj{"nir": nir1, "affiliation": "none"}); !r.OK {
 		t.Fatalf("set_affiliation: %+v", r.Error)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "bad-password"}), domain.CodeInvalidCredentials)
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAffiliationMissing)
-	h.req("account.set_affiliation", obj{"account_id": acc, "affiliation": "pending"})
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAffiliationPending)
-	h.req("account.set_affiliation", obj{"account_id": acc, "affiliation": "active"})
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "bad-password"}), domain.CodeInvalidCredentials)
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAffiliationMissing)
+	h.Req("account.set_affiliation", obj{"account_id": acc, "affiliation": "pending"})
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAffiliationPending)
+	h.Req("account.set_affiliation", obj{"account_id": acc, "affiliation": "active"})
 
-	deact := h.req("account.deactivate", obj{"account_id": acc, "reason": "demande de l'assuré"})
+	deact := h.Req("account.deactivate", obj{"account_id": acc, "reason": "demande de l'assuré"})
 	if !deact.OK || !deact.DeactivatedAt.Equal(t0) {
 		t.Fatalf("deactivate: %+v %+v", deact, deact.Error)
 	}
-	rep := h.req("login.password", obj{"nir": nir1, "password": password})
+	rep := h.Req("login.password", obj{"nir": nir1, "password": password})
 	wantError(t, rep, domain.CodeAccountDeactivated)
 	if !strings.Contains(rep.Error.Message, "Votre compte a été désactivé le 05/01/2023.") || !rep.Error.DeactivatedAt.Equal(t0) {
 		t.Fatalf("deactivated reply: %+v", rep.Error)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "bad-password"}), domain.CodeInvalidCredentials)
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "bad-password"}), domain.CodeInvalidCredentials)
 
 	// Registering again with the NIR reactivates the same account.
-	re := h.req("account.register", obj{"nir": nir1, "email": "nouvelle@mail.fr", "password": "Nouveau-mot-2024", "email_validated": false, "affiliation": "active"})
+	re := h.Req("account.register", obj{"nir": nir1, "email": "nouvelle@mail.fr", "password": "Nouveau-mot-2024", "email_validated": false, "affiliation": "active"})
 	if !re.OK || re.Status != "reactivated" || re.AccountID != acc {
 		t.Fatalf("reactivate: %+v %+v", re, re.Error)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2024"}), domain.CodeNoValidatedEmail)
-	wantError(t, h.req("account.register", obj{"nir": nir1, "email": "x@y.fr", "password": "Nouveau-mot-2024", "email_validated": true, "affiliation": "active"}), domain.CodeAccountExists)
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2024"}), domain.CodeNoValidatedEmail)
+	wantError(t, h.Req("account.register", obj{"nir": nir1, "email": "x@y.fr", "password": "Nouveau-mot-2024", "email_validated": true, "affiliation": "active"}), domain.CodeAccountExists)
 }
 
 func TestAdviserUnlocksAndDevClockEndsBlocks(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	h.register(nir1, "valerie@yahoo.fr", password)
+	h.Register(nir1, "valerie@yahoo.fr", password)
 	var last Reply
 	for i := 0; i < 3; i++ {
-		last = h.req("login.password", obj{"nir": nir1, "password": "bad-password"})
+		last = h.Req("login.password", obj{"nir": nir1, "password": "bad-password"})
 	}
 	wantError(t, last, domain.CodeAccountLocked)
 	if last.Error.Reason != domain.ReasonPasswordFailures || !last.Error.BlockedUntil.Equal(t0.Add(15*time.Minute)) ||
 		!strings.Contains(last.Error.Message, "jusqu'au jeudi 5 janvier 2023 14:45 (heure de Paris)") {
 		t.Fatalf("lock reply: %+v", last.Error)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAccountLocked)
-	if r := h.req("account.unlock", obj{"nir": nir1}); !r.OK || r.Status != "unlocked" {
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAccountLocked)
+	if r := h.Req("account.unlock", obj{"nir": nir1}); !r.OK || r.Status != "unlocked" {
 		t.Fatalf("unlock: %+v", r.Error)
 	}
-	if r := h.req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
 		t.Fatalf("after unlock: %+v", r.Error)
 	}
-	wantError(t, h.req("account.unlock", obj{"nir": nir2}), domain.CodeAccountNotFound)
+	wantError(t, h.Req("account.unlock", obj{"nir": nir2}), domain.CodeAccountNotFound)
 }
 
 func TestRehashOnLoginWhenParametersChange(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	_ = h.svcs[0].Stop()
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	_ = h.Svcs[0].Stop()
 	stronger := testPolicy()
 	stronger.Argon2.Memory *= 2
-	h.addInstance(stronger)
-	if r := h.req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	h.AddInstance(stronger)
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
 		t.Fatalf("login: %+v", r.Error)
 	}
 	var rehashed string
-	for _, e := range h.history(acc) {
+	for _, e := range h.History(acc) {
 		if v, ok := e.Data.(events.PasswordVerified); ok {
 			rehashed = v.NewPasswordHash
 		}
@@ -213,9 +214,9 @@ func TestRehashOnLoginWhenParametersChange(t *testing.T) {
 // and the service still answers afterwards.
 func TestBadInput(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	h.register(nir1, "valerie@yahoo.fr", password)
-	before := h.streamCount()
-	huge := `{"nir":"` + nir1 + `","password":"` + strings.Repeat("a", MaxRequestBytes) + `"}`
+	h.Register(nir1, "valerie@yahoo.fr", password)
+	before := h.StreamCount()
+	huge := `{"nir":"` + nir1 + `","password":"` + strings.Repeat("a", commands.MaxRequestBytes) + `"}`
 	for _, c := range []struct {
 		name, subject, body, field string
 	}{
@@ -249,7 +250,7 @@ func TestBadInput(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var rep Reply
-			if err := json.Unmarshal(h.raw(c.subject, []byte(c.body)), &rep); err != nil {
+			if err := json.Unmarshal(h.Raw(c.subject, []byte(c.body)), &rep); err != nil {
 				t.Fatal(err)
 			}
 			wantError(t, rep, domain.CodeInvalidRequest)
@@ -258,27 +259,27 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if got := h.streamCount(); got != before {
+	if got := h.StreamCount(); got != before {
 		t.Fatalf("bad input appended %d events", got-before)
 	}
-	wantError(t, h.req("login.password", obj{"nir": nir1, "password": "x"}), domain.CodeInvalidCredentials)
+	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "x"}), domain.CodeInvalidCredentials)
 	// A weak password is refused at registration with its own code.
-	wantError(t, h.req("account.register", obj{"nir": nir2, "email": "a@b.fr", "password": "court", "email_validated": true, "affiliation": "active"}), domain.CodeWeakPassword)
+	wantError(t, h.Req("account.register", obj{"nir": nir2, "email": "a@b.fr", "password": "court", "email_validated": true, "affiliation": "active"}), domain.CodeWeakPassword)
 }
 
 // Nothing secret reaches the stream: not the password, the code, the
 // tokens, the NIR or the email address in clear.
 func TestNoSecretInTheStream(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie.secret@yahoo.fr", password)
-	login := h.startLogin(nir1, password)
-	code := h.lastCode(acc)
-	rep := h.req("login.otp.verify", obj{"login_id": login, "code": code, "remember_device": true})
+	acc := h.Register(nir1, "valerie.secret@yahoo.fr", password)
+	login := h.StartLogin(nir1, password)
+	code := h.LastCode(acc)
+	rep := h.Req("login.otp.verify", obj{"login_id": login, "code": code, "remember_device": true})
 	if !rep.OK {
 		t.Fatal(rep.Error)
 	}
 	var all bytes.Buffer
-	for _, e := range h.history(acc) {
+	for _, e := range h.History(acc) {
 		b, _ := events.Marshal(e)
 		all.Write(b)
 	}
@@ -296,25 +297,25 @@ func TestNoSecretInTheStream(t *testing.T) {
 // serialises them, across two instances.
 func TestParallelWrongPasswordsLockAfterExactlyThree(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	codes := parallel(t, 40, func(int) Reply { return h.req("login.password", obj{"nir": nir1, "password": "bad-password"}) })
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	codes := parallel(t, 40, func(int) Reply { return h.Req("login.password", obj{"nir": nir1, "password": "bad-password"}) })
 	if codes[domain.CodeInvalidCredentials] != 2 || codes[domain.CodeAccountLocked] != 38 {
 		t.Fatalf("replies: %v; want 2 invalid_credentials and 38 account_locked", codes)
 	}
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 3 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 3 {
 		t.Fatalf("%d failures recorded, want 3", n)
 	}
 }
 
 func TestParallelCodeRequestsIssueExactlyFive(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	rep := h.req("login.password", obj{"nir": nir1, "password": password})
-	codes := parallel(t, 20, func(int) Reply { return h.req("login.otp.send", obj{"login_id": rep.LoginID}) })
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	rep := h.Req("login.password", obj{"nir": nir1, "password": password})
+	codes := parallel(t, 20, func(int) Reply { return h.Req("login.otp.send", obj{"login_id": rep.LoginID}) })
 	if codes["otp_sent"] != 5 || codes[domain.CodeOTPQuotaExceeded] != 1 || codes[domain.CodeAccountLocked] != 14 {
 		t.Fatalf("replies: %v; want 5 otp_sent, 1 otp_quota_exceeded, 14 account_locked", codes)
 	}
-	hist := h.history(acc)
+	hist := h.History(acc)
 	if count(hist, events.TypeOTPIssued) != 5 || count(hist, events.TypeOTPQuotaExceeded) != 1 {
 		t.Fatalf("recorded %d codes and %d quota blocks", count(hist, events.TypeOTPIssued), count(hist, events.TypeOTPQuotaExceeded))
 	}
@@ -322,31 +323,31 @@ func TestParallelCodeRequestsIssueExactlyFive(t *testing.T) {
 
 func TestParallelChecksOfOneRightCodeOpenOneSession(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	login := h.startLogin(nir1, password)
-	code := h.lastCode(acc)
-	codes := parallel(t, 10, func(int) Reply { return h.req("login.otp.verify", obj{"login_id": login, "code": code}) })
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	login := h.StartLogin(nir1, password)
+	code := h.LastCode(acc)
+	codes := parallel(t, 10, func(int) Reply { return h.Req("login.otp.verify", obj{"login_id": login, "code": code}) })
 	if codes["authenticated"] != 1 || codes[domain.CodeLoginExpired] != 9 {
 		t.Fatalf("replies: %v; want 1 authenticated, 9 login_expired", codes)
 	}
-	if n := count(h.history(acc), events.TypeLoginSucceeded); n != 1 {
+	if n := count(h.History(acc), events.TypeLoginSucceeded); n != 1 {
 		t.Fatalf("%d sessions recorded", n)
 	}
 }
 
 func TestParallelWrongCodesLockAfterExactlyThree(t *testing.T) {
 	h := newHarness(t, 2, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
-	login := h.startLogin(nir1, password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	login := h.StartLogin(nir1, password)
 	wrong := "000000"
-	if h.lastCode(acc) == wrong {
+	if h.LastCode(acc) == wrong {
 		wrong = "999999"
 	}
-	codes := parallel(t, 12, func(int) Reply { return h.req("login.otp.verify", obj{"login_id": login, "code": wrong}) })
+	codes := parallel(t, 12, func(int) Reply { return h.Req("login.otp.verify", obj{"login_id": login, "code": wrong}) })
 	if codes[domain.CodeOTPInvalid] != 2 || codes[domain.CodeAccountLocked] != 10 {
 		t.Fatalf("replies: %v", codes)
 	}
-	if n := count(h.history(acc), events.TypeOTPFailed); n != 3 {
+	if n := count(h.History(acc), events.TypeOTPFailed); n != 3 {
 		t.Fatalf("%d code failures recorded", n)
 	}
 }
@@ -355,23 +356,23 @@ func TestParallelWrongCodesLockAfterExactlyThree(t *testing.T) {
 // same instance, gets the very reply of the first try.
 func TestRetriedRequestAppendsOnce(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
-	acc := h.register(nir1, "valerie@yahoo.fr", password)
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	body := []byte(`{"nir":"` + nir1 + `","password":"bad-password","request_id":"retry-1"}`)
-	first := h.raw("login.password", body)
-	second := h.raw("login.password", body)
+	first := h.Raw("login.password", body)
+	second := h.Raw("login.password", body)
 	if !bytes.Equal(first, second) {
 		t.Fatalf("retry got another reply:\n%s\n%s", first, second)
 	}
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 1 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 1 {
 		t.Fatalf("%d failures recorded for one request", n)
 	}
 	// Another instance that never saw the request: the stream's
 	// deduplication still appends nothing.
-	_ = h.svcs[0].Stop()
-	h.addInstance(testPolicy())
-	third := h.req("login.password", obj{"nir": nir1, "password": "bad-password", "request_id": "retry-1"})
+	_ = h.Svcs[0].Stop()
+	h.AddInstance(testPolicy())
+	third := h.Req("login.password", obj{"nir": nir1, "password": "bad-password", "request_id": "retry-1"})
 	wantError(t, third, domain.CodeInvalidCredentials)
-	if n := count(h.history(acc), events.TypePasswordFailed); n != 1 {
+	if n := count(h.History(acc), events.TypePasswordFailed); n != 1 {
 		t.Fatalf("%d failures recorded after a retry on another instance", n)
 	}
 }

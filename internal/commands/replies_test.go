@@ -10,7 +10,7 @@ import (
 // The cache keeps the newest replies within its bound, and expired ones go
 // (on the service's clock, moved here by hand).
 func TestReplyCacheKeepsTheNewest(t *testing.T) {
-	clk := clock.NewFixed(t0)
+	clk := clock.NewFixed(time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC))
 	c := newReplyCache(clk, time.Hour, 3)
 	key := func(i byte) [32]byte { return [32]byte{i} }
 	for i := byte(1); i <= 5; i++ {

@@ -1,0 +1,18 @@
+package commands
+
+// What the external tests (package commands_test, which use the shared
+// harness of commandstest) need to see inside the service.
+
+// Stripe is the index of the lock an account id shares (accounts.lock).
+func Stripe(accountID string) int { return stripe(accountID) }
+
+// GateSize is the number of keys in use in the service's password gate.
+func GateSize(s *Service) int { return s.gate.size() }
+
+// WaitSnapshots waits for the snapshot writes in flight.
+func WaitSnapshots(s *Service) { s.accounts.snapshotWG.Wait() }
+
+// DropCachedStates forgets the account states kept in memory, as a
+// restarted instance would: the next command loads the snapshot and the
+// stream's tail.
+func DropCachedStates(s *Service) { s.accounts.cache = newLRU[cached](s.cfg.CacheSize) }
