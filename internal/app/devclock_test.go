@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,15 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
-	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
-	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
 // The commands service answers <prefix>.dev.clock.advance and a follower
@@ -26,32 +22,12 @@ import (
 // and refuse the same requests, so their clocks stay equal, and a refusal is
 // the commands' invalid_request reply naming the field.
 func TestDevClockResponderAndFollowerAgree(t *testing.T) {
-	srv := natsutil.RunTestServer(t)
-	nc := natsutil.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secrets.NewKeys([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	answers, follows := &clock.Dev{}, &clock.Dev{}
-	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
-		DevClock: answers, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(natsutil.Connect(t, srv)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop() })
-	if _, err := FollowDevClock(natsutil.Connect(t, srv), "auth", follows, log); err != nil {
+	h := commandstest.Start(t, commandstest.Options{Configure: func(c *commands.Config) {
+		c.DevClock, c.Clock = answers, answers
+	}})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := FollowDevClock(natsutil.Connect(t, h.Server), contract.DefaultPrefix, follows, log); err != nil {
 		t.Fatal(err)
 	}
 
@@ -73,30 +49,27 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := answers.Offset()
-			m, err := nc.Request("auth.dev.clock.advance", []byte(c.body), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			data := h.RawSubject(contract.Default.DevClockAdvance(), []byte(c.body))
 			var rep contract.AnyReply
-			if err := json.Unmarshal(m.Data, &rep); err != nil {
-				t.Fatalf("reply %s: %v", m.Data, err)
+			if err := json.Unmarshal(data, &rep); err != nil {
+				t.Fatalf("reply %s: %v", data, err)
 			}
 			if c.field == "" {
 				if !rep.OK || rep.Status != "clock_advanced" || rep.Now == nil || answers.Offset() <= before {
-					t.Fatalf("reply %s, offset %v (was %v)", m.Data, answers.Offset(), before)
+					t.Fatalf("reply %s, offset %v (was %v)", data, answers.Offset(), before)
 				}
 				return
 			}
 			if rep.OK || rep.Error == nil || rep.Error.Code != "invalid_request" || rep.Error.Field != c.field ||
 				!strings.Contains(rep.Error.Message, "« "+c.field+" »") || answers.Offset() != before {
-				t.Fatalf("reply %s, offset %v (was %v)", m.Data, answers.Offset(), before)
+				t.Fatalf("reply %s, offset %v (was %v)", data, answers.Offset(), before)
 			}
 		})
 	}
 	// One more step: the follower handles requests in order, so once it has
 	// caught up with this one it has judged every request above.
-	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":1}`), 5*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {
-		t.Fatalf("last step: %v", err)
+	if data := h.RawSubject(contract.Default.DevClockAdvance(), []byte(`{"seconds":1}`)); !strings.Contains(string(data), `"ok":true`) {
+		t.Fatalf("last step: %s", data)
 	}
 	want := answers.Offset()
 	if want > clock.MaxOffset || answers.Now().Year() > time.Now().Year()+11 {
@@ -117,7 +90,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	srv := natsutil.RunTestServer(t)
 	n := &NATS{Conn: natsutil.Connect(t, srv)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clk, stop, err := FollowClock(config.Config{Prefix: "auth"}, n, log)
+	clk, stop, err := FollowClock(config.Config{Prefix: contract.DefaultPrefix}, n, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +98,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if _, ok := clk.(clock.System); !ok {
 		t.Fatalf("clock %T, want clock.System", clk)
 	}
-	clk, stop, err = FollowClock(config.Config{Prefix: "auth", DevClock: true}, n, log)
+	clk, stop, err = FollowClock(config.Config{Prefix: contract.DefaultPrefix, DevClock: true}, n, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +107,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if !ok {
 		t.Fatalf("clock %T, want *clock.Dev", clk)
 	}
-	if err := n.Conn.Publish("auth.dev.clock.advance", []byte(`{"seconds":60}`)); err != nil {
+	if err := n.Conn.Publish(contract.Default.DevClockAdvance(), []byte(`{"seconds":60}`)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -17,18 +16,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
-	"github.com/ameli-auth/authsvc/internal/commands"
-	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
-	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
-// t0 is Thursday 5 January 2023, 14:30 in Paris.
-var t0 = time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC)
+// t0 is the harness clock's start, Thursday 5 January 2023, 14:30 in Paris.
+var t0 = commandstest.T0
 
-var testMasterKey = []byte("0123456789abcdef0123456789abcdef")
+var testMasterKey = commandstest.MasterKey
 
 // testSecretKey is AUTH_SECRET_KEY for testMasterKey.
 var testSecretKey = base64.StdEncoding.EncodeToString(testMasterKey)
@@ -39,11 +36,13 @@ const (
 	password = "Motdepasse-2023"
 )
 
-// testEnv runs the real commands service over an embedded nats-server (a
-// random port, never the machine's 4222) with a fixed clock, and authctl
-// against it through Run, as a shell would.
+// testEnv runs the real commands service on the shared harness
+// (commandstest: an embedded nats-server on a random port, never the
+// machine's 4222, and a fixed clock), and authctl against it through Run,
+// as a shell would.
 type testEnv struct {
 	t       *testing.T
+	h       *commandstest.Harness
 	srv     *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -55,34 +54,9 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	srv := natsutil.RunTestServer(t)
-	nc := natsutil.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secrets.NewKeys(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := domain.SeedPolicy()
-	policy.Argon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16} // fast tests
-	e := &testEnv{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0),
+	h := commandstest.Start(t, commandstest.Options{})
+	return &testEnv{t: t, h: h, srv: h.Server, nc: h.NC, js: h.JS, store: h.Store, keys: h.Keys, clock: h.Clock,
 		devices: t.TempDir() + "/ameli-auth/devices.json"}
-	svc, err := commands.New(commands.Config{Policy: policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Clock: e.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(natsutil.Connect(t, srv)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop() })
-	return e
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
@@ -130,12 +104,8 @@ func (e *testEnv) req(subject string, body map[string]any) reply {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	msg, err := e.nc.Request("auth.cmd."+subject, b, 10*time.Second)
-	if err != nil {
-		e.t.Fatalf("request %s: %v", subject, err)
-	}
 	var rep reply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+	if err := json.Unmarshal(e.h.Raw(subject, b), &rep); err != nil {
 		e.t.Fatal(err)
 	}
 	return rep
@@ -143,25 +113,12 @@ func (e *testEnv) req(subject string, body map[string]any) reply {
 
 func (e *testEnv) register(nir, email string) string {
 	e.t.Helper()
-	rep := e.req("account.register", map[string]any{"nir": nir, "email": email, "password": password,
-		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
-	if !rep.OK {
-		e.t.Fatalf("register: %+v", rep.Error)
-	}
-	return rep.AccountID
+	return e.h.Register(nir, email, password)
 }
 
 func (e *testEnv) history(accountID string) []events.Envelope {
 	e.t.Helper()
-	recs, err := e.store.Load(context.Background(), accountID, 0)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := make([]events.Envelope, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.Envelope)
-	}
-	return out
+	return e.h.History(accountID)
 }
 
 // waitCode waits for the account's code number n (1-based) and opens it as
