@@ -55,7 +55,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 				t.Fatalf("reply %s: %v", data, err)
 			}
 			if c.field == "" {
-				if !rep.OK || rep.Status != "clock_advanced" || rep.Now == nil || answers.Offset() <= before {
+				if !rep.OK || rep.Status != contract.StatusClockAdvanced || rep.Now == nil || answers.Offset() <= before {
 					t.Fatalf("reply %s, offset %v (was %v)", data, answers.Offset(), before)
 				}
 				return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -74,7 +75,7 @@ func TestBiometricFlow(t *testing.T) {
 	if second.OfferBiometric == nil || !*second.OfferBiometric {
 		t.Fatal("the second app login must offer biometrics")
 	}
-	if r := h.Req("biometric.offer", obj{"session": second.Session.Token, "response": "later", "channel": "app"}); !r.OK || r.Status != "offer_recorded" {
+	if r := h.Req("biometric.offer", obj{"session": second.Session.Token, "response": "later", "channel": "app"}); !r.OK || r.Status != contract.StatusOfferRecorded {
 		t.Fatalf("offer: %+v", r.Error)
 	}
 	// Enrolment from a web session is refused; from the app it works.
@@ -100,12 +101,12 @@ func TestBiometricFlow(t *testing.T) {
 
 	ch = h.Req("biometric.challenge", obj{"device_id": p.id})
 	in := h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge), "channel": "app"})
-	if !in.OK || in.Status != "authenticated" || in.AccountID != acc || in.Session == nil {
+	if !in.OK || in.Status != contract.StatusAuthenticated || in.AccountID != acc || in.Session == nil {
 		t.Fatalf("biometric login: %+v %+v", in, in.Error)
 	}
 	// A replayed challenge fails.
 	wantError(t, h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": p.sign(t, ch.Challenge)}), domain.CodeBiometricFailed)
-	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("biometric failures must not lock the account: %+v", r.Error)
 	}
 
@@ -142,7 +143,7 @@ func TestParallelUseOfOneChallengeOpensOneSession(t *testing.T) {
 	codes := parallel(t, 10, func(int) Reply {
 		return h.Req("biometric.login", obj{"device_id": p.id, "challenge": ch.Challenge, "signature": sig})
 	})
-	if codes["authenticated"] != 1 || codes[domain.CodeBiometricFailed] != 9 {
+	if codes[contract.StatusAuthenticated] != 1 || codes[domain.CodeBiometricFailed] != 9 {
 		t.Fatalf("replies: %v", codes)
 	}
 	n := 0

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -22,7 +23,7 @@ func TestPasswordChangeFlow(t *testing.T) {
 	session := h.Login(acc, nir1, password)
 
 	start := h.Req("password.change.start", obj{"session": session})
-	if !start.OK || start.Status != "code_sent" || start.MaskedEmail != "v***@y***.fr" || !start.ExpiresAt.Equal(t0.Add(15*time.Minute)) {
+	if !start.OK || start.Status != contract.StatusCodeSent || start.MaskedEmail != "v***@y***.fr" || !start.ExpiresAt.Equal(t0.Add(15*time.Minute)) {
 		t.Fatalf("start: %+v %+v", start, start.Error)
 	}
 	code := h.changeCode(acc)
@@ -30,11 +31,11 @@ func TestPasswordChangeFlow(t *testing.T) {
 		t.Fatalf("the seed's confirmation code has 4 digits, got %q", code)
 	}
 	wantError(t, h.Req("password.change.complete", obj{"session": session, "new_password": "Nouveau-mot-2025"}), domain.CodeCodeInvalid)
-	if r := h.Req("password.change.verify_code", obj{"session": session, "code": code}); !r.OK || r.Status != "code_verified" {
+	if r := h.Req("password.change.verify_code", obj{"session": session, "code": code}); !r.OK || r.Status != contract.StatusCodeVerified {
 		t.Fatalf("verify: %+v", r.Error)
 	}
 	wantError(t, h.Req("password.change.complete", obj{"session": session, "new_password": "court"}), domain.CodeWeakPassword)
-	if r := h.Req("password.change.complete", obj{"session": session, "new_password": "Nouveau-mot-2025"}); !r.OK || r.Status != "password_changed" {
+	if r := h.Req("password.change.complete", obj{"session": session, "new_password": "Nouveau-mot-2025"}); !r.OK || r.Status != contract.StatusPasswordChanged {
 		t.Fatalf("complete: %+v", r.Error)
 	}
 	// This session goes on; the other one ended (ASVS 7.4.3).
@@ -43,7 +44,7 @@ func TestPasswordChangeFlow(t *testing.T) {
 	}
 	wantError(t, h.Req("password.change.start", obj{"session": other}), domain.CodeSessionInvalid)
 	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password}), domain.CodeInvalidCredentials)
-	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("new password: %+v", r.Error)
 	}
 	changed := h.LastEvent(acc, events.TypePasswordChanged).(events.PasswordChanged)
@@ -102,7 +103,7 @@ func TestEmailChangeThenNoPasswordChangeFor48Hours(t *testing.T) {
 	if h.Open(issued.NewEmailSealed, acc) != "nouvelle.adresse@mail.fr" {
 		t.Fatal("the code must go to the new address")
 	}
-	if r := h.Req("email.confirm", obj{"session": session, "code": h.Open(issued.CodeSealed, acc)}); !r.OK || r.Status != "email_changed" {
+	if r := h.Req("email.confirm", obj{"session": session, "code": h.Open(issued.CodeSealed, acc)}); !r.OK || r.Status != contract.StatusEmailChanged {
 		t.Fatalf("email.confirm: %+v", r.Error)
 	}
 	changed := h.LastEvent(acc, events.TypeEmailChanged).(events.EmailChanged)
@@ -139,13 +140,13 @@ func TestPasswordResetFlow(t *testing.T) {
 	req := h.LastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested)
 	token := h.Open(req.TokenSealed, acc)
 	wantError(t, h.Req("password.reset.complete", obj{"token": token + "x", "new_password": "Nouveau-mot-2025"}), domain.CodeResetTokenInvalid)
-	if r := h.Req("password.reset.complete", obj{"token": token, "new_password": "Nouveau-mot-2025"}); !r.OK || r.Status != "password_reset" {
+	if r := h.Req("password.reset.complete", obj{"token": token, "new_password": "Nouveau-mot-2025"}); !r.OK || r.Status != contract.StatusPasswordReset {
 		t.Fatalf("reset: %+v", r.Error)
 	}
 	wantError(t, h.Req("password.reset.complete", obj{"token": token, "new_password": "Encore-autre-2025"}), domain.CodeResetTokenInvalid)
 	wantError(t, h.Req("password.change.start", obj{"session": session}), domain.CodeSessionInvalid)
 	// The password-failure block is lifted: the new password logs in at once.
-	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("login after reset: %+v", r.Error)
 	}
 	// An expired link.

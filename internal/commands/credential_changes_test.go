@@ -3,6 +3,7 @@ package commands_test
 import (
 	"testing"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -11,7 +12,7 @@ import (
 // notifier would put in it.
 func (h *harness) resetToken(acc, nir string) string {
 	h.T.Helper()
-	if r := h.Req("password.reset.request", obj{"nir": nir}); !r.OK || r.Status != "reset_requested" {
+	if r := h.Req("password.reset.request", obj{"nir": nir}); !r.OK || r.Status != contract.StatusResetRequested {
 		h.T.Fatalf("reset request: %+v", r.Error)
 	}
 	return h.Open(h.LastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested).TokenSealed, acc)
@@ -27,7 +28,7 @@ func (h *harness) changePassword(acc, session, newPassword string) {
 	if r := h.Req("password.change.verify_code", obj{"session": session, "code": h.changeCode(acc)}); !r.OK {
 		h.T.Fatalf("password.change.verify_code: %+v", r.Error)
 	}
-	if r := h.Req("password.change.complete", obj{"session": session, "new_password": newPassword}); !r.OK || r.Status != "password_changed" {
+	if r := h.Req("password.change.complete", obj{"session": session, "new_password": newPassword}); !r.OK || r.Status != contract.StatusPasswordChanged {
 		h.T.Fatalf("password.change.complete: %+v", r.Error)
 	}
 }
@@ -45,7 +46,7 @@ func TestAResetLinkAskedBeforeAPasswordChangeIsInvalidAfterIt(t *testing.T) {
 	wantError(t, h.Req("password.reset.complete", obj{"token": token, "new_password": "Encore-autre-2025"}), domain.CodeResetTokenInvalid)
 	// The password is the one the change set.
 	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "Encore-autre-2025"}), domain.CodeInvalidCredentials)
-	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025"}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("login with the changed password: %+v", r.Error)
 	}
 }
@@ -63,7 +64,7 @@ func TestAPasswordChangeForgetsRememberedBrowsers(t *testing.T) {
 	session := h.Login(acc, nir1, password)
 	h.changePassword(acc, session, "Nouveau-mot-2025")
 
-	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025", "device_token": remembered.DeviceToken}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2025", "device_token": remembered.DeviceToken}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("a browser remembered before the change: got %q %+v, want otp_required", r.Status, r.Error)
 	}
 	wantError(t, h.Req("password.change.start", obj{"session": remembered.Session.Token}), domain.CodeSessionInvalid)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
@@ -95,7 +96,7 @@ func TestUnknownNIRLockoutInParallel(t *testing.T) {
 func TestShadowStoreFailureKeepsTheReply(t *testing.T) {
 	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.Shadows = failingShadows{} })
 	wantError(t, h.Req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
-	if r := h.Req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != "reset_requested" {
+	if r := h.Req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != contract.StatusResetRequested {
 		t.Fatalf("reset request: %+v", r.Error)
 	}
 }

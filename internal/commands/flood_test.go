@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -139,7 +140,7 @@ func TestFloodOnOneNIRLeavesWorkersToOthers(t *testing.T) {
 		t.Fatal("another account's login waited behind a flood on one NIR")
 	}
 	close(release)
-	if rep := <-done; !rep.OK || rep.Status != "otp_required" {
+	if rep := <-done; !rep.OK || rep.Status != contract.StatusOTPRequired {
 		t.Fatalf("the other login: %+v", rep.Error)
 	}
 	flood.Wait()

@@ -59,7 +59,7 @@ func idemRows() []idemRow {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"nir": nir1, "password": "faux-mot-1"}, obj{"nir": nir1, "password": "faux-mot-2"}
 			}},
-		{subject: "login.otp.send", wantA: "otp_sent", wantB: "otp_sent", recordsB: true,
+		{subject: "login.otp.send", wantA: contract.StatusOTPSent, wantB: contract.StatusOTPSent, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				login := h.Req("login.password", obj{"nir": nir1, "password": password}).LoginID
@@ -72,28 +72,28 @@ func idemRows() []idemRow {
 				code := h.LastCode(acc)
 				return acc, obj{"login_id": login, "code": wrongCode(code, 1)}, obj{"login_id": login, "code": wrongCode(code, 2)}
 			}},
-		{subject: "session.logout", wantA: "logged_out", wantB: "logged_out",
+		{subject: "session.logout", wantA: contract.StatusLoggedOut, wantB: contract.StatusLoggedOut,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
 				return acc, obj{"session": s}, obj{"session": s, "channel": "app"}
 			}},
-		{subject: "account.register", wantA: "registered", wantB: domain.CodeAccountExists,
+		{subject: "account.register", wantA: contract.StatusRegistered, wantB: domain.CodeAccountExists,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				a := obj{"nir": nir2, "email": "paul@example.fr", "password": password, "email_validated": true, "affiliation": "active"}
 				b := obj{"nir": nir2, "email": "autre@example.fr", "password": password, "email_validated": true, "affiliation": "active"}
 				return "", a, b
 			}},
-		{subject: "account.deactivate", wantA: "deactivated", wantB: "deactivated",
+		{subject: "account.deactivate", wantA: contract.StatusDeactivated, wantB: contract.StatusDeactivated,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"account_id": acc, "reason": "holder"}, obj{"account_id": acc, "reason": "fraud"}
 			}},
-		{subject: "account.set_affiliation", wantA: "affiliation_set", wantB: "affiliation_set", recordsB: true,
+		{subject: "account.set_affiliation", wantA: contract.StatusAffiliationSet, wantB: contract.StatusAffiliationSet, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"account_id": acc, "affiliation": "pending"}, obj{"account_id": acc, "affiliation": "none"}
 			}},
-		{subject: "account.unlock", wantA: "unlocked", wantB: "unlocked",
+		{subject: "account.unlock", wantA: contract.StatusUnlocked, wantB: contract.StatusUnlocked,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				for i := range 3 {
@@ -101,7 +101,7 @@ func idemRows() []idemRow {
 				}
 				return acc, obj{"account_id": acc}, obj{"nir": nir1}
 			}},
-		{subject: "password.change.start", wantA: "code_sent", wantB: "code_sent", recordsB: true,
+		{subject: "password.change.start", wantA: contract.StatusCodeSent, wantB: contract.StatusCodeSent, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
 				return acc, obj{"session": s}, obj{"session": s, "channel": "app"}
@@ -113,26 +113,26 @@ func idemRows() []idemRow {
 				code := h.changeCode(acc)
 				return acc, obj{"session": s, "code": wrongCode(code, 1)}, obj{"session": s, "code": wrongCode(code, 2)}
 			}},
-		{subject: "password.change.complete", wantA: "password_changed", wantB: domain.CodeCodeInvalid,
+		{subject: "password.change.complete", wantA: contract.StatusPasswordChanged, wantB: domain.CodeCodeInvalid,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
 				h.Req("password.change.start", obj{"session": s})
 				h.Req("password.change.verify_code", obj{"session": s, "code": h.changeCode(acc)})
 				return acc, obj{"session": s, "new_password": "Nouveau-mot-2025"}, obj{"session": s, "new_password": "Encore-autre-2025"}
 			}},
-		{subject: "password.reset.request", wantA: "reset_requested", wantB: "reset_requested", recordsB: true,
+		{subject: "password.reset.request", wantA: contract.StatusResetRequested, wantB: contract.StatusResetRequested, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				return acc, obj{"nir": nir1}, obj{"nir": nir1, "channel": "app"}
 			}},
-		{subject: "password.reset.complete", wantA: "password_reset", wantB: domain.CodeResetTokenInvalid,
+		{subject: "password.reset.complete", wantA: contract.StatusPasswordReset, wantB: domain.CodeResetTokenInvalid,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				h.Req("password.reset.request", obj{"nir": nir1})
 				token := h.Open(h.LastEvent(acc, events.TypePasswordResetRequested).(events.PasswordResetRequested).TokenSealed, acc)
 				return acc, obj{"token": token, "new_password": "Nouveau-mot-2025"}, obj{"token": token, "new_password": "Encore-autre-2025"}
 			}},
-		{subject: "email.change", wantA: "code_sent", wantB: "code_sent", recordsB: true,
+		{subject: "email.change", wantA: contract.StatusCodeSent, wantB: contract.StatusCodeSent, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc, s := withSession(t, h)
 				return acc, obj{"session": s, "new_email": "nouvelle@example.fr"}, obj{"session": s, "new_email": "autre@example.fr"}
@@ -145,20 +145,20 @@ func idemRows() []idemRow {
 				code := h.Open(e.CodeSealed, acc)
 				return acc, obj{"session": s, "code": wrongCode(code, 1)}, obj{"session": s, "code": wrongCode(code, 2)}
 			}},
-		{subject: "biometric.offer", wantA: "offer_recorded", wantB: "offer_recorded", recordsB: true,
+		{subject: "biometric.offer", wantA: contract.StatusOfferRecorded, wantB: contract.StatusOfferRecorded, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				s := h.appLogin(acc, "phone-1").Session.Token
 				return acc, obj{"session": s, "response": "later", "channel": "app"}, obj{"session": s, "response": "never", "channel": "app"}
 			}},
-		{subject: "biometric.enroll", wantA: "biometric_enrolled", wantB: "biometric_enrolled", recordsB: true,
+		{subject: "biometric.enroll", wantA: contract.StatusBiometricEnrolled, wantB: contract.StatusBiometricEnrolled, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				s := h.appLogin(acc, "phone-1").Session.Token
 				return acc, obj{"session": s, "device_id": "phone-1", "public_key": newPhone(t, "phone-1").publicKey(t), "channel": "app"},
 					obj{"session": s, "device_id": "phone-2", "public_key": newPhone(t, "phone-2").publicKey(t), "channel": "app"}
 			}},
-		{subject: "biometric.challenge", wantA: "challenge_issued", wantB: "challenge_issued", recordsB: true, secret: true,
+		{subject: "biometric.challenge", wantA: contract.StatusChallengeIssued, wantB: contract.StatusChallengeIssued, recordsB: true, secret: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				enrolled(t, h, acc, newPhone(t, "phone-1"))
@@ -173,14 +173,14 @@ func idemRows() []idemRow {
 				return acc, obj{"device_id": p.id, "challenge": ch, "signature": thief.sign(t, ch), "channel": "app"},
 					obj{"device_id": p.id, "challenge": ch, "signature": thief.sign(t, ch), "channel": "app"}
 			}},
-		{subject: "account.revoke_biometrics", wantA: "biometrics_revoked", wantB: "biometrics_revoked", recordsB: true,
+		{subject: "account.revoke_biometrics", wantA: contract.StatusBiometricsRevoked, wantB: contract.StatusBiometricsRevoked, recordsB: true,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				acc := h.Register(nir1, "valerie@yahoo.fr", password)
 				enrolled(t, h, acc, newPhone(t, "phone-1"))
 				enrolled(t, h, acc, newPhone(t, "phone-2"))
 				return acc, obj{"account_id": acc, "device_id": "phone-1"}, obj{"account_id": acc}
 			}},
-		{subject: "account.import", wantA: "registered", wantB: domain.CodeAccountExists,
+		{subject: "account.import", wantA: contract.StatusRegistered, wantB: domain.CodeAccountExists,
 			setup: func(t *testing.T, h *harness) (string, obj, obj) {
 				hash := secrets.HashPassword(password, cheapArgon2)
 				a := obj{"nir": nir2, "email": "paul@example.fr", "password_hash": hash, "email_validated": true, "affiliation": "active"}

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -16,7 +17,7 @@ func TestImportedAccountKeepsItsPassword(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
 	old, _ := bcrypt.GenerateFromPassword([]byte("ancien-mot-de-passe"), bcrypt.MinCost)
 	rep := h.Req("account.import", obj{"nir": nir1, "email": "valerie@yahoo.fr", "password_hash": string(old), "email_validated": true, "affiliation": "active"})
-	if !rep.OK || rep.Status != "registered" {
+	if !rep.OK || rep.Status != contract.StatusRegistered {
 		t.Fatalf("import: %+v", rep.Error)
 	}
 	wantError(t, h.Req("account.import", obj{"nir": nir1, "email": "valerie@yahoo.fr", "password_hash": string(old), "email_validated": true, "affiliation": "active"}), domain.CodeAccountExists)
@@ -25,7 +26,7 @@ func TestImportedAccountKeepsItsPassword(t *testing.T) {
 	if bad.Error.Field != "password_hash" {
 		t.Fatalf("field %q", bad.Error.Field)
 	}
-	if r := h.Req("login.password", obj{"nir": nir1, "password": "ancien-mot-de-passe"}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": "ancien-mot-de-passe"}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("login with the imported password: %+v", r.Error)
 	}
 	v := h.LastEvent(rep.AccountID, events.TypePasswordVerified).(events.PasswordVerified)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -24,14 +25,14 @@ func TestWholeLoginFlow(t *testing.T) {
 	acc := h.Register("2 69 05 49 588 157 80", "valerie@yahoo.fr", password)
 
 	rep := h.Req("login.password", obj{"nir": nir1, "password": password, "channel": "web", "client_ip": "203.0.113.7", "request_id": "r-1"})
-	if !rep.OK || rep.Status != "otp_required" || rep.MaskedEmail != "v***@y***.fr" || rep.LoginID == "" {
+	if !rep.OK || rep.Status != contract.StatusOTPRequired || rep.MaskedEmail != "v***@y***.fr" || rep.LoginID == "" {
 		t.Fatalf("password step: %+v %+v", rep, rep.Error)
 	}
 	if strings.Contains(rep.LoginID, acc) {
 		t.Fatal("login_id shows the account id before the login is complete")
 	}
 	send := h.Req("login.otp.send", obj{"login_id": rep.LoginID})
-	if !send.OK || send.Status != "otp_sent" || send.MaskedEmail != "v***@y***.fr" || !send.ExpiresAt.Equal(t0.Add(15*time.Minute)) || send.Message != "" {
+	if !send.OK || send.Status != contract.StatusOTPSent || send.MaskedEmail != "v***@y***.fr" || !send.ExpiresAt.Equal(t0.Add(15*time.Minute)) || send.Message != "" {
 		t.Fatalf("otp.send: %+v %+v", send, send.Error)
 	}
 	code := h.LastCode(acc)
@@ -48,7 +49,7 @@ func TestWholeLoginFlow(t *testing.T) {
 
 	h.Clock.Advance(time.Minute)
 	okRep := h.Req("login.otp.verify", obj{"login_id": rep.LoginID, "code": code[:3] + " " + code[3:], "remember_device": true})
-	if !okRep.OK || okRep.Status != "authenticated" || okRep.AccountID != acc || okRep.Session == nil || okRep.DeviceToken == "" {
+	if !okRep.OK || okRep.Status != contract.StatusAuthenticated || okRep.AccountID != acc || okRep.Session == nil || okRep.DeviceToken == "" {
 		t.Fatalf("verify: %+v %+v", okRep, okRep.Error)
 	}
 	if !okRep.Session.ExpiresAt.Equal(t0.Add(31*time.Minute)) || !okRep.DeviceTokenExpiresAt.Equal(t0.Add(time.Minute).AddDate(0, 6, 0)) {
@@ -64,15 +65,15 @@ func TestWholeLoginFlow(t *testing.T) {
 	// The remembered device skips the code; the password is still required.
 	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "wrong-password", "device_token": okRep.DeviceToken}), domain.CodeInvalidCredentials)
 	direct := h.Req("login.password", obj{"nir": nir1, "password": password, "device_token": okRep.DeviceToken, "channel": "app"})
-	if !direct.OK || direct.Status != "authenticated" || direct.Session == nil || direct.OfferBiometric == nil {
+	if !direct.OK || direct.Status != contract.StatusAuthenticated || direct.Session == nil || direct.OfferBiometric == nil {
 		t.Fatalf("trusted device login: %+v %+v", direct, direct.Error)
 	}
 	// Another browser (no token) is asked the code.
-	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("device without token: %+v", r)
 	}
 
-	if r := h.Req("session.logout", obj{"session": direct.Session.Token}); !r.OK || r.Status != "logged_out" {
+	if r := h.Req("session.logout", obj{"session": direct.Session.Token}); !r.OK || r.Status != contract.StatusLoggedOut {
 		t.Fatalf("logout: %+v", r.Error)
 	}
 	hist := h.History(acc)
@@ -160,7 +161,7 @@ func TestAccountStatesAreToldOnlyAfterTheRightPassword(t *testing.T) {
 
 	// Registering again with the NIR reactivates the same account.
 	re := h.Req("account.register", obj{"nir": nir1, "email": "nouvelle@mail.fr", "password": "Nouveau-mot-2024", "email_validated": false, "affiliation": "active"})
-	if !re.OK || re.Status != "reactivated" || re.AccountID != acc {
+	if !re.OK || re.Status != contract.StatusReactivated || re.AccountID != acc {
 		t.Fatalf("reactivate: %+v %+v", re, re.Error)
 	}
 	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": "Nouveau-mot-2024"}), domain.CodeNoValidatedEmail)
@@ -180,10 +181,10 @@ func TestAdviserUnlocksAndDevClockEndsBlocks(t *testing.T) {
 		t.Fatalf("lock reply: %+v", last.Error)
 	}
 	wantError(t, h.Req("login.password", obj{"nir": nir1, "password": password}), domain.CodeAccountLocked)
-	if r := h.Req("account.unlock", obj{"nir": nir1}); !r.OK || r.Status != "unlocked" {
+	if r := h.Req("account.unlock", obj{"nir": nir1}); !r.OK || r.Status != contract.StatusUnlocked {
 		t.Fatalf("unlock: %+v", r.Error)
 	}
-	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("after unlock: %+v", r.Error)
 	}
 	wantError(t, h.Req("account.unlock", obj{"nir": nir2}), domain.CodeAccountNotFound)
@@ -196,7 +197,7 @@ func TestRehashOnLoginWhenParametersChange(t *testing.T) {
 	stronger := testPolicy()
 	stronger.Argon2.Memory *= 2
 	h.AddInstance(stronger)
-	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != "otp_required" {
+	if r := h.Req("login.password", obj{"nir": nir1, "password": password}); r.Status != contract.StatusOTPRequired {
 		t.Fatalf("login: %+v", r.Error)
 	}
 	var rehashed string
@@ -312,7 +313,7 @@ func TestParallelCodeRequestsIssueExactlyFive(t *testing.T) {
 	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	rep := h.Req("login.password", obj{"nir": nir1, "password": password})
 	codes := parallel(t, 20, func(int) Reply { return h.Req("login.otp.send", obj{"login_id": rep.LoginID}) })
-	if codes["otp_sent"] != 5 || codes[domain.CodeOTPQuotaExceeded] != 1 || codes[domain.CodeAccountLocked] != 14 {
+	if codes[contract.StatusOTPSent] != 5 || codes[domain.CodeOTPQuotaExceeded] != 1 || codes[domain.CodeAccountLocked] != 14 {
 		t.Fatalf("replies: %v; want 5 otp_sent, 1 otp_quota_exceeded, 14 account_locked", codes)
 	}
 	hist := h.History(acc)
@@ -327,7 +328,7 @@ func TestParallelChecksOfOneRightCodeOpenOneSession(t *testing.T) {
 	login := h.StartLogin(nir1, password)
 	code := h.LastCode(acc)
 	codes := parallel(t, 10, func(int) Reply { return h.Req("login.otp.verify", obj{"login_id": login, "code": code}) })
-	if codes["authenticated"] != 1 || codes[domain.CodeLoginExpired] != 9 {
+	if codes[contract.StatusAuthenticated] != 1 || codes[domain.CodeLoginExpired] != 9 {
 		t.Fatalf("replies: %v; want 1 authenticated, 9 login_expired", codes)
 	}
 	if n := count(h.History(acc), events.TypeLoginSucceeded); n != 1 {
