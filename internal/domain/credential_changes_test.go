@@ -9,8 +9,8 @@ import (
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
-// The changes of credentials (rows of the README's matrix, "What a change of
-// credentials closes") and what may be outstanding when one happens (its
+// The changes of credentials (rows of the matrix in docs/rules.md, "What a
+// change of credentials closes") and what may be outstanding when one happens (its
 // columns). Issue 11: a reset link asked before a password change still
 // reset the password after it.
 const (
@@ -42,7 +42,7 @@ var (
 // matrix is the decision, cell by cell. Sources: OWASP ASVS 5 V7.4.3 (other
 // sessions end after any change of an authentication factor, a reset
 // included), the OWASP Forgot Password cheat sheet (a reset token dies when
-// the password changes), and our choice for the rest (README footnotes).
+// the password changes), and our choice for the rest (docs/rules.md footnotes).
 var matrix = map[string]map[string]string{
 	chPasswordChange: {outResetLink: closed, outLogins: closed, outPasswordCode: closed, outEmailCode: closed,
 		outOtherSessions: closed, outTrustedDevices: closed, outBiometrics: closed},

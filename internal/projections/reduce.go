@@ -153,7 +153,7 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 	case events.PasswordChanged:
 		// A new password, changed or reset, ends the trusted devices and the
 		// biometric enrolments granted under the old one, as in the decider
-		// (README, "What a change of credentials closes").
+		// (docs/rules.md, "What a change of credentials closes").
 		closes := []Statement{ForgetDevices{AccountID: id}, RevokeBiometrics{AccountID: id}, CountDevices{AccountID: id}}
 		if e.Method != events.MethodReset {
 			return append([]Statement{upd(FieldPasswordChangedAt|FieldPasswordChangedBy,
