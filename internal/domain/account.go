@@ -74,12 +74,12 @@ type Account struct {
 
 // BiometricDevice is an enrolled device of the app, with its latest challenge.
 type BiometricDevice struct {
-	DeviceID   string      `json:"device_id"`
-	PublicKey  string      `json:"public_key"`
-	ExpiresAt  time.Time   `json:"expires_at"`
-	Challenge  string      `json:"challenge,omitempty"` // keyed hash of the latest challenge
-	ChallengeX time.Time   `json:"challenge_expires_at,omitzero"`
-	Challenges []time.Time `json:"challenges,omitempty"` // issue times, for the rate limit
+	DeviceID           string      `json:"device_id"`
+	PublicKey          string      `json:"public_key"`
+	ExpiresAt          time.Time   `json:"expires_at"`
+	Challenge          string      `json:"challenge,omitempty"` // keyed hash of the latest challenge
+	ChallengeExpiresAt time.Time   `json:"challenge_expires_at,omitzero"`
+	Challenges         []time.Time `json:"challenges,omitempty"` // issue times, for the rate limit
 }
 
 // Biometric returns the enrolment of a device.
@@ -337,7 +337,7 @@ func Evolve(a Account, e events.Event) Account {
 		a.Biometrics = withBiometric(a.Biometrics, BiometricDevice{DeviceID: e.DeviceID, PublicKey: e.PublicKey, ExpiresAt: e.ExpiresAt}, keepBiometrics)
 	case events.BiometricChallengeIssued:
 		if b, ok := a.Biometric(e.DeviceID); ok {
-			b.Challenge, b.ChallengeX = e.ChallengeHash, e.ExpiresAt
+			b.Challenge, b.ChallengeExpiresAt = e.ChallengeHash, e.ExpiresAt
 			b.Challenges = appendBounded(b.Challenges, e.At, keepOTPRequests)
 			a.Biometrics = withBiometric(a.Biometrics, b, keepBiometrics)
 		}
@@ -404,7 +404,7 @@ func spendChallenge(ds []BiometricDevice, deviceID string) []BiometricDevice {
 	copy(out, ds)
 	for i := range out {
 		if out[i].DeviceID == deviceID {
-			out[i].Challenge, out[i].ChallengeX = "", time.Time{}
+			out[i].Challenge, out[i].ChallengeExpiresAt = "", time.Time{}
 		}
 	}
 	return out
