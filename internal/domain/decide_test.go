@@ -421,7 +421,7 @@ func TestEvolveKeepsStateBounded(t *testing.T) {
 		s = Evolve(s, issued("L", "c", at, 1))
 		s = Evolve(s, withDevice(events.LoginSucceeded{LoginID: "L", Method: "otp", SessionHash: "s", SessionExpiresAt: at.Add(24 * time.Hour), At: at}, "d", at.AddDate(1, 0, 0)))
 	}
-	if len(s.Logins) > keepPendingLogins || len(s.Sessions) > keepSessions || len(s.TrustedDevices) > keepTrustedDevices || len(s.OTPRequests) > keepOTPRequests {
+	if len(s.Logins) > MaxPendingLogins || len(s.Sessions) > MaxSessions || len(s.TrustedDevices) > MaxTrustedDevices || len(s.OTPRequests) > MaxRecentRequests {
 		t.Fatalf("state grew: %d logins, %d sessions, %d devices, %d requests", len(s.Logins), len(s.Sessions), len(s.TrustedDevices), len(s.OTPRequests))
 	}
 }
