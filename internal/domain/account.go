@@ -49,6 +49,17 @@ const (
 	MaxRecentRequests = 64
 )
 
+// StateVersion names Account's shape and Evolve's rules together. A stored
+// state (a snapshot) is used only if it was written at this version;
+// otherwise the account is rebuilt from its events, the source of truth.
+// Bump it when the shape changes (a field, a JSON tag, a type, the state
+// bounds) or when Evolve would leave another state after the same history:
+// state_version_test.go compares both with testdata/state_version.golden
+// and fails until it is bumped and the golden regenerated (-update).
+//
+// 2: what a change of credentials closes (issue 11, kind 2).
+const StateVersion = 2
+
 // Account is the decision state of one account. It is serialized in
 // snapshots, so every field is exported and tagged.
 type Account struct {
