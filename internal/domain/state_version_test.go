@@ -81,19 +81,17 @@ func parseStateGolden(s string) (version int, fingerprint string) {
 func reportFirstDifference(t *testing.T, golden, now string) {
 	t.Helper()
 	g, n := strings.Split(golden, "\n"), strings.Split(now, "\n")
-	for i := range max(len(g), len(n)) {
-		var gl, nl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(n) {
-			nl = n[i]
-		}
-		if gl != nl {
-			t.Errorf("first difference, line %d:\n golden %q\n now    %q", i+1, gl, nl)
-			return
-		}
+	for len(g) < len(n) {
+		g = append(g, "")
 	}
+	for len(n) < len(g) {
+		n = append(n, "")
+	}
+	i := 0
+	for i < len(g)-1 && g[i] == n[i] {
+		i++
+	}
+	t.Errorf("first difference, line %d:\n golden %q\n now    %q", i+1, g[i], n[i])
 }
 
 // stateFingerprint is the shape of Account, then one line per event of the
