@@ -119,7 +119,7 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) Reply {
 			CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	rep := ok("code_sent")
 	rep.MaskedEmail = out.state.MaskedEmail
@@ -144,7 +144,7 @@ func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) Reply {
 		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code)}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return ok("code_verified")
 }
@@ -179,7 +179,7 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) Reply
 		return domain.CompletePasswordChange{SessionHash: sessionHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return ok("password_changed")
 }
@@ -339,7 +339,7 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) Reply 
 		return domain.CompletePasswordReset{TokenHash: tokenHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return ok("password_reset")
 }

@@ -79,7 +79,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 			}
 		}
 		if err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel}); err != nil {
-			return errorReply(err)
+			return errorReplyFor(req.Channel, err)
 		}
 		return s.fail("login.password", errors.New("shadow account accepted a password"))
 	}
@@ -160,7 +160,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	for _, e := range out.recorded {
 		switch e := e.(type) {
@@ -243,7 +243,7 @@ func (s *Service) otpSend(ctx context.Context, data []byte) Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	rep := ok("otp_sent")
 	rep.MaskedEmail = out.state.MaskedEmail
@@ -285,7 +285,7 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK && !out.duplicate {

@@ -82,15 +82,20 @@ func utc(t time.Time) *time.Time {
 	return &u
 }
 
-// errorReply turns a refusal into its reply. Anything that is not a domain
-// refusal is an internal failure: the user is told `unavailable`, never why.
-func errorReply(err error) Reply {
+// errorReply turns a refusal into its reply, in the web's words. Anything
+// that is not a domain refusal is an internal failure: the user is told
+// `unavailable`, never why.
+func errorReply(err error) Reply { return errorReplyFor("", err) }
+
+// errorReplyFor is errorReply in the words of the request's channel (the
+// seed's app words some refusals otherwise than the web page).
+func errorReplyFor(channel string, err error) Reply {
 	var de *domain.Error
 	if !errors.As(err, &de) {
 		de = &domain.Error{Code: domain.CodeUnavailable}
 	}
 	return Reply{OK: false, Error: &ErrorBody{
-		Code: de.Code, Message: de.Message(), Field: de.Field, Reason: de.Reason,
+		Code: de.Code, Message: de.MessageFor(channel), Field: de.Field, Reason: de.Reason,
 		BlockedUntil: utc(de.BlockedUntil), AttemptsLeft: de.AttemptsLeft,
 		DeactivatedAt: utc(de.DeactivatedAt), Until: utc(de.Until),
 	}}

@@ -13,12 +13,13 @@ import (
 // locks. The three tables are one projection, written in one transaction.
 const Name = "auth"
 
-// KeepTrustedDevices mirrors the decider's bound on remembered devices
-// (domain keeps the 10 newest): the table lists the devices it still knows.
-const KeepTrustedDevices = 10
-
-// KeepBiometrics mirrors the decider's bound on biometric enrolments.
-const KeepBiometrics = 5
+// The read models keep what the decider's state keeps (domain's state
+// bounds, defined there once): the tables list the trusted devices and the
+// enrolments that still work.
+const (
+	KeepTrustedDevices = domain.MaxTrustedDevices
+	KeepBiometrics     = domain.MaxBiometricDevices
+)
 
 // Reason of a wrong password that did not block (the reply the holder got).
 const reasonInvalidCredentials = domain.CodeInvalidCredentials
