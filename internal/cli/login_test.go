@@ -50,7 +50,7 @@ func TestLoginScripted(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
 	for _, want := range []string{
-		"Les informations saisies sont erronées. Merci de vérifier votre saisie.",
+		"Le mot de passe saisi est incorrect. Merci de le vérifier.", // the web's words (authctl login acts as the web by default)
 		"Code envoyé à v***@y***.fr, valable jusqu'à 14h45 (heure de Paris).",
 		"Le code de sécurité saisi est erroné.",
 		"Il vous reste 2 essais.",

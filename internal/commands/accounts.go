@@ -20,11 +20,10 @@ import (
 // rounds cover any realistic burst on one account.
 const maxAttempts = 50
 
-// snapshotVersion changes when domain.Account's shape changes incompatibly,
-// or when Evolve's rules change what a history leaves in it: older
-// snapshots are then ignored and the account replayed. 2: what a change of
-// credentials closes (issue 11, kind 2), and the recent requests.
-const snapshotVersion = 2
+// snapshotVersion is the domain's state version: a snapshot written under
+// another shape of domain.Account or other Evolve rules is ignored and the
+// account replayed (domain.StateVersion, kept honest by its golden test).
+const snapshotVersion = domain.StateVersion
 
 // accounts loads account states (cache, then snapshot, then the stream) and
 // runs the decide-append loop with optimistic concurrency.

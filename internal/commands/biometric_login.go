@@ -111,7 +111,7 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) contract.Repl
 			SignatureOK: valid, SessionHash: s.keys.TokenHash("session", sessionToken)}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK && !out.duplicate {

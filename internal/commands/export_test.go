@@ -1,5 +1,11 @@
 package commands
 
+import (
+	"encoding/json"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
+)
+
 // What the external tests (package commands_test, which use the shared
 // harness of commandstest) need to see inside the service.
 
@@ -16,3 +22,9 @@ func WaitSnapshots(s *Service) { s.accounts.snapshotWG.Wait() }
 // restarted instance would: the next command loads the snapshot and the
 // stream's tail.
 func DropCachedStates(s *Service) { s.accounts.cache = newLRU[cached](s.cfg.CacheSize) }
+
+// EncodeSnapshot is a snapshot of state as the service writes it, under
+// another state version if asked (for tests of old snapshots).
+func EncodeSnapshot(version int, state domain.Account) ([]byte, error) {
+	return json.Marshal(snapshot{Version: version, State: state})
+}

@@ -60,7 +60,7 @@ func (s *Service) otpSend(ctx context.Context, data []byte) contract.Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	rep := contract.LoginReply{Done: contract.OK(contract.StatusOTPSent), MaskedEmail: out.state.MaskedEmail}
 	for _, e := range out.recorded {
@@ -101,7 +101,7 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) contract.Reply {
 		return cmd, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	for _, e := range out.recorded {
 		if e, isOK := e.(events.LoginSucceeded); isOK && !out.duplicate {

@@ -63,7 +63,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 			}
 		}
 		if err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel}); err != nil {
-			return errorReply(err)
+			return errorReplyFor(req.Channel, err)
 		}
 		return s.fail(contract.CmdLoginPassword, errors.New("shadow account accepted a password"))
 	}
@@ -143,7 +143,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 			NewPasswordHash: pc.newHash}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	for _, e := range out.recorded {
 		switch e := e.(type) {

@@ -85,7 +85,7 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) contract
 			CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code), CodeSealed: s.keys.Seal(code, accountID)}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	rep := contract.ChangeReply{Done: contract.OK(contract.StatusCodeSent), MaskedEmail: out.state.MaskedEmail}
 	for _, e := range out.recorded {
@@ -109,7 +109,7 @@ func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) contrac
 		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code)}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return contract.OK(contract.StatusCodeVerified)
 }
@@ -144,7 +144,7 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) contr
 		return domain.CompletePasswordChange{SessionHash: sessionHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return contract.OK(contract.StatusPasswordChanged)
 }

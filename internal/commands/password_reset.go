@@ -101,7 +101,7 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) contra
 		return domain.CompletePasswordReset{TokenHash: tokenHash, PasswordHash: hash}, nil
 	})
 	if err != nil {
-		return errorReply(err)
+		return errorReplyFor(req.Channel, err)
 	}
 	return contract.OK(contract.StatusPasswordReset)
 }

@@ -118,7 +118,7 @@ func (s *Service) loadShadow(ctx context.Context, nirKey string) (cachedShadow, 
 		return cachedShadow{}, err
 	}
 	var st shadowState
-	if len(b) > maxShadowBytes || json.Unmarshal(b, &st) != nil || len(st.ResetRequests) > 64 {
+	if len(b) > maxShadowBytes || json.Unmarshal(b, &st) != nil || len(st.ResetRequests) > domain.MaxRecentRequests {
 		// Unreadable or oversized: start afresh over it (the revision is
 		// kept, so the next write replaces it).
 		return cachedShadow{rev: rev}, nil

@@ -33,15 +33,20 @@ type request interface{ common() *Common }
 // and advisers' back-office).
 var channels = map[string]bool{"web": true, "app": true, "kiosk": true, "backoffice": true}
 
-// errorReply turns a refusal into its reply. Anything that is not a domain
-// refusal is an internal failure: the user is told `unavailable`, never why.
-func errorReply(err error) contract.Failure {
+// errorReply turns a refusal into its reply, in the web's words. Anything
+// that is not a domain refusal is an internal failure: the user is told
+// `unavailable`, never why.
+func errorReply(err error) contract.Failure { return errorReplyFor("", err) }
+
+// errorReplyFor is errorReply in the words of the request's channel (the
+// seed's app words some refusals otherwise than the web page).
+func errorReplyFor(channel string, err error) contract.Failure {
 	var de *domain.Error
 	if !errors.As(err, &de) {
 		de = &domain.Error{Code: domain.CodeUnavailable}
 	}
 	return contract.Failure{OK: false, Error: &contract.ErrorBody{
-		Code: de.Code, Message: de.Message(), Field: de.Field, Reason: de.Reason,
+		Code: de.Code, Message: de.MessageFor(channel), Field: de.Field, Reason: de.Reason,
 		BlockedUntil: contract.Timestamp(de.BlockedUntil), AttemptsLeft: de.AttemptsLeft,
 		DeactivatedAt: contract.Timestamp(de.DeactivatedAt), Until: contract.Timestamp(de.Until),
 	}}

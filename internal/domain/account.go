@@ -23,15 +23,42 @@ const (
 	AffiliationNone    = "none"
 )
 
-// Bounds that keep an account's state small whatever its history: command
-// cost must not grow with the number of past events.
+// State bounds: the most of each kind an account's state keeps, whatever
+// its history, so the cost of a command does not grow with the number of
+// past events (SPEC section 3). They are part of the state's shape, not of
+// the Policy: Evolve applies them, and Evolve must fold a history to the same
+// state in every component and every deployment (the commands service, its
+// snapshots, the projector's read models, an auditor's replay), whatever
+// profile each runs. Each is above what any profile's rule needs, and
+// Policy.Validate checks it. Changing one changes what Evolve leaves in the
+// state: bump StateVersion (state_version_test.go says so). The projections
+// keep the same bounds in the read models from these constants.
 const (
-	keepPendingLogins  = 5
-	keepSessions       = 10
-	keepTrustedDevices = 10
-	keepOTPRequests    = 64 // more than any sensible quota
-	keepBiometrics     = 5
+	// MaxPendingLogins: logins whose password was right, waiting for a code.
+	MaxPendingLogins = 5
+	// MaxSessions: open sessions; the oldest ends first.
+	MaxSessions = 10
+	// MaxTrustedDevices: "Se souvenir de cet appareil" tokens; the oldest is
+	// forgotten first.
+	MaxTrustedDevices = 10
+	// MaxBiometricDevices: enrolled phones; a new enrolment beyond it
+	// replaces the oldest.
+	MaxBiometricDevices = 5
+	// MaxRecentRequests: times of recent requests kept per kind (codes,
+	// reset links, challenges), for the rolling quotas.
+	MaxRecentRequests = 64
 )
+
+// StateVersion names Account's shape and Evolve's rules together. A stored
+// state (a snapshot) is used only if it was written at this version;
+// otherwise the account is rebuilt from its events, the source of truth.
+// Bump it when the shape changes (a field, a JSON tag, a type, the state
+// bounds) or when Evolve would leave another state after the same history:
+// state_version_test.go compares both with testdata/state_version.golden
+// and fails until it is bumped and the golden regenerated (-update).
+//
+// 2: what a change of credentials closes (issue 11, kind 2).
+const StateVersion = 2
 
 // Account is the decision state of one account. It is serialized in
 // snapshots, so every field is exported and tagged.
@@ -74,12 +101,12 @@ type Account struct {
 
 // BiometricDevice is an enrolled device of the app, with its latest challenge.
 type BiometricDevice struct {
-	DeviceID   string      `json:"device_id"`
-	PublicKey  string      `json:"public_key"`
-	ExpiresAt  time.Time   `json:"expires_at"`
-	Challenge  string      `json:"challenge,omitempty"` // keyed hash of the latest challenge
-	ChallengeX time.Time   `json:"challenge_expires_at,omitzero"`
-	Challenges []time.Time `json:"challenges,omitempty"` // issue times, for the rate limit
+	DeviceID           string      `json:"device_id"`
+	PublicKey          string      `json:"public_key"`
+	ExpiresAt          time.Time   `json:"expires_at"`
+	Challenge          string      `json:"challenge,omitempty"` // keyed hash of the latest challenge
+	ChallengeExpiresAt time.Time   `json:"challenge_expires_at,omitzero"`
+	Challenges         []time.Time `json:"challenges,omitempty"` // issue times, for the rate limit
 }
 
 // Biometric returns the enrolment of a device.
@@ -240,7 +267,7 @@ func Evolve(a Account, e events.Event) Account {
 			a.BlockedUntil, a.BlockReason, a.PasswordFailures = e.BlockedUntil, ReasonPasswordFailures, 0
 		}
 	case events.PasswordVerified:
-		a.Logins = appendBounded(a.Logins, PendingLogin{ID: e.LoginID, StartedAt: e.At}, keepPendingLogins)
+		a.Logins = appendBounded(a.Logins, PendingLogin{ID: e.LoginID, StartedAt: e.At}, MaxPendingLogins)
 		if e.NewPasswordHash != "" {
 			a.PasswordHash = e.NewPasswordHash
 		}
@@ -248,7 +275,7 @@ func Evolve(a Account, e events.Event) Account {
 		// Recorded for audit; it changes nothing.
 	case events.OTPIssued:
 		a.OTP = &PendingOTP{LoginID: e.LoginID, CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt}
-		a.OTPRequests = appendBounded(a.OTPRequests, e.IssuedAt, keepOTPRequests)
+		a.OTPRequests = appendBounded(a.OTPRequests, e.IssuedAt, MaxRecentRequests)
 	case events.OTPQuotaExceeded:
 		a.BlockedUntil, a.BlockReason = e.BlockedUntil, ReasonOTPQuota
 	case events.OTPFailed:
@@ -269,10 +296,10 @@ func Evolve(a Account, e events.Event) Account {
 			}
 		}
 		a.Sessions = appendBounded(pruneSessions(a.Sessions, e.At),
-			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt}, keepSessions)
+			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt}, MaxSessions)
 		if e.DeviceHash != "" {
 			a.TrustedDevices = appendBounded(pruneDevices(a.TrustedDevices, e.At),
-				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, keepTrustedDevices)
+				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, MaxTrustedDevices)
 		}
 		a.LastLoginAt = e.At
 		if e.Channel == "app" {
@@ -283,11 +310,11 @@ func Evolve(a Account, e events.Event) Account {
 		}
 	case events.PasswordChangeCodeIssued:
 		a.PasswordChange.Code = &PendingCode{CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt}
-		a.PasswordChange.Requests = appendBounded(a.PasswordChange.Requests, e.IssuedAt, keepOTPRequests)
+		a.PasswordChange.Requests = appendBounded(a.PasswordChange.Requests, e.IssuedAt, MaxRecentRequests)
 	case events.EmailChangeCodeIssued:
 		a.EmailChange.Code = &PendingCode{CodeHash: e.CodeHash, IssuedAt: e.IssuedAt, ExpiresAt: e.ExpiresAt,
 			NewEmailSealed: e.NewEmailSealed, NewMaskedEmail: e.NewMaskedEmail}
-		a.EmailChange.Requests = appendBounded(a.EmailChange.Requests, e.IssuedAt, keepOTPRequests)
+		a.EmailChange.Requests = appendBounded(a.EmailChange.Requests, e.IssuedAt, MaxRecentRequests)
 	case events.ChangeCodeVerified:
 		if c := a.PasswordChange.Code; c != nil {
 			v := *c
@@ -322,7 +349,7 @@ func Evolve(a Account, e events.Event) Account {
 		}
 	case events.PasswordResetRequested:
 		a.Reset = &PendingReset{TokenHash: e.TokenHash, ExpiresAt: e.ExpiresAt}
-		a.ResetRequests = appendBounded(a.ResetRequests, e.RequestedAt, keepOTPRequests)
+		a.ResetRequests = appendBounded(a.ResetRequests, e.RequestedAt, MaxRecentRequests)
 	case events.EmailChanged:
 		// Codes and links went to the old address, and trusted devices stand
 		// in for those codes: they end, as do the sessions but the one that
@@ -334,12 +361,12 @@ func Evolve(a Account, e events.Event) Account {
 	case events.BiometricOfferAnswered:
 		a.BiometricNever = e.Response == events.OfferNever
 	case events.BiometricEnrolled:
-		a.Biometrics = withBiometric(a.Biometrics, BiometricDevice{DeviceID: e.DeviceID, PublicKey: e.PublicKey, ExpiresAt: e.ExpiresAt}, keepBiometrics)
+		a.Biometrics = withBiometric(a.Biometrics, BiometricDevice{DeviceID: e.DeviceID, PublicKey: e.PublicKey, ExpiresAt: e.ExpiresAt}, MaxBiometricDevices)
 	case events.BiometricChallengeIssued:
 		if b, ok := a.Biometric(e.DeviceID); ok {
-			b.Challenge, b.ChallengeX = e.ChallengeHash, e.ExpiresAt
-			b.Challenges = appendBounded(b.Challenges, e.At, keepOTPRequests)
-			a.Biometrics = withBiometric(a.Biometrics, b, keepBiometrics)
+			b.Challenge, b.ChallengeExpiresAt = e.ChallengeHash, e.ExpiresAt
+			b.Challenges = appendBounded(b.Challenges, e.At, MaxRecentRequests)
+			a.Biometrics = withBiometric(a.Biometrics, b, MaxBiometricDevices)
 		}
 	case events.BiometricLoginFailed:
 		a.Biometrics = spendChallenge(a.Biometrics, e.DeviceID)
@@ -404,7 +431,7 @@ func spendChallenge(ds []BiometricDevice, deviceID string) []BiometricDevice {
 	copy(out, ds)
 	for i := range out {
 		if out[i].DeviceID == deviceID {
-			out[i].Challenge, out[i].ChallengeX = "", time.Time{}
+			out[i].Challenge, out[i].ChallengeExpiresAt = "", time.Time{}
 		}
 	}
 	return out

@@ -1,6 +1,6 @@
 package domain
 
-// What a change of credentials closes (README, "What a change of
+// What a change of credentials closes (docs/rules.md, "What a change of
 // credentials closes"; issue 11). Every change of a credential, of the
 // address the codes go to, or of the account's standing closes what was
 // opened under the old one:

@@ -2,15 +2,14 @@ package domain
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
-// The changes of credentials (rows of the README's matrix, "What a change of
-// credentials closes") and what may be outstanding when one happens (its
+// The changes of credentials (rows of the matrix in docs/rules.md, "What a
+// change of credentials closes") and what may be outstanding when one happens (its
 // columns). Issue 11: a reset link asked before a password change still
 // reset the password after it.
 const (
@@ -42,7 +41,7 @@ var (
 // matrix is the decision, cell by cell. Sources: OWASP ASVS 5 V7.4.3 (other
 // sessions end after any change of an authentication factor, a reset
 // included), the OWASP Forgot Password cheat sheet (a reset token dies when
-// the password changes), and our choice for the rest (README footnotes).
+// the password changes), and our choice for the rest (docs/rules.md footnotes).
 var matrix = map[string]map[string]string{
 	chPasswordChange: {outResetLink: closed, outLogins: closed, outPasswordCode: closed, outEmailCode: closed,
 		outOtherSessions: closed, outTrustedDevices: closed, outBiometrics: closed},
@@ -60,29 +59,17 @@ var matrix = map[string]map[string]string{
 		outOtherSessions: closed, outTrustedDevices: kept, outBiometrics: closed},
 }
 
-// A cell test: given a history with everything outstanding and then the
-// change, a Decide call shows what became of one outstanding thing. check,
-// when set, looks at the state where no command can reach the thing any
-// more (a deactivated account has no session to use a code with).
-type cellRow struct {
-	name   string
-	change string // a row of the matrix
-	out    string // a column
-	effect string // closed or kept: what this test shows
-	policy Policy
-	given  []events.Event
-	when   Command // nil: check only
-	at     time.Time
-	then   []events.Event
-	err    *Error
-	check  func(t *testing.T, a Account)
-}
+// A cell of the matrix is shown by a row (decide_test.go) that names it:
+// given a history with everything outstanding and then the change, a Decide
+// call shows what became of one outstanding thing. check, when set, looks
+// at the state where no command can reach the thing any more (a deactivated
+// account has no session to use a code with).
 
 // The timeline: everything is opened in the first minute, the change comes
 // at 2:00 and the thing is tried at 2:30, while each would still be valid.
 var (
-	changeAt = at(2 * min_)
-	after    = at(2*min_ + 30*sec)
+	changeAt = at(2 * minute)
+	after    = at(2*minute + 30*sec)
 )
 
 // everythingOutstanding: the current session (sess#, on the app, the one
@@ -107,8 +94,8 @@ func everythingOutstanding() []events.Event {
 		verified("L1", at(20*sec)), issued("L1", "c1", at(20*sec), 1),
 		changeCode("k1", at(30*sec), 1),
 		events.EmailChangeCodeIssued{NewEmailSealed: "sealed-new", NewMaskedEmail: "n***@m***.fr", CodeHash: "e1", CodeSealed: "sealed-e1",
-			RequestsLastHour: 1, IssuedAt: at(30 * sec), ExpiresAt: at(15*min_ + 30*sec)},
-		challenge("ch1", at(min_)),
+			RequestsLastHour: 1, IssuedAt: at(30 * sec), ExpiresAt: at(15*minute + 30*sec)},
+		challenge("ch1", at(minute)),
 	}
 }
 
@@ -136,7 +123,7 @@ var (
 // newSession is a login made after the change, to reach what needs one.
 func newSession(t time.Time) events.LoginSucceeded {
 	return events.LoginSucceeded{LoginID: "L7", Method: events.MethodOTP, Channel: "web", SessionHash: "new#",
-		SessionExpiresAt: t.Add(30 * min_), At: t}
+		SessionExpiresAt: t.Add(30 * minute), At: t}
 }
 
 // The Decide calls that use each outstanding thing, and their outcomes.
@@ -157,14 +144,14 @@ var (
 		return []events.Event{events.PasswordChanged{Method: events.MethodReset, PasswordHash: "$argon2id$newer", ToSealed: "sealed-mail", At: t}}
 	}
 	loginDone = []events.Event{events.LoginSucceeded{LoginID: "L1", Method: events.MethodOTP, Channel: "web", SessionHash: "s1#",
-		SessionExpiresAt: after.Add(30 * min_), At: after}}
+		SessionExpiresAt: after.Add(30 * minute), At: after}}
 	passwordCodeDone = []events.Event{events.ChangeCodeVerified{SessionHash: "sess#", At: after}}
 	emailCodeDone    = []events.Event{events.EmailChanged{EmailSealed: "sealed-new", MaskedEmail: "n***@m***.fr", OldToSealed: "sealed-mail",
 		KeptSessionHash: "sess#", At: after}}
 	sessionWorks = []events.Event{events.EmailChangeCodeIssued{NewEmailSealed: "sealed-x", NewMaskedEmail: "x***@z***.fr", CodeHash: "e2",
-		CodeSealed: "sealed-e2", RequestsLastHour: 2, IssuedAt: after, ExpiresAt: after.Add(15 * min_)}}
+		CodeSealed: "sealed-e2", RequestsLastHour: 2, IssuedAt: after, ExpiresAt: after.Add(15 * minute)}}
 	deviceSkipsCode = []events.Event{events.LoginSucceeded{Method: events.MethodTrustedDevice, Channel: "web", SessionHash: "s5#",
-		SessionExpiresAt: after.Add(30 * min_), At: after}}
+		SessionExpiresAt: after.Add(30 * minute), At: after}}
 	deviceAsksCode = []events.Event{events.PasswordVerified{LoginID: "L5", At: after}}
 	biometricWorks = []events.Event{bioSucceeded(after)}
 
@@ -182,8 +169,8 @@ func noCooldown() Policy {
 	return p
 }
 
-func credentialChangeRows() []cellRow {
-	return []cellRow{
+func credentialChangeRows() []row {
+	return []row{
 		// A password change, through a session and a mailed code (seed,
 		// "Changement de mot de passe").
 		{name: "after_a_password_change_the_reset_link_asked_before_is_invalid",
@@ -223,7 +210,7 @@ func credentialChangeRows() []cellRow {
 			when:  IssueBiometricChallenge{DeviceID: "phone-2", ChallengeHash: "ch2"}, at: after, err: deviceRevoked},
 		{name: "after_a_password_change_the_holders_never_to_biometrics_stands",
 			change: chPasswordChange, out: outBiometrics, effect: kept,
-			given: withChange(events.BiometricOfferAnswered{Response: events.OfferNever, At: at(min_)}, events.ChangeCodeVerified{At: at(90 * sec)}, passwordChanged),
+			given: withChange(events.BiometricOfferAnswered{Response: events.OfferNever, At: at(minute)}, events.ChangeCodeVerified{At: at(90 * sec)}, passwordChanged),
 			check: func(t *testing.T, a Account) {
 				if !a.BiometricNever || a.OfferBiometric(SeedPolicy(), "phone-3", after) {
 					t.Fatal("the answer never must survive a password change")
@@ -239,10 +226,10 @@ func credentialChangeRows() []cellRow {
 			given: withChange(passwordReset), when: useLogin, at: after, err: loginExpired},
 		{name: "after_a_reset_a_pending_password_change_code_is_dead_even_from_a_new_session",
 			change: chPasswordReset, out: outPasswordCode, effect: closed,
-			given: withChange(passwordReset, newSession(at(2*min_+10*sec))), when: usePasswordCode("new#"), at: after, err: passwordCodeGone},
+			given: withChange(passwordReset, newSession(at(2*minute+10*sec))), when: usePasswordCode("new#"), at: after, err: passwordCodeGone},
 		{name: "after_a_reset_a_pending_email_change_code_is_dead_even_from_a_new_session",
 			change: chPasswordReset, out: outEmailCode, effect: closed,
-			given: withChange(passwordReset, newSession(at(2*min_+10*sec))), when: useEmailCode("new#"), at: after, err: emailCodeGone},
+			given: withChange(passwordReset, newSession(at(2*minute+10*sec))), when: useEmailCode("new#"), at: after, err: emailCodeGone},
 		{name: "after_a_reset_every_session_is_refused",
 			change: chPasswordReset, out: outOtherSessions, effect: closed,
 			given: withChange(passwordReset), when: useSession("sess#"), at: after, err: sessionInvalid},
@@ -339,10 +326,10 @@ func credentialChangeRows() []cellRow {
 			given: withChange(closedByAdviser, reopened), when: useLogin, at: after, err: loginExpired},
 		{name: "after_a_reactivation_an_old_password_change_code_is_dead",
 			change: chReactivation, out: outPasswordCode, effect: closed,
-			given: withChange(closedByAdviser, reopened, newSession(at(2*min_+10*sec))), when: usePasswordCode("new#"), at: after, err: passwordCodeGone},
+			given: withChange(closedByAdviser, reopened, newSession(at(2*minute+10*sec))), when: usePasswordCode("new#"), at: after, err: passwordCodeGone},
 		{name: "after_a_reactivation_an_old_email_change_code_is_dead",
 			change: chReactivation, out: outEmailCode, effect: closed,
-			given: withChange(closedByAdviser, reopened, newSession(at(2*min_+10*sec))), when: useEmailCode("new#"), at: after, err: emailCodeGone},
+			given: withChange(closedByAdviser, reopened, newSession(at(2*minute+10*sec))), when: useEmailCode("new#"), at: after, err: emailCodeGone},
 		{name: "after_a_reactivation_an_old_session_is_refused",
 			change: chReactivation, out: outOtherSessions, effect: closed,
 			given: withChange(closedByAdviser, reopened), when: useSession("sess#"), at: after, err: sessionInvalid},
@@ -413,14 +400,14 @@ func credentialChangeRows() []cellRow {
 		{name: "after_revoking_a_phone_another_phone_still_gets_a_challenge",
 			change: chBiometricRevoc, out: outBiometrics, effect: kept,
 			given: withChange(revokedOne), when: IssueBiometricChallenge{DeviceID: "phone-2", ChallengeHash: "ch2"}, at: after,
-			then: []events.Event{events.BiometricChallengeIssued{DeviceID: "phone-2", ChallengeHash: "ch2", ExpiresAt: after.Add(2 * min_), At: after}}},
+			then: []events.Event{events.BiometricChallengeIssued{DeviceID: "phone-2", ChallengeHash: "ch2", ExpiresAt: after.Add(2 * minute), At: after}}},
 	}
 }
 
 // Before the change, every outstanding thing works: the cells above show
 // what the change did, not what was never there.
 func TestEverythingOutstandingWorksBeforeAnyChange(t *testing.T) {
-	runCells(t, []cellRow{
+	runRows(t, []row{
 		{name: "the_reset_link_works", given: everythingOutstanding(), when: useResetLink, at: after, then: resetDone(after)},
 		{name: "the_login_waiting_for_its_code_works", given: everythingOutstanding(), when: useLogin, at: after, then: loginDone},
 		{name: "the_password_change_code_works", given: everythingOutstanding(), when: usePasswordCode("sess#"), at: after, then: passwordCodeDone},
@@ -433,33 +420,7 @@ func TestEverythingOutstandingWorksBeforeAnyChange(t *testing.T) {
 }
 
 func TestWhatAChangeOfCredentialsCloses(t *testing.T) {
-	runCells(t, credentialChangeRows())
-}
-
-func runCells(t *testing.T, rows []cellRow) {
-	t.Helper()
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			p := r.policy
-			if p.Name == "" {
-				p = SeedPolicy()
-			}
-			state := Account{ID: "acc"}
-			for _, e := range r.given {
-				state = Evolve(state, e)
-			}
-			if r.when != nil {
-				got, err := Decider{Policy: p}.Decide(state, r.when, r.at)
-				if !reflect.DeepEqual(got, r.then) {
-					t.Errorf("events:\n got  %#v\n want %#v", got, r.then)
-				}
-				checkErr(t, err, r.err)
-			}
-			if r.check != nil {
-				r.check(t, state)
-			}
-		})
-	}
+	runRows(t, credentialChangeRows())
 }
 
 // Every cell of the matrix has a test showing its decision.

@@ -64,109 +64,129 @@ func (ConfirmEmailChange) isCommand()     {}
 func (RequestPasswordReset) isCommand()   {}
 func (CompletePasswordReset) isCommand()  {}
 
-func (d Decider) decideChange(a Account, c Command, now time.Time) ([]events.Event, error) {
+// startPasswordChange mails a confirmation code (seed, « Changement de mot
+// de passe », Étape 1; asking again is « Renvoyer le code par mail »), at
+// most ChangeCodeMaxRequests per window (Cas d'échecs 1). The strict
+// profile also asks the current password (NIST SP 800-63B-4).
+func (d Decider) startPasswordChange(a Account, c StartPasswordChange, now time.Time) ([]events.Event, error) {
 	p := d.Policy
-	switch c := c.(type) {
-	case StartPasswordChange:
-		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
-			return nil, err
-		}
-		if p.ChangeRequiresCurrentPassword {
-			// The current password is checked here as at login, so the
-			// login's block holds here too: no second path around it.
-			if a.Blocked(now) {
-				return nil, locked(a.BlockReason, a.BlockedUntil)
-			}
-			if !c.PasswordOK {
-				return d.passwordFailure(a, now)
-			}
-		}
-		recent, evs, err := d.codeRequest(a.PasswordChange, events.FlowPasswordChange, now)
-		if err != nil {
-			return evs, err
-		}
-		return one(events.PasswordChangeCodeIssued{CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, ToSealed: a.EmailSealed,
-			RequestsLastHour: recent + 1, IssuedAt: now, ExpiresAt: now.Add(p.ChangeCodeLifetime)})
-
-	case VerifyChangeCode:
-		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
-			return nil, err
-		}
-		if evs, err := d.codeCheck(a.PasswordChange, events.FlowPasswordChange, c.CodeHash, now); evs != nil || err != nil {
-			return evs, err
-		}
-		return one(events.ChangeCodeVerified{SessionHash: c.SessionHash, At: now})
-
-	case CompletePasswordChange:
-		if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
-			return nil, err
-		}
-		code := a.PasswordChange.Code
-		// Only the session that typed the code sets the password (our
-		// choice, issue 11): a thief's session cannot finish the holder's
-		// change after the holder typed the code.
-		if code == nil || !code.Verified || code.VerifiedBy != "" && !equalHash(code.VerifiedBy, c.SessionHash) {
-			return nil, &Error{Code: CodeCodeInvalid}
-		}
-		if !now.Before(code.ExpiresAt) {
-			return nil, &Error{Code: CodeCodeExpired, Minutes: int(p.ChangeCodeLifetime / time.Minute)}
-		}
-		return one(events.PasswordChanged{Method: events.MethodChange, PasswordHash: c.PasswordHash,
-			KeptSessionHash: c.SessionHash, ToSealed: a.EmailSealed, At: now})
-
-	case RequestEmailChange:
-		if !a.SessionValid(c.SessionHash, now) {
-			return nil, &Error{Code: CodeSessionInvalid}
-		}
-		recent, evs, err := d.codeRequest(a.EmailChange, events.FlowEmailChange, now)
-		if err != nil {
-			return evs, err
-		}
-		return one(events.EmailChangeCodeIssued{NewEmailSealed: c.NewEmailSealed, NewMaskedEmail: c.NewMaskedEmail,
-			CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, RequestsLastHour: recent + 1, IssuedAt: now,
-			ExpiresAt: now.Add(p.ChangeCodeLifetime)})
-
-	case ConfirmEmailChange:
-		if !a.SessionValid(c.SessionHash, now) {
-			return nil, &Error{Code: CodeSessionInvalid}
-		}
-		if evs, err := d.codeCheck(a.EmailChange, events.FlowEmailChange, c.CodeHash, now); evs != nil || err != nil {
-			return evs, err
-		}
-		pending := a.EmailChange.Code
-		return one(events.EmailChanged{EmailSealed: pending.NewEmailSealed, MaskedEmail: pending.NewMaskedEmail,
-			OldToSealed: a.EmailSealed, KeptSessionHash: c.SessionHash, At: now})
-
-	case RequestPasswordReset:
-		// Whatever happens here the user is told the same thing; only an
-		// account that can receive the link gets one, a few per hour.
-		if a.Status != StatusActive || !a.EmailValidated || countSince(a.ResetRequests, now, p.ChangeCodeWindow) >= p.ResetMaxPerWindow {
-			return nil, nil
-		}
-		// No link to an address recorded less than 48 hours ago (seed, Cas
-		// d'échecs 3, applied to the other way of setting a password: a
-		// session thief who changed the address would otherwise reset the
-		// password at once; issue 11, a second path around a lock).
-		if d.emailRecentlyChanged(a, now) {
-			return nil, nil
-		}
-		return one(events.PasswordResetRequested{TokenHash: c.TokenHash, TokenSealed: c.TokenSealed, ToSealed: a.EmailSealed,
-			RequestedAt: now, ExpiresAt: now.Add(p.ResetLinkLifetime)})
-
-	case CompletePasswordReset:
-		r := a.Reset
-		if a.Status != StatusActive || r == nil || !equalHash(r.TokenHash, c.TokenHash) || !now.Before(r.ExpiresAt) {
-			return nil, &Error{Code: CodeResetTokenInvalid}
-		}
-		return one(events.PasswordChanged{Method: events.MethodReset, PasswordHash: c.PasswordHash, ToSealed: a.EmailSealed, At: now})
+	if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+		return nil, err
 	}
-	return nil, nil
+	if p.ChangeRequiresCurrentPassword {
+		// The current password is checked here as at login, so the
+		// login's block holds here too: no second path around it.
+		if a.Blocked(now) {
+			return nil, locked(a.BlockReason, a.BlockedUntil)
+		}
+		if !c.PasswordOK {
+			return d.passwordFailure(a, now)
+		}
+	}
+	recent, evs, err := d.codeRequest(a.PasswordChange, events.FlowPasswordChange, now)
+	if err != nil {
+		return evs, err
+	}
+	return record(events.PasswordChangeCodeIssued{CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, ToSealed: a.EmailSealed,
+		RequestsLastHour: recent + 1, IssuedAt: now, ExpiresAt: now.Add(p.ChangeCodeLifetime)})
+}
+
+// verifyChangeCode checks the password-change code (seed, Étape 1; three
+// wrong codes block the change, Cas d'échecs 2).
+func (d Decider) verifyChangeCode(a Account, c VerifyChangeCode, now time.Time) ([]events.Event, error) {
+	if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+		return nil, err
+	}
+	if evs, err := d.codeCheck(a.PasswordChange, events.FlowPasswordChange, c.CodeHash, now); evs != nil || err != nil {
+		return evs, err
+	}
+	return record(events.ChangeCodeVerified{SessionHash: c.SessionHash, At: now})
+}
+
+// completePasswordChange sets the new password after a verified code,
+// within the code's lifetime; the holder is mailed (seed, the « mot de
+// passe modifié » mail).
+func (d Decider) completePasswordChange(a Account, c CompletePasswordChange, now time.Time) ([]events.Event, error) {
+	if err := d.passwordChangeAllowed(a, c.SessionHash, now); err != nil {
+		return nil, err
+	}
+	code := a.PasswordChange.Code
+	// Only the session that typed the code sets the password (our
+	// choice, issue 11): a thief's session cannot finish the holder's
+	// change after the holder typed the code.
+	if code == nil || !code.Verified || code.VerifiedBy != "" && !equalHash(code.VerifiedBy, c.SessionHash) {
+		return nil, &Error{Code: CodeCodeInvalid}
+	}
+	if !now.Before(code.ExpiresAt) {
+		return nil, &Error{Code: CodeCodeExpired, Minutes: int(d.Policy.ChangeCodeLifetime / time.Minute)}
+	}
+	return record(events.PasswordChanged{Method: events.MethodChange, PasswordHash: c.PasswordHash,
+		KeptSessionHash: c.SessionHash, ToSealed: a.EmailSealed, At: now})
+}
+
+// requestEmailChange mails a code to the new address, with the same limits
+// as the password change's code (our choice, after Cas d'échecs 1).
+func (d Decider) requestEmailChange(a Account, c RequestEmailChange, now time.Time) ([]events.Event, error) {
+	if !a.Exists() || !a.SessionValid(c.SessionHash, now) {
+		return nil, &Error{Code: CodeSessionInvalid}
+	}
+	recent, evs, err := d.codeRequest(a.EmailChange, events.FlowEmailChange, now)
+	if err != nil {
+		return evs, err
+	}
+	return record(events.EmailChangeCodeIssued{NewEmailSealed: c.NewEmailSealed, NewMaskedEmail: c.NewMaskedEmail,
+		CodeHash: c.CodeHash, CodeSealed: c.CodeSealed, RequestsLastHour: recent + 1, IssuedAt: now,
+		ExpiresAt: now.Add(d.Policy.ChangeCodeLifetime)})
+}
+
+// confirmEmailChange records the new address once its code is typed; the
+// old address is told, and the 48 hours of Cas d'échecs 3 start.
+func (d Decider) confirmEmailChange(a Account, c ConfirmEmailChange, now time.Time) ([]events.Event, error) {
+	if !a.Exists() || !a.SessionValid(c.SessionHash, now) {
+		return nil, &Error{Code: CodeSessionInvalid}
+	}
+	if evs, err := d.codeCheck(a.EmailChange, events.FlowEmailChange, c.CodeHash, now); evs != nil || err != nil {
+		return evs, err
+	}
+	pending := a.EmailChange.Code
+	return record(events.EmailChanged{EmailSealed: pending.NewEmailSealed, MaskedEmail: pending.NewMaskedEmail,
+		OldToSealed: a.EmailSealed, KeptSessionHash: c.SessionHash, At: now})
+}
+
+// requestPasswordReset mails a single-use link (seed, FAQ « oubli de mot de
+// passe »). Whatever happens here the user is told the same thing (SPEC);
+// only an account that can receive the link gets one, a few per hour.
+func (d Decider) requestPasswordReset(a Account, c RequestPasswordReset, now time.Time) ([]events.Event, error) {
+	p := d.Policy
+	if a.Status != StatusActive || !a.EmailValidated || countSince(a.ResetRequests, now, p.ChangeCodeWindow) >= p.ResetMaxPerWindow {
+		return nil, nil
+	}
+	// No link to an address recorded less than 48 hours ago (seed, Cas
+	// d'échecs 3, applied to the other way of setting a password: a
+	// session thief who changed the address would otherwise reset the
+	// password at once; issue 11, a second path around a lock).
+	if d.emailRecentlyChanged(a, now) {
+		return nil, nil
+	}
+	return record(events.PasswordResetRequested{TokenHash: c.TokenHash, TokenSealed: c.TokenSealed, ToSealed: a.EmailSealed,
+		RequestedAt: now, ExpiresAt: now.Add(p.ResetLinkLifetime)})
+}
+
+// completePasswordReset sets a new password with the latest link's token,
+// within its lifetime, on an active account (seed, FAQ; OWASP Forgot
+// Password cheat sheet: single use).
+func (d Decider) completePasswordReset(a Account, c CompletePasswordReset, now time.Time) ([]events.Event, error) {
+	r := a.Reset
+	if a.Status != StatusActive || r == nil || !equalHash(r.TokenHash, c.TokenHash) || !now.Before(r.ExpiresAt) {
+		return nil, &Error{Code: CodeResetTokenInvalid}
+	}
+	return record(events.PasswordChanged{Method: events.MethodReset, PasswordHash: c.PasswordHash, ToSealed: a.EmailSealed, At: now})
 }
 
 // passwordChangeAllowed: a session, no new address in the last 48 hours
 // (seed, Cas d'échecs 3), and no block of the flow.
 func (d Decider) passwordChangeAllowed(a Account, sessionHash string, now time.Time) *Error {
-	if !a.SessionValid(sessionHash, now) {
+	if !a.Exists() || !a.SessionValid(sessionHash, now) {
 		return &Error{Code: CodeSessionInvalid}
 	}
 	if d.emailRecentlyChanged(a, now) {
@@ -217,14 +237,4 @@ func (d Decider) codeCheck(f ChangeFlow, flow, codeHash string, now time.Time) (
 	}
 	return []events.Event{events.ChangeCodeFailed{Flow: flow, Failures: n, At: now}},
 		&Error{Code: CodeCodeInvalid, Reason: flow, AttemptsLeft: p.ChangeCodeMaxFailures - n}
-}
-
-func countSince(ts []time.Time, now time.Time, window time.Duration) int {
-	n := 0
-	for _, t := range ts {
-		if now.Before(t.Add(window)) {
-			n++
-		}
-	}
-	return n
 }

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -69,16 +68,6 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
-}
-
-// ErrorCode returns the wire code of err: its own for an *Error, "unavailable"
-// for anything else (which must never reach a user as is).
-func ErrorCode(err error) string {
-	var de *Error
-	if errors.As(err, &de) {
-		return de.Code
-	}
-	return CodeUnavailable
 }
 
 // InvalidRequest builds the `invalid_request` error naming a field.

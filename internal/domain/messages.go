@@ -54,8 +54,14 @@ func FormatDate(t time.Time) string {
 
 // Fixed texts, word for word from the seed.
 const (
-	msgInvalidCredentials   = "Les informations saisies sont erronées. Merci de vérifier votre saisie. Attention : 3 essais infructueux bloquent l'accès au service."
-	msgOTPInvalid           = "Le code de sécurité saisi est erroné. Merci de le vérifier. Attention: votre compte sera bloqué après 3 tentatives infructueuses."
+	// The web account's wrong password (seed, COMPTE AMELI WEB, Cas 4).
+	msgInvalidCredentials = "Le mot de passe saisi est incorrect. Merci de le vérifier. Attention: votre compte sera bloqué après 3 tentatives infructueuses."
+	// The web account's wrong security code (seed, COMPTE AMELI WEB, Cas 5).
+	msgOTPInvalid = "Le code de sécurité saisi est erroné. Merci de le vérifier. Attention: votre compte sera bloqué après 3 tentatives infructueuses."
+	// The app's wrong password and wrong code alike (seed, APPLI COMPTE
+	// AMELI, Cas 4 and Cas 5).
+	msgAppInvalidEntry = "Les informations saisies sont erronées. Merci de vérifier votre saisie. Attention : 3 essais infructueux bloquent l'accès au service."
+
 	msgNoValidatedEmail     = "Un code de sécurité envoyé par mail est nécessaire pour vous connecter. Or, vous n'avez pas d'adresse mail renseignée dans votre compte. Merci de contacter votre caisse d'assurance maladie."
 	msgAffiliationMissing   = "Une mise à jour de votre dossier est nécessaire pour accéder à votre compte. Merci de prendre contact avec votre caisse."
 	msgAffiliationPending   = "Votre rattachement à votre caisse d'assurance maladie est en cours, vous pourrez bientôt bénéficier de votre compte ameli."
@@ -65,8 +71,32 @@ const (
 	OTPResentInfo = "Un nouveau code vient de vous être envoyé, merci de vérifier votre boîte e-mail, y compris dans le dossier SPAM ou indésirable avant de renouveler votre demande."
 )
 
-// Message is the French text shown to the user, with the real dates in
-// Paris time, in the seed's format for that message.
+// appTexts are the messages the seed shows the app wording otherwise than
+// the web page. Every other message of the seed is shown on the web only,
+// or in the same words on both (Cas 2's expired code), and every channel
+// gets it as on the web.
+var appTexts = map[string]string{
+	CodeInvalidCredentials: msgAppInvalidEntry, // App Cas 4
+	CodeOTPInvalid:         msgAppInvalidEntry, // App Cas 5
+}
+
+// MessageFor is the French text shown on a channel (SPEC section 4: "web",
+// "app", "kiosk", "backoffice"): the app's own words where the seed shows
+// them; the BMS kiosks run the app's screens and say what it says (our
+// choice, the seed shows no kiosk screen); the back-office, and a request
+// that names no channel, get the web's (Message).
+func (e *Error) MessageFor(channel string) string {
+	if channel == "app" || channel == "kiosk" {
+		if text, ok := appTexts[e.Code]; ok {
+			return text
+		}
+	}
+	return e.Message()
+}
+
+// Message is the French text shown on the web account (and the back-office),
+// with the real dates in Paris time, in the seed's format for that message.
+// MessageFor gives another channel's words.
 func (e *Error) Message() string {
 	switch e.Code {
 	case CodeInvalidRequest:

@@ -1,10 +1,16 @@
 package domain
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// Policy holds every number of the rules. The seed's profile is the default;
-// the strict profile follows NIST SP 800-63B-4 and OWASP ASVS 5 where they
-// are stricter. Nothing else in the code hard-codes a rule's number.
+// Policy holds every number of the rules Decide applies. The seed's profile
+// is the default; the strict profile follows NIST SP 800-63B-4 and OWASP
+// ASVS 5 where they are stricter. Nothing else in the code hard-codes a
+// rule's number. The bounds on the state's size (MaxSessions and the others,
+// account.go) are not rules a profile chooses but the state's shape, which
+// Evolve applies the same everywhere; Validate checks the rules fit in them.
 type Policy struct {
 	Name string `json:"name"`
 
@@ -47,7 +53,6 @@ type Policy struct {
 	BiometricMonths            int           `json:"biometric_months"`
 	BiometricChallengeLifetime time.Duration `json:"biometric_challenge_lifetime"`
 	BiometricChallengesPerHour int           `json:"biometric_challenges_per_hour"` // per device
-	MaxBiometricDevices        int           `json:"max_biometric_devices"`
 
 	// Notices (strict profile): a mail on every lockout and new trusted device.
 	NotifyLockout          bool `json:"notify_lockout"`
@@ -156,6 +161,26 @@ func StrictPolicy() Policy {
 	p.PasswordMinLength = 12
 	p.PasswordMinScore = 3
 	return p
+}
+
+// Validate checks that the policy's quotas can be counted: a rolling quota
+// of n needs the n latest request times, and the state keeps
+// MaxRecentRequests of them.
+func (p Policy) Validate() error {
+	for _, q := range []struct {
+		name string
+		n    int
+	}{
+		{"otp_quota", p.OTPQuota},
+		{"change_code_max_requests", p.ChangeCodeMaxRequests},
+		{"reset_max_per_window", p.ResetMaxPerWindow},
+		{"biometric_challenges_per_hour", p.BiometricChallengesPerHour},
+	} {
+		if q.n < 1 || q.n > MaxRecentRequests {
+			return fmt.Errorf("policy %s: %s = %d, want 1 to %d (the request times a state keeps)", p.Name, q.name, q.n, MaxRecentRequests)
+		}
+	}
+	return nil
 }
 
 // PolicyByName returns the named profile.

@@ -76,7 +76,7 @@ func TestMessagesShowParisTime(t *testing.T) {
 		{&Error{Code: CodeAccountDeactivated, DeactivatedAt: time.Date(2024, 4, 11, 22, 30, 0, 0, time.UTC)},
 			"Votre compte a été désactivé le 12/04/2024."}, // 00:30 in Paris is already the 12th
 		{&Error{Code: CodeOTPExpired, Minutes: 15}, "Le code de sécurité n'a pas été saisi dans les 15 minutes. Merci d'en demander un nouveau."},
-		{&Error{Code: CodeInvalidCredentials}, "Les informations saisies sont erronées. Merci de vérifier votre saisie. Attention : 3 essais infructueux bloquent l'accès au service."},
+		{&Error{Code: CodeInvalidCredentials}, "Le mot de passe saisi est incorrect. Merci de le vérifier. Attention: votre compte sera bloqué après 3 tentatives infructueuses."},
 		{&Error{Code: CodeInvalidRequest, Field: "nir", Detail: ErrNIRLength.Error()}, "le champ « nir » doit contenir 13 caractères"},
 	} {
 		if got := c.err.Message(); !strings.Contains(got, c.want) {

@@ -242,7 +242,7 @@ const (
 )
 
 // PasswordChanged: a new password. It closes what was opened under the old
-// one (README, "What a change of credentials closes"): the reset link,
+// one (docs/rules.md, "What a change of credentials closes"): the reset link,
 // pending logins and their code, both change flows' pending codes, trusted
 // devices and biometric enrolments, and every session but KeptSessionHash
 // (ASVS 5 V7.4.3). A change keeps the session that made it; a reset (how a
@@ -288,7 +288,7 @@ func (EmailChangeCodeIssued) EventType() string { return TypeEmailChangeCodeIssu
 // changes are refused for a while after it (seed, Cas d'échecs 3).
 //
 // The address is the factor the security codes go to, so the change closes
-// what was opened under the old one (README, "What a change of credentials
+// what was opened under the old one (docs/rules.md, "What a change of credentials
 // closes"): the reset link, pending logins, the password-change code, trusted
 // devices, and every session but KeptSessionHash, the one that confirmed the
 // change (ASVS 5 V7.4.3). An event written before KeptSessionHash existed

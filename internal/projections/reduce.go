@@ -13,12 +13,13 @@ import (
 // locks. The three tables are one projection, written in one transaction.
 const Name = "auth"
 
-// KeepTrustedDevices mirrors the decider's bound on remembered devices
-// (domain keeps the 10 newest): the table lists the devices it still knows.
-const KeepTrustedDevices = 10
-
-// KeepBiometrics mirrors the decider's bound on biometric enrolments.
-const KeepBiometrics = 5
+// The read models keep what the decider's state keeps (domain's state
+// bounds, defined there once): the tables list the trusted devices and the
+// enrolments that still work.
+const (
+	KeepTrustedDevices = domain.MaxTrustedDevices
+	KeepBiometrics     = domain.MaxBiometricDevices
+)
 
 // Reason of a wrong password that did not block (the reply the holder got).
 const reasonInvalidCredentials = domain.CodeInvalidCredentials
@@ -153,7 +154,7 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 	case events.PasswordChanged:
 		// A new password, changed or reset, ends the trusted devices and the
 		// biometric enrolments granted under the old one, as in the decider
-		// (README, "What a change of credentials closes").
+		// (docs/rules.md, "What a change of credentials closes").
 		closes := []Statement{ForgetDevices{AccountID: id}, RevokeBiometrics{AccountID: id}, CountDevices{AccountID: id}}
 		if e.Method != events.MethodReset {
 			return append([]Statement{upd(FieldPasswordChangedAt|FieldPasswordChangedBy,

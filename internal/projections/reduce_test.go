@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
 
@@ -111,7 +112,7 @@ func TestReduce(t *testing.T) {
 			[]Statement{upd(7, t0, FieldPasswordFailures|FieldOTPFailures|FieldOTPRequestsLastHour|FieldLastLoginAt|FieldLastLoginChannel|FieldLastLoginMethod,
 				AccountRow{LastLoginAt: t0, LastLoginChannel: "web", LastLoginMethod: "otp"}),
 				att(7, Attempt{At: t0, Step: "otp", Outcome: "succeeded", Method: "otp", LoginRef: LoginRef("01HLOGIN"), Device: DeviceRef("devhash")}),
-				TrustDevice{AccountID: acc, DeviceRef: DeviceRef("devhash"), Seq: 7, CreatedAt: t0, ExpiresAt: devExp, Channel: "web", Keep: 10},
+				TrustDevice{AccountID: acc, DeviceRef: DeviceRef("devhash"), Seq: 7, CreatedAt: t0, ExpiresAt: devExp, Channel: "web", Keep: domain.MaxTrustedDevices},
 				CountDevices{AccountID: acc}}},
 		{"biometric login names its device",
 			events.LoginSucceeded{Method: "biometric", Channel: "app", SessionHash: "sh", SessionExpiresAt: until, BiometricDevice: "dev-1", At: t0},
@@ -160,7 +161,7 @@ func TestReduce(t *testing.T) {
 		{"biometric enrolment",
 			events.BiometricEnrolled{DeviceID: "dev-1", PublicKey: "MFkw...", ExpiresAt: devExp, At: t0},
 			[]Statement{upd(7, t0, 0, AccountRow{}),
-				EnrollBiometric{AccountID: acc, DeviceID: "dev-1", Seq: 7, EnrolledAt: t0, ExpiresAt: devExp, Keep: 5},
+				EnrollBiometric{AccountID: acc, DeviceID: "dev-1", Seq: 7, EnrolledAt: t0, ExpiresAt: devExp, Keep: domain.MaxBiometricDevices},
 				CountDevices{AccountID: acc}}},
 		{"biometric challenge is an attempt",
 			events.BiometricChallengeIssued{DeviceID: "dev-1", ChallengeHash: "ch", ExpiresAt: until, At: t0},

@@ -103,7 +103,7 @@ func (f fixture) examples() map[string]events.Event {
 		events.PasswordChangeCodeIssued{CodeHash: f.keys.CodeHash(f.accountID, "password_change", "1234"),
 			CodeSealed: f.keys.Seal("1234", f.accountID), ToSealed: sealed, RequestsLastHour: 1,
 			IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)},
-		events.ChangeCodeVerified{SessionHash: "c2Vzc2lvbg", At: t0},
+		events.ChangeCodeVerified{SessionHash: strings.Repeat("ab", 32), At: t0},
 		events.PasswordChanged{Method: events.MethodChange, PasswordHash: f.rehashed, KeptSessionHash: session, ToSealed: sealed, At: t0},
 		events.PasswordResetRequested{TokenHash: f.keys.TokenHash("reset:"+f.accountID, secrets.NewToken()),
 			TokenSealed: f.keys.Seal(secrets.NewToken(), f.accountID), ToSealed: sealed,
