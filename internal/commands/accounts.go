@@ -289,22 +289,10 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 // session without a verified code, a NIR that has an account): a flood of
 // such requests costs no hash (issue 11, kind 4). A retry of a request
 // already recorded is never refused here: execute answers it from its fact.
-func (r *accounts) refusal(ctx context.Context, accountID string, now time.Time, cmd domain.Command) (error, error) {
-	unlock := r.lock(accountID)
-	defer unlock()
-	c, err := r.load(ctx, accountID)
+func (r *accounts) refusal(ctx context.Context, accountID string, now time.Time, cmd domain.Command) (*domain.Error, error) {
+	c, err := r.current(ctx, accountID)
 	if err != nil {
 		return nil, err
-	}
-	last, err := r.store.LastSeq(ctx, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("check account %s: %w", accountID, err)
-	}
-	if last != c.seq {
-		if c, err = r.catchUp(ctx, c); err != nil {
-			return nil, err
-		}
-		r.cache.put(accountID, c)
 	}
 	if k := requestKey(ctx); k != "" {
 		if _, done := c.recordedAt(accountID+":"+k, now); done {
@@ -312,10 +300,40 @@ func (r *accounts) refusal(ctx context.Context, accountID string, now time.Time,
 		}
 	}
 	evs, refused := r.decider.Decide(c.state, cmd, now)
-	if len(evs) == 0 && refused != nil {
-		return refused, nil
+	if len(evs) > 0 || refused == nil {
+		return nil, nil
 	}
-	return nil, nil
+	var de *domain.Error
+	if !errors.As(refused, &de) {
+		return nil, fmt.Errorf("decide on %s: %w", accountID, refused)
+	}
+	return de, nil
+}
+
+// current returns the account's state as the stream holds it now: the
+// cached state, caught up if the account's last sequence moved (one direct
+// get). Commands read it before paying for a hash, so that another
+// instance's recorded block or failure is seen first: a flood over several
+// instances then spends about the hashes one instance would (issue 11,
+// kind 4).
+func (r *accounts) current(ctx context.Context, accountID string) (cached, error) {
+	unlock := r.lock(accountID)
+	defer unlock()
+	c, err := r.load(ctx, accountID)
+	if err != nil {
+		return cached{}, err
+	}
+	last, err := r.store.LastSeq(ctx, accountID)
+	if err != nil {
+		return cached{}, fmt.Errorf("check account %s: %w", accountID, err)
+	}
+	if last != c.seq {
+		if c, err = r.catchUp(ctx, c); err != nil {
+			return cached{}, err
+		}
+		r.cache.put(accountID, c)
+	}
+	return c, nil
 }
 
 // maybeSnapshot writes the state in the background every snapshotEvery

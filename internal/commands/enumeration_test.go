@@ -3,6 +3,7 @@ package commands_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +42,17 @@ func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
 		{"a_second_before_the_block_ends", 13*time.Minute - time.Second, "login.password", `{"nir":"` + nir1 + `","password":"faux-5"}`, domain.CodeAccountLocked},
 		{"after_the_block_ends", time.Second, "login.password", `{"nir":"` + nir1 + `","password":"faux-6"}`, domain.CodeInvalidCredentials},
 		{"reset_request_1", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
+		{"reset_request_2", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
+		{"reset_request_3", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
 		{"reset_request_4_over_the_hourly_limit", 0, "password.reset.request", `{"nir":"` + nir1 + `"}`, "reset_requested"},
 		{"wrong_password_with_a_spelling_of_spaces", time.Minute, "login.password", `{"nir":"` + spaced(nir1) + `","password":"faux-7"}`, domain.CodeInvalidCredentials},
 		{"3rd_after_the_block_blocks_again", time.Minute, "login.password", `{"nir":"` + nir1 + `","password":"faux-8"}`, domain.CodeAccountLocked},
+		{"after_that_block_a_1st_failure_with_a_request_id", 16 * time.Minute, "login.password@0", `{"nir":"` + nir1 + `","password":"faux-9","request_id":"r-1"}`, domain.CodeInvalidCredentials},
+		// The same request again, on the other instance: a retry, answered
+		// from what it recorded and not counted twice, on both sides.
+		{"its_retry_on_the_other_instance", 0, "login.password@1", `{"nir":"` + nir1 + `","password":"faux-9","request_id":"r-1"}`, domain.CodeInvalidCredentials},
+		{"then_a_2nd_failure_is_the_2nd", 0, "login.password", `{"nir":"` + nir1 + `","password":"faux-10"}`, domain.CodeInvalidCredentials},
+		{"and_the_3rd_blocks", 0, "login.password", `{"nir":"` + nir1 + `","password":"faux-11"}`, domain.CodeAccountLocked},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -51,6 +60,12 @@ func TestUnknownNIRLocksLikeARegisteredOne(t *testing.T) {
 			for i, side := range []string{"registered", "unknown"} {
 				h := sides[side]
 				h.Clock.Advance(st.advance)
+				if subject, n, ok := strings.Cut(st.subject, "@"); ok {
+					// Straight to one instance: the retry goes to the one
+					// that did not answer the first try (no reply cached).
+					replies[i] = h.Svcs[map[string]int{"0": 0, "1": 1}[n]].Handle(context.Background(), subject, []byte(st.body))
+					continue
+				}
 				replies[i] = h.Raw(st.subject, []byte(st.body))
 			}
 			if !bytes.Equal(replies[0], replies[1]) {
@@ -93,21 +108,29 @@ func TestUnknownNIRLockoutInParallel(t *testing.T) {
 
 // A shadow store that refuses writes (full, or down) changes no reply: the
 // attempt is answered as decided and only the count is lost.
-func TestShadowStoreFailureKeepsTheReply(t *testing.T) {
-	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.Shadows = failingShadows{} })
-	wantError(t, h.Req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
-	if r := h.Req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != contract.StatusResetRequested {
-		t.Fatalf("reset request: %+v", r.Error)
+func TestShadowStoreFullKeepsTheReplyAndAnOutageSaysUnavailable(t *testing.T) {
+	// A store at its size bound: the attempt is answered as decided (only
+	// the count is lost, and logged).
+	full := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.Shadows = failingShadows{eventstore.ErrFull} })
+	wantError(t, full.Req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeInvalidCredentials)
+	if r := full.Req("password.reset.request", obj{"nir": nir2}); !r.OK || r.Status != contract.StatusResetRequested {
+		t.Fatalf("reset request with a full store: %+v", r.Error)
 	}
+	// A store that fails otherwise: unavailable, as a registered account
+	// whose append fails.
+	down := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.Shadows = failingShadows{context.DeadlineExceeded} })
+	wantError(t, down.Req("login.password", obj{"nir": nir2, "password": "faux"}), domain.CodeUnavailable)
+	wantError(t, down.Req("password.reset.request", obj{"nir": nir2}), domain.CodeUnavailable)
 }
 
-type failingShadows struct{}
+// failingShadows finds nothing and refuses every write with err.
+type failingShadows struct{ err error }
 
 func (failingShadows) Get(context.Context, string) ([]byte, uint64, error) {
 	return nil, 0, eventstore.ErrNotFound
 }
-func (failingShadows) Put(context.Context, string, []byte, uint64) (uint64, error) {
-	return 0, context.DeadlineExceeded
+func (f failingShadows) Put(context.Context, string, []byte, uint64) (uint64, error) {
+	return 0, fmt.Errorf("failing shadows: %w", f.err)
 }
 
 // ResponseFloor: both paths take at least the floor, whatever they do.
@@ -129,5 +152,37 @@ func TestResponseFloor(t *testing.T) {
 		if took := time.Since(start); took < floor {
 			t.Fatalf("%s on %v answered in %s, under the %s floor", r.subject, r.body["nir"], took, floor)
 		}
+	}
+}
+
+// Replies held back by the response floor wait on timers, not in the
+// in-flight slots: cheap requests under the floor (here, on a blocked
+// account) do not keep other commands waiting. With 4 slots and 8 held
+// replies, a logout is answered while they are still held.
+func TestResponseFloorTakesNoInFlightSlot(t *testing.T) {
+	const floor = 1500 * time.Millisecond
+	h := newHarnessWith(t, 1, testPolicy(), func(c *commands.Config) { c.ResponseFloor = floor; c.MaxInFlight = 4 })
+	acc := h.Register(nir1, "valerie@yahoo.fr", password)
+	session := h.Login(acc, nir1, password)
+	done := make(chan contract.AnyReply, 8)
+	for i := range 8 {
+		go func() { done <- h.ReqAsync("login.password", obj{"nir": nir2, "password": fmt.Sprintf("faux-%d", i)}) }()
+	}
+	svc := h.Svcs[0]
+	deadline := time.Now().Add(floor / 2)
+	for commands.Delayed(svc) < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d replies held back, want 8", commands.Delayed(svc))
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+	if r := h.Req("session.logout", obj{"session": session}); !r.OK {
+		t.Fatalf("logout: %+v", r.Error)
+	}
+	if n := commands.Delayed(svc); n == 0 {
+		t.Fatal("the logout was answered only after the held replies: it waited for a slot")
+	}
+	for range 8 {
+		<-done
 	}
 }

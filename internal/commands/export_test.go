@@ -28,3 +28,6 @@ func DropCachedStates(s *Service) { s.accounts.cache = newLRU[cached](s.cfg.Cach
 func EncodeSnapshot(version int, state domain.Account) ([]byte, error) {
 	return json.Marshal(snapshot{Version: version, State: state})
 }
+
+// Delayed is the number of replies held back for their response floor.
+func Delayed(s *Service) int64 { return s.delayed.Load() }

@@ -79,9 +79,10 @@ func TestFloodOnOneAccountSpendsOnlyTheHashesThatReachTheBlock(t *testing.T) {
 	}
 }
 
-// Fairness: a flood on one NIR (here one without an account, which never
-// blocks) holds at most one hashing worker, so another account's login
-// gets the other one while the flood goes on. The flood's hashes are held
+// Fairness: a flood on one NIR (here one without an account, whose first
+// hash is held open so that no failure is recorded and nothing blocks)
+// holds at most one hashing worker, so another account's login gets the
+// other one while the flood goes on. The flood's hashes are held
 // inside the observer until the other login has hashed: without the
 // per-key gate, two flood hashes would hold both workers and the other
 // login would wait behind the whole flood.

@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +29,7 @@ func TestKeyGateOneAtATimePerKey(t *testing.T) {
 					break
 				}
 			}
+			runtime.Gosched() // let others in, if the gate would
 			in.Add(-1)
 			release()
 		}()
@@ -35,6 +38,20 @@ func TestKeyGateOneAtATimePerKey(t *testing.T) {
 	if max.Load() != 1 {
 		t.Fatalf("%d holders of one key at once", max.Load())
 	}
+	// A held key makes the next acquire wait: with the key held, a waiter
+	// whose context ends gets the context's error, never the gate.
+	held, _ := g.acquire(context.Background(), "h")
+	waiting, cancelWaiting := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		_, err := g.acquire(waiting, "h")
+		got <- err
+	}()
+	cancelWaiting()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("acquired a held key: %v", err)
+	}
+	held()
 	// Another key is not held up by a held one; a waiter gives up with its
 	// context and leaves nothing behind.
 	release, _ := g.acquire(context.Background(), "a")

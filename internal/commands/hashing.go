@@ -84,10 +84,17 @@ func (s *Service) observeHash(key string) {
 
 // redactKey keeps account ids (not personal data) and hides NIR index keys.
 func redactKey(key string) string {
-	if strings.HasPrefix(key, "nir:") {
+	if strings.HasPrefix(key, nirWorkPrefix) {
 		return "nir:…"
 	}
 	return key
 }
 
 const maxPasswordBytes = 1024
+
+// nirWorkPrefix marks the work done for a NIR rather than an account (an
+// unknown NIR's check, a registration): the gate's and the hash observer's
+// key is nirWork(index key).
+const nirWorkPrefix = "nir:"
+
+func nirWork(nirKey string) string { return nirWorkPrefix + nirKey }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
@@ -35,12 +34,13 @@ func (s *Service) importAccount(ctx context.Context, data []byte) contract.Reply
 		if err := required("password_hash", req.PasswordHash, 512); err != nil {
 			return err
 		}
+		var tooCostly *secrets.HashCostError
 		switch err := secrets.CheckHash(req.PasswordHash, s.policy.HashLimits); {
-		case errors.Is(err, secrets.ErrHashCost):
+		case errors.As(err, &tooCostly):
 			l := s.policy.HashLimits
 			return domain.InvalidRequest("password_hash", fmt.Sprintf(
-				"a un coût trop élevé (%v) : au plus m=%d KiB, t=%d, p=%d pour argon2id, coût %d pour bcrypt",
-				strings.TrimPrefix(err.Error(), secrets.ErrHashCost.Error()+": "), l.Argon2MaxMemoryKiB, l.Argon2MaxTime, l.Argon2MaxThreads, l.BcryptMaxCost))
+				"a un coût trop élevé (%s %d, au plus %d) : au plus m=%d KiB, t=%d, p=%d pour argon2id, coût %d pour bcrypt",
+				tooCostly.Param, tooCostly.Value, tooCostly.Max, l.Argon2MaxMemoryKiB, l.Argon2MaxTime, l.Argon2MaxThreads, l.BcryptMaxCost))
 		case err != nil:
 			return domain.InvalidRequest("password_hash", "doit être une empreinte argon2id ou bcrypt au format PHC ($argon2id$… ou $2b$…)")
 		}

@@ -44,7 +44,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 	defer s.floor(ctx, start)
 	now := s.clock.Now()
 	nirKey := s.keys.NIRIndexKey(nir)
-	accountID, err := s.lookupNIR(ctx, nir)
+	accountID, err := s.lookupNIRKey(ctx, nirKey)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// The reply must not tell whether the NIR has an account: it goes
 		// through the same rules as an account (a shadow account, issue
@@ -52,18 +52,26 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 		// argon2id check unless blocked, the state written back.
 		s.log.Info("login attempt on an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
 		if !s.peekShadow(ctx, nirKey).state.account().Blocked(now) {
-			release, err := s.gate.acquire(ctx, "nir:"+nirKey)
+			release, err := s.gate.acquire(ctx, nirWork(nirKey))
 			if err != nil {
 				return s.fail(contract.CmdLoginPassword, err)
 			}
 			defer release()
-			stillNeeded := func() bool { return !s.peekShadow(ctx, nirKey).state.account().Blocked(now) }
-			if _, _, err := s.verifyPassword(ctx, "nir:"+nirKey, stillNeeded, req.Password, s.dummyPHC); err != nil && !errors.Is(err, errHashSkipped) {
+			stillNeeded := func() bool {
+				c, ok := s.shadows.get(nirKey) // the cache only, as for an account
+				return !ok || !c.state.account().Blocked(now)
+			}
+			if _, _, err := s.verifyPassword(ctx, nirWork(nirKey), stillNeeded, req.Password, s.dummyPHC); err != nil && !errors.Is(err, errHashSkipped) {
 				return s.fail(contract.CmdLoginPassword, err)
 			}
 		}
-		if err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel}); err != nil {
-			return errorReplyFor(req.Channel, err)
+		err := s.shadowDecide(ctx, nirKey, now, domain.SubmitPassword{Channel: req.Channel})
+		var refusal *domain.Error
+		if errors.As(err, &refusal) {
+			return errorReplyFor(req.Channel, refusal)
+		}
+		if err != nil {
+			return s.fail(contract.CmdLoginPassword, err)
 		}
 		return s.fail(contract.CmdLoginPassword, errors.New("shadow account accepted a password"))
 	}
@@ -83,7 +91,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 			return s.fail(contract.CmdLoginPassword, err)
 		}
 		defer release()
-		peek, peekErr = s.accounts.load(ctx, accountID)
+		peek, peekErr = s.accounts.current(ctx, accountID)
 	}
 
 	// The password is checked outside the account's lock (decideChecked),

@@ -64,12 +64,21 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) contract
 		return nil
 	}
 	if strict {
+		// A request refused whatever the password (a forged or closed
+		// session, a block, a new address, the flow's limits) is refused
+		// before it queues for the account's turn: it would delay the
+		// holder's logins.
+		if refused, err := s.accounts.refusal(ctx, accountID, now, domain.StartPasswordChange{SessionHash: sessionHash, PasswordOK: true}); err != nil {
+			return s.fail(contract.CmdPasswordChangeStart, err)
+		} else if refused != nil {
+			return errorReplyFor(req.Channel, refused)
+		}
 		release, err := s.gate.acquire(ctx, accountID)
 		if err != nil {
 			return s.fail(contract.CmdPasswordChangeStart, err)
 		}
 		defer release()
-		peek, err := s.accounts.load(ctx, accountID)
+		peek, err := s.accounts.current(ctx, accountID)
 		if err == nil {
 			err = recheck(peek.state)
 		}

@@ -43,12 +43,13 @@ func (s *Service) passwordResetRequest(ctx context.Context, data []byte) contrac
 	defer s.floor(ctx, start)
 	now := s.clock.Now()
 	nirKey := s.keys.NIRIndexKey(nir)
-	accountID, err := s.lookupNIR(ctx, nir)
+	accountID, err := s.lookupNIRKey(ctx, nirKey)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// The same work as for a known NIR (issue 19): a token made,
 		// hashed and sealed, and the request recorded on the NIR's shadow
 		// account (its write standing in for the append), within the same
 		// limit of links per hour.
+		s.log.Info("reset request for an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
 		token := "shadow." + secrets.NewToken()
 		cmd := domain.RequestPasswordReset{TokenHash: s.keys.TokenHash("reset", token), TokenSealed: s.keys.Seal(token, nirKey)}
 		if err := s.shadowDecide(ctx, nirKey, now, cmd); err != nil {

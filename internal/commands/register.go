@@ -43,7 +43,7 @@ func (s *Service) register(ctx context.Context, data []byte) contract.Reply {
 	// An active account on this NIR is told before hashing: a flood of
 	// registrations on a NIR costs no hash (issue 11, kind 4); and one at
 	// a time per NIR holds one hashing worker at most.
-	key := "nir:" + s.keys.NIRIndexKey(nir)
+	key := nirWork(s.keys.NIRIndexKey(nir))
 	release, err := s.gate.acquire(ctx, key)
 	if err != nil {
 		return s.fail(contract.CmdAccountRegister, err)

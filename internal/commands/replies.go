@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"sync"
 	"time"
@@ -12,15 +11,16 @@ import (
 // replyCache remembers, for a short while and in memory only, the reply
 // to each request that carried a request_id, so a client retrying after a
 // timeout gets the very reply it missed (with the session token it carried)
-// instead of a decision made again on a changed account. The key is the hash
-// of the whole request: only the holder of the identical request can read it.
+// instead of a decision made again on a changed account. The key is the
+// request's idempotency key (a keyed hash of subject and whole body): only
+// the holder of the identical request can read it.
 type replyCache struct {
 	mu    sync.Mutex
 	clock clock.Clock // the service's: a test (or the dev clock) moves expiry with it
 	ttl   time.Duration
 	max   int
-	items map[[32]byte]cachedReply
-	order [][32]byte // keys, oldest first: with one TTL, insertion order is expiry order
+	items map[string]cachedReply
+	order []string // keys, oldest first: with one TTL, insertion order is expiry order
 }
 
 type cachedReply struct {
@@ -31,26 +31,19 @@ type cachedReply struct {
 // newReplyCache keeps each reply ttl (on clk's time) and at most max
 // replies, the newest.
 func newReplyCache(clk clock.Clock, ttl time.Duration, max int) *replyCache {
-	return &replyCache{clock: clk, ttl: ttl, max: max, items: map[[32]byte]cachedReply{}}
+	return &replyCache{clock: clk, ttl: ttl, max: max, items: map[string]cachedReply{}}
 }
 
-func replyKey(subject string, data []byte) ([32]byte, bool) {
+// hasRequestID tells whether a request carries a request_id: only those
+// are idempotent (their key is Keys.RequestKey of subject and body).
+func hasRequestID(data []byte) bool {
 	var probe struct {
 		RequestID string `json:"request_id"`
 	}
-	if len(data) > MaxRequestBytes || json.Unmarshal(data, &probe) != nil || probe.RequestID == "" {
-		return [32]byte{}, false
-	}
-	h := sha256.New()
-	h.Write([]byte(subject))
-	h.Write([]byte{0})
-	h.Write(data)
-	var k [32]byte
-	copy(k[:], h.Sum(nil))
-	return k, true
+	return len(data) <= MaxRequestBytes && json.Unmarshal(data, &probe) == nil && probe.RequestID != ""
 }
 
-func (c *replyCache) get(k [32]byte) ([]byte, bool) {
+func (c *replyCache) get(k string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.items[k]
@@ -62,7 +55,7 @@ func (c *replyCache) get(k [32]byte) ([]byte, bool) {
 
 // put keeps a reply, dropping from the front the expired ones and, past
 // max, the oldest: O(1) amortised, the newest replies kept.
-func (c *replyCache) put(k [32]byte, body []byte) {
+func (c *replyCache) put(k string, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()

@@ -12,7 +12,7 @@ import (
 func TestReplyCacheKeepsTheNewest(t *testing.T) {
 	clk := clock.NewFixed(time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC))
 	c := newReplyCache(clk, time.Hour, 3)
-	key := func(i byte) [32]byte { return [32]byte{i} }
+	key := func(i byte) string { return string([]byte{i}) }
 	for i := byte(1); i <= 5; i++ {
 		c.put(key(i), []byte{i})
 	}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -68,11 +69,12 @@ type Config struct {
 	// ResponseFloor is the least time login.password and
 	// password.reset.request take to answer, so that their timing does not
 	// tell whether a NIR has an account (issue 19; docs/enumeration.md):
-	// 0 sets it at start to twice one argon2id hash with the policy's
-	// parameters (measured then), between 50 ms and 1 s: above what either
+	// 0 sets it at start to 4 times one argon2id hash with the policy's
+	// parameters (measured then), between 100 ms and 1 s: above what either
 	// path costs when the machine is not saturated, and low enough that a
 	// handful of concurrent clients still reach the hashing pool's
-	// throughput. Negative disables it (tests).
+	// throughput (the reply waits on a timer, not in an in-flight slot).
+	// Negative disables it (tests).
 	ResponseFloor time.Duration
 }
 
@@ -92,6 +94,8 @@ type Service struct {
 	shadows  *lru[cachedShadow] // shadow states of NIRs without an account, as the account cache
 	inflight chan struct{}
 	wg       sync.WaitGroup
+	delayed  atomic.Int64   // replies waiting for their response floor, off the in-flight slots
+	delayWG  sync.WaitGroup // those replies, sent before Stop returns
 	dummyPHC string
 	replies  *replyCache
 	flight   singleflight.Group // identical requests (same key) in flight
@@ -205,50 +209,83 @@ func (s *Service) Handle(ctx context.Context, subject string, data []byte) []byt
 	if !ok {
 		return mustJSON(errorReply(domain.InvalidRequest("subject", "n'est pas une commande connue")))
 	}
-	return s.run(ctx, subject, h, data)
+	b, notBefore := s.run(ctx, subject, h, data)
+	waitUntil(ctx, notBefore)
+	return b
 }
 
-func (s *Service) run(ctx context.Context, subject string, h handler, data []byte) []byte {
+// maxDelayed bounds the replies held back for their response floor
+// outside the in-flight slots (a timer and the reply's bytes each); past
+// it, a reply waits in its slot.
+const maxDelayed = 1 << 16
+
+// run runs one request and returns its reply and the time before which it
+// must not be sent (the response floor, issue 19; zero for none).
+func (s *Service) run(ctx context.Context, subject string, h handler, data []byte) ([]byte, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	key, idempotent := replyKey(subject, data)
-	if !idempotent {
-		b, _ := s.runOnce(ctx, subject, h, data)
-		return b
+	if !hasRequestID(data) {
+		r := s.runOnce(ctx, subject, h, data)
+		return r.body, r.notBefore
 	}
 	// A request with a request_id is identified by its whole body (issue
 	// 11, kind 1): a retry of it, here, gets the first reply; identical
 	// requests in flight share one execution; and its event's message id
 	// is the keyed hash of subject and body, so another body under the same
 	// request_id is another request, decided and recorded as such.
+	key := s.keys.RequestKey(subject, data)
 	if b, ok := s.replies.get(key); ok {
-		return b
+		return b, time.Time{}
 	}
-	ctx = withRequestKey(ctx, s.keys.RequestKey(subject, data))
-	v, _, _ := s.flight.Do(string(key[:]), func() (any, error) {
+	ctx = withRequestKey(ctx, key)
+	// Identical requests in flight share the execution and its floor: the
+	// reply leaves no sooner than the floor after the first of them began.
+	v, _, _ := s.flight.Do(key, func() (any, error) {
 		if b, ok := s.replies.get(key); ok {
-			return b, nil
+			return ranRequest{body: b}, nil
 		}
-		b, final := s.runOnce(ctx, subject, h, data)
-		if final {
-			s.replies.put(key, b)
+		r := s.runOnce(ctx, subject, h, data)
+		if r.final {
+			s.replies.put(key, r.body)
 		}
-		return b, nil
+		return r, nil
 	})
-	return v.([]byte)
+	r := v.(ranRequest)
+	return r.body, r.notBefore
 }
 
-// runOnce runs the handler; final is false for an `unavailable` reply,
-// which a retry may turn into a decision.
-func (s *Service) runOnce(ctx context.Context, subject string, h handler, data []byte) (b []byte, final bool) {
+// ranRequest is a request's reply; final is false for an `unavailable`
+// reply, which a retry may turn into a decision; notBefore is the floor.
+type ranRequest struct {
+	body      []byte
+	final     bool
+	notBefore time.Time
+}
+
+func (s *Service) runOnce(ctx context.Context, subject string, h handler, data []byte) ranRequest {
 	start := time.Now()
-	rep := safely(ctx, h, data, s.log, subject)
+	var notBefore time.Time
+	rep := safely(context.WithValue(ctx, floorCtx{}, &notBefore), h, data, s.log, subject)
 	ok, outcome := rep.Outcome()
 	if !ok && outcome == domain.CodeUnavailable && ctx.Err() != nil {
 		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
 	}
 	s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", time.Since(start))
-	return mustJSON(rep), ok || outcome != domain.CodeUnavailable
+	return ranRequest{body: mustJSON(rep), final: ok || outcome != domain.CodeUnavailable, notBefore: notBefore}
+}
+
+// waitUntil waits until t, or until ctx ends.
+func waitUntil(ctx context.Context, t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
 
 // safely turns a panic in a handler into an `unavailable` reply: a bad
@@ -320,8 +357,31 @@ func (s *Service) dispatch(subject string, h handler, req micro.Request) {
 	}
 	s.wg.Add(1)
 	go func() {
-		defer func() { <-s.inflight; s.wg.Done() }()
-		_ = req.Respond(s.run(context.Background(), subject, h, req.Data()))
+		defer s.wg.Done()
+		b, notBefore := s.run(context.Background(), subject, h, req.Data())
+		wait := time.Until(notBefore)
+		if wait <= 0 {
+			_ = req.Respond(b)
+			<-s.inflight
+			return
+		}
+		// A reply held back by the response floor waits on a timer, not
+		// in an in-flight slot: cheap requests (on a blocked account) under
+		// the floor must not fill the slots that every command needs.
+		if s.delayed.Add(1) > maxDelayed {
+			s.delayed.Add(-1)
+			waitUntil(context.Background(), notBefore)
+			_ = req.Respond(b)
+			<-s.inflight
+			return
+		}
+		<-s.inflight
+		s.delayWG.Add(1)
+		time.AfterFunc(wait, func() {
+			_ = req.Respond(b)
+			s.delayed.Add(-1)
+			s.delayWG.Done()
+		})
 	}()
 }
 
@@ -336,6 +396,7 @@ func (s *Service) Stop() error {
 		_ = sub.Unsubscribe()
 	}
 	s.wg.Wait()
+	s.delayWG.Wait()
 	s.accounts.snapshotWG.Wait()
 	return err
 }

@@ -152,24 +152,37 @@ func (s *Service) replayedSecret(subject string) contract.Failure {
 // unknown ones (issue 19), and grow with the accounts (issue 16); the
 // index's direct get costs far less than the password hash beside it.
 func (s *Service) lookupNIR(ctx context.Context, nir string) (string, error) {
-	return s.index.Get(ctx, s.keys.NIRIndexKey(nir))
+	return s.lookupNIRKey(ctx, s.keys.NIRIndexKey(nir))
+}
+
+// lookupNIRKey is lookupNIR for a NIR whose index key is already made.
+func (s *Service) lookupNIRKey(ctx context.Context, nirKey string) (string, error) {
+	return s.index.Get(ctx, nirKey)
 }
 
 // floor makes the calling command take at least ResponseFloor from start:
 // deferred by the commands whose reply must not tell whether a NIR has an
 // account, so the work behind a reply (a cold account load, an append, a
 // shadow write) does not show in its timing.
+//
+// The handler does not wait: it sets the time before which its reply must
+// not leave, and the service holds the reply back on a timer (dispatch),
+// so the wait takes no in-flight slot. Called outside a service run (no
+// holder in ctx), it waits.
 func (s *Service) floor(ctx context.Context, start time.Time) {
 	if s.cfg.ResponseFloor <= 0 {
 		return
 	}
-	t := time.NewTimer(time.Until(start.Add(s.cfg.ResponseFloor)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	t := start.Add(s.cfg.ResponseFloor)
+	if holder, ok := ctx.Value(floorCtx{}).(*time.Time); ok {
+		*holder = t
+		return
 	}
+	waitUntil(ctx, t)
 }
+
+// floorCtx carries the run's not-before time to the handler (runOnce).
+type floorCtx struct{}
 
 // fail logs an internal failure (without any secret: errors here never hold
 // one) and tells the user the service is unavailable.

@@ -338,7 +338,7 @@ func Evolve(a Account, e events.Event) Account {
 		if e.Method == events.MethodReset {
 			kept = ""
 		}
-		a = a.closeResetLink().closeLogins().closeFlowCodes().closeTrustedDevices().closeBiometrics().keepOnlySession(kept)
+		a = a.closeAllBut(kept)
 		a.PasswordHash, a.PasswordChangedAt = e.PasswordHash, e.At
 		a.PasswordChange.Failures = 0
 		if e.Method == events.MethodReset {

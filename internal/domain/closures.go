@@ -90,6 +90,10 @@ func (a Account) revokeBiometric(deviceID string) Account {
 
 // closeAll is what a password reset or a deactivation closes: everything
 // opened under the old credentials, sessions included.
-func (a Account) closeAll() Account {
-	return a.closeResetLink().closeLogins().closeFlowCodes().keepOnlySession("").closeTrustedDevices().closeBiometrics()
+func (a Account) closeAll() Account { return a.closeAllBut("") }
+
+// closeAllBut is what a password change closes: everything, but the
+// session that made it (kept: its hash; "" keeps none).
+func (a Account) closeAllBut(kept string) Account {
+	return a.closeResetLink().closeLogins().closeFlowCodes().closeTrustedDevices().closeBiometrics().keepOnlySession(kept)
 }

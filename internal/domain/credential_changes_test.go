@@ -434,6 +434,10 @@ func TestEveryCellOfTheMatrixIsShown(t *testing.T) {
 		if r.effect != closed && r.effect != kept {
 			t.Errorf("%s: effect %q", r.name, r.effect)
 		}
+		// A row whose effect differs from its cell shows the cell's
+		// exception (the session that made the change goes on, another
+		// phone keeps its enrolment, the "never" answer stands): it does
+		// not count as showing the cell, which another row must.
 		if r.effect == want {
 			shown[[2]string{r.change, r.out}] = true
 		}

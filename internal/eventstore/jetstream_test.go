@@ -68,6 +68,34 @@ func TestJetStreamShadowsContract(t *testing.T) {
 	storetest.RunShadows(t, func(t *testing.T) eventstore.Shadows { return newJetStream(t).store.Shadows() })
 }
 
+// A full shadow bucket refuses writes with ErrFull (the commands then
+// answer as decided without counting), not with an error that reads as an
+// outage.
+func TestJetStreamShadowsFull(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.OpenJetStream(ctxFor(t), js, eventstore.JetStreamConfig{ShadowMaxBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 200)
+	for i := 0; ; i++ {
+		if i > 100 {
+			t.Fatal("4 KiB bucket took 100 writes of 200 bytes")
+		}
+		_, err := store.Shadows().Put(ctxFor(t), fmt.Sprintf("k%d", i), value, 0)
+		if errors.Is(err, eventstore.ErrFull) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("write %d: %v, want nil or ErrFull", i, err)
+		}
+	}
+}
+
 func TestJetStreamStreamAndBuckets(t *testing.T) {
 	e := newJetStream(t)
 	ctx := ctxFor(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +14,10 @@ import (
 
 // ShadowBucket is the KV bucket of the shadow states.
 const ShadowBucket = contract.ShadowBucket
+
+// ErrFull: the store is at its size bound and refuses new writes until
+// entries expire.
+var ErrFull = errors.New("eventstore: store full")
 
 // Shadows keeps the login state of NIRs that have no account (issue 19): an
 // unknown NIR goes through the same lockout rules as an account, so three
@@ -79,6 +84,9 @@ func (x kvShadows) Put(ctx context.Context, key string, state []byte, rev uint64
 			return 0, fmt.Errorf("shadow put: %w", ErrConflict)
 		}
 	}
+	if isMaxBytes(err) {
+		return 0, fmt.Errorf("shadow put: %w: %w", ErrFull, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("shadow put: %w", err)
 	}
@@ -124,4 +132,15 @@ func (s *MemoryShadows) Put(ctx context.Context, key string, state []byte, rev u
 	s.rev++
 	s.m[key] = memShadow{state: append([]byte(nil), state...), rev: s.rev}
 	return s.rev, nil
+}
+
+// storeFailed is the server's error code for a write a stream refused to
+// store (JSStreamStoreFailedF); with "maximum bytes exceeded" it is a
+// stream, here the bucket, at its MaxBytes with the discard-new policy.
+const storeFailed = 10077
+
+func isMaxBytes(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == storeFailed &&
+		strings.Contains(apiErr.Description, "maximum bytes")
 }

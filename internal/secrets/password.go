@@ -37,7 +37,7 @@ func CheckHash(phc string, l domain.HashLimits) error {
 			return fmt.Errorf("%w: bcrypt", ErrHashFormat)
 		}
 		if cost > l.BcryptMaxCost {
-			return fmt.Errorf("%w: bcrypt cost %d > %d", ErrHashCost, cost, l.BcryptMaxCost)
+			return &HashCostError{Param: "bcrypt cost", Value: uint64(cost), Max: uint64(l.BcryptMaxCost)}
 		}
 		return nil
 	}
@@ -45,20 +45,33 @@ func CheckHash(phc string, l domain.HashLimits) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case p.Memory > l.Argon2MaxMemoryKiB:
-		return fmt.Errorf("%w: argon2id m=%d KiB > %d", ErrHashCost, p.Memory, l.Argon2MaxMemoryKiB)
-	case p.Time > l.Argon2MaxTime:
-		return fmt.Errorf("%w: argon2id t=%d > %d", ErrHashCost, p.Time, l.Argon2MaxTime)
-	case p.Threads > l.Argon2MaxThreads:
-		return fmt.Errorf("%w: argon2id p=%d > %d", ErrHashCost, p.Threads, l.Argon2MaxThreads)
-	case p.KeyLen > l.Argon2MaxKeyLen:
-		return fmt.Errorf("%w: argon2id key of %d bytes > %d", ErrHashCost, p.KeyLen, l.Argon2MaxKeyLen)
-	case p.SaltLen > l.Argon2MaxSaltLen:
-		return fmt.Errorf("%w: argon2id salt of %d bytes > %d", ErrHashCost, p.SaltLen, l.Argon2MaxSaltLen)
+	for _, c := range []HashCostError{
+		{"argon2id m (KiB)", uint64(p.Memory), uint64(l.Argon2MaxMemoryKiB)},
+		{"argon2id t", uint64(p.Time), uint64(l.Argon2MaxTime)},
+		{"argon2id p", uint64(p.Threads), uint64(l.Argon2MaxThreads)},
+		{"argon2id key bytes", uint64(p.KeyLen), uint64(l.Argon2MaxKeyLen)},
+		{"argon2id salt bytes", uint64(p.SaltLen), uint64(l.Argon2MaxSaltLen)},
+	} {
+		if c.Value > c.Max {
+			return &c
+		}
 	}
 	return nil
 }
+
+// HashCostError is a hash parameter over its ceiling: which, its value and
+// the ceiling. It is ErrHashCost for errors.Is.
+type HashCostError struct {
+	Param      string
+	Value, Max uint64
+}
+
+func (e *HashCostError) Error() string {
+	return fmt.Sprintf("%v: %s %d > %d", ErrHashCost, e.Param, e.Value, e.Max)
+}
+
+// Is makes errors.Is(err, ErrHashCost) true.
+func (e *HashCostError) Is(target error) bool { return target == ErrHashCost }
 
 // HashPassword returns the argon2id PHC string of a password:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
