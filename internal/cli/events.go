@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -46,8 +47,8 @@ starts; with --follow, go on printing new events until Ctrl-C (or --until).
 
 --account takes an account id (ULID) or a NIR (13 characters, or 15 with its
 key, spaces allowed). A NIR is looked up in the AUTH_NIR_INDEX bucket, whose
-keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY or
---secret-key; in dev mode <var dir>/secret.key).
+keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY, AUTH_SECRET_KEY_FILE
+or --secret-key; in dev mode <var dir>/secret.key).
 
 --since and --until take an RFC 3339 time (2023-01-05T14:30:00+01:00), a
 Paris date or time (2023-01-05, 2023-01-05T14:30), or a duration before now
@@ -69,6 +70,7 @@ terminal and the output is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			o.varDir, _ = cmd.Flags().GetString("var-dir")
 			return runEvents(ctx, cmd, o)
 		},
 	}
@@ -81,7 +83,6 @@ terminal and the output is not.`,
 	f.StringVarP(&o.output, "output", "o", "table", "table or jsonl")
 	// Never the key as the flag's default: --help would print it.
 	f.StringVar(&o.secretKey, "secret-key", "", "the service's secret key, to find an account by NIR (default: AUTH_SECRET_KEY)")
-	f.StringVar(&o.varDir, "var-dir", envOr("AUTH_VAR_DIR", "./var"), "dev mode's data, where secret.key is when no key is given (AUTH_VAR_DIR)")
 	f.StringVar(&o.stream, "stream", "AUTH_EVENTS", "the events stream")
 	return cmd
 }
@@ -296,7 +297,9 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	}
 	secretKey := o.secretKey
 	if secretKey == "" {
-		secretKey = os.Getenv("AUTH_SECRET_KEY")
+		if secretKey, err = config.ReadSecret(config.EnvSecretKey); err != nil {
+			return "", err
+		}
 	}
 	keys, err := loadKeys(secretKey, o.varDir)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -34,11 +33,9 @@ and print the service's reply, indented.`,
 				}
 				body = b
 			}
-			url, _ := cmd.Flags().GetString("nats-url")
-			prefix, _ := cmd.Flags().GetString("subject-prefix")
-			nc, err := nats.Connect(url, nats.Name("authctl"))
+			nc, prefix, err := connect(cmd)
 			if err != nil {
-				return fmt.Errorf("connect to %s: %w", url, err)
+				return err
 			}
 			defer nc.Close()
 			subject := prefix + ".cmd." + args[0]

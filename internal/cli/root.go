@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ameli-auth/authsvc/internal/config"
 )
 
 // Execute runs authctl with the process arguments and returns its exit
@@ -86,16 +88,13 @@ from a CSV file (account import).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("nats-url", envOr("AUTH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (AUTH_NATS_URL)")
-	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", "auth"), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	pf := root.PersistentFlags()
+	pf.String("nats-url", config.Lookup(config.EnvNATSURL),
+		"NATS server URL (AUTH_NATS_URL; default: the dev mode running on --var-dir, else "+defaultNATSURL+")")
+	pf.String("subject-prefix", config.Lookup(config.EnvPrefix), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	pf.String("var-dir", config.Lookup(config.EnvVarDir),
+		"dev mode's data: its secret key, and dev.json, where a running dev mode says its NATS and Postgres URLs (AUTH_VAR_DIR)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
 	return root
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
