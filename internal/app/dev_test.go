@@ -102,6 +102,10 @@ func TestDevStackServesALogin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The dev clock moves two hours; the next start goes on from there.
+	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":7200}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {
+		t.Fatalf("advance: %v", err)
+	}
 	nc.Close()
 	d.Stop(ctx)
 
@@ -110,6 +114,9 @@ func TestDevStackServesALogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Stop(ctx)
+	if got := again.Clock.Offset(); got != 2*time.Hour {
+		t.Fatalf("the dev clock restarted %v ahead, want 2h: a restart took it back", got)
+	}
 	if created, err := again.EnsureDemoAccount(ctx); err != nil || created {
 		t.Fatalf("second start must keep the demo account: created=%v err=%v", created, err)
 	}

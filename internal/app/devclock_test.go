@@ -20,10 +20,11 @@ import (
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
-// The commands service answers <prefix>.dev.clock.advance and a follower
-// (the projector's and the notifier's FollowDevClock) listens: both accept
-// and refuse the same requests, so their clocks stay equal, and a refusal is
-// the commands' invalid_request reply naming the field.
+// The commands service answers <prefix>.dev.clock.advance and keeps the
+// offset; a follower (the projector's and the notifier's FollowDevClock)
+// follows the kept offset: it moves with every accepted request and with no
+// refused one, so their clocks stay equal, and a refusal is the commands'
+// invalid_request reply naming the field.
 func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	srv := natsutil.RunTestServer(t)
 	nc := natsutil.Connect(t, srv)
@@ -41,6 +42,9 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	answers, follows := &clock.Dev{}, &clock.Dev{}
+	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+		t.Fatal(err)
+	}
 	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
 		DevClock: answers, Logger: log})
 	if err != nil {
@@ -50,9 +54,11 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	if _, err := FollowDevClock(natsutil.Connect(t, srv), "auth", follows, log); err != nil {
+	stopFollowing, err := FollowDevClock(context.Background(), js, "auth", follows, log)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stopFollowing)
 
 	tenYears := strconv.FormatInt(int64(clock.MaxAdvance/time.Second), 10)
 	for _, c := range []struct {
@@ -92,8 +98,8 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 			}
 		})
 	}
-	// One more step: the follower handles requests in order, so once it has
-	// caught up with this one it has judged every request above.
+	// One more step: the kept offset only grows, so once the follower has
+	// caught up with this one it has seen every request above.
 	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":1}`), 5*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {
 		t.Fatalf("last step: %v", err)
 	}
@@ -114,8 +120,16 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 // and listens to nothing.
 func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	srv := natsutil.RunTestServer(t)
-	n := &NATS{Conn: natsutil.Connect(t, srv)}
+	nc := natsutil.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &NATS{Conn: nc, JS: js}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := js.KeyValue(context.Background(), DevClockBucket); err == nil {
+		t.Fatal("the system clock created the dev clock's bucket")
+	}
 	clk, stop, err := FollowClock(config.Config{Prefix: "auth"}, n, log)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +147,12 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if !ok {
 		t.Fatalf("clock %T, want *clock.Dev", clk)
 	}
-	if err := n.Conn.Publish("auth.dev.clock.advance", []byte(`{"seconds":60}`)); err != nil {
+	// The commands service's clock, kept: one step of 60 s.
+	answers := &clock.Dev{}
+	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := answers.Advance(time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -143,4 +162,65 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if dev.Offset() != time.Minute {
 		t.Fatalf("offset %v after one step of 60 s", dev.Offset())
 	}
+}
+
+// A restart never takes the dev clock back: the commands service's clock
+// and a follower started after an advance start at the kept offset, before
+// they serve anything; another prefix has its own.
+func TestDevClockKeptAcrossRestarts(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if off, err := KeptDevClockOffset(ctx, js, "auth"); err != nil || off != 0 {
+		t.Fatalf("before any dev clock: offset %v, err %v", off, err)
+	}
+	first := &clock.Dev{}
+	if err := KeepDevClock(ctx, js, "auth", first, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Advance(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Advance(-time.Second); err == nil {
+		t.Fatal("a refused step was accepted")
+	}
+	if off, err := KeptDevClockOffset(ctx, js, "auth"); err != nil || off != 48*time.Hour {
+		t.Fatalf("kept offset %v (err %v), want 48h", off, err)
+	}
+
+	restarted, follower := &clock.Dev{}, &clock.Dev{}
+	if err := KeepDevClock(ctx, js, "auth", restarted, log); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := FollowDevClock(ctx, js, "auth", follower, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if restarted.Offset() != 48*time.Hour || follower.Offset() != 48*time.Hour {
+		t.Fatalf("after a restart: commands %v, follower %v; want 48h both", restarted.Offset(), follower.Offset())
+	}
+	// A stale instance never takes the kept offset back.
+	if err := raiseKept(ctx, mustBucket(t, js), devClockKey("auth"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := KeptDevClockOffset(ctx, js, "auth"); off != 48*time.Hour {
+		t.Fatalf("kept offset went back to %v", off)
+	}
+	if off, _ := KeptDevClockOffset(ctx, js, "other"); off != 0 {
+		t.Fatalf("prefix other has offset %v", off)
+	}
+}
+
+func mustBucket(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), DevClockBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
 }
