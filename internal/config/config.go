@@ -448,6 +448,8 @@ func (c Config) View(comp Component) View {
 		switch {
 		case s.Secret && val != "":
 			val = "(set, masked)"
+		case s.Env == EnvSecretKey && c.Dev():
+			val = "(dev: " + filepath.Join(c.VarDir, "secret.key") + ")"
 		case s.Secret:
 			val = "(unset)"
 		case strings.Contains(val, "://") || strings.HasPrefix(val, "postgres"):
