@@ -55,6 +55,13 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, clock.NewFixed(t0))
+}
+
+// newTestEnvOn runs the service on clk; e.clock is set when clk is a
+// *clock.Fixed.
+func newTestEnvOn(t *testing.T, clk clock.Clock) *testEnv {
+	t.Helper()
 	srv := natsutil.RunTestServer(t)
 	nc := natsutil.Connect(t, srv)
 	js, err := jetstream.New(nc)
@@ -71,10 +78,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	policy := domain.SeedPolicy()
 	policy.Argon2 = domain.Argon2Params{Memory: 256, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16} // fast tests
-	e := &testEnv{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys, clock: clock.NewFixed(t0),
+	e := &testEnv{t: t, srv: srv, nc: nc, js: js, store: store, keys: keys,
 		devices: t.TempDir() + "/ameli-auth/devices.json"}
+	e.clock, _ = clk.(*clock.Fixed)
 	svc, err := commands.New(commands.Config{Policy: policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Clock: e.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
