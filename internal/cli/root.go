@@ -83,8 +83,11 @@ func NewRoot() *cobra.Command {
 		Short: "Operate and explore the ameli-style authentication service",
 		Long: `authctl talks to the authentication service over NATS, as a front-end or
 an operator would: send one command (req), log in from a terminal (login),
-replay or follow the event stream for audits (events), and import accounts
-from a CSV file (account import).`,
+change or reset a password (password change, password reset), act as an
+adviser on an account (account unlock, deactivate, set-affiliation,
+revoke-biometrics), replay or follow the event stream for audits (events),
+import accounts from a CSV file (account import), and run the whole service
+on this machine (dev).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -95,6 +98,6 @@ from a CSV file (account import).`,
 	pf.String("var-dir", config.Lookup(config.EnvVarDir),
 		"dev mode's data: its secret key, and dev.json, where a running dev mode says its NATS and Postgres URLs (AUTH_VAR_DIR)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
 	return root
 }
