@@ -41,16 +41,7 @@ func readDemo(varDir string) (DemoAccount, error) {
 	return d, nil
 }
 
-func writeDemo(varDir string, d DemoAccount) error {
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(varDir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(demoPath(varDir), append(b, '\n'), 0o600)
-}
+func writeDemo(varDir string, d DemoAccount) error { return writePrivateJSON(demoPath(varDir), d) }
 
 // DemoTruth is what the banner may say of the demo account's password.
 type DemoTruth struct {

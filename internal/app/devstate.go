@@ -26,18 +26,24 @@ type DevState struct {
 func DevStatePath(varDir string) string { return filepath.Join(varDir, "dev.json") }
 
 func writeDevState(varDir string, st DevState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
+	return writePrivateJSON(DevStatePath(varDir), st)
+}
+
+// writePrivateJSON writes v to path, readable by this user only, whole or
+// not at all (a reader never sees half a file).
+func writePrivateJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(varDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := DevStatePath(varDir) + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, DevStatePath(varDir))
+	return os.Rename(tmp, path)
 }
 
 // RunningDev reads the DevState of the dev mode running on varDir. ok is

@@ -281,18 +281,10 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 	}
 	remember, asked := false, false
 	for {
-		code, err := l.p.line("Code de sécurité reçu par mail (ou « nouveau » pour en recevoir un autre) : ")
+		code, err := l.askCode("Code de sécurité reçu par mail (ou « nouveau » pour en recevoir un autre) : ",
+			func() error { return l.sendCode(ctx) })
 		if err != nil {
 			return err
-		}
-		switch strings.ToLower(code) {
-		case "":
-			continue
-		case "nouveau", "renvoyer":
-			if err := l.sendCode(ctx); err != nil {
-				return err
-			}
-			continue
 		}
 		if !asked {
 			if remember, err = l.p.yesNo("Se souvenir de cet appareil ? (o/N) ", false); err != nil {
@@ -329,6 +321,27 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 			continue
 		}
 		return refused
+	}
+}
+
+// askCode reads a code; "nouveau" (or "renvoyer") calls resend, which
+// asks the service for another, and asks again.
+func (l *loginRun) askCode(prompt string, resend func() error) (string, error) {
+	for {
+		code, err := l.p.line(prompt)
+		if err != nil {
+			return "", err
+		}
+		switch strings.ToLower(code) {
+		case "":
+			continue
+		case "nouveau", "renvoyer":
+			if err := resend(); err != nil {
+				return "", err
+			}
+			continue
+		}
+		return code, nil
 	}
 }
 

@@ -121,18 +121,10 @@ func (c *changeRun) start(ctx context.Context) error {
 
 func (c *changeRun) verify(ctx context.Context) error {
 	for {
-		code, err := c.p.line("Code de confirmation reçu par mail (ou « nouveau » pour en recevoir un autre) : ")
+		code, err := c.askCode("Code de confirmation reçu par mail (ou « nouveau » pour en recevoir un autre) : ",
+			func() error { return c.start(ctx) })
 		if err != nil {
 			return err
-		}
-		switch strings.ToLower(code) {
-		case "":
-			continue
-		case "nouveau", "renvoyer":
-			if err := c.start(ctx); err != nil {
-				return err
-			}
-			continue
 		}
 		rep, err := c.c.send(ctx, "password.change.verify_code", map[string]any{"session": c.session, "code": code})
 		if err != nil {
@@ -151,24 +143,31 @@ func (c *changeRun) verify(ctx context.Context) error {
 }
 
 func (c *changeRun) complete(ctx context.Context) error {
+	return c.setPassword(ctx, "password.change.complete", map[string]any{"session": c.session},
+		"Mot de passe changé. Cette session reste ouverte ; les autres sessions, les appareils de confiance et la connexion biométrique sont fermés.")
+}
+
+// setPassword asks the new password until the service takes it or refuses
+// for good: subject gets body and "new_password"; done is said on success.
+func (l *loginRun) setPassword(ctx context.Context, subject string, body map[string]any, done string) error {
 	for {
-		pw, err := c.newPassword()
+		pw, err := l.newPassword()
 		if err != nil {
 			return err
 		}
-		rep, err := c.c.send(ctx, "password.change.complete", map[string]any{"session": c.session, "new_password": pw})
+		body["new_password"] = pw
+		rep, err := l.c.send(ctx, subject, body)
 		if err != nil {
 			return err
 		}
 		if rep.OK {
-			c.say("Mot de passe changé. Cette session reste ouverte ; les autres sessions, les appareils de confiance et la connexion biométrique sont fermés.")
+			l.say("%s", done)
 			return nil
 		}
-		c.show(rep.Error)
-		if retryable(rep.Error, "new_password") {
-			continue
+		l.show(rep.Error)
+		if !retryable(rep.Error, "new_password") {
+			return refused
 		}
-		return refused
 	}
 }
 
@@ -267,25 +266,8 @@ func (r *resetRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for {
-		pw, err := r.newPassword()
-		if err != nil {
-			return err
-		}
-		rep, err := r.c.send(ctx, "password.reset.complete", map[string]any{"token": token, "new_password": pw})
-		if err != nil {
-			return err
-		}
-		if rep.OK {
-			r.say("Mot de passe réinitialisé : connectez-vous avec le nouveau (authctl login).")
-			return nil
-		}
-		r.show(rep.Error)
-		if retryable(rep.Error, "new_password") {
-			continue
-		}
-		return refused
-	}
+	return r.setPassword(ctx, "password.reset.complete", map[string]any{"token": token},
+		"Mot de passe réinitialisé : connectez-vous avec le nouveau (authctl login).")
 }
 
 // askToken reads the link, or the token alone.
