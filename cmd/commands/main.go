@@ -31,6 +31,7 @@ func run() error {
 		return err
 	}
 	log := app.NewLogger(cfg.LogLevel).With("component", "commands")
+	cfg.Log(log, config.Commands)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

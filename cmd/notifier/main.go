@@ -33,6 +33,7 @@ func run() error {
 		return err
 	}
 	log := app.NewLogger(cfg.LogLevel).With("component", "notifier")
+	cfg.Log(log, config.Notifier)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

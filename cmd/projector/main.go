@@ -26,14 +26,15 @@ func main() {
 }
 
 func run() error {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(projector.ProjectorGCPercent)
-	}
 	cfg, err := config.LoadComponent(config.Projector, os.Args[1:], os.Stderr)
 	if err != nil {
 		return err
 	}
+	if cfg.GOGC == "" {
+		debug.SetGCPercent(projector.ProjectorGCPercent)
+	}
 	log := app.NewLogger(cfg.LogLevel).With("component", "projector")
+	cfg.Log(log, config.Projector)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

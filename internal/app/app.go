@@ -115,6 +115,11 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
 		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
 	if cfg.DevClock {
+		// Before the service answers anything: its first decisions are at
+		// the kept time.
+		if err := KeepDevClock(ctx, n.JS, cfg.Prefix, devClock, log); err != nil {
+			return nil, err
+		}
 		c.DevClock = devClock
 		warnDevClock(cfg, log, "answers")
 	}

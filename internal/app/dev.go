@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 )
 
 // The demo account created at the first start of dev mode. Its NIR is the
-// INSEE's textbook example; its password passes the password rule.
+// INSEE's textbook example; its password passes the password rule. Dev
+// mode keeps both in <var>/demo.json, and shows the password only while it
+// opens the account (DemoPasswordTruth).
 const (
 	DemoNIR      = "2 69 05 49 588 157 80"
 	DemoEmail    = "valerie.demo@exemple.fr"
@@ -41,8 +44,9 @@ type Dev struct {
 	Clock     *clock.Dev
 	HTTPURL   string // where the page is served ("" if no port was free)
 
-	http *http.Server
-	log  *slog.Logger
+	http         *http.Server
+	log          *slog.Logger
+	stateWritten bool
 }
 
 // StartDev starts everything; console receives the mail catcher's lines.
@@ -74,6 +78,7 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 		cfg.SMTPAddr, cfg.SMTPTLS = d.Catcher.Addr(), "none"
 	}
 	d.Config = cfg
+	cfg.Log(log, config.Dev)
 	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, log.With("component", "commands")); err != nil {
 		return d, err
 	}
@@ -84,7 +89,19 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 		return d, err
 	}
 	d.serveHTTP(cfg.HTTPAddr)
+	// The other authctl commands find this dev mode (its NATS may listen
+	// elsewhere than 4222, its Postgres may be a private one) here.
+	if err := writeDevState(cfg.VarDir, d.State()); err != nil {
+		return d, fmt.Errorf("write %s: %w", DevStatePath(cfg.VarDir), err)
+	}
+	d.stateWritten = true
 	return d, nil
+}
+
+// State is what this dev mode tells the other authctl commands.
+func (d *Dev) State() DevState {
+	return DevState{PID: os.Getpid(), NATSURL: d.NATS.Conn.ConnectedUrl(), DatabaseURL: d.DB.URL,
+		HTTPURL: d.HTTPURL, Prefix: d.Config.Prefix}
 }
 
 // EnsureDemoAccount registers the demo account unless it exists, and says
@@ -93,8 +110,9 @@ func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 	body, _ := json.Marshal(map[string]any{"nir": DemoNIR, "email": DemoEmail, "password": DemoPassword,
 		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
 	var rep struct {
-		OK    bool `json:"ok"`
-		Error *struct {
+		OK        bool   `json:"ok"`
+		AccountID string `json:"account_id"`
+		Error     *struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
@@ -104,7 +122,7 @@ func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 	}
 	switch {
 	case rep.OK:
-		return true, nil
+		return true, writeDemo(d.Config.VarDir, DemoAccount{NIR: DemoNIR, AccountID: rep.AccountID, Password: DemoPassword})
 	case rep.Error != nil && rep.Error.Code == "account_exists":
 		return false, nil
 	case rep.Error != nil:
@@ -174,6 +192,9 @@ func listenNear(addr string, n int) (net.Listener, error) {
 // Stop stops everything, consumers first, then the service, then NATS and
 // the private Postgres.
 func (d *Dev) Stop(ctx context.Context) {
+	if d.stateWritten {
+		_ = os.Remove(DevStatePath(d.Config.VarDir))
+	}
 	if d.http != nil {
 		_ = d.http.Shutdown(ctx)
 	}

@@ -31,18 +31,30 @@ func devConfig(t *testing.T, varDir, dbURL string) config.Config {
 	return cfg
 }
 
+// startDev starts the dev stack on varDir and dbURL and registers the demo
+// account unless it exists; created says whether it was created now.
+func startDev(t *testing.T, varDir, dbURL string) (d *Dev, created bool) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created, err = d.EnsureDemoAccount(ctx); err != nil {
+		d.Stop(ctx)
+		t.Fatal(err)
+	}
+	return d, created
+}
+
 // The dev stack in one process: a newcomer's whole login, reading the code
 // from the mail catcher, lands in the read models; a second start keeps the data.
 func TestDevStackServesALogin(t *testing.T) {
 	varDir, dbURL := t.TempDir(), pgtestDB(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	d, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created, err := d.EnsureDemoAccount(ctx); err != nil || !created {
-		t.Fatalf("demo account: created=%v err=%v", created, err)
+	d, created := startDev(t, varDir, dbURL)
+	if !created {
+		t.Fatal("the demo account was not created at the first start")
 	}
 	// The health page says the dev clock is on.
 	if d.HTTPURL != "" {
@@ -103,16 +115,20 @@ func TestDevStackServesALogin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The dev clock moves two hours; the next start goes on from there.
+	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":7200}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {
+		t.Fatalf("advance: %v", err)
+	}
 	nc.Close()
 	d.Stop(ctx)
 
-	again, err := StartDev(ctx, devConfig(t, varDir, dbURL), io.Discard, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, created := startDev(t, varDir, dbURL)
 	defer again.Stop(ctx)
-	if created, err := again.EnsureDemoAccount(ctx); err != nil || created {
-		t.Fatalf("second start must keep the demo account: created=%v err=%v", created, err)
+	if got := again.Clock.Offset(); got != 2*time.Hour {
+		t.Fatalf("the dev clock restarted %v ahead, want 2h: a restart took it back", got)
+	}
+	if created {
+		t.Fatal("second start must keep the demo account")
 	}
 }
 

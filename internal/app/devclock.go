@@ -1,45 +1,189 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
-// FollowDevClock moves a component's dev clock with every
-// <prefix>.dev.clock.advance request. The commands service answers those
-// requests; other components (projector, notifier) only listen, so one
-// request moves the clock of every running component. Requests go through
-// clock.ApplyAdvance, as the commands service's do, so a request the
-// service refuses moves no clock.
-func FollowDevClock(nc *nats.Conn, prefix string, c *clock.Dev, log *slog.Logger) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(contract.Subjects(prefix).DevClockAdvance(), func(m *nats.Msg) {
-		now, err := c.ApplyAdvance(m.Data)
-		if err != nil {
-			var ae *clock.AdvanceError
-			if errors.As(err, &ae) {
-				log.Warn("dev clock advance refused", "field", ae.Field, "reason", ae.Detail, "now", now)
-			} else {
-				log.Warn("dev clock advance refused", "err", err, "now", now)
-			}
-			return
+// DevClockBucket is the JetStream KV bucket that keeps the dev clock's
+// offset, one key per subject prefix ("auth.offset"). The commands service
+// answers <prefix>.dev.clock.advance and writes the new offset there before
+// it replies; the projector and the notifier follow the key; every
+// component, and `authctl dev` started again, starts from it. So a restart
+// never takes the clock back to the real time, which brought back blocks
+// and codes that had ended (issue 12). The bucket exists only where the dev
+// clock was turned on.
+const DevClockBucket = "AUTH_DEV_CLOCK"
+
+func devClockKey(prefix string) string { return prefix + ".offset" }
+
+// keptOffset is the value of the key.
+type keptOffset struct {
+	OffsetNS int64  `json:"offset_ns"`
+	Offset   string `json:"offset"` // for people reading the bucket
+}
+
+func openDevClockBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DevClockBucket, History: 1,
+		Description: "the dev clock's offset (AUTH_DEV_CLOCK=1), kept across restarts"})
+	if err != nil {
+		return nil, fmt.Errorf("dev clock bucket %s: %w", DevClockBucket, err)
+	}
+	return kv, nil
+}
+
+func decodeOffset(e jetstream.KeyValueEntry) (time.Duration, error) {
+	var k keptOffset
+	if err := json.Unmarshal(e.Value(), &k); err != nil {
+		return 0, fmt.Errorf("dev clock offset %s: %w", e.Key(), err)
+	}
+	return time.Duration(k.OffsetNS), nil
+}
+
+// KeptDevClockOffset is the dev clock's kept offset under prefix: 0 where
+// no dev clock ever ran. It creates nothing (authctl events reads it).
+func KeptDevClockOffset(ctx context.Context, js jetstream.JetStream, prefix string) (time.Duration, error) {
+	kv, err := js.KeyValue(ctx, DevClockBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	e, err := kv.Get(ctx, devClockKey(prefix))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return decodeOffset(e)
+}
+
+// KeepDevClock starts c at the kept offset, then keeps each offset an
+// accepted advance gives it. The commands service's clock is kept so: it is
+// the one that answers the advance requests.
+func KeepDevClock(ctx context.Context, js jetstream.JetStream, prefix string, c *clock.Dev, log *slog.Logger) error {
+	kv, err := openDevClockBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	kept, err := KeptDevClockOffset(ctx, js, prefix)
+	if err != nil {
+		return err
+	}
+	if c.Raise(kept) {
+		log.Warn("dev clock starts where it was left", "offset", kept.String(), "now", c.Now())
+	}
+	c.OnAdvance(func(offset time.Duration) {
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := raiseKept(wctx, kv, devClockKey(prefix), offset); err != nil {
+			log.Error("dev clock offset not kept: a restart would take the clock back", "offset", offset.String(), "err", err)
 		}
-		log.Warn("dev clock advanced", "now", now, "offset", c.Offset().String())
 	})
+	return nil
+}
+
+// raiseKept writes offset unless the key already holds a larger one
+// (another commands instance got there first), with the revision checks
+// that keep two writers from taking it back.
+func raiseKept(ctx context.Context, kv jetstream.KeyValue, key string, offset time.Duration) error {
+	val, _ := json.Marshal(keptOffset{OffsetNS: int64(offset), Offset: offset.String()})
+	for range 10 {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err = kv.Create(ctx, key, val); err == nil {
+				return nil
+			}
+		case err != nil:
+			return err
+		default:
+			if cur, derr := decodeOffset(e); derr == nil && cur >= offset {
+				return nil
+			}
+			if _, err = kv.Update(ctx, key, val, e.Revision()); err == nil {
+				return nil
+			}
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+	}
+	return errors.New("dev clock offset: too many concurrent writers")
+}
+
+// FollowDevClock moves c with the kept offset: to it at once (before it
+// returns), then with each advance the commands service accepts. A refused
+// request is never kept, so every component refuses what the commands
+// service refuses. stop ends the following.
+func FollowDevClock(ctx context.Context, js jetstream.JetStream, prefix string, c *clock.Dev, log *slog.Logger) (stop func(), err error) {
+	kv, err := openDevClockBucket(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.Watch(context.WithoutCancel(ctx), devClockKey(prefix))
 	if err != nil {
 		return nil, fmt.Errorf("follow dev clock: %w", err)
 	}
-	if err := nc.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("follow dev clock: %w", err)
+	apply := func(e jetstream.KeyValueEntry, initial bool) {
+		if e.Operation() != jetstream.KeyValuePut {
+			return
+		}
+		offset, err := decodeOffset(e)
+		if err != nil {
+			log.Warn("dev clock: unreadable offset ignored", "err", err)
+			return
+		}
+		if c.Raise(offset) {
+			if initial {
+				log.Warn("dev clock starts where it was left", "offset", offset.String(), "now", c.Now())
+			} else {
+				log.Warn("dev clock advanced", "now", c.Now(), "offset", offset.String())
+			}
+		}
 	}
-	return sub, nil
+	// The kept value comes first, then a nil entry: apply it before the
+	// component starts.
+	timeout := time.After(10 * time.Second)
+initial:
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("follow dev clock: watch closed")
+			}
+			if e == nil {
+				break initial
+			}
+			apply(e, true)
+		case <-timeout:
+			_ = w.Stop()
+			return nil, errors.New("follow dev clock: no answer from the KV bucket in 10 s")
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range w.Updates() {
+			if e != nil {
+				apply(e, false)
+			}
+		}
+	}()
+	return func() { _ = w.Stop(); <-done }, nil
 }
 
 // DevClockWarning is the line every component logs at start when it runs on
@@ -49,22 +193,24 @@ const DevClockWarning = "DEV CLOCK ON (AUTH_DEV_CLOCK=1): time can be moved forw
 
 func warnDevClock(cfg config.Config, log *slog.Logger, role string) {
 	log.Warn(DevClockWarning, "subject", contract.Subjects(cfg.Prefix).DevClockAdvance(), "role", role,
-		"max_advance", clock.MaxAdvance.String(), "max_offset", clock.MaxOffset.String())
+		"max_advance", clock.MaxAdvance.String(), "max_offset", clock.MaxOffset.String(), "kept_in", DevClockBucket)
 }
 
 // FollowClock returns the clock a following component (projector,
 // notifier) decides with: the system clock, or with AUTH_DEV_CLOCK=1 a dev
-// clock that follows <prefix>.dev.clock.advance, announced by
-// DevClockWarning. stop ends the following.
+// clock that follows the kept offset, announced by DevClockWarning. stop
+// ends the following.
 func FollowClock(cfg config.Config, n *NATS, log *slog.Logger) (clk clock.Clock, stop func(), err error) {
 	if !cfg.DevClock {
 		return clock.System{}, func() {}, nil
 	}
 	dev := &clock.Dev{}
-	sub, err := FollowDevClock(n.Conn, cfg.Prefix, dev, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	stop, err = FollowDevClock(ctx, n.JS, cfg.Prefix, dev, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	warnDevClock(cfg, log, "follows")
-	return dev, func() { _ = sub.Unsubscribe() }, nil
+	return dev, stop, nil
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,27 +10,56 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/commands"
-	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
-// The commands service answers <prefix>.dev.clock.advance and a follower
-// (the projector's and the notifier's FollowDevClock) listens: both accept
-// and refuse the same requests, so their clocks stay equal, and a refusal is
-// the commands' invalid_request reply naming the field.
+// The commands service answers <prefix>.dev.clock.advance and keeps the
+// offset; a follower (the projector's and the notifier's FollowDevClock)
+// follows the kept offset: it moves with every accepted request and with no
+// refused one, so their clocks stay equal, and a refusal is the commands'
+// invalid_request reply naming the field.
 func TestDevClockResponderAndFollowerAgree(t *testing.T) {
-	answers, follows := &clock.Dev{}, &clock.Dev{}
-	h := commandstest.Start(t, commandstest.Options{Configure: func(c *commands.Config) {
-		c.DevClock, c.Clock = answers, answers
-	}})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := FollowDevClock(natsutil.Connect(t, h.Server), contract.DefaultPrefix, follows, log); err != nil {
+	srv := natsutil.RunTestServer(t)
+	nc := natsutil.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatal(err)
 	}
+	store, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.NewKeys([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	answers, follows := &clock.Dev{}, &clock.Dev{}
+	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
+		DevClock: answers, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(natsutil.Connect(t, srv)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	stopFollowing, err := FollowDevClock(context.Background(), js, "auth", follows, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopFollowing)
 
 	tenYears := strconv.FormatInt(int64(clock.MaxAdvance/time.Second), 10)
 	for _, c := range []struct {
@@ -49,27 +79,30 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := answers.Offset()
-			data := h.RawSubject(contract.Default.DevClockAdvance(), []byte(c.body))
+			m, err := nc.Request("auth.dev.clock.advance", []byte(c.body), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var rep contract.AnyReply
-			if err := json.Unmarshal(data, &rep); err != nil {
-				t.Fatalf("reply %s: %v", data, err)
+			if err := json.Unmarshal(m.Data, &rep); err != nil {
+				t.Fatalf("reply %s: %v", m.Data, err)
 			}
 			if c.field == "" {
 				if !rep.OK || rep.Status != contract.StatusClockAdvanced || rep.Now == nil || answers.Offset() <= before {
-					t.Fatalf("reply %s, offset %v (was %v)", data, answers.Offset(), before)
+					t.Fatalf("reply %s, offset %v (was %v)", m.Data, answers.Offset(), before)
 				}
 				return
 			}
 			if rep.OK || rep.Error == nil || rep.Error.Code != "invalid_request" || rep.Error.Field != c.field ||
 				!strings.Contains(rep.Error.Message, "« "+c.field+" »") || answers.Offset() != before {
-				t.Fatalf("reply %s, offset %v (was %v)", data, answers.Offset(), before)
+				t.Fatalf("reply %s, offset %v (was %v)", m.Data, answers.Offset(), before)
 			}
 		})
 	}
-	// One more step: the follower handles requests in order, so once it has
-	// caught up with this one it has judged every request above.
-	if data := h.RawSubject(contract.Default.DevClockAdvance(), []byte(`{"seconds":1}`)); !strings.Contains(string(data), `"ok":true`) {
-		t.Fatalf("last step: %s", data)
+	// One more step: the kept offset only grows, so once the follower has
+	// caught up with this one it has seen every request above.
+	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":1}`), 5*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {
+		t.Fatalf("last step: %v", err)
 	}
 	want := answers.Offset()
 	if want > clock.MaxOffset || answers.Now().Year() > time.Now().Year()+11 {
@@ -88,9 +121,17 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 // and listens to nothing.
 func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	srv := natsutil.RunTestServer(t)
-	n := &NATS{Conn: natsutil.Connect(t, srv)}
+	nc := natsutil.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &NATS{Conn: nc, JS: js}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clk, stop, err := FollowClock(config.Config{Prefix: contract.DefaultPrefix}, n, log)
+	if _, err := js.KeyValue(context.Background(), DevClockBucket); err == nil {
+		t.Fatal("the system clock created the dev clock's bucket")
+	}
+	clk, stop, err := FollowClock(config.Config{Prefix: "auth"}, n, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +139,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if _, ok := clk.(clock.System); !ok {
 		t.Fatalf("clock %T, want clock.System", clk)
 	}
-	clk, stop, err = FollowClock(config.Config{Prefix: contract.DefaultPrefix, DevClock: true}, n, log)
+	clk, stop, err = FollowClock(config.Config{Prefix: "auth", DevClock: true}, n, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +148,12 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if !ok {
 		t.Fatalf("clock %T, want *clock.Dev", clk)
 	}
-	if err := n.Conn.Publish(contract.Default.DevClockAdvance(), []byte(`{"seconds":60}`)); err != nil {
+	// The commands service's clock, kept: one step of 60 s.
+	answers := &clock.Dev{}
+	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := answers.Advance(time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -117,4 +163,65 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	if dev.Offset() != time.Minute {
 		t.Fatalf("offset %v after one step of 60 s", dev.Offset())
 	}
+}
+
+// A restart never takes the dev clock back: the commands service's clock
+// and a follower started after an advance start at the kept offset, before
+// they serve anything; another prefix has its own.
+func TestDevClockKeptAcrossRestarts(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if off, err := KeptDevClockOffset(ctx, js, "auth"); err != nil || off != 0 {
+		t.Fatalf("before any dev clock: offset %v, err %v", off, err)
+	}
+	first := &clock.Dev{}
+	if err := KeepDevClock(ctx, js, "auth", first, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Advance(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Advance(-time.Second); err == nil {
+		t.Fatal("a refused step was accepted")
+	}
+	if off, err := KeptDevClockOffset(ctx, js, "auth"); err != nil || off != 48*time.Hour {
+		t.Fatalf("kept offset %v (err %v), want 48h", off, err)
+	}
+
+	restarted, follower := &clock.Dev{}, &clock.Dev{}
+	if err := KeepDevClock(ctx, js, "auth", restarted, log); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := FollowDevClock(ctx, js, "auth", follower, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if restarted.Offset() != 48*time.Hour || follower.Offset() != 48*time.Hour {
+		t.Fatalf("after a restart: commands %v, follower %v; want 48h both", restarted.Offset(), follower.Offset())
+	}
+	// A stale instance never takes the kept offset back.
+	if err := raiseKept(ctx, mustBucket(t, js), devClockKey("auth"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := KeptDevClockOffset(ctx, js, "auth"); off != 48*time.Hour {
+		t.Fatalf("kept offset went back to %v", off)
+	}
+	if off, _ := KeptDevClockOffset(ctx, js, "other"); off != 0 {
+		t.Fatalf("prefix other has offset %v", off)
+	}
+}
+
+func mustBucket(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), DevClockBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/config"
@@ -23,9 +21,7 @@ type Projector struct {
 // minute) and starts a projector replica. Stop ends it after the batch in
 // flight. Several replicas may run against one database: one leads, the
 // others stand by.
-//
-// AUTH_PROJECTOR_BATCH (events per transaction at most, default 20000)
-// tunes it.
+// cfg.ProjectorBatch (AUTH_PROJECTOR_BATCH) bounds its transactions.
 func StartProjector(ctx context.Context, cfg config.Config, n *NATS, log *slog.Logger) (*Projector, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, projector.ErrNoDatabase
@@ -33,16 +29,8 @@ func StartProjector(ctx context.Context, cfg config.Config, n *NATS, log *slog.L
 	if err := migrateWithRetry(ctx, cfg.DatabaseURL, time.Minute, log); err != nil {
 		return nil, err
 	}
-	batch := 0
-	if v := os.Getenv("AUTH_PROJECTOR_BATCH"); v != "" {
-		b, err := strconv.Atoi(v)
-		if err != nil || b <= 0 {
-			return nil, fmt.Errorf("AUTH_PROJECTOR_BATCH: %q is not a positive number", v)
-		}
-		batch = b
-	}
 	p, err := projector.New(projector.Config{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix,
-		BatchSize: batch, Logger: log})
+		BatchSize: cfg.ProjectorBatch, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
@@ -70,6 +71,17 @@ type Options struct {
 	Progress io.Writer
 	// Logger receives the components' logs; nil discards them.
 	Logger *slog.Logger
+	// From and PublicURL are the notifier's sender and links
+	// (AUTH_SMTP_FROM, AUTH_PUBLIC_URL); empty: the configuration's
+	// defaults.
+	From, PublicURL string
+	// ProjectorBatch is the projector's batch (AUTH_PROJECTOR_BATCH); 0:
+	// the projector's default.
+	ProjectorBatch int
+	// GOGCSet: GOGC is set, so the projector phase keeps it, as
+	// cmd/projector does; unset, that phase runs with
+	// projector.ProjectorGCPercent.
+	GOGCSet bool
 }
 
 // Sizes are how long or how much each phase measures.
@@ -443,6 +455,12 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.From == "" {
+		opts.From = config.Lookup("AUTH_SMTP_FROM")
+	}
+	if opts.PublicURL == "" {
+		opts.PublicURL = config.Lookup("AUTH_PUBLIC_URL")
 	}
 	res.Details.Machine = machine()
 	res.Details.Load[0] = loadAvg()

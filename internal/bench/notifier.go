@@ -66,8 +66,8 @@ func (r *runner) notifier(ctx context.Context) error {
 	}
 	nt, err := notifier.New(notifier.Config{Prefix: cfg.Prefix, Stream: cfg.Stream, Consumer: "authbench_notifier",
 		DLQStream: cfg.Stream + "_DLQ", JS: r.js, SubscriberConn: subConn, Store: st, Keys: r.keys, Sender: sender,
-		Logger: r.opts.Logger, From: "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>",
-		PublicURL: "http://127.0.0.1:8025"})
+		Logger: r.opts.Logger, From: r.opts.From,
+		PublicURL: r.opts.PublicURL})
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +53,7 @@ func (r *runner) projector(ctx context.Context) error {
 	defer conn.Close(context.Background())
 	r.pgCheckpoint(ctx, conn)
 	// As cmd/projector does when GOGC is not set.
-	if os.Getenv("GOGC") == "" {
+	if !r.opts.GOGCSet {
 		defer debug.SetGCPercent(debug.SetGCPercent(projector.ProjectorGCPercent))
 	}
 	nc, err := r.connect("authbench-projector")
@@ -66,13 +64,7 @@ func (r *runner) projector(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// As app.StartProjector (cmd/projector) reads it.
-	batch := 0
-	if v := os.Getenv("AUTH_PROJECTOR_BATCH"); v != "" {
-		if batch, err = strconv.Atoi(v); err != nil || batch <= 0 {
-			return fmt.Errorf("AUTH_PROJECTOR_BATCH: %q is not a positive number", v)
-		}
-	}
+	batch := r.opts.ProjectorBatch // as cmd/projector takes it
 	var inTx time.Duration
 	var phases projector.Timings
 	var batches int

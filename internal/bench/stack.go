@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -88,7 +89,7 @@ func (r *runner) setup(ctx context.Context) error {
 	} else {
 		r.natsURL, r.external = r.opts.NATSURL, true
 		r.streamCf = eventstore.JetStreamConfig{Prefix: "authbench" + r.suffix, Stream: "AUTHBENCH_" + strings.ToUpper(r.suffix)}
-		r.progress("nats-server %s: stream %s, subjects %s.>", redactURL(r.natsURL), r.streamCf.Stream, r.streamCf.Prefix)
+		r.progress("nats-server %s: stream %s, subjects %s.>", config.Redact(r.natsURL), r.streamCf.Stream, r.streamCf.Prefix)
 	}
 	if r.nc, err = r.connect("authbench"); err != nil {
 		return err
@@ -148,7 +149,7 @@ func (r *runner) replicasOf(ctx context.Context, stream string) int {
 func (r *runner) connect(name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(r.natsURL, nats.Name(name), nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(r.natsURL), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", config.Redact(r.natsURL), err)
 	}
 	r.mu.Lock()
 	r.conns = append(r.conns, nc)
@@ -197,12 +198,12 @@ func (r *runner) database(ctx context.Context) (string, error) {
 	defer cancel()
 	conn, err := pgx.Connect(cctx, admin)
 	if err != nil {
-		return "", fmt.Errorf("postgres %s: %w", redactURL(admin), err)
+		return "", fmt.Errorf("postgres %s: %w", config.Redact(admin), err)
 	}
 	defer conn.Close(context.Background())
 	name := "authbench_" + r.suffix
 	if _, err := conn.Exec(cctx, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("create database %s on %s (the bench works in a database of its own): %w", name, redactURL(admin), err)
+		return "", fmt.Errorf("create database %s on %s (the bench works in a database of its own): %w", name, config.Redact(admin), err)
 	}
 	u, err := url.Parse(admin)
 	if err != nil {
@@ -210,7 +211,7 @@ func (r *runner) database(ctx context.Context) (string, error) {
 	}
 	u.Path = "/" + name
 	r.dbURL, r.dbName, r.dbAdmin = u.String(), name, admin
-	r.progress("postgres %s: database %s (dropped at the end)", redactURL(admin), name)
+	r.progress("postgres %s: database %s (dropped at the end)", config.Redact(admin), name)
 	return r.dbURL, nil
 }
 
@@ -308,14 +309,6 @@ func (r *runner) purgeKV(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // machine describes where the run ran.

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/bench"
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -51,15 +54,23 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
   authctl bench --only otp --cpuprofile otp.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(config.Bench.Name, nil, io.Discard)
+			if err != nil {
+				return err
+			}
 			policy, ok := domain.PolicyByName(policyName)
 			if !ok {
 				return usagef("--policy: %q is neither seed nor strict", policyName)
 			}
+			cfg.DatabaseURL, cfg.PolicyName, cfg.Policy = databaseURL, policy.Name, policy
 			opts := bench.Options{Quick: quick, DatabaseURL: databaseURL, Policy: policy, Concurrency: concurrency,
-				Progress: cmd.ErrOrStderr()}
+				Progress: cmd.ErrOrStderr(), From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
+				ProjectorBatch: cfg.ProjectorBatch, GOGCSet: cfg.GOGC != ""}
 			if cmd.Flags().Changed("nats-url") {
 				opts.NATSURL, _ = cmd.Flags().GetString("nats-url")
 			}
+			// The run's settings, as each component prints its own.
+			fmt.Fprintln(cmd.ErrOrStderr(), "bench: effective configuration:", configLine(cfg.View(config.Bench)))
 			for _, p := range only {
 				opts.Phases = append(opts.Phases, strings.Split(p, ",")...)
 			}
@@ -99,13 +110,22 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
 	f := cmd.Flags()
 	f.BoolVar(&quick, "quick", false, "short sizes: a smoke run of well under a minute")
 	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object on the last line")
-	f.StringVar(&databaseURL, "database-url", os.Getenv("AUTH_DATABASE_URL"),
+	f.StringVar(&databaseURL, "database-url", config.Lookup(config.EnvDatabaseURL),
 		"Postgres server to create the run's database on (AUTH_DATABASE_URL; default: the machine's, or a private one)")
 	f.IntVar(&concurrency, "concurrency", 16, "concurrent clients running login flows")
-	f.StringVar(&policyName, "policy", envOr("AUTH_POLICY", "seed"), "policy whose argon2id parameters are measured: seed or strict (AUTH_POLICY)")
+	f.StringVar(&policyName, "policy", config.Lookup(config.EnvPolicy), "policy whose argon2id parameters are measured: seed or strict (AUTH_POLICY)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.StringSliceVar(&only, "only", nil, "run only these phases: "+strings.Join(bench.AllPhases, ", "))
 	f.StringVar(&logLevel, "log-level", "", "show the components' logs at this level (debug, info, warn, error)")
 	return cmd
+}
+
+// configLine writes a View as KEY=value pairs, secrets masked.
+func configLine(v config.View) string {
+	parts := make([]string, 0, len(v))
+	for _, it := range v {
+		parts = append(parts, fmt.Sprintf("%s=%q", it.Env, it.Value))
+	}
+	return strings.Join(parts, " ")
 }

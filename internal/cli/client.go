@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
@@ -19,15 +21,41 @@ import (
 // audit teams can tell its acts from a front-end's.
 const userAgent = "authctl"
 
+// defaultNATSURL is where authctl looks for NATS when nothing says where.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
 // connect opens a NATS connection with the global flags.
 func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
-	url, _ := cmd.Flags().GetString("nats-url")
+	url := natsURL(cmd)
 	prefix, _ := cmd.Flags().GetString("subject-prefix")
 	nc, err := nats.Connect(url, nats.Name("authctl"))
 	if err != nil {
-		return nil, "", fmt.Errorf("connect to %s: %w", url, err)
+		return nil, "", fmt.Errorf("connect to %s: %w", config.Redact(url), err)
 	}
 	return nc, prefix, nil
+}
+
+// natsURL is --nats-url (or AUTH_NATS_URL), else the NATS of the dev mode
+// running on --var-dir, which may listen elsewhere than 4222, else
+// defaultNATSURL.
+func natsURL(cmd *cobra.Command) string {
+	if url, _ := cmd.Flags().GetString("nats-url"); url != "" {
+		return url
+	}
+	if st, ok := runningDev(cmd); ok && st.NATSURL != "" {
+		return st.NATSURL
+	}
+	return defaultNATSURL
+}
+
+// runningDev is the dev mode running on --var-dir, if any.
+func runningDev(cmd *cobra.Command) (app.DevState, bool) {
+	varDir, _ := cmd.Flags().GetString("var-dir")
+	st, ok, err := app.RunningDev(varDir)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "authctl: %v (ignored)\n", err)
+	}
+	return st, ok
 }
 
 // client sends commands as a front-end does: each with a request id, so a

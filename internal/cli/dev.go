@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os/signal"
 	"syscall"
 	"time"
@@ -24,7 +25,13 @@ else a private one under ./var/pg), the commands service, the projector, the
 notifier with a mail catcher that prints each code, the dev clock, and a page
 listing the mails on AUTH_HTTP_ADDR (default 127.0.0.1:8025, or near).
 A demo account is created at the first start. Ctrl-C stops everything; the
-next start keeps the data. Configured by the AUTH_* variables.`,
+next start keeps the data, and the dev clock where it was (its offset is
+kept in the AUTH_DEV_CLOCK bucket). The banner shows the demo password only
+while it still opens the account, and the Postgres URL with its credentials
+masked. While it runs, <var dir>/dev.json tells the other authctl commands
+(login, req, events, projections status…) its NATS and Postgres URLs, so
+they need no flag. Configured by the AUTH_* variables (authctl dev prints
+the effective configuration at start, secrets masked).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadDev("authctl dev", cmd.ErrOrStderr())
@@ -43,27 +50,52 @@ next start keeps the data. Configured by the AUTH_* variables.`,
 				d.Stop(context.Background())
 				return err
 			}
-			out := cmd.OutOrStdout()
-			url := d.NATS.Conn.ConnectedUrlRedacted()
-			fmt.Fprintf(out, "\nameli-auth est prêt (mode développement).\n")
-			fmt.Fprintf(out, "  NATS          %s\n", url)
-			if d.HTTPURL != "" {
-				fmt.Fprintf(out, "  Mails reçus   %s/mails/\n", d.HTTPURL)
+			truth, err := d.DemoPasswordTruth(ctx)
+			if err != nil {
+				d.Stop(context.Background())
+				return err
 			}
-			state := "existant"
-			if created {
-				state = "créé"
-			}
-			fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe %s (%s)\n", app.DemoNIR, app.DemoPassword, state)
-			fmt.Fprintf(out, "\nDans un autre terminal :\n  go run ./cmd/authctl login --nats-url %s\n", url)
-			fmt.Fprintf(out, "  go run ./cmd/authctl req --nats-url %s dev.clock.advance '{\"seconds\":900}'\n", url)
-			fmt.Fprintf(out, "Ctrl-C pour arrêter.\n\n")
+			writeBanner(cmd.OutOrStdout(), d, truth, created)
 			<-ctx.Done()
-			fmt.Fprintln(out, "Arrêt…")
+			fmt.Fprintln(cmd.OutOrStdout(), "Arrêt…")
 			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			d.Stop(stopCtx)
 			return nil
 		},
 	}
+}
+
+// writeBanner says where everything is. It never shows a password that no
+// longer opens the demo account, nor a credential of the database URL.
+func writeBanner(out io.Writer, d *app.Dev, truth app.DemoTruth, created bool) {
+	url := d.NATS.Conn.ConnectedUrlRedacted()
+	fmt.Fprintf(out, "\nameli-auth est prêt (mode développement).\n")
+	fmt.Fprintf(out, "  NATS          %s\n", url)
+	fmt.Fprintf(out, "  Postgres      %s\n", config.Redact(d.DB.URL))
+	if d.HTTPURL != "" {
+		fmt.Fprintf(out, "  Mails reçus   %s/mails/\n", d.HTTPURL)
+	}
+	if off := d.Clock.Offset(); off > 0 {
+		fmt.Fprintf(out, "  Horloge dev   %s d'avance : il est %s (heure de Paris)\n", off, stampParis(d.Clock.Now()))
+	}
+	state := "existant"
+	if created {
+		state = "créé"
+	}
+	switch truth.Hidden {
+	case "":
+		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe %s (%s)\n", truth.NIR, truth.Password, state)
+	case "changed":
+		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe changé depuis sa création : non affiché\n", truth.NIR)
+	case "deactivated":
+		fmt.Fprintf(out, "  Compte démo   NIR %s, compte désactivé\n", truth.NIR)
+	default:
+		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe inconnu de ce mode dev : non affiché\n", truth.NIR)
+	}
+	fmt.Fprintf(out, "\nDans un autre terminal (authctl trouve ce mode dev par %s) :\n", app.DevStatePath(d.Config.VarDir))
+	fmt.Fprintf(out, "  go run ./cmd/authctl login\n")
+	fmt.Fprintf(out, "  go run ./cmd/authctl req dev.clock.advance '{\"seconds\":900}'\n")
+	fmt.Fprintf(out, "  go run ./cmd/authctl projections status\n")
+	fmt.Fprintf(out, "Ailleurs : --nats-url %s.\nCtrl-C pour arrêter.\n\n", url)
 }

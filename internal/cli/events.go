@@ -18,6 +18,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -47,12 +49,16 @@ starts; with --follow, go on printing new events until Ctrl-C (or --until).
 
 --account takes an account id (ULID) or a NIR (13 characters, or 15 with its
 key, spaces allowed). A NIR is looked up in the AUTH_NIR_INDEX bucket, whose
-keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY or
---secret-key; in dev mode <var dir>/secret.key).
+keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY, AUTH_SECRET_KEY_FILE
+or --secret-key; in dev mode <var dir>/secret.key).
 
 --since and --until take an RFC 3339 time (2023-01-05T14:30:00+01:00), a
 Paris date or time (2023-01-05, 2023-01-05T14:30), or a duration before now
-(90m, 24h, 7d). An event is shown when since <= occurred_at < until.
+(90m, 24h, 7d). They compare with the event's own time, occurred_at, the
+time the table shows: an event is shown when since <= occurred_at < until.
+Where the dev clock runs ahead (AUTH_DEV_CLOCK, kept in the AUTH_DEV_CLOCK
+bucket), "now" is the dev clock's, and events stamped ahead of the time
+they were stored are found all the same.
 
 --type keeps the events of the given types (repeatable, or comma-separated);
 a value ending in "." or "*" (login., login.*) keeps every type it prefixes.
@@ -70,6 +76,7 @@ terminal and the output is not.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			o.varDir, _ = cmd.Flags().GetString("var-dir")
 			return runEvents(ctx, cmd, o)
 		},
 	}
@@ -82,7 +89,6 @@ terminal and the output is not.`,
 	f.StringVarP(&o.output, "output", "o", "table", "table or jsonl")
 	// Never the key as the flag's default: --help would print it.
 	f.StringVar(&o.secretKey, "secret-key", "", "the service's secret key, to find an account by NIR (default: AUTH_SECRET_KEY)")
-	f.StringVar(&o.varDir, "var-dir", envOr("AUTH_VAR_DIR", "./var"), "dev mode's data, where secret.key is when no key is given (AUTH_VAR_DIR)")
 	f.StringVar(&o.stream, "stream", contract.EventsStream, "the events stream")
 	return cmd
 }
@@ -118,36 +124,12 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	if o.output != "table" && o.output != "jsonl" {
 		return usagef("--output: %q is neither table nor jsonl", o.output)
 	}
-	now := time.Now()
-	var flt filter
-	var err error
-	if o.since != "" {
-		if flt.since, err = parseWhen(o.since, now); err != nil {
-			return usagef("--since: %v", err)
-		}
+	// Checked before connecting, so a usage error says so even without a
+	// server; read again below at the service's time.
+	flt, err := eventsFilter(o, time.Now())
+	if err != nil {
+		return err
 	}
-	if o.until != "" {
-		if flt.until, err = parseWhen(o.until, now); err != nil {
-			return usagef("--until: %v", err)
-		}
-	}
-	if !flt.since.IsZero() && !flt.until.IsZero() && !flt.since.Before(flt.until) {
-		return usagef("--since (%s) must be before --until (%s)", flt.since.Format(time.RFC3339), flt.until.Format(time.RFC3339))
-	}
-	if flt.types, err = typeMatcher(o.types); err != nil {
-		return usagef("--type: %v", err)
-	}
-	follow := o.follow
-	if follow && !flt.until.IsZero() {
-		if !flt.until.After(now) {
-			follow = false // nothing new can match
-		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, flt.until)
-			defer cancel()
-		}
-	}
-
 	nc, prefix, err := connect(cmd)
 	if err != nil {
 		return err
@@ -156,6 +138,26 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
+	}
+	// occurred_at is the service's time: with the dev clock on, the system
+	// time plus the offset it had then, at most the kept one.
+	ahead, err := app.KeptDevClockOffset(ctx, js, prefix)
+	if err != nil {
+		return fmt.Errorf("read the dev clock's offset: %w", err)
+	}
+	now := time.Now().Add(ahead)
+	if flt, err = eventsFilter(o, now); err != nil {
+		return err
+	}
+	follow := o.follow
+	if follow && !flt.until.IsZero() {
+		if !flt.until.After(now) {
+			follow = false // nothing new can match
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, flt.until.Add(-ahead))
+			defer cancel()
+		}
 	}
 	stream, err := js.Stream(ctx, o.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -195,9 +197,11 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 		InactiveThreshold: 30 * time.Second,
 	}
 	if !flt.since.IsZero() {
-		// The stream's own timestamps start the consumer close to --since
-		// (a minute early, for clock skew); occurred_at decides.
-		start := flt.since.Add(-time.Minute)
+		// The stream's storage times start the consumer close to --since;
+		// occurred_at decides. An event stored at s was stamped at most
+		// s + the dev clock's offset then (never more than the kept one):
+		// start that much earlier, and a minute more for clock skew.
+		start := flt.since.Add(-ahead - time.Minute)
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &start
 	}
@@ -282,6 +286,30 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	}
 }
 
+// eventsFilter reads --since, --until and --type, durations counting back
+// from now.
+func eventsFilter(o eventsOptions, now time.Time) (filter, error) {
+	var flt filter
+	var err error
+	if o.since != "" {
+		if flt.since, err = parseWhen(o.since, now); err != nil {
+			return flt, usagef("--since: %v", err)
+		}
+	}
+	if o.until != "" {
+		if flt.until, err = parseWhen(o.until, now); err != nil {
+			return flt, usagef("--until: %v", err)
+		}
+	}
+	if !flt.since.IsZero() && !flt.until.IsZero() && !flt.since.Before(flt.until) {
+		return flt, usagef("--since (%s) must be before --until (%s)", flt.since.Format(time.RFC3339), flt.until.Format(time.RFC3339))
+	}
+	if flt.types, err = typeMatcher(o.types); err != nil {
+		return flt, usagef("--type: %v", err)
+	}
+	return flt, nil
+}
+
 // resolveAccount reads --account: an account id, or a NIR looked up in the
 // index.
 func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions) (string, error) {
@@ -297,7 +325,9 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	}
 	secretKey := o.secretKey
 	if secretKey == "" {
-		secretKey = os.Getenv("AUTH_SECRET_KEY")
+		if secretKey, err = config.ReadSecret(config.EnvSecretKey); err != nil {
+			return "", err
+		}
 	}
 	keys, err := loadKeys(secretKey, o.varDir)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -307,5 +310,53 @@ func TestTypeMatcher(t *testing.T) {
 	}
 	if m, _ := typeMatcher([]string{"session"}); !m("session.ended") {
 		t.Error("a bare aggregate name is a prefix")
+	}
+}
+
+// --since and --until compare with occurred_at, the time the table shows,
+// not with the stream's storage time: after the dev clock moved 30 days
+// ahead, an event stamped then is found by its own time (stored now), and
+// durations count back from the dev clock's now.
+func TestEventsSinceUntilReadOccurredAtAheadOfStorage(t *testing.T) {
+	dev := &clock.Dev{}
+	e := newTestEnvOn(t, dev)
+	if err := app.KeepDevClock(context.Background(), e.js, "auth", dev, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	before := e.register(nirA, "valerie@yahoo.fr") // stamped and stored now
+	if _, err := dev.Advance(30 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ahead := e.register(nirB, "jean.dupont@free.fr") // stamped 30 days ahead, stored now
+	for _, env := range e.history(ahead) {
+		if env.OccurredAt.Before(time.Now().Add(29 * 24 * time.Hour)) {
+			t.Fatalf("the event was stamped %v: not ahead of its storage", env.OccurredAt)
+		}
+	}
+	in29days := time.Now().Add(29 * 24 * time.Hour).Format(time.RFC3339)
+	for _, c := range []struct {
+		args       []string
+		shows, not []string
+	}{
+		{[]string{"--since", in29days}, []string{ahead}, []string{before}},
+		{[]string{"--until", in29days}, []string{before}, []string{ahead}},
+		{[]string{"--since", "1h"}, []string{ahead}, []string{before}},
+		{[]string{"--since", "31d", "--until", "1h"}, []string{before}, []string{ahead}},
+		{[]string{"--since", in29days, "--output", "jsonl"}, []string{ahead}, []string{before}},
+	} {
+		res := e.authctl(ctxTimeout(t, 20*time.Second), nil, append([]string{"events"}, c.args...)...)
+		if res.code != 0 {
+			t.Fatalf("events %v: exit %d\n%s%s", c.args, res.code, res.stdout, res.stderr)
+		}
+		for _, id := range c.shows {
+			if !strings.Contains(res.stdout, id) {
+				t.Errorf("events %v does not show %s:\n%s", c.args, id, res.stdout)
+			}
+		}
+		for _, id := range c.not {
+			if strings.Contains(res.stdout, id) {
+				t.Errorf("events %v shows %s:\n%s", c.args, id, res.stdout)
+			}
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -54,9 +55,24 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	h := commandstest.Start(t, commandstest.Options{})
-	return &testEnv{t: t, h: h, srv: h.Server, nc: h.NC, js: h.JS, store: h.Store, keys: h.Keys, clock: h.Clock,
+	return newTestEnvOn(t, nil)
+}
+
+// newTestEnvOn runs the service on clk (nil: the harness's fixed clock);
+// e.clock is set when the service's clock is a *clock.Fixed.
+func newTestEnvOn(t *testing.T, clk clock.Clock) *testEnv {
+	t.Helper()
+	var o commandstest.Options
+	if clk != nil {
+		o.Configure = func(c *commands.Config) { c.Clock = clk }
+	}
+	h := commandstest.Start(t, o)
+	e := &testEnv{t: t, h: h, srv: h.Server, nc: h.NC, js: h.JS, store: h.Store, keys: h.Keys, clock: h.Clock,
 		devices: t.TempDir() + "/ameli-auth/devices.json"}
+	if clk != nil {
+		e.clock, _ = clk.(*clock.Fixed)
+	}
+	return e
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
@@ -111,6 +127,20 @@ func (e *testEnv) req(subject string, body map[string]any) reply {
 	return rep
 }
 
+// rawReq sends a body as is to <prefix>.cmd.subject.
+func (e *testEnv) rawReq(subject, body string) reply {
+	e.t.Helper()
+	msg, err := e.nc.Request("auth.cmd."+subject, []byte(body), 10*time.Second)
+	if err != nil {
+		e.t.Fatalf("request %s: %v", subject, err)
+	}
+	var rep reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		e.t.Fatalf("%s: %s", subject, msg.Data)
+	}
+	return rep
+}
+
 func (e *testEnv) register(nir, email string) string {
 	e.t.Helper()
 	return e.h.Register(nir, email, password)
@@ -125,24 +155,52 @@ func (e *testEnv) history(accountID string) []events.Envelope {
 // the notifier does: the sealed copy in the login.otp_issued event.
 func (e *testEnv) waitCode(accountID string, n int) string {
 	e.t.Helper()
+	return e.waitSealed(accountID, n, "login code", func(ev events.Event) (string, bool) {
+		o, ok := ev.(events.OTPIssued)
+		return o.CodeSealed, ok
+	})
+}
+
+// waitChangeCode is waitCode for the password-change code.
+func (e *testEnv) waitChangeCode(accountID string, n int) string {
+	e.t.Helper()
+	return e.waitSealed(accountID, n, "password-change code", func(ev events.Event) (string, bool) {
+		o, ok := ev.(events.PasswordChangeCodeIssued)
+		return o.CodeSealed, ok
+	})
+}
+
+// waitResetToken is waitCode for the reset link's token.
+func (e *testEnv) waitResetToken(accountID string, n int) string {
+	e.t.Helper()
+	return e.waitSealed(accountID, n, "reset token", func(ev events.Event) (string, bool) {
+		o, ok := ev.(events.PasswordResetRequested)
+		return o.TokenSealed, ok
+	})
+}
+
+// waitSealed polls the account's history until its n-th secret (1-based)
+// that pick finds, and opens it as the notifier does.
+func (e *testEnv) waitSealed(accountID string, n int, what string, pick func(events.Event) (string, bool)) string {
+	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		var issued []events.OTPIssued
+		var sealed []string
 		for _, env := range e.history(accountID) {
-			if o, ok := env.Data.(events.OTPIssued); ok {
-				issued = append(issued, o)
+			if s, ok := pick(env.Data); ok {
+				sealed = append(sealed, s)
 			}
 		}
-		if len(issued) >= n {
-			code, err := e.keys.Open(issued[n-1].CodeSealed, accountID)
+		if len(sealed) >= n {
+			v, err := e.keys.Open(sealed[n-1], accountID)
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			return code
+			return v
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatalf("no code number %d issued for %s", n, accountID)
+	e.t.Fatalf("no %s number %d for %s", what, n, accountID)
 	return ""
 }
 

@@ -24,6 +24,9 @@ func newAccountCmd() *cobra.Command {
 		Short: "Back-office acts on accounts",
 	}
 	cmd.AddCommand(newImportCmd())
+	for _, a := range adviserActs() {
+		cmd.AddCommand(newAdviserCmd(a))
+	}
 	return cmd
 }
 

@@ -53,42 +53,59 @@ Exit status: 0 when logged in, 1 when the login was refused.`,
   printf '2690549588157\nMotdepasse-2023\n' | authctl login   # with a remembered device: no code`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch o.channel {
-			case "web", "app":
-			default:
-				return usagef("--channel: %q is neither web nor app", o.channel)
-			}
-			if o.nir != "" {
-				if _, err := domain.ParseNIR(o.nir); err != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "Le numéro de sécurité sociale %s.\n", err)
-					return refused
-				}
-			}
-			if o.devicesFile == "" {
-				o.devicesFile = defaultDevicesFile()
-			}
-			nc, prefix, err := connect(cmd)
+			l, done, err := startLogin(cmd, o)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			in := cmd.InOrStdin()
-			if f, ok := terminal(in); ok {
-				defer restoreTerminalOnInterrupt(f)()
-			}
-			l := &loginRun{
-				opts: o, c: newClient(nc, prefix, o.channel, o.timeout),
-				p: newPrompter(in, cmd.OutOrStdout()), out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(),
-			}
+			defer done()
 			return l.run(cmd.Context())
 		},
 	}
+	loginFlags(cmd, &o)
+	cmd.Flags().BoolVar(&o.printSession, "print-session", false,
+		`print the session token, to use it with authctl req, e.g. password.change.start '{"session":"TOKEN"}'`)
+	return cmd
+}
+
+// loginFlags are the flags of the commands that start with a login.
+func loginFlags(cmd *cobra.Command, o *loginOptions) {
 	cmd.Flags().StringVar(&o.channel, "channel", "web", "front-end to act as: web or app")
 	cmd.Flags().StringVar(&o.nir, "nir", "", "the NIR (skips its prompt)")
 	cmd.Flags().StringVar(&o.devicesFile, "devices-file", "", "where trusted-device tokens are kept (default <config dir>/ameli-auth/devices.json)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for each reply")
-	cmd.Flags().BoolVar(&o.printSession, "print-session", false, "print the session token (to use it with authctl req)")
-	return cmd
+}
+
+// startLogin checks the options and connects; done closes the connection
+// and puts the terminal back.
+func startLogin(cmd *cobra.Command, o loginOptions) (l *loginRun, done func(), err error) {
+	switch o.channel {
+	case "web", "app":
+	default:
+		return nil, nil, usagef("--channel: %q is neither web nor app", o.channel)
+	}
+	if o.nir != "" {
+		if _, err := domain.ParseNIR(o.nir); err != nil {
+			fmt.Fprintf(cmd.OutOrStdout(), "Le numéro de sécurité sociale %s.\n", err)
+			return nil, nil, refused
+		}
+	}
+	if o.devicesFile == "" {
+		o.devicesFile = defaultDevicesFile()
+	}
+	nc, prefix, err := connect(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	restore := func() {}
+	in := cmd.InOrStdin()
+	if f, ok := terminal(in); ok {
+		restore = restoreTerminalOnInterrupt(f)
+	}
+	l = &loginRun{
+		opts: o, c: newClient(nc, prefix, o.channel, o.timeout),
+		p: newPrompter(in, cmd.OutOrStdout()), out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(),
+	}
+	return l, func() { restore(); nc.Close() }, nil
 }
 
 // restoreTerminalOnInterrupt puts the terminal back (echo on) if Ctrl-C
@@ -127,6 +144,11 @@ type loginRun struct {
 	nir     string // canonical
 	devices *deviceStore
 	loginID string
+
+	// What the conversation ended with, for the commands that go on from
+	// a login (authctl password change).
+	password string // the password that was accepted
+	session  string // the session's token
 }
 
 // refused ends the login: the reason was shown.
@@ -213,6 +235,7 @@ func (l *loginRun) passwordStep(ctx context.Context) (done bool, err error) {
 			}
 			return false, refused
 		}
+		l.password = pw
 		switch rep.Status {
 		case contract.StatusAuthenticated:
 			l.say("Appareil reconnu : pas de code de sécurité à saisir.")
@@ -259,18 +282,10 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 	}
 	remember, asked := false, false
 	for {
-		code, err := l.p.line("Code de sécurité reçu par mail (ou « nouveau » pour en recevoir un autre) : ")
+		code, err := l.askCode("Code de sécurité reçu par mail (ou « nouveau » pour en recevoir un autre) : ",
+			func() error { return l.sendCode(ctx) })
 		if err != nil {
 			return err
-		}
-		switch strings.ToLower(code) {
-		case "":
-			continue
-		case "nouveau", "renvoyer":
-			if err := l.sendCode(ctx); err != nil {
-				return err
-			}
-			continue
 		}
 		if !asked {
 			if remember, err = l.p.yesNo("Se souvenir de cet appareil ? (o/N) ", false); err != nil {
@@ -310,11 +325,33 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 	}
 }
 
+// askCode reads a code; "nouveau" (or "renvoyer") calls resend, which
+// asks the service for another, and asks again.
+func (l *loginRun) askCode(prompt string, resend func() error) (string, error) {
+	for {
+		code, err := l.p.line(prompt)
+		if err != nil {
+			return "", err
+		}
+		switch strings.ToLower(code) {
+		case "":
+			continue
+		case "nouveau", "renvoyer":
+			if err := resend(); err != nil {
+				return "", err
+			}
+			continue
+		}
+		return code, nil
+	}
+}
+
 // connected reports an opened session and keeps a new device token.
 func (l *loginRun) connected(rep reply) error {
 	if rep.Status != contract.StatusAuthenticated || rep.Session == nil {
 		return fmt.Errorf("unexpected reply: status %q", rep.Status)
 	}
+	l.session = rep.Session.Token
 	l.say("Connecté : compte %s, session valable jusqu'à %s (heure de Paris).", rep.AccountID, hourParis(rep.Session.ExpiresAt))
 	if rep.DeviceToken != "" {
 		if err := l.devices.put(l.nir, rep.DeviceToken, deref(rep.DeviceTokenExpiresAt)); err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,16 +16,24 @@ import (
 
 // databaseFlag adds --database-url, defaulting to AUTH_DATABASE_URL.
 func databaseFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("database-url", os.Getenv("AUTH_DATABASE_URL"), "Postgres of the read models (AUTH_DATABASE_URL)")
+	return cmd.Flags().String("database-url", config.Lookup(config.EnvDatabaseURL),
+		"Postgres of the read models (AUTH_DATABASE_URL; default: the dev mode's running on --var-dir)")
 }
 
+// readModelConfig is --database-url (or AUTH_DATABASE_URL), else the
+// database of the dev mode running on --var-dir.
 func readModelConfig(cmd *cobra.Command, databaseURL string) (config.Config, error) {
 	if databaseURL == "" {
-		return config.Config{}, fmt.Errorf("no database: set AUTH_DATABASE_URL or --database-url (e.g. postgres://postgres@127.0.0.1:5432/%s?sslmode=disable in dev mode)", "ameli_auth_dev")
+		if st, ok := runningDev(cmd); ok {
+			databaseURL = st.DatabaseURL
+		}
+	}
+	if databaseURL == "" {
+		varDir, _ := cmd.Flags().GetString("var-dir")
+		return config.Config{}, fmt.Errorf("no database: set AUTH_DATABASE_URL or --database-url, or start dev mode (make run) on --var-dir %s", varDir)
 	}
 	prefix, _ := cmd.Flags().GetString("subject-prefix")
-	url, _ := cmd.Flags().GetString("nats-url")
-	return config.Config{DatabaseURL: databaseURL, Prefix: prefix, NATSURL: url}, nil
+	return config.Config{DatabaseURL: databaseURL, Prefix: prefix, NATSURL: natsURL(cmd)}, nil
 }
 
 func newMigrateCmd() *cobra.Command {

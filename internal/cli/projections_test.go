@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +43,40 @@ func TestMigrateRebuildStatus(t *testing.T) {
 	if st.code != 0 || !strings.Contains(st.stdout, "checkpoint      2 (stream at 2)") || !strings.Contains(st.stdout, "lag             0 events") {
 		t.Fatalf("status: %d %q %q", st.code, st.stdout, st.stderr)
 	}
-	if r := e.authctl(ctx, nil, "projections", "status"); r.code == 0 || !strings.Contains(r.stderr, "AUTH_DATABASE_URL") {
+	if r := e.authctl(ctx, nil, "projections", "status", "--var-dir", t.TempDir()); r.code == 0 || !strings.Contains(r.stderr, "AUTH_DATABASE_URL") {
 		t.Fatalf("status without a database must say what to set: %d %q", r.code, r.stderr)
+	}
+}
+
+// In dev mode `authctl projections status` needs no flag: it finds the NATS
+// and the database of the dev mode running on the var dir in its dev.json.
+func TestProjectionsStatusFindsDevMode(t *testing.T) {
+	e := newTestEnv(t)
+	db := pgtest.NewDatabase(t)
+	e.register("2690549588157", "valerie@yahoo.fr")
+	ctx := ctxTimeout(t, time.Minute)
+	if r := e.authctl(ctx, nil, "projections", "rebuild", "--database-url", db); r.code != 0 {
+		t.Fatalf("rebuild: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	varDir := t.TempDir()
+	state, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "nats_url": e.srv.ClientURL(), "database_url": db, "subject_prefix": "auth"})
+	if err := os.WriteFile(filepath.Join(varDir, "dev.json"), state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUTH_NATS_URL", "")
+	t.Setenv("AUTH_DATABASE_URL", "")
+	t.Setenv("AUTH_VAR_DIR", varDir)
+	var out, errw syncBuffer
+	if code := Run(ctx, []string{"projections", "status"}, strings.NewReader(""), &out, &errw); code != 0 ||
+		!strings.Contains(out.String(), "checkpoint      1 (stream at 1)") {
+		t.Fatalf("status in dev mode without flags: exit %d\n%s%s", code, out.String(), errw.String())
+	}
+	// A dev.json left by a dev mode that is gone is not followed.
+	state, _ = json.Marshal(map[string]any{"pid": 0, "nats_url": e.srv.ClientURL(), "database_url": db})
+	if err := os.WriteFile(filepath.Join(varDir, "dev.json"), state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := Run(ctx, []string{"projections", "status"}, strings.NewReader(""), &out, &errw); code == 0 {
+		t.Fatal("status followed a stale dev.json")
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/config"
 )
 
 // Execute runs authctl with the process arguments and returns its exit
@@ -83,21 +83,21 @@ func NewRoot() *cobra.Command {
 		Short: "Operate and explore the ameli-style authentication service",
 		Long: `authctl talks to the authentication service over NATS, as a front-end or
 an operator would: send one command (req), log in from a terminal (login),
-replay or follow the event stream for audits (events), and import accounts
-from a CSV file (account import).`,
+change or reset a password (password change, password reset), act as an
+adviser on an account (account unlock, deactivate, set-affiliation,
+revoke-biometrics), replay or follow the event stream for audits (events),
+import accounts from a CSV file (account import), and run the whole service
+on this machine (dev).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("nats-url", envOr("AUTH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (AUTH_NATS_URL)")
-	root.PersistentFlags().String("subject-prefix", envOr("AUTH_SUBJECT_PREFIX", contract.DefaultPrefix), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	pf := root.PersistentFlags()
+	pf.String("nats-url", config.Lookup(config.EnvNATSURL),
+		"NATS server URL (AUTH_NATS_URL; default: the dev mode running on --var-dir, else "+defaultNATSURL+")")
+	pf.String("subject-prefix", config.Lookup(config.EnvPrefix), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	pf.String("var-dir", config.Lookup(config.EnvVarDir),
+		"dev mode's data: its secret key, and dev.json, where a running dev mode says its NATS and Postgres URLs (AUTH_VAR_DIR)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRequestCmd(), newLoginCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd())
 	return root
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

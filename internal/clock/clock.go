@@ -28,7 +28,31 @@ const (
 
 // Dev is the system clock plus an offset that only moves forward, within
 // MaxOffset.
-type Dev struct{ offset atomic.Int64 }
+type Dev struct {
+	offset    atomic.Int64
+	onAdvance atomic.Pointer[func(offset time.Duration)]
+}
+
+// OnAdvance sets f to be called with the new offset after each accepted
+// Advance, before Advance returns: the commands service keeps the offset
+// with it, so a component (re)started later starts from it.
+func (d *Dev) OnAdvance(f func(offset time.Duration)) { d.onAdvance.Store(&f) }
+
+// Raise moves the clock forward to the offset `to`, as kept or followed:
+// never back (a smaller offset changes nothing), and never past MaxOffset.
+// It says whether the clock moved.
+func (d *Dev) Raise(to time.Duration) bool {
+	to = min(to, MaxOffset)
+	for {
+		cur := d.offset.Load()
+		if time.Duration(cur) >= to {
+			return false
+		}
+		if d.offset.CompareAndSwap(cur, int64(to)) {
+			return true
+		}
+	}
+}
 
 func (d *Dev) Now() time.Time { return time.Now().UTC().Add(d.Offset()) }
 
@@ -53,6 +77,9 @@ func (d *Dev) Advance(by time.Duration) (time.Time, error) {
 			return d.Now(), errOffset
 		}
 		if d.offset.CompareAndSwap(cur, cur+int64(by)) {
+			if f := d.onAdvance.Load(); f != nil {
+				(*f)(time.Duration(cur + int64(by)))
+			}
 			return d.Now(), nil
 		}
 	}

@@ -151,3 +151,29 @@ func repeat(d time.Duration, n int) []time.Duration {
 	}
 	return out
 }
+
+// Raise moves a dev clock to a kept or followed offset, never back; an
+// accepted Advance reports the new offset, a refused one nothing.
+func TestDevRaiseAndOnAdvance(t *testing.T) {
+	var d Dev
+	var seen []time.Duration
+	d.OnAdvance(func(o time.Duration) { seen = append(seen, o) })
+	if !d.Raise(time.Hour) || d.Offset() != time.Hour {
+		t.Fatalf("raise to 1h: offset %v", d.Offset())
+	}
+	if d.Raise(time.Minute) || d.Offset() != time.Hour {
+		t.Fatalf("raise to 1m moved the clock back: offset %v", d.Offset())
+	}
+	if _, err := d.Advance(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Advance(-time.Minute); err == nil {
+		t.Fatal("a negative step was accepted")
+	}
+	if len(seen) != 1 || seen[0] != time.Hour+time.Minute {
+		t.Fatalf("OnAdvance saw %v, want [1h1m0s]", seen)
+	}
+	if d.Raise(MaxOffset + time.Hour); d.Offset() != MaxOffset {
+		t.Fatalf("raise past MaxOffset: offset %v", d.Offset())
+	}
+}

@@ -1,8 +1,15 @@
-// Package config reads the components' configuration: each setting from its
-// AUTH_* environment variable, overridable by a flag of the same name
-// (AUTH_NATS_URL -> -nats-url). Secrets are the exception: they come from
-// the environment or a file (AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE), never
-// from a flag, which anyone on the machine can read in `ps`.
+// Package config is the one place the service's configuration is read. The
+// table below (Settings) lists every setting: its environment variable, its
+// flag, its default, the components that use it and whether it is a secret.
+// Load reads it for a component; View is what one component uses, printed
+// at start with the secrets masked. Nothing else in the module reads the
+// environment: a test over the source checks it.
+//
+// Each setting comes from its AUTH_* environment variable, overridable by a
+// flag of the same name (AUTH_NATS_URL -> -nats-url). Secrets are the
+// exception: they come from the environment or a file (AUTH_SECRET_KEY or
+// AUTH_SECRET_KEY_FILE), never from a flag, which anyone on the machine can
+// read in `ps`.
 //
 // The mode is explicit: production (the default) or dev (AUTH_MODE=dev, or
 // `authctl dev`). Only dev mode embeds a nats-server, generates a secret key
@@ -15,8 +22,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
@@ -31,71 +42,189 @@ const (
 
 // The variables a component may need (see Component).
 const (
+	EnvMode        = "AUTH_MODE"
 	EnvNATSURL     = "AUTH_NATS_URL"
+	EnvPrefix      = "AUTH_SUBJECT_PREFIX"
 	EnvSecretKey   = "AUTH_SECRET_KEY"
 	EnvDatabaseURL = "AUTH_DATABASE_URL"
 	EnvSMTPAddr    = "AUTH_SMTP_ADDR"
+	EnvPolicy      = "AUTH_POLICY"
+	EnvVarDir      = "AUTH_VAR_DIR"
+	EnvLogLevel    = "AUTH_LOG_LEVEL"
 )
 
 // Config is every component's configuration (SPEC section 7).
 type Config struct {
-	Mode         string // ModeProduction ("" reads as production) or ModeDev
-	NATSURL      string // unset in dev mode: an embedded nats-server
-	NATSListen   string // the embedded server's address
-	Prefix       string // subject prefix
-	DatabaseURL  string
-	SMTPAddr     string // unset in dev: the built-in mail catcher
-	SMTPFrom     string
-	SMTPTLS      string // "", none, starttls, tls
-	SMTPUser     string
-	SMTPPassword string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
-	SecretKey    string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
-	HTTPAddr     string
-	PublicURL    string
-	PolicyName   string
-	DevClock     bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
-	VarDir       string
-	LogLevel     string
+	Mode           string // ModeProduction ("" reads as production) or ModeDev
+	NATSURL        string // unset in dev mode: an embedded nats-server
+	NATSListen     string // the embedded server's address
+	Prefix         string // subject prefix
+	DatabaseURL    string
+	SMTPAddr       string // unset in dev: the built-in mail catcher
+	SMTPFrom       string
+	SMTPTLS        string // "", none, starttls, tls
+	SMTPUser       string
+	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
+	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
+	HTTPAddr       string
+	PublicURL      string
+	PolicyName     string
+	DevClock       bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
+	VarDir         string
+	LogLevel       string
+	ProjectorBatch int    // AUTH_PROJECTOR_BATCH: events per projector transaction at most; 0: the projector's default
+	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
 	Policy domain.Policy
+
+	// The raw values of the settings Load parses into the typed fields.
+	devClock, projectorBatch string
 }
 
-type setting struct {
-	env, flag, def, help string
-	dst                  *string
+// Setting is one row of the table.
+type Setting struct {
+	Env     string // the environment variable
+	Flag    string // the flag of the components' Load ("" for none: secrets, and what only authctl or the tests read)
+	Default string
+	Help    string
+	Secret  bool     // masked when printed; read from Env or Env_FILE, refused as a flag
+	Users   []string // the components that use it (Component.Name)
+	// field is where Load puts the raw value; nil for the settings that
+	// only authctl's flags or the test helpers read (Lookup).
+	field func(*Config) *string
+	// show prints the effective value when it is not the raw string.
+	show func(Config) string
 }
 
-func (c *Config) settings() []setting {
-	return []setting{
-		{"AUTH_MODE", "mode", ModeProduction, "production, or dev: embedded nats-server, generated secret key, mail catcher", &c.Mode},
-		{EnvNATSURL, "nats-url", "", "NATS server URL; required in production; unset in dev mode: an embedded nats-server", &c.NATSURL},
-		{"AUTH_NATS_LISTEN", "nats-listen", "127.0.0.1:4222", "address of the embedded nats-server (a free port if taken)", &c.NATSListen},
-		{"AUTH_SUBJECT_PREFIX", "subject-prefix", "auth", "prefix of every subject", &c.Prefix},
-		{EnvDatabaseURL, "database-url", "", "Postgres URL of the read models and the notifier's records", &c.DatabaseURL},
-		{EnvSMTPAddr, "smtp-addr", "", "SMTP server host:port; unset in dev mode: the built-in mail catcher", &c.SMTPAddr},
-		{"AUTH_SMTP_FROM", "smtp-from", "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>", "sender of the emails", &c.SMTPFrom},
-		{"AUTH_SMTP_TLS", "smtp-tls", "", "none, starttls or tls; default: STARTTLS when the server offers it", &c.SMTPTLS},
-		{"AUTH_SMTP_USER", "smtp-user", "", "SMTP user (optional; the password comes from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE)", &c.SMTPUser},
-		{"AUTH_HTTP_ADDR", "http-addr", "127.0.0.1:8025", "address of the metrics, health and dev pages", &c.HTTPAddr},
-		{"AUTH_PUBLIC_URL", "public-url", "http://127.0.0.1:8025", "base of the links put in emails", &c.PublicURL},
-		{"AUTH_POLICY", "policy", "seed", "rules profile: seed or strict", &c.PolicyName},
-		{"AUTH_VAR_DIR", "var-dir", "./var", "where dev mode keeps its data (NATS store, secret key, Postgres)", &c.VarDir},
-		{"AUTH_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", &c.LogLevel},
+// Component names, in the order of the settings table's "used by" column.
+const (
+	nameCommands  = "commands"
+	nameProjector = "projector"
+	nameNotifier  = "notifier"
+	nameDev       = "authctl dev"
+	nameBench     = "authctl bench"
+	nameAuthctl   = "authctl"
+	nameTests     = "tests"
+)
+
+var (
+	services = []string{nameCommands, nameProjector, nameNotifier, nameDev}
+	everyone = []string{nameCommands, nameProjector, nameNotifier, nameDev, nameBench, nameAuthctl}
+)
+
+// settings is the table. Keep it in the order the docs list it.
+var settings = []Setting{
+	{Env: EnvMode, Flag: "mode", Default: ModeProduction,
+		Help:  "production, or dev: embedded nats-server, generated secret key, mail catcher (authctl dev is dev mode)",
+		Users: services, field: func(c *Config) *string { return &c.Mode }},
+	{Env: EnvNATSURL, Flag: "nats-url", Default: "",
+		Help:  "NATS server URL; required in production; unset in dev mode: an embedded nats-server (authctl: nats://127.0.0.1:4222, or the running dev mode's)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameAuthctl}, field: func(c *Config) *string { return &c.NATSURL }},
+	{Env: "AUTH_NATS_LISTEN", Flag: "nats-listen", Default: "127.0.0.1:4222",
+		Help:  "address of the embedded nats-server of dev mode (a free port if taken)",
+		Users: services, field: func(c *Config) *string { return &c.NATSListen }},
+	{Env: EnvPrefix, Flag: "subject-prefix", Default: "auth",
+		Help:  "prefix of every subject",
+		Users: everyone, field: func(c *Config) *string { return &c.Prefix }},
+	{Env: EnvDatabaseURL, Flag: "database-url", Default: "",
+		Help:  "Postgres URL of the read models and the notifier's records (dev: found or started by devpg)",
+		Users: []string{nameProjector, nameNotifier, nameDev, nameBench, nameAuthctl}, field: func(c *Config) *string { return &c.DatabaseURL }},
+	{Env: EnvSMTPAddr, Flag: "smtp-addr", Default: "",
+		Help:  "SMTP server host:port; unset in dev mode: the built-in mail catcher",
+		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.SMTPAddr }},
+	{Env: "AUTH_SMTP_FROM", Flag: "smtp-from", Default: "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>",
+		Help:  "sender of the emails",
+		Users: []string{nameNotifier, nameDev, nameBench}, field: func(c *Config) *string { return &c.SMTPFrom }},
+	{Env: "AUTH_SMTP_TLS", Flag: "smtp-tls", Default: "",
+		Help:  "none, starttls or tls; default: STARTTLS when the server offers it",
+		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.SMTPTLS }},
+	{Env: "AUTH_SMTP_USER", Flag: "smtp-user", Default: "",
+		Help:  "SMTP user (optional; the password comes from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE)",
+		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.SMTPUser }},
+	{Env: "AUTH_SMTP_PASSWORD", Secret: true,
+		Help:  "SMTP password, or AUTH_SMTP_PASSWORD_FILE: a file holding it",
+		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.SMTPPassword }},
+	{Env: EnvSecretKey, Secret: true,
+		Help:  "base64 of 32 random bytes, or AUTH_SECRET_KEY_FILE: a file holding it; required in production; dev: <var dir>/secret.key",
+		Users: []string{nameCommands, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.SecretKey }},
+	{Env: "AUTH_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8025",
+		Help:  "address of the dev pages (mails, health)",
+		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
+	{Env: "AUTH_PUBLIC_URL", Flag: "public-url", Default: "http://127.0.0.1:8025",
+		Help:  "base of the links put in emails",
+		Users: []string{nameNotifier, nameDev, nameBench}, field: func(c *Config) *string { return &c.PublicURL }},
+	{Env: EnvPolicy, Flag: "policy", Default: "seed",
+		Help:  "rules profile: seed or strict",
+		Users: []string{nameCommands, nameDev, nameBench}, field: func(c *Config) *string { return &c.PolicyName }},
+	{Env: "AUTH_DEV_CLOCK", Flag: "dev-clock", Default: "0",
+		Help:  "1: serve or follow <prefix>.dev.clock.advance, in any mode; for dev and test deployments only (authctl dev turns it on)",
+		Users: services, field: func(c *Config) *string { return &c.devClock },
+		show: func(c Config) string {
+			if c.DevClock {
+				return "1"
+			}
+			return "0"
+		}},
+	{Env: EnvVarDir, Flag: "var-dir", Default: "./var",
+		Help:  "where dev mode keeps its data (NATS store, secret key, Postgres, dev.json)",
+		Users: everyone, field: func(c *Config) *string { return &c.VarDir }},
+	{Env: EnvLogLevel, Flag: "log-level", Default: "info",
+		Help:  "debug, info, warn or error",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.LogLevel }},
+	{Env: "AUTH_PROJECTOR_BATCH", Flag: "projector-batch", Default: "",
+		Help:  "events per projector transaction at most (default 20000)",
+		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.projectorBatch },
+		show: func(c Config) string {
+			if c.ProjectorBatch == 0 {
+				return ""
+			}
+			return strconv.Itoa(c.ProjectorBatch)
+		}},
+	{Env: "GOGC", Default: "",
+		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
+		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
+	{Env: "AUTH_TEST_DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		Help:  "the Postgres server the tests create their databases on",
+		Users: []string{nameTests}},
+	{Env: "CI", Default: "",
+		Help:  "set (to anything): a test that needs Postgres fails instead of skipping",
+		Users: []string{nameTests}},
+}
+
+// Settings returns the table: every setting, in the docs' order.
+func Settings() []Setting { return slices.Clone(settings) }
+
+func lookupSetting(env string) (Setting, bool) {
+	i := slices.IndexFunc(settings, func(s Setting) bool { return s.Env == env })
+	if i < 0 {
+		return Setting{}, false
 	}
+	return settings[i], true
 }
 
-// secret is a setting read from VAR or from the file named by VAR_FILE.
-type secret struct {
-	env string
-	dst *string
+// Lookup is a setting's value as the environment gives it, else its
+// default, for the readers that take no Config: authctl's flag defaults and
+// the test helpers. It panics on a name the table does not list, so the
+// table stays the one list of settings.
+func Lookup(env string) string {
+	s, ok := lookupSetting(env)
+	if !ok {
+		panic("config: " + env + " is not in the settings table")
+	}
+	if s.Secret {
+		panic("config: " + env + " is a secret: read it with ReadSecret")
+	}
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	return s.Default
 }
 
-func (c *Config) secrets() []secret {
-	return []secret{{EnvSecretKey, &c.SecretKey}, {"AUTH_SMTP_PASSWORD", &c.SMTPPassword}}
+// secretFlag is the flag a secret would have had: refused, with a pointer
+// to the variable and its file.
+func secretFlag(env string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, "AUTH_"), "_", "-"))
 }
-
-// removedFlags were secrets on the command line.
-var removedFlags = map[string]string{"secret-key": EnvSecretKey, "smtp-password": "AUTH_SMTP_PASSWORD"}
 
 // Load reads the environment, then the flags in args. It checks what every
 // component shares; LoadComponent also checks what one component needs.
@@ -106,62 +235,89 @@ func Load(name string, args []string, out io.Writer) (Config, error) {
 			break
 		}
 		flagName, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if env, ok := removedFlags[flagName]; ok && strings.HasPrefix(a, "-") {
-			// Never echo a: it may hold the secret.
-			return c, fmt.Errorf("-%s is not accepted: a secret on the command line shows in ps; set %s or %s_FILE", flagName, env, env)
+		for _, s := range settings {
+			if s.Secret && strings.HasPrefix(a, "-") && flagName == secretFlag(s.Env) {
+				// Never echo a: it may hold the secret.
+				return c, fmt.Errorf("-%s is not accepted: a secret on the command line shows in ps; set %s or %s_FILE", flagName, s.Env, s.Env)
+			}
 		}
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	for _, s := range c.settings() {
-		def := s.def
-		if v, ok := os.LookupEnv(s.env); ok {
+	for _, s := range settings {
+		if s.field == nil || s.Secret {
+			continue
+		}
+		def := s.Default
+		if v, ok := os.LookupEnv(s.Env); ok {
 			def = v
 		}
-		fs.StringVar(s.dst, s.flag, def, s.help+" ("+s.env+")")
+		if s.Flag == "" {
+			*s.field(&c) = def
+			continue
+		}
+		fs.StringVar(s.field(&c), s.Flag, def, s.Help+" ("+s.Env+")")
 	}
-	devClock, err := parseDevClock(os.Getenv("AUTH_DEV_CLOCK"))
-	if err != nil {
-		return c, err
-	}
-	fs.BoolVar(&c.DevClock, "dev-clock", devClock, "serve or follow <prefix>.dev.clock.advance, in any mode; for dev and test deployments only (AUTH_DEV_CLOCK=1)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	var err error
+	for _, s := range settings {
+		if s.Secret {
+			if *s.field(&c), err = readSecret(s.Env); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, c.parse()
+}
+
+// parse checks the values and fills the typed fields.
+func (c *Config) parse() error {
 	switch c.Mode {
 	case ModeProduction, ModeDev:
 	default:
-		return c, fmt.Errorf("AUTH_MODE: %q is neither %s nor %s", c.Mode, ModeProduction, ModeDev)
+		return fmt.Errorf("AUTH_MODE: %q is neither %s nor %s", c.Mode, ModeProduction, ModeDev)
 	}
-	for _, s := range c.secrets() {
-		if *s.dst, err = readSecret(s.env); err != nil {
-			return c, err
+	switch c.devClock {
+	case "", "0":
+		c.DevClock = false
+	case "1":
+		c.DevClock = true
+	default:
+		return fmt.Errorf("AUTH_DEV_CLOCK: %q is neither 1 (on) nor 0 (off)", c.devClock)
+	}
+	c.ProjectorBatch = 0
+	if c.projectorBatch != "" {
+		b, err := strconv.Atoi(c.projectorBatch)
+		if err != nil || b <= 0 {
+			return fmt.Errorf("AUTH_PROJECTOR_BATCH: %q is not a positive number", c.projectorBatch)
 		}
+		c.ProjectorBatch = b
 	}
 	p, ok := domain.PolicyByName(c.PolicyName)
 	if !ok {
-		return c, fmt.Errorf("AUTH_POLICY: %q is neither seed nor strict", c.PolicyName)
+		return fmt.Errorf("AUTH_POLICY: %q is neither seed nor strict", c.PolicyName)
 	}
 	c.Policy = p
 	switch c.SMTPTLS {
 	case "", "none", "starttls", "tls":
 	default:
-		return c, fmt.Errorf("AUTH_SMTP_TLS: %q is not none, starttls or tls", c.SMTPTLS)
+		return fmt.Errorf("AUTH_SMTP_TLS: %q is not none, starttls or tls", c.SMTPTLS)
 	}
-	return c, nil
+	return nil
 }
 
-func parseDevClock(v string) (bool, error) {
-	switch v {
-	case "", "0":
-		return false, nil
-	case "1":
-		return true, nil
+// ReadSecret is a secret setting of the table, for authctl: as Load reads
+// it, from VAR or the file named by VAR_FILE.
+func ReadSecret(env string) (string, error) {
+	if s, ok := lookupSetting(env); !ok || !s.Secret {
+		panic("config: " + env + " is not a secret of the settings table")
 	}
-	return false, fmt.Errorf("AUTH_DEV_CLOCK: %q is neither 1 (on) nor 0 (off)", v)
+	return readSecret(env)
 }
 
 // readSecret reads VAR, or the file named by VAR_FILE (surrounding
@@ -187,19 +343,23 @@ func readSecret(env string) (string, error) {
 	return s, nil
 }
 
-// Component names a binary and the variables it cannot start without in
+// Component names a program and the variables it cannot start without in
 // production mode.
 type Component struct {
 	Name  string
 	Needs []string // among EnvNATSURL, EnvSecretKey, EnvDatabaseURL, EnvSMTPAddr
 }
 
-// The three binaries. The projector holds no secret: it never reads a
-// sealed value nor computes a keyed hash, so it is not given the key.
+// The three binaries, and the programs of authctl that run components. The
+// projector holds no secret: it never reads a sealed value nor computes a
+// keyed hash, so it is not given the key.
 var (
-	Commands  = Component{"commands", []string{EnvNATSURL, EnvSecretKey}}
-	Projector = Component{"projector", []string{EnvNATSURL, EnvDatabaseURL}}
-	Notifier  = Component{"notifier", []string{EnvNATSURL, EnvSecretKey, EnvDatabaseURL, EnvSMTPAddr}}
+	Commands  = Component{nameCommands, []string{EnvNATSURL, EnvSecretKey}}
+	Projector = Component{nameProjector, []string{EnvNATSURL, EnvDatabaseURL}}
+	Notifier  = Component{nameNotifier, []string{EnvNATSURL, EnvSecretKey, EnvDatabaseURL, EnvSMTPAddr}}
+	Dev       = Component{Name: nameDev}
+	Bench     = Component{Name: nameBench}
+	Authctl   = Component{Name: nameAuthctl}
 )
 
 // LoadComponent loads the configuration of one binary and refuses, naming
@@ -243,25 +403,101 @@ func (c Config) Check(comp Component) error {
 
 // LoadDev loads the configuration of `authctl dev`, which is dev mode by
 // definition: it runs its own nats-server, so AUTH_NATS_URL must be unset,
-// and AUTH_MODE, if set, must say dev.
+// and AUTH_MODE, if set, must say dev. The dev clock is always on.
 func LoadDev(name string, out io.Writer) (Config, error) {
 	c, err := Load(name, nil, out)
 	if err != nil {
 		return c, err
 	}
-	if m := os.Getenv("AUTH_MODE"); m != "" && m != ModeDev {
+	if m := os.Getenv(EnvMode); m != "" && m != ModeDev {
 		return c, fmt.Errorf("%s runs dev mode, but AUTH_MODE is %q: unset it", name, m)
 	}
 	if c.NATSURL != "" {
-		return c, fmt.Errorf("%s starts its own nats-server: unset AUTH_NATS_URL (it is %s)", name, c.NATSURL)
+		return c, fmt.Errorf("%s starts its own nats-server: unset AUTH_NATS_URL (it is %s)", name, Redact(c.NATSURL))
 	}
-	c.Mode = ModeDev
+	c.Mode, c.DevClock = ModeDev, true
 	return c, nil
 }
 
 // Dev tells whether this is dev mode, asked for with AUTH_MODE=dev or
 // `authctl dev`; never because a variable is missing.
 func (c Config) Dev() bool { return c.Mode == ModeDev }
+
+// Item is one setting of a View.
+type Item struct {
+	Env    string
+	Value  string // effective; secrets masked, credentials in URLs masked
+	Secret bool
+}
+
+// View is the settings one component uses, with their effective values,
+// secrets masked: what it prints at start.
+type View []Item
+
+// View returns what comp uses of this configuration.
+func (c Config) View(comp Component) View {
+	var v View
+	for _, s := range settings {
+		if !slices.Contains(s.Users, comp.Name) || s.field == nil {
+			continue
+		}
+		val := *s.field(&c)
+		if s.show != nil {
+			val = s.show(c)
+		}
+		switch {
+		case s.Secret && val != "":
+			val = "(set, masked)"
+		case s.Env == EnvSecretKey && c.Dev():
+			val = "(dev: " + filepath.Join(c.VarDir, "secret.key") + ")"
+		case s.Secret:
+			val = "(unset)"
+		case strings.Contains(val, "://") || strings.HasPrefix(val, "postgres"):
+			val = Redact(val)
+		}
+		v = append(v, Item{Env: s.Env, Value: val, Secret: s.Secret})
+	}
+	return v
+}
+
+// LogValue makes a View one group of a structured log line.
+func (v View) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(v))
+	for _, it := range v {
+		attrs = append(attrs, slog.String(it.Env, it.Value))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Log prints what comp uses of this configuration, on one line.
+func (c Config) Log(log *slog.Logger, comp Component) {
+	log.Info("effective configuration", "config", c.View(comp))
+}
+
+// Redact masks the credentials of a URL: the password of its user info
+// (nats://u:p@host, postgres://u:p@host) and a password or sslpassword
+// parameter (postgres://host/db?password=...).
+func Redact(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
 
 // Keys returns the secret keys: from AUTH_SECRET_KEY, or in dev mode from
 // <var>/secret.key, created at the first start. Production without a key

@@ -2,6 +2,8 @@ package config
 
 import (
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,12 +12,27 @@ import (
 
 const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
 
-// every AUTH_* variable Load reads, cleared before each case so the
-// machine's environment cannot leak in.
-var allEnv = []string{"AUTH_MODE", "AUTH_NATS_URL", "AUTH_NATS_LISTEN", "AUTH_SUBJECT_PREFIX", "AUTH_DATABASE_URL",
-	"AUTH_SMTP_ADDR", "AUTH_SMTP_FROM", "AUTH_SMTP_TLS", "AUTH_SMTP_USER", "AUTH_SMTP_PASSWORD", "AUTH_SMTP_PASSWORD_FILE",
-	"AUTH_SECRET_KEY", "AUTH_SECRET_KEY_FILE", "AUTH_HTTP_ADDR", "AUTH_PUBLIC_URL", "AUTH_POLICY", "AUTH_DEV_CLOCK",
-	"AUTH_VAR_DIR", "AUTH_LOG_LEVEL"}
+// allEnv is every variable Load reads (the table's, and the secrets'
+// files), cleared before each case so the machine's environment cannot leak
+// in.
+var allEnv = func() []string {
+	var out []string
+	for _, s := range Settings() {
+		out = append(out, s.Env)
+		if s.Secret {
+			out = append(out, s.Env+"_FILE")
+		}
+	}
+	return out
+}()
+
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range append(allEnv, "AUTH_NATS_ULR") {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+}
 
 func TestModeRules(t *testing.T) {
 	dir := t.TempDir()
@@ -109,14 +126,55 @@ func TestModeRules(t *testing.T) {
 				}
 			}},
 		{name: "dev_clock_must_say_1_or_0", comp: Commands, env: with(prod, "AUTH_DEV_CLOCK", "true"), err: []string{"AUTH_DEV_CLOCK"}},
+		{name: "dev_clock_by_flag", comp: Commands, env: prod, args: []string{"-dev-clock", "1"},
+			chk: func(t *testing.T, c Config) {
+				if !c.DevClock {
+					t.Error("-dev-clock 1 did not turn the dev clock on")
+				}
+			}},
+		{name: "projector_batch_read_once_for_every_component", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_PROJECTOR_BATCH": "150"},
+			chk: func(t *testing.T, c Config) {
+				if c.ProjectorBatch != 150 {
+					t.Errorf("ProjectorBatch = %d, want 150", c.ProjectorBatch)
+				}
+			}},
+		{name: "projector_batch_unset_is_the_projectors_default", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db"},
+			chk: func(t *testing.T, c Config) {
+				if c.ProjectorBatch != 0 || c.GOGC != "" {
+					t.Errorf("ProjectorBatch = %d, GOGC = %q; want 0 and unset", c.ProjectorBatch, c.GOGC)
+				}
+			}},
+		{name: "projector_batch_must_be_positive", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_PROJECTOR_BATCH": "0"},
+			err: []string{"AUTH_PROJECTOR_BATCH", "positive"}},
+		{name: "projector_batch_by_flag_over_the_environment", comp: Projector,
+			env:  map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_PROJECTOR_BATCH": "150"},
+			args: []string{"-projector-batch=300"},
+			chk: func(t *testing.T, c Config) {
+				if c.ProjectorBatch != 300 {
+					t.Errorf("ProjectorBatch = %d, want the flag's 300", c.ProjectorBatch)
+				}
+			}},
+		{name: "gogc_is_read_for_the_projector", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "GOGC": "off"},
+			chk: func(t *testing.T, c Config) {
+				if c.GOGC != "off" {
+					t.Errorf("GOGC = %q", c.GOGC)
+				}
+			}},
+		{name: "the_sender_has_one_default", comp: Notifier, env: map[string]string{"AUTH_MODE": "dev", "AUTH_DATABASE_URL": "postgres://db"}, dev: true,
+			chk: func(t *testing.T, c Config) {
+				if c.SMTPFrom != "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>" || c.SMTPFrom != Lookup("AUTH_SMTP_FROM") {
+					t.Errorf("SMTPFrom = %q", c.SMTPFrom)
+				}
+			}},
+		{name: "an_unknown_policy", comp: Commands, env: with(prod, "AUTH_POLICY", "lax"), err: []string{"AUTH_POLICY", "lax"}},
+		{name: "an_unknown_smtp_tls", comp: Notifier, env: with(prod, "AUTH_SMTP_TLS", "ssl"), err: []string{"AUTH_SMTP_TLS", "ssl"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range allEnv {
-				t.Setenv(k, "")
-				os.Unsetenv(k)
-			}
-			t.Setenv("AUTH_NATS_ULR", "")
-			os.Unsetenv("AUTH_NATS_ULR")
+			clearEnv(t)
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
@@ -190,10 +248,7 @@ func TestLoadDev(t *testing.T) {
 		{"an_external_nats", map[string]string{"AUTH_NATS_URL": "nats://n"}, "AUTH_NATS_URL"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, k := range allEnv {
-				t.Setenv(k, "")
-				os.Unsetenv(k)
-			}
+			clearEnv(t)
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
@@ -208,5 +263,129 @@ func TestLoadDev(t *testing.T) {
 				t.Fatalf("err %v, want one naming %s", err, c.err)
 			}
 		})
+	}
+}
+
+// The table is well formed: one row per variable and per flag, every user
+// a component, secrets without a flag; and each program's view is the rows
+// that name it.
+func TestSettingsTable(t *testing.T) {
+	known := map[string]bool{}
+	for _, c := range []Component{Commands, Projector, Notifier, Dev, Bench, Authctl} {
+		known[c.Name] = true
+	}
+	known[nameTests] = true
+	envs, flags := map[string]bool{}, map[string]bool{}
+	for _, s := range Settings() {
+		if envs[s.Env] {
+			t.Errorf("%s listed twice", s.Env)
+		}
+		envs[s.Env] = true
+		if s.Flag != "" {
+			if flags[s.Flag] {
+				t.Errorf("flag -%s listed twice", s.Flag)
+			}
+			flags[s.Flag] = true
+		}
+		if s.Secret && s.Flag != "" {
+			t.Errorf("%s is a secret with a flag", s.Env)
+		}
+		if len(s.Users) == 0 || s.Help == "" {
+			t.Errorf("%s: no user or no help", s.Env)
+		}
+		for _, u := range s.Users {
+			if !known[u] {
+				t.Errorf("%s: unknown user %q", s.Env, u)
+			}
+		}
+	}
+	for _, want := range []string{"AUTH_PROJECTOR_BATCH", "AUTH_SMTP_FROM", "AUTH_DEV_CLOCK", "AUTH_SECRET_KEY", "GOGC"} {
+		if !envs[want] {
+			t.Errorf("the table lacks %s", want)
+		}
+	}
+}
+
+// Each component prints what it uses, secrets and URL credentials masked.
+func TestViewMasksSecrets(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "smtp.pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-smtp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AUTH_NATS_URL": "nats://svc:natspw@nats:4222", "AUTH_SECRET_KEY": key, "AUTH_SMTP_PASSWORD_FILE": pwFile,
+		"AUTH_DATABASE_URL": "postgres://auth:dbpw@db:5432/auth?sslmode=disable", "AUTH_SMTP_ADDR": "smtp:587",
+		"AUTH_PROJECTOR_BATCH": "5000",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg, err := LoadComponent(Notifier, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	cfg.Log(slog.New(slog.NewTextHandler(&buf, nil)), Notifier)
+	line := buf.String()
+	for _, secret := range []string{key, "s3cret-smtp", "natspw", "dbpw"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("the configuration line shows %q:\n%s", secret, line)
+		}
+	}
+	for _, want := range []string{"config.AUTH_SMTP_ADDR=smtp:587", "config.AUTH_SECRET_KEY=\"(set, masked)\"",
+		"config.AUTH_SMTP_PASSWORD=\"(set, masked)\"", "postgres://auth:xxxxx@db:5432/auth"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the configuration line lacks %s:\n%s", want, line)
+		}
+	}
+	if strings.Count(line, "\n") != 1 {
+		t.Errorf("not one line:\n%s", line)
+	}
+	// The notifier does not batch projections; the projector holds no key.
+	if strings.Contains(line, "AUTH_PROJECTOR_BATCH") {
+		t.Errorf("the notifier's view shows the projector's batch:\n%s", line)
+	}
+	for _, it := range cfg.View(Projector) {
+		if it.Env == EnvSecretKey {
+			t.Error("the projector's view shows the secret key")
+		}
+	}
+	if got := Redact("postgres://h/db?password=pw&sslmode=disable"); strings.Contains(got, "pw&") || strings.Contains(got, "=pw") {
+		t.Errorf("Redact left a password parameter: %s", got)
+	}
+}
+
+// Only this package reads the environment: every other setting reader goes
+// through the table (Load, Lookup, ReadSecret). Tests may set variables.
+func TestNoEnvironmentReadOutsideConfig(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); name == ".git" || name == "var" || name == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") ||
+			filepath.ToSlash(filepath.Dir(path)) == "../../internal/config" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, call := range []string{"os.Getenv(", "os.LookupEnv("} {
+			if strings.Contains(string(b), call) {
+				t.Errorf("%s calls %s: read the setting through internal/config", path, call)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,19 +12,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ameli-auth/authsvc/internal/config"
 )
 
 // ServerURL is the admin URL of the test server.
 func ServerURL() string {
-	if u := os.Getenv("AUTH_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	return config.Lookup("AUTH_TEST_DATABASE_URL")
 }
 
 // NewDatabase creates a fresh database and returns its URL; it is dropped
@@ -36,8 +34,8 @@ func NewDatabase(tb testing.TB) string {
 	admin := ServerURL()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		msg := fmt.Sprintf("Postgres is not reachable at %s (%v): start it (`make test` does) or set AUTH_TEST_DATABASE_URL", redact(admin), err)
-		if os.Getenv("CI") != "" {
+		msg := fmt.Sprintf("Postgres is not reachable at %s (%v): start it (`make test` does) or set AUTH_TEST_DATABASE_URL", config.Redact(admin), err)
+		if config.Lookup("CI") != "" {
 			tb.Fatal(msg)
 		}
 		tb.Skip(msg)
@@ -64,16 +62,8 @@ func NewDatabase(tb testing.TB) string {
 	})
 	u, err := url.Parse(admin)
 	if err != nil {
-		tb.Fatalf("parse %s: %v", redact(admin), err)
+		tb.Fatalf("parse %s: %v", config.Redact(admin), err)
 	}
 	u.Path = "/" + name
 	return u.String()
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
 // Handler serves the caught mails: a list (GET /, refreshed every few
@@ -23,24 +25,36 @@ func (c *Catcher) Handler() http.Handler {
 	return mux
 }
 
-var listPage = template.Must(template.New("list").Parse(`<!DOCTYPE html>
+// The page shows times in Paris time, as every date shown to people is,
+// whatever the machine's time zone.
+var pageFuncs = template.FuncMap{
+	"hour": func(t time.Time) string { return t.In(domain.Paris).Format("15:04:05") },
+	"date": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.In(domain.Paris).Format("02/01/2006 15:04:05") + " (heure de Paris)"
+	},
+}
+
+var listPage = template.Must(template.New("list").Funcs(pageFuncs).Parse(`<!DOCTYPE html>
 <html lang="fr"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
 <title>Mails reçus (dev)</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}code{font-size:1.2em}</style>
 </head><body>
 <h1>Mails reçus par le catcher de dev</h1>
 <p>{{len .}} mail(s), le plus récent en premier. Ces mails ne sont jamais partis vers Internet.</p>
-<table><tr><th>#</th><th>Reçu</th><th>À</th><th>Objet</th><th>Code</th></tr>
-{{range .}}<tr><td><a href="./{{.ID}}">{{.ID}}</a></td><td>{{.Received.Format "15:04:05"}}</td><td>{{range .RcptTo}}{{.}} {{end}}</td><td><a href="./{{.ID}}">{{.Subject}}</a></td><td><code>{{.Code}}</code></td></tr>
+<table><tr><th>#</th><th>Reçu (heure de Paris)</th><th>À</th><th>Objet</th><th>Code</th></tr>
+{{range .}}<tr><td><a href="./{{.ID}}">{{.ID}}</a></td><td>{{hour .Received}}</td><td>{{range .RcptTo}}{{.}} {{end}}</td><td><a href="./{{.ID}}">{{.Subject}}</a></td><td><code>{{.Code}}</code></td></tr>
 {{end}}</table></body></html>`))
 
-var showPage = template.Must(template.New("show").Parse(`<!DOCTYPE html>
+var showPage = template.Must(template.New("show").Funcs(pageFuncs).Parse(`<!DOCTYPE html>
 <html lang="fr"><head><meta charset="utf-8"><title>{{.Subject}}</title>
 <style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}iframe{width:100%;height:900px;border:1px solid #ccc}dt{font-weight:bold}</style>
 </head><body>
 <p><a href="./">← tous les mails</a> · <a href="./{{.ID}}/raw">source</a></p>
 <h1>{{.Subject}}</h1>
-<dl><dt>De</dt><dd>{{.From}}</dd><dt>À</dt><dd>{{.To}}</dd><dt>Date</dt><dd>{{.Date}}</dd><dt>Message-ID</dt><dd>{{.MessageID}}</dd>
+<dl><dt>De</dt><dd>{{.From}}</dd><dt>À</dt><dd>{{.To}}</dd><dt>Date</dt><dd>{{date .Date}}</dd><dt>Reçu</dt><dd>{{date .Received}}</dd><dt>Message-ID</dt><dd>{{.MessageID}}</dd>
 {{if .Code}}<dt>Code</dt><dd><code>{{.Code}}</code></dd>{{end}}{{if .Link}}<dt>Lien</dt><dd><a href="{{.Link}}">{{.Link}}</a></dd>{{end}}</dl>
 <h2>Partie texte</h2><pre>{{.Text}}</pre>
 <h2>Partie HTML</h2><iframe sandbox src="./{{.ID}}/html"></iframe>
