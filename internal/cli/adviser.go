@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -23,13 +24,13 @@ func adviserActs() []adviserAct {
 	return []adviserAct{
 		{use: "unlock", short: "Lift a block (wrong passwords or codes, too many codes)",
 			long:    "Lifts the account's block now, as an adviser does on the phone (account.unlock).",
-			subject: "account.unlock",
+			subject: contract.CmdAccountUnlock,
 			example: `  authctl account unlock --nir "2 69 05 49 588 157"
   authctl req account.unlock '{"nir":"2690549588157","channel":"backoffice"}'`,
 			done: func(rep reply) string { return "Compte " + rep.AccountID + " débloqué." }},
 		{use: "deactivate", short: "Deactivate an account (registering again with its NIR reactivates it)",
 			long:    "Deactivates the account (account.deactivate): logins are refused until it registers again with its NIR.",
-			subject: "account.deactivate",
+			subject: contract.CmdAccountDeactivate,
 			example: `  authctl account deactivate --account-id 01H8X3J6Q5N4T2K9M7W1Z0B3C4 --reason "demande de l'assuré"
   authctl req account.deactivate '{"account_id":"01H8X3J6Q5N4T2K9M7W1Z0B3C4","reason":"demande de l'\''assuré","channel":"backoffice"}'`,
 			flags: func(cmd *cobra.Command, body map[string]any) {
@@ -43,7 +44,7 @@ func adviserActs() []adviserAct {
 			done: func(rep reply) string { return "Compte " + rep.AccountID + " désactivé." }},
 		{use: "set-affiliation", short: "Set the account's affiliation: active, pending or none",
 			long:    "Sets the affiliation the login checks (account.set_affiliation): active logs in; pending and none are refused with their message.",
-			subject: "account.set_affiliation",
+			subject: contract.CmdAccountSetAffiliation,
 			example: `  authctl account set-affiliation --nir "2 69 05 49 588 157" --affiliation active
   authctl req account.set_affiliation '{"nir":"2690549588157","affiliation":"active","channel":"backoffice"}'`,
 			flags: func(cmd *cobra.Command, body map[string]any) {
@@ -53,7 +54,7 @@ func adviserActs() []adviserAct {
 			done: func(rep reply) string { return "Affiliation du compte " + rep.AccountID + " enregistrée." }},
 		{use: "revoke-biometrics", short: "Revoke the biometric login of every device, or of one",
 			long:    "Revokes the account's biometric enrolments (account.revoke_biometrics): every device, or only --device-id.",
-			subject: "account.revoke_biometrics",
+			subject: contract.CmdAccountRevokeBiometrics,
 			example: `  authctl account revoke-biometrics --nir "2 69 05 49 588 157"
   authctl req account.revoke_biometrics '{"nir":"2690549588157","channel":"backoffice"}'
   authctl req account.revoke_biometrics '{"account_id":"01H8X3J6Q5N4T2K9M7W1Z0B3C4","device_id":"iphone-de-valerie","channel":"backoffice"}'`,

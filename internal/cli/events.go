@@ -27,15 +27,14 @@ import (
 )
 
 type eventsOptions struct {
-	account   string
-	since     string
-	until     string
-	types     []string
-	follow    bool
-	output    string
-	secretKey string
-	varDir    string
-	stream    string
+	account string
+	since   string
+	until   string
+	types   []string
+	follow  bool
+	output  string
+	varDir  string
+	stream  string
 }
 
 func newEventsCmd() *cobra.Command {
@@ -49,8 +48,9 @@ starts; with --follow, go on printing new events until Ctrl-C (or --until).
 
 --account takes an account id (ULID) or a NIR (13 characters, or 15 with its
 key, spaces allowed). A NIR is looked up in the AUTH_NIR_INDEX bucket, whose
-keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY, AUTH_SECRET_KEY_FILE
-or --secret-key; in dev mode <var dir>/secret.key).
+keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY
+or AUTH_SECRET_KEY_FILE, never a flag: a command line shows in ps; in dev
+mode <var dir>/secret.key).
 
 --since and --until take an RFC 3339 time (2023-01-05T14:30:00+01:00), a
 Paris date or time (2023-01-05, 2023-01-05T14:30), or a duration before now
@@ -88,7 +88,6 @@ terminal and the output is not.`,
 	f.BoolVarP(&o.follow, "follow", "f", false, "after the replay, print new events until Ctrl-C")
 	f.StringVarP(&o.output, "output", "o", "table", "table or jsonl")
 	// Never the key as the flag's default: --help would print it.
-	f.StringVar(&o.secretKey, "secret-key", "", "the service's secret key, to find an account by NIR (default: AUTH_SECRET_KEY)")
 	f.StringVar(&o.stream, "stream", contract.EventsStream, "the events stream")
 	return cmd
 }
@@ -323,11 +322,9 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	if err != nil {
 		return "", usagef("--account: %q is neither an account id (26-character ULID) nor a NIR (the NIR %v)", o.account, err)
 	}
-	secretKey := o.secretKey
-	if secretKey == "" {
-		if secretKey, err = config.ReadSecret(config.EnvSecretKey); err != nil {
-			return "", err
-		}
+	secretKey, err := config.ReadSecret(config.EnvSecretKey)
+	if err != nil {
+		return "", err
 	}
 	keys, err := loadKeys(secretKey, o.varDir)
 	if err != nil {

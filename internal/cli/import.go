@@ -299,7 +299,7 @@ func importOne(ctx context.Context, c *client, row importRow) importResult {
 		res.fatal = ctx.Err()
 		return res
 	}
-	rep, err := c.send(ctx, "account.import", row.body)
+	rep, err := c.send(ctx, contract.CmdAccountImport, row.body)
 	switch {
 	case err != nil:
 		res.fatal = err

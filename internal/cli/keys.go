@@ -11,7 +11,7 @@ import (
 )
 
 // loadKeys returns the service's secret keys, as config.Config.Keys does:
-// from AUTH_SECRET_KEY (--secret-key), else from dev mode's
+// from AUTH_SECRET_KEY (or _FILE), else from dev mode's
 // <var dir>/secret.key. Unlike the service, authctl never creates a key: a
 // new one would find nothing.
 func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
@@ -20,7 +20,7 @@ func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
 	}
 	path := filepath.Join(varDir, "secret.key")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no secret key: set AUTH_SECRET_KEY (or --secret-key), or point --var-dir at the dev mode's data (%s does not exist)", path)
+		return nil, fmt.Errorf("no secret key: set AUTH_SECRET_KEY (or AUTH_SECRET_KEY_FILE), or point --var-dir at the dev mode's data (%s does not exist)", path)
 	} else if err != nil {
 		return nil, err
 	}

@@ -224,7 +224,7 @@ func (l *loginRun) passwordStep(ctx context.Context) (done bool, err error) {
 		if token != "" {
 			body["device_token"] = token
 		}
-		rep, err := l.c.send(ctx, "login.password", body)
+		rep, err := l.c.send(ctx, contract.CmdLoginPassword, body)
 		if err != nil {
 			return false, err
 		}
@@ -257,7 +257,7 @@ func (l *loginRun) passwordStep(ctx context.Context) (done bool, err error) {
 
 // sendCode asks the service to mail a code.
 func (l *loginRun) sendCode(ctx context.Context) error {
-	rep, err := l.c.send(ctx, "login.otp.send", map[string]any{"login_id": l.loginID})
+	rep, err := l.c.send(ctx, contract.CmdLoginOTPSend, map[string]any{"login_id": l.loginID})
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (l *loginRun) codeStep(ctx context.Context) error {
 			}
 			asked = true
 		}
-		rep, err := l.c.send(ctx, "login.otp.verify", map[string]any{"login_id": l.loginID, "code": code, "remember_device": remember})
+		rep, err := l.c.send(ctx, contract.CmdLoginOTPVerify, map[string]any{"login_id": l.loginID, "code": code, "remember_device": remember})
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
 
@@ -94,7 +95,7 @@ func (c *changeRun) start(ctx context.Context) error {
 		body["current_password"] = c.password
 	}
 	for {
-		rep, err := c.c.send(ctx, "password.change.start", body)
+		rep, err := c.c.send(ctx, contract.CmdPasswordChangeStart, body)
 		if err != nil {
 			return err
 		}
@@ -126,7 +127,7 @@ func (c *changeRun) verify(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rep, err := c.c.send(ctx, "password.change.verify_code", map[string]any{"session": c.session, "code": code})
+		rep, err := c.c.send(ctx, contract.CmdPasswordChangeVerifyCode, map[string]any{"session": c.session, "code": code})
 		if err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (c *changeRun) verify(ctx context.Context) error {
 }
 
 func (c *changeRun) complete(ctx context.Context) error {
-	return c.setPassword(ctx, "password.change.complete", map[string]any{"session": c.session},
+	return c.setPassword(ctx, contract.CmdPasswordChangeComplete, map[string]any{"session": c.session},
 		"Mot de passe changé. Cette session reste ouverte ; les autres sessions, les appareils de confiance et la connexion biométrique sont fermés.")
 }
 
@@ -253,7 +254,7 @@ func (r *resetRun) run(ctx context.Context) error {
 	if err := r.askNIR(); err != nil {
 		return err
 	}
-	rep, err := r.c.send(ctx, "password.reset.request", map[string]any{"nir": r.nir})
+	rep, err := r.c.send(ctx, contract.CmdPasswordResetRequest, map[string]any{"nir": r.nir})
 	if err != nil {
 		return err
 	}
@@ -266,7 +267,7 @@ func (r *resetRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.setPassword(ctx, "password.reset.complete", map[string]any{"token": token},
+	return r.setPassword(ctx, contract.CmdPasswordResetComplete, map[string]any{"token": token},
 		"Mot de passe réinitialisé : connectez-vous avec le nouveau (authctl login).")
 }
 
