@@ -23,8 +23,9 @@ const maxAttempts = 50
 // snapshotVersion changes when domain.Account's shape changes incompatibly,
 // or when Evolve's rules change what a history leaves in it: older
 // snapshots are then ignored and the account replayed. 2: what a change of
-// credentials closes (issue 11, kind 2), and the recent requests.
-const snapshotVersion = 2
+// credentials closes (issue 11, kind 2), and the recent requests. 3: each
+// session keeps the login before it (session.check's previous_login_at).
+const snapshotVersion = 3
 
 // accounts loads account states (cache, then snapshot, then the stream) and
 // runs the decide-append loop with optimistic concurrency.
@@ -277,21 +278,9 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 // such requests costs no hash (issue 11, kind 4). A retry of a request
 // already recorded is never refused here: execute answers it from its fact.
 func (r *accounts) refusal(ctx context.Context, accountID string, now time.Time, cmd domain.Command) (error, error) {
-	unlock := r.lock(accountID)
-	defer unlock()
-	c, err := r.load(ctx, accountID)
+	c, err := r.fresh(ctx, accountID)
 	if err != nil {
 		return nil, err
-	}
-	last, err := r.store.LastSeq(ctx, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("check account %s: %w", accountID, err)
-	}
-	if last != c.seq {
-		if c, err = r.catchUp(ctx, c); err != nil {
-			return nil, err
-		}
-		r.cache.put(accountID, c)
 	}
 	if k := requestKey(ctx); k != "" {
 		if _, done := c.recordedAt(accountID+":"+k, now); done {

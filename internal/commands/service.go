@@ -166,6 +166,7 @@ func (s *Service) endpoints() map[string]handler {
 		"login.otp.send":          s.otpSend,
 		"login.otp.verify":        s.otpVerify,
 		"session.logout":          s.logout,
+		"session.check":           s.sessionCheck,
 		"account.register":        s.register,
 		"account.deactivate":      s.deactivate,
 		"account.set_affiliation": s.setAffiliation,

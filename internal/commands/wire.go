@@ -50,6 +50,7 @@ type Reply struct {
 	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
 	Challenge            string     `json:"challenge,omitempty"`
 	Now                  *time.Time `json:"now,omitempty"`
+	PreviousLoginAt      *time.Time `json:"previous_login_at,omitempty"`
 
 	Error *ErrorBody `json:"error,omitempty"`
 }
