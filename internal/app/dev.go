@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -39,6 +40,7 @@ type Dev struct {
 	Projector *Projector
 	Notifier  *Notifier
 	Clock     *clock.Dev
+	Web       *Web   // the web front-end
 	HTTPURL   string // where the page is served ("" if no port was free)
 
 	http *http.Server
@@ -72,6 +74,14 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 			return d, err
 		}
 		cfg.SMTPAddr, cfg.SMTPTLS = d.Catcher.Addr(), "none"
+	}
+	// The web front-end is a client like any other, on its own connection;
+	// the links in emails open it unless AUTH_PUBLIC_URL says otherwise.
+	if d.Web, err = StartWeb(cfg, d.NATS.Conn.ConnectedUrl(), log.With("component", "web")); err != nil {
+		return d, err
+	}
+	if os.Getenv("AUTH_PUBLIC_URL") == "" {
+		cfg.PublicURL = d.Web.URL
 	}
 	d.Config = cfg
 	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, log.With("component", "commands")); err != nil {
@@ -176,6 +186,9 @@ func listenNear(addr string, n int) (net.Listener, error) {
 func (d *Dev) Stop(ctx context.Context) {
 	if d.http != nil {
 		_ = d.http.Shutdown(ctx)
+	}
+	if d.Web != nil {
+		_ = d.Web.Stop(ctx)
 	}
 	if d.Notifier != nil {
 		if err := d.Notifier.Stop(ctx); err != nil {

@@ -46,6 +46,7 @@ next start keeps the data. Configured by the AUTH_* variables.`,
 			out := cmd.OutOrStdout()
 			url := d.NATS.Conn.ConnectedUrlRedacted()
 			fmt.Fprintf(out, "\nameli-auth est prêt (mode développement).\n")
+			fmt.Fprintf(out, "  Site web      %s\n", d.Web.URL)
 			fmt.Fprintf(out, "  NATS          %s\n", url)
 			if d.HTTPURL != "" {
 				fmt.Fprintf(out, "  Mails reçus   %s/mails/\n", d.HTTPURL)

@@ -51,6 +51,7 @@ type Config struct {
 	SMTPPassword string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
 	SecretKey    string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
 	HTTPAddr     string
+	WebAddr      string // the web front-end (cmd/web, and authctl dev)
 	PublicURL    string
 	PolicyName   string
 	DevClock     bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
@@ -77,7 +78,8 @@ func (c *Config) settings() []setting {
 		{"AUTH_SMTP_TLS", "smtp-tls", "", "none, starttls or tls; default: STARTTLS when the server offers it", &c.SMTPTLS},
 		{"AUTH_SMTP_USER", "smtp-user", "", "SMTP user (optional; the password comes from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE)", &c.SMTPUser},
 		{"AUTH_HTTP_ADDR", "http-addr", "127.0.0.1:8025", "address of the metrics, health and dev pages", &c.HTTPAddr},
-		{"AUTH_PUBLIC_URL", "public-url", "http://127.0.0.1:8025", "base of the links put in emails", &c.PublicURL},
+		{"AUTH_WEB_ADDR", "web-addr", "127.0.0.1:8080", "address of the web front-end (dev: the next free port when taken)", &c.WebAddr},
+		{"AUTH_PUBLIC_URL", "public-url", "http://127.0.0.1:8080", "base of the links put in emails: the web front-end's URL (dev: its actual URL unless set)", &c.PublicURL},
 		{"AUTH_POLICY", "policy", "seed", "rules profile: seed or strict", &c.PolicyName},
 		{"AUTH_VAR_DIR", "var-dir", "./var", "where dev mode keeps its data (NATS store, secret key, Postgres)", &c.VarDir},
 		{"AUTH_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", &c.LogLevel},
