@@ -16,6 +16,9 @@ import (
 func TestBrowser(t *testing.T) {
 	s := newSite(t)
 	t.Run("login_with_the_mailed_code_keyboard_only_then_home_and_logout", func(t *testing.T) { loginKeyboardOnly(t, s) })
+	for _, c := range seedErrorCases() {
+		t.Run(c.name, func(t *testing.T) { c.run(t, s) })
+	}
 }
 
 // Étapes 0 to 3 with the keyboard alone, « Dernière connexion » on the
@@ -69,7 +72,7 @@ func loginKeyboardOnly(t *testing.T, s *site) {
 	if sc == nil || !sc.HTTPOnly || !sc.Secure || sc.SameSite != network.CookieSameSiteLax || sc.Path != "/" {
 		t.Fatalf("session cookie %+v (all: %v)", sc, cookies)
 	}
-	if left := time.Until(time.Unix(int64(sc.Expires), 0)); left > 31*time.Minute || left < 25*time.Minute {
+	if left := time.Until(time.Unix(int64(sc.Expires), 0)) - s.dev.Clock.Offset(); left > 31*time.Minute || left < 25*time.Minute {
 		t.Fatalf("session cookie ends in %s, want the session's 30 minutes", left)
 	}
 	if _, kept := cookies["__Host-ameli-device"]; kept {
