@@ -19,6 +19,11 @@ func TestBrowser(t *testing.T) {
 	for _, c := range seedErrorCases() {
 		t.Run(c.name, func(t *testing.T) { c.run(t, s) })
 	}
+	t.Run("trusted_device_skips_the_code_on_that_browser_only", func(t *testing.T) { trustedDevice(t, s) })
+	t.Run("password_change_with_the_mailed_confirmation_code", func(t *testing.T) { passwordChange(t, s) })
+	t.Run("password_change_failure_cases", func(t *testing.T) { passwordChangeFailures(t, s) })
+	t.Run("email_change_then_password_change_refused_for_48_hours", func(t *testing.T) { emailChange(t, s) })
+	t.Run("forgotten_password_through_the_mailed_link", func(t *testing.T) { forgottenPassword(t, s) })
 }
 
 // Étapes 0 to 3 with the keyboard alone, « Dernière connexion » on the
