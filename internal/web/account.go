@@ -40,24 +40,23 @@ func loggedIn(title, tab string) view {
 
 // home: « Accueil », with « Dernière connexion » (the login before this one).
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	rep, ok := s.checked(w, r)
-	if !ok {
-		return
-	}
-	v := loggedIn("Accueil", "accueil")
-	v.LastLogin, v.MaskedEmail = lastLogin(rep.PreviousLoginAt), rep.MaskedEmail
-	s.render(w, http.StatusOK, "home", v)
+	s.accountPage(w, r, "home", "Accueil", "accueil")
 }
 
 // infos: « Mes informations », and its « Paramètres de compte ».
 func (s *Server) infos(w http.ResponseWriter, r *http.Request) {
+	s.accountPage(w, r, "infos", "Mes informations", "infos")
+}
+
+// accountPage shows a page of the account as session.check tells it.
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, page, title, tab string) {
 	rep, ok := s.checked(w, r)
 	if !ok {
 		return
 	}
-	v := loggedIn("Mes informations", "infos")
+	v := loggedIn(title, tab)
 	v.LastLogin, v.MaskedEmail = lastLogin(rep.PreviousLoginAt), rep.MaskedEmail
-	s.render(w, http.StatusOK, "infos", v)
+	s.render(w, http.StatusOK, page, v)
 }
 
 // tabs are the home page's other tabs: not part of this service.

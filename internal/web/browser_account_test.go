@@ -50,9 +50,7 @@ func trustedDevice(t *testing.T, s *site) {
 // the 4-digit code by mail (a wrong one first), the new password (a weak
 // one, a mismatch, then a good one), the confirmation, and the mail.
 func passwordChange(t *testing.T, s *site) {
-	nir, email := s.account(t, nil)
-	p := s.person(t)
-	p.login(nir, email, password, false)
+	p, nir, email := s.loggedIn(t)
 	p.click("a[href='/mes-informations']")
 	p.wantPage("/mes-informations", "MES INFORMATIONS")
 	p.shot("20-mes-informations")
@@ -112,9 +110,7 @@ func passwordChange(t *testing.T, s *site) {
 // The seed's « Cas d'échecs » 1 and 2: the « Impossible de modifier… »
 // page with « Retour ». (Cas 3 follows the email change.)
 func passwordChangeFailures(t *testing.T, s *site) {
-	nir, email := s.account(t, nil)
-	p := s.person(t)
-	p.login(nir, email, password, false)
+	p, _, _ := s.loggedIn(t)
 	p.open("/mes-informations")
 	p.click("form[action='/mes-informations/mot-de-passe/code'] button")
 	for range 3 { // « Renvoyer le code par mail »: the 4th request in the hour is refused
@@ -123,9 +119,7 @@ func passwordChangeFailures(t *testing.T, s *site) {
 	p.wantImpossible("Selon nos informations, vous avez déjà demandé 3 codes de confirmation et l'accès au service est bloqué jusqu'au ")
 	p.shot("25-mot-de-passe-cas1-trop-de-codes")
 
-	nir, email = s.account(t, nil)
-	q := s.person(t)
-	q.login(nir, email, password, false)
+	q, _, email := s.loggedIn(t)
 	q.open("/mes-informations")
 	q.click("form[action='/mes-informations/mot-de-passe/code'] button")
 	code := q.mail(email, "modifier le mot de passe").Code
@@ -159,9 +153,7 @@ func (p *person) wantImpossible(text string) {
 // The email change from « Mes informations »: a code to the new address;
 // then the password change is refused for 48 hours (« Cas d'échecs » 3).
 func emailChange(t *testing.T, s *site) {
-	nir, email := s.account(t, nil)
-	p := s.person(t)
-	p.login(nir, email, password, false)
+	p, _, email := s.loggedIn(t)
 	p.open("/mes-informations")
 	p.click("a[href='/mes-informations/mail']")
 	p.wantPage("/mes-informations/mail", "Modifier votre adresse mail")

@@ -380,3 +380,12 @@ func (p *person) login(nir, email, pw string, remember bool) {
 
 // chromedpKey presses keys (Enter on a focused button submits its form).
 func chromedpKey(keys string) chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(keys) }
+
+// loggedIn is a person logged in on a new account of their own.
+func (s *site) loggedIn(t *testing.T) (p *person, nir, email string) {
+	t.Helper()
+	nir, email = s.account(t, nil)
+	p = s.person(t)
+	p.login(nir, email, password, false)
+	return p, nir, email
+}

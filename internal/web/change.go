@@ -10,59 +10,31 @@ import (
 // with the session; a refusal of the session goes back to the login page,
 // a block to the seed's « Impossible de modifier… » page.
 
-const msgMismatch = "Les deux mots de passe saisis ne sont pas identiques."
+const (
+	msgMismatch   = "Les deux mots de passe saisis ne sont pas identiques."
+	passwordTitle = "Modifier votre mot de passe"
+	emailTitle    = "Modifier votre adresse mail"
+)
 
 // passwordChangeStart: « Mon mot de passe » and « Renvoyer le code par mail ».
 func (s *Server) passwordChangeStart(w http.ResponseWriter, r *http.Request) {
-	rep, ok := s.onSession(w, r, "password.change.start", nil)
-	if !ok {
-		return
-	}
-	v := loggedIn("Modifier votre mot de passe", "infos")
-	v.Step = "code"
-	if rep.OK {
-		v.MaskedEmail = rep.MaskedEmail
-		s.render(w, http.StatusOK, "password", v)
-		return
-	}
-	s.changeRefused(w, rep.Error, v, "password")
+	s.change(w, r, "password.change.start", nil, "password", passwordTitle, "code", "code")
 }
 
 // passwordChangeVerify: step 1, « Code de confirmation ».
 func (s *Server) passwordChangeVerify(w http.ResponseWriter, r *http.Request) {
-	rep, ok := s.onSession(w, r, "password.change.verify_code", map[string]any{"code": r.PostFormValue("code")})
-	if !ok {
-		return
-	}
-	v := loggedIn("Modifier votre mot de passe", "infos")
-	v.Step, v.MaskedEmail = "new", r.PostFormValue("masked_email")
-	if rep.OK {
-		s.render(w, http.StatusOK, "password", v)
-		return
-	}
-	v.Step = "code"
-	s.changeRefused(w, rep.Error, v, "password", "code")
+	s.change(w, r, "password.change.verify_code", map[string]any{"code": r.PostFormValue("code")}, "password", passwordTitle, "new", "code", "code")
 }
 
 // passwordChangeComplete: step 2, the new password.
 func (s *Server) passwordChangeComplete(w http.ResponseWriter, r *http.Request) {
-	v := loggedIn("Modifier votre mot de passe", "infos")
-	v.Step = "new"
 	if r.PostFormValue("new_password") != r.PostFormValue("confirm_password") {
-		v.FieldErrors = map[string]string{"confirm_password": msgMismatch}
+		v := loggedIn(passwordTitle, "infos")
+		v.Step, v.FieldErrors = "new", map[string]string{"confirm_password": msgMismatch}
 		s.render(w, http.StatusBadRequest, "password", v)
 		return
 	}
-	rep, ok := s.onSession(w, r, "password.change.complete", map[string]any{"new_password": r.PostFormValue("new_password")})
-	if !ok {
-		return
-	}
-	if rep.OK {
-		v.Step = "done"
-		s.render(w, http.StatusOK, "password", v)
-		return
-	}
-	s.changeRefused(w, rep.Error, v, "password", "new_password")
+	s.change(w, r, "password.change.complete", map[string]any{"new_password": r.PostFormValue("new_password")}, "password", passwordTitle, "done", "new", "new_password")
 }
 
 func (s *Server) emailForm(w http.ResponseWriter, r *http.Request) {
@@ -70,41 +42,41 @@ func (s *Server) emailForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v := loggedIn("Modifier votre adresse mail", "infos")
+	v := loggedIn(emailTitle, "infos")
 	v.Step, v.MaskedEmail = "form", rep.MaskedEmail
 	s.render(w, http.StatusOK, "email", v)
 }
 
 // emailChange sends a code to the new address.
 func (s *Server) emailChange(w http.ResponseWriter, r *http.Request) {
-	rep, ok := s.onSession(w, r, "email.change", map[string]any{"new_email": r.PostFormValue("new_email")})
-	if !ok {
-		return
-	}
-	v := loggedIn("Modifier votre adresse mail", "infos")
-	v.Step = "code"
-	if rep.OK {
-		v.MaskedEmail = rep.MaskedEmail
-		s.render(w, http.StatusOK, "email", v)
-		return
-	}
-	v.Step = "form"
-	s.changeRefused(w, rep.Error, v, "email", "new_email")
+	s.change(w, r, "email.change", map[string]any{"new_email": r.PostFormValue("new_email")}, "email", emailTitle, "code", "form", "new_email")
 }
 
 func (s *Server) emailConfirm(w http.ResponseWriter, r *http.Request) {
-	rep, ok := s.onSession(w, r, "email.confirm", map[string]any{"code": r.PostFormValue("code")})
+	s.change(w, r, "email.confirm", map[string]any{"code": r.PostFormValue("code")}, "email", emailTitle, "done", "code", "code")
+}
+
+// change sends one command of a change and shows its page at step next
+// when it is done, at step again with the refusal when it is not. The
+// masked address comes from the reply, else from the form.
+func (s *Server) change(w http.ResponseWriter, r *http.Request, subject string, body map[string]any,
+	page, title, next, again string, fields ...string) {
+	rep, ok := s.onSession(w, r, subject, body)
 	if !ok {
 		return
 	}
-	v := loggedIn("Modifier votre adresse mail", "infos")
-	v.Step, v.MaskedEmail = "done", rep.MaskedEmail
-	if rep.OK {
-		s.render(w, http.StatusOK, "email", v)
+	v := loggedIn(title, "infos")
+	v.MaskedEmail = r.PostFormValue("masked_email")
+	if !rep.OK {
+		v.Step = again
+		s.changeRefused(w, rep.Error, v, page, fields...)
 		return
 	}
-	v.Step, v.MaskedEmail = "code", r.PostFormValue("masked_email")
-	s.changeRefused(w, rep.Error, v, "email", "code")
+	v.Step = next
+	if rep.MaskedEmail != "" {
+		v.MaskedEmail = rep.MaskedEmail
+	}
+	s.render(w, http.StatusOK, page, v)
 }
 
 // onSession sends a command of the logged-in user; false means the
