@@ -42,6 +42,7 @@ type Dev struct {
 	Projector *Projector
 	Notifier  *Notifier
 	Clock     *clock.Dev
+	Web       *Web   // the web front-end
 	HTTPURL   string // where the page is served ("" if no port was free)
 
 	http         *http.Server
@@ -76,6 +77,14 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 			return d, err
 		}
 		cfg.SMTPAddr, cfg.SMTPTLS = d.Catcher.Addr(), "none"
+	}
+	// The web front-end is a client like any other, on its own connection;
+	// the links in emails open it unless AUTH_PUBLIC_URL says otherwise.
+	if d.Web, err = StartWeb(cfg, d.NATS.Conn.ConnectedUrl(), log.With("component", "web")); err != nil {
+		return d, err
+	}
+	if !config.Explicit("AUTH_PUBLIC_URL") {
+		cfg.PublicURL = d.Web.URL
 	}
 	d.Config = cfg
 	cfg.Log(log, config.Dev)
@@ -197,6 +206,9 @@ func (d *Dev) Stop(ctx context.Context) {
 	}
 	if d.http != nil {
 		_ = d.http.Shutdown(ctx)
+	}
+	if d.Web != nil {
+		_ = d.Web.Stop(ctx)
 	}
 	if d.Notifier != nil {
 		if err := d.Notifier.Stop(ctx); err != nil {

@@ -71,6 +71,9 @@ the effective configuration at start, secrets masked).`,
 func writeBanner(out io.Writer, d *app.Dev, truth app.DemoTruth, created bool) {
 	url := d.NATS.Conn.ConnectedUrlRedacted()
 	fmt.Fprintf(out, "\nameli-auth est prêt (mode développement).\n")
+	if d.Web != nil {
+		fmt.Fprintf(out, "  Site web      %s\n", d.Web.URL)
+	}
 	fmt.Fprintf(out, "  NATS          %s\n", url)
 	fmt.Fprintf(out, "  Postgres      %s\n", config.Redact(d.DB.URL))
 	if d.HTTPURL != "" {

@@ -180,6 +180,7 @@ func (s *Service) endpoints() map[string]handler {
 		contract.CmdLoginOTPSend:   s.otpSend,
 		contract.CmdLoginOTPVerify: s.otpVerify,
 		contract.CmdSessionLogout:  s.logout,
+		contract.CmdSessionCheck:   s.sessionCheck,
 
 		contract.CmdAccountRegister:         s.register,
 		contract.CmdAccountImport:           s.importAccount,

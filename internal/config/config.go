@@ -67,6 +67,7 @@ type Config struct {
 	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
 	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
 	HTTPAddr       string
+	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
 	PublicURL      string
 	PolicyName     string
 	DevClock       bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
@@ -104,12 +105,13 @@ const (
 	nameDev       = "authctl dev"
 	nameBench     = "authctl bench"
 	nameAuthctl   = "authctl"
+	nameWeb       = "web"
 	nameTests     = "tests"
 )
 
 var (
 	services = []string{nameCommands, nameProjector, nameNotifier, nameDev}
-	everyone = []string{nameCommands, nameProjector, nameNotifier, nameDev, nameBench, nameAuthctl}
+	everyone = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameBench, nameAuthctl}
 )
 
 // settings is the table. Keep it in the order the docs list it.
@@ -119,7 +121,7 @@ var settings = []Setting{
 		Users: services, field: func(c *Config) *string { return &c.Mode }},
 	{Env: EnvNATSURL, Flag: "nats-url", Default: "",
 		Help:  "NATS server URL; required in production; unset in dev mode: an embedded nats-server (authctl: nats://127.0.0.1:4222, or the running dev mode's)",
-		Users: []string{nameCommands, nameProjector, nameNotifier, nameAuthctl}, field: func(c *Config) *string { return &c.NATSURL }},
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameAuthctl}, field: func(c *Config) *string { return &c.NATSURL }},
 	{Env: "AUTH_NATS_LISTEN", Flag: "nats-listen", Default: "127.0.0.1:4222",
 		Help:  "address of the embedded nats-server of dev mode (a free port if taken)",
 		Users: services, field: func(c *Config) *string { return &c.NATSListen }},
@@ -150,8 +152,11 @@ var settings = []Setting{
 	{Env: "AUTH_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8025",
 		Help:  "address of the dev pages (mails, health)",
 		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
-	{Env: "AUTH_PUBLIC_URL", Flag: "public-url", Default: "http://127.0.0.1:8025",
-		Help:  "base of the links put in emails",
+	{Env: "AUTH_WEB_ADDR", Flag: "web-addr", Default: "127.0.0.1:8080",
+		Help:  "address of the web front-end (dev: the next free port when taken)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.WebAddr }},
+	{Env: "AUTH_PUBLIC_URL", Flag: "public-url", Default: "http://127.0.0.1:8080",
+		Help:  "base of the links put in emails: the web front-end's URL (dev: its actual URL unless set)",
 		Users: []string{nameNotifier, nameDev, nameBench}, field: func(c *Config) *string { return &c.PublicURL }},
 	{Env: EnvPolicy, Flag: "policy", Default: "seed",
 		Help:  "rules profile: seed or strict",
@@ -170,7 +175,7 @@ var settings = []Setting{
 		Users: everyone, field: func(c *Config) *string { return &c.VarDir }},
 	{Env: EnvLogLevel, Flag: "log-level", Default: "info",
 		Help:  "debug, info, warn or error",
-		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.LogLevel }},
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.LogLevel }},
 	{Env: "AUTH_PROJECTOR_BATCH", Flag: "projector-batch", Default: "",
 		Help:  "events per projector transaction at most (default 20000)",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.projectorBatch },
@@ -200,6 +205,18 @@ func lookupSetting(env string) (Setting, bool) {
 		return Setting{}, false
 	}
 	return settings[i], true
+}
+
+// Explicit tells whether a setting is given in the environment (empty or
+// not), as opposed to taking its default: authctl dev points the mailed
+// links at its web front-end unless AUTH_PUBLIC_URL says otherwise. It
+// panics on a name the table does not list.
+func Explicit(env string) bool {
+	if _, ok := lookupSetting(env); !ok {
+		panic("config: " + env + " is not in the settings table")
+	}
+	_, set := os.LookupEnv(env)
+	return set
 }
 
 // Lookup is a setting's value as the environment gives it, else its
@@ -360,6 +377,7 @@ var (
 	Dev       = Component{Name: nameDev}
 	Bench     = Component{Name: nameBench}
 	Authctl   = Component{Name: nameAuthctl}
+	Web       = Component{nameWeb, []string{EnvNATSURL}}
 )
 
 // LoadComponent loads the configuration of one binary and refuses, naming

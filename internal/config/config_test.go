@@ -271,7 +271,7 @@ func TestLoadDev(t *testing.T) {
 // that name it.
 func TestSettingsTable(t *testing.T) {
 	known := map[string]bool{}
-	for _, c := range []Component{Commands, Projector, Notifier, Dev, Bench, Authctl} {
+	for _, c := range []Component{Commands, Projector, Notifier, Dev, Bench, Authctl, Web} {
 		known[c.Name] = true
 	}
 	known[nameTests] = true

@@ -91,6 +91,7 @@ const (
 	CmdLoginOTPSend   = "login.otp.send"
 	CmdLoginOTPVerify = "login.otp.verify"
 	CmdSessionLogout  = "session.logout"
+	CmdSessionCheck   = "session.check"
 
 	CmdAccountRegister         = "account.register"
 	CmdAccountImport           = "account.import"
@@ -122,7 +123,7 @@ const CmdDevClockAdvance = "dev.clock.advance"
 // of SPEC section 4.
 func Commands() []string {
 	return []string{
-		CmdLoginPassword, CmdLoginOTPSend, CmdLoginOTPVerify, CmdSessionLogout,
+		CmdLoginPassword, CmdLoginOTPSend, CmdLoginOTPVerify, CmdSessionLogout, CmdSessionCheck,
 		CmdAccountRegister, CmdAccountImport, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics,
 		CmdPasswordChangeStart, CmdPasswordChangeVerifyCode, CmdPasswordChangeComplete, CmdPasswordResetRequest, CmdPasswordResetComplete,
 		CmdEmailChange, CmdEmailConfirm,

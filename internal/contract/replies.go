@@ -10,6 +10,7 @@ const (
 	StatusOTPSent           = "otp_sent"           // login.otp.send, LoginReply: masked_email, expires_at, message
 	StatusAuthenticated     = "authenticated"      // login.password, login.otp.verify, biometric.login: AuthenticatedReply
 	StatusLoggedOut         = "logged_out"         // session.logout: Done
+	StatusSessionValid      = "session_valid"      // session.check: SessionReply
 	StatusRegistered        = "registered"         // account.register, account.import: AccountReply
 	StatusReactivated       = "reactivated"        // account.register of a deactivated account: AccountReply
 	StatusDeactivated       = "deactivated"        // account.deactivate: AccountReply with deactivated_at
@@ -31,7 +32,7 @@ const (
 // Statuses lists every reply status.
 func Statuses() []string {
 	return []string{
-		StatusOTPRequired, StatusOTPSent, StatusAuthenticated, StatusLoggedOut,
+		StatusOTPRequired, StatusOTPSent, StatusAuthenticated, StatusLoggedOut, StatusSessionValid,
 		StatusRegistered, StatusReactivated, StatusDeactivated, StatusAffiliationSet, StatusUnlocked, StatusBiometricsRevoked,
 		StatusClockAdvanced,
 		StatusCodeSent, StatusCodeVerified, StatusPasswordChanged, StatusEmailChanged, StatusResetRequested, StatusPasswordReset,
@@ -72,6 +73,18 @@ type LoginReply struct {
 	MaskedEmail string     `json:"masked_email,omitempty"` // e.g. v***@y***.fr
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`   // the code's end, UTC, whole seconds
 	Message     string     `json:"message,omitempty"`      // the seed's "code sent again" text, French
+}
+
+// SessionReply answers session.check for an open session: its account, its
+// end (no sliding extension: the login decided it), the address's mask and
+// the login before this session's (« Dernière connexion »; absent for a
+// first login).
+type SessionReply struct {
+	Done
+	MaskedEmail     string     `json:"masked_email,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	AccountID       string     `json:"account_id,omitempty"`
+	PreviousLoginAt *time.Time `json:"previous_login_at,omitempty"`
 }
 
 // AuthenticatedReply opens a session: authenticated, from login.password
@@ -173,6 +186,7 @@ type AnyReply struct {
 	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
 	Challenge            string     `json:"challenge,omitempty"`
 	Now                  *time.Time `json:"now,omitempty"`
+	PreviousLoginAt      *time.Time `json:"previous_login_at,omitempty"`
 
 	Error *ErrorBody `json:"error,omitempty"`
 }

@@ -197,6 +197,9 @@ type Session struct {
 	Channel   string    `json:"channel,omitempty"`
 	Device    string    `json:"device_id,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// PreviousLoginAt is the account's login before this session's, for
+	// « Dernière connexion » (session.check); zero for the first login.
+	PreviousLoginAt time.Time `json:"previous_login_at,omitzero"`
 }
 
 // TrustedDevice is a "Se souvenir de cet appareil" token's keyed hash.
@@ -296,7 +299,7 @@ func Evolve(a Account, e events.Event) Account {
 			}
 		}
 		a.Sessions = appendBounded(pruneSessions(a.Sessions, e.At),
-			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt}, MaxSessions)
+			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt, PreviousLoginAt: a.LastLoginAt}, MaxSessions)
 		if e.DeviceHash != "" {
 			a.TrustedDevices = appendBounded(pruneDevices(a.TrustedDevices, e.At),
 				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, MaxTrustedDevices)

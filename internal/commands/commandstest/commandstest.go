@@ -160,6 +160,15 @@ func (h *Harness) keep(reply []byte) {
 	h.mu.Unlock()
 }
 
+// Handle runs a command on one instance (as if the queue group had sent
+// it there, for cross-instance tests) and keeps the reply for the schema
+// check.
+func (h *Harness) Handle(instance int, command string, body []byte) []byte {
+	raw := h.Svcs[instance].Handle(context.Background(), command, body)
+	h.keep(raw)
+	return raw
+}
+
 // Req sends a command and decodes its reply.
 func (h *Harness) Req(command string, body any) contract.AnyReply {
 	h.T.Helper()

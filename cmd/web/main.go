@@ -1,0 +1,45 @@
+// Command web serves the web front-end (the seed's « Compte ameli web »):
+// server-rendered pages that send the commands of a person at a browser to
+// the commands service over NATS. Configured by AUTH_* variables (see
+// -help): AUTH_NATS_URL (required) and AUTH_WEB_ADDR. `make run` starts it
+// beside the rest. Stops cleanly on SIGTERM. See docs/web.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/app"
+	"github.com/ameli-auth/authsvc/internal/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "web:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.LoadComponent(config.Web, os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.LogLevel).With("component", "web")
+	cfg.Log(log, config.Web)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	w, err := app.StartWeb(cfg, cfg.NATSURL, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping: finishing requests in flight")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return w.Stop(stopCtx)
+}

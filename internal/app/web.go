@@ -1,0 +1,78 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/web"
+)
+
+// Web is a running web front-end: its own NATS connection (it is a client
+// of the commands service like any other) and its HTTP server.
+type Web struct {
+	URL  string
+	conn *nats.Conn
+	http *http.Server
+	log  *slog.Logger
+}
+
+// StartWeb serves the web front-end on cfg.WebAddr (in dev mode, on the next
+// free port when it is taken) as a client of the commands service at
+// natsURL. It starts even while NATS is down: the pages say the service is
+// unavailable until nats.go has reconnected.
+func StartWeb(cfg config.Config, natsURL string, log *slog.Logger) (*Web, error) {
+	if natsURL == "" {
+		return nil, errors.New("web: AUTH_NATS_URL is required: the web front-end is a client of the commands service (`make run` starts it with the whole service)")
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("auth-web"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected: pages say the service is unavailable until it is back", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return nil, fmt.Errorf("web: connect to nats: %w", err)
+	}
+	srv, err := web.New(web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	var ln net.Listener
+	if cfg.Dev() {
+		ln, err = listenNear(cfg.WebAddr, 20)
+	} else {
+		ln, err = net.Listen("tcp", cfg.WebAddr)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("web: listen on %s (AUTH_WEB_ADDR): %w", cfg.WebAddr, err)
+	}
+	w := &Web{URL: "http://" + ln.Addr().String(), conn: nc, log: log,
+		http: &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
+	go func() {
+		if err := w.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("web front-end stopped", "err", err)
+		}
+	}()
+	log.Info("web front-end started", "url", w.URL)
+	return w, nil
+}
+
+// Stop finishes the requests in flight, then closes the NATS connection.
+func (w *Web) Stop(ctx context.Context) error {
+	err := w.http.Shutdown(ctx)
+	w.conn.Close()
+	return err
+}
