@@ -207,16 +207,15 @@ func lookupSetting(env string) (Setting, bool) {
 	return settings[i], true
 }
 
-// Explicit tells whether a setting is given in the environment (empty or
-// not), as opposed to taking its default: authctl dev points the mailed
-// links at its web front-end unless AUTH_PUBLIC_URL says otherwise. It
-// panics on a name the table does not list.
+// Explicit tells whether a setting is given a value in the environment
+// (not empty), as opposed to taking its default: authctl dev points the
+// mailed links at its web front-end unless AUTH_PUBLIC_URL says otherwise.
+// It panics on a name the table does not list.
 func Explicit(env string) bool {
 	if _, ok := lookupSetting(env); !ok {
 		panic("config: " + env + " is not in the settings table")
 	}
-	_, set := os.LookupEnv(env)
-	return set
+	return os.Getenv(env) != ""
 }
 
 // Lookup is a setting's value as the environment gives it, else its

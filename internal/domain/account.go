@@ -58,7 +58,8 @@ const (
 // and fails until it is bumped and the golden regenerated (-update).
 //
 // 2: what a change of credentials closes (issue 11, kind 2).
-const StateVersion = 2
+// 3: each session keeps the login before it (session.check, issue 13).
+const StateVersion = 3
 
 // Account is the decision state of one account. It is serialized in
 // snapshots, so every field is exported and tagged.

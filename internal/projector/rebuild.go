@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
@@ -199,6 +201,58 @@ func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error
 	return nil
 }
 
+// maxSwapLockTries bounds the retries of a swap's locking after a deadlock.
+const maxSwapLockTries = 5
+
+// beginSwap opens the swap's transaction and takes its locks: the
+// exclusive swap lock, then every live table, in one LOCK statement. It
+// tells whether a live schema exists. On error the transaction is rolled
+// back.
+func beginSwap(ctx context.Context, conn *pgx.Conn) (pgx.Tx, bool, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("swap: %w", err)
+	}
+	fail := func(err error) (pgx.Tx, bool, error) {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, false, err
+	}
+	// Readers of the old tables hold the drop back; do not queue forever.
+	// The swap is reported done only once it is durable (the session
+	// commits batches asynchronously, see sessionSettings).
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'; SET LOCAL synchronous_commit = on"); err != nil {
+		return fail(fmt.Errorf("swap: %w", err))
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("swap", Schema)); err != nil {
+		return fail(fmt.Errorf("swap lock: %w", err))
+	}
+	var live bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", Schema).Scan(&live); err != nil {
+		return fail(fmt.Errorf("swap: %w", err))
+	}
+	if !live {
+		return tx, false, nil
+	}
+	rows, err := tx.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", Schema)
+	if err != nil {
+		return fail(fmt.Errorf("swap: list the live tables: %w", err))
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fail(fmt.Errorf("swap: list the live tables: %w", err))
+	}
+	if len(tables) > 0 {
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[i] = pgx.Identifier{Schema, t}.Sanitize()
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return fail(fmt.Errorf("swap: lock the live tables: %w", err))
+		}
+	}
+	return tx, true, nil
+}
+
 // swap puts the shadow tables in place of the live ones in one
 // transaction. The exclusive swap lock waits for the live projector's batch
 // in flight and holds the next one until the commit. Under it, the shadow
@@ -206,25 +260,26 @@ func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error
 // dropping the old tables in the same transaction invalidates every
 // session's cached plans on them, so the projector's next batch resolves
 // "auth" to the new tables and goes on from the same checkpoint.
+//
+// Every live table is locked before anything else is done: a reader's
+// transaction that reads two of them could otherwise deadlock with the
+// drop (Postgres then aborts one side). A deadlock while locking, before
+// the replay has consumed anything, is retried (maxSwapLockTries).
 func swap(ctx context.Context, conn *pgx.Conn, r *replayer) error {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("swap: %w", err)
+	var tx pgx.Tx
+	var live bool
+	for try := 1; ; try++ {
+		var err error
+		tx, live, err = beginSwap(ctx, conn)
+		if err == nil {
+			break
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "40P01" || try == maxSwapLockTries {
+			return err
+		}
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	// Readers of the old tables hold the drop back; do not queue forever.
-	// The swap is reported done only once it is durable (the session
-	// commits batches asynchronously, see sessionSettings).
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'; SET LOCAL synchronous_commit = on"); err != nil {
-		return fmt.Errorf("swap: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("swap", Schema)); err != nil {
-		return fmt.Errorf("swap lock: %w", err)
-	}
-	var live bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", Schema).Scan(&live); err != nil {
-		return fmt.Errorf("swap: %w", err)
-	}
 	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
 	if live {
 		liveCP, _, err := newExecutor(Schema).readCheckpoint(ctx, tx)
