@@ -7,6 +7,7 @@ package testwait
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -21,10 +22,26 @@ const Interval = 10 * time.Millisecond
 // if it does not within timeout.
 func For(tb testing.TB, what string, timeout time.Duration, ok func() bool) {
 	tb.Helper()
+	Until(tb, timeout, func() error {
+		if ok() {
+			return nil
+		}
+		return fmt.Errorf("waiting for %s", what)
+	})
+}
+
+// Until waits until check returns nil, calling it every Interval, and
+// fails the test with its last error if it does not within timeout.
+func Until(tb testing.TB, timeout time.Duration, check func() error) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
-	for !ok() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+			tb.Fatalf("timed out after %s: %v", timeout, err)
 		}
 		time.Sleep(Interval) // polling: the condition is checked again until the deadline
 	}
