@@ -214,7 +214,7 @@ func (p *process) waitLog(t *testing.T, what string, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: no %q (x%d) in its log:\n%s", p.name, what, n, p.logs())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling, until the deadline above
 	}
 }
 

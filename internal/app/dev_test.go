@@ -113,7 +113,7 @@ func TestDevStackServesALogin(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the read model never showed the login (last err %v)", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, until the deadline above
 	}
 	// The dev clock moves two hours; the next start goes on from there.
 	if m, err := nc.Request("auth.dev.clock.advance", []byte(`{"seconds":7200}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"ok":true`) {

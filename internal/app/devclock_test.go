@@ -110,7 +110,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for follows.Offset() < want && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // polling, until the deadline above
 	}
 	if got := follows.Offset(); got != want {
 		t.Fatalf("follower offset %v, responder %v", got, want)
@@ -158,7 +158,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for dev.Offset() != time.Minute && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // polling, until the deadline above
 	}
 	if dev.Offset() != time.Minute {
 		t.Fatalf("offset %v after one step of 60 s", dev.Offset())

@@ -209,7 +209,7 @@ func TestEventsFollow(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no %q in:\n%s%s", what, out.String(), errw.String())
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // polling, until the deadline above
 		}
 	}
 	waitFor("account.registered")
@@ -250,7 +250,7 @@ func waitNoConsumers(t *testing.T, e *testEnv) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d consumers left on the stream", n)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, until the deadline above
 	}
 }
 

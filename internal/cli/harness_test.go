@@ -198,7 +198,7 @@ func (e *testEnv) waitSealed(accountID string, n int, what string, pick func(eve
 			}
 			return v
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, until the deadline above
 	}
 	e.t.Fatalf("no %s number %d for %s", what, n, accountID)
 	return ""

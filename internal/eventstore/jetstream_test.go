@@ -278,7 +278,7 @@ func waitConnected(t *testing.T, nc *nats.Conn) {
 		if time.Now().After(deadline) {
 			t.Fatalf("client did not reconnect: %v", nc.Status())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling, until the deadline above
 	}
 }
 

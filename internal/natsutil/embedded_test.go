@@ -98,6 +98,7 @@ func TestRestartTestServerKeepsPortAndData(t *testing.T) {
 	if srv.Running() {
 		t.Fatal("old server still running")
 	}
+	// Polling, until the deadline, for the client to reconnect.
 	for deadline := time.Now().Add(10 * time.Second); !nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("client did not reconnect")

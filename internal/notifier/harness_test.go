@@ -25,6 +25,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/notifier"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 const from = "Votre Assurance Maladie <ne-pas-repondre@app.assurance-maladie.fr>"
@@ -46,26 +47,26 @@ type harness struct {
 	dbURL   string
 	catcher *catcher.Catcher
 	refuse  refusals
+	logs    testwait.Log // what the notifiers of testConfig log
 
 	mu        sync.Mutex
 	notifiers []*notifier.Notifier
 }
 
-// refusals makes the catcher refuse mail to some recipients, or answer
-// slowly.
+// refusals makes the catcher refuse mail to some recipients, or hold it.
 type refusals struct {
 	mu      sync.Mutex
 	err     map[string]error
 	entered chan<- struct{}
-	delay   time.Duration
+	hold    <-chan struct{}
 }
 
-// catcherDelay makes the catcher take d to accept each mail, telling
-// entered when one arrives.
-func (h *harness) catcherDelay(entered chan<- struct{}, d time.Duration) {
+// catcherHold makes the catcher tell entered when a mail arrives, and
+// accept it only once hold is closed.
+func (h *harness) catcherHold(entered chan<- struct{}, hold <-chan struct{}) {
 	h.refuse.mu.Lock()
 	defer h.refuse.mu.Unlock()
-	h.refuse.entered, h.refuse.delay = entered, d
+	h.refuse.entered, h.refuse.hold = entered, hold
 }
 
 func (r *refusals) set(to string, err error) {
@@ -83,7 +84,7 @@ func (r *refusals) set(to string, err error) {
 
 func (r *refusals) check(m catcher.Message) error {
 	r.mu.Lock()
-	entered, delay := r.entered, r.delay
+	entered, hold := r.entered, r.hold
 	r.mu.Unlock()
 	if entered != nil {
 		select {
@@ -91,7 +92,9 @@ func (r *refusals) check(m catcher.Message) error {
 		default:
 		}
 	}
-	time.Sleep(delay)
+	if hold != nil {
+		<-hold
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, to := range m.RcptTo {
@@ -151,8 +154,9 @@ func (h *harness) testConfig() notifier.Config {
 	}
 	h.t.Cleanup(func() { _ = sender.Close() })
 	return notifier.Config{
-		JS: h.js, Store: h.store, Keys: h.keys, Sender: sender, Clock: h.clock, Logger: testLogger(h.t),
-		From: from, PublicURL: "https://ameli.example",
+		JS: h.js, Store: h.store, Keys: h.keys, Sender: sender, Clock: h.clock,
+		Logger: slog.New(slog.NewMultiHandler(testLogger(h.t).Handler(), h.logs.Handler())),
+		From:   from, PublicURL: "https://ameli.example",
 		AckWait: 10 * time.Second, CloseTimeout: 5 * time.Second,
 		InProcessRetries: 1, RetryInterval: 10 * time.Millisecond,
 		Backoff:     []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
@@ -223,70 +227,66 @@ func (h *harness) waitCount(n int) {
 }
 
 // record waits for the event's record to reach a status.
-func (h *harness) record(eventID, status string) notifier.Record {
+func (h *harness) record(eventID, status string) (r notifier.Record) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := h.store.Record(context.Background(), eventID)
-		if err == nil && r.Status == status {
-			return r
+	testwait.Until(h.t, 10*time.Second, func() error {
+		var err error
+		if r, err = h.store.Record(context.Background(), eventID); err != nil || r.Status != status {
+			return fmt.Errorf("event %s: record %+v (%v), want status %s", eventID, r, err, status)
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("event %s: record %+v (%v), want status %s", eventID, r, err, status)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return r
 }
 
-// pendingZero waits until the consumer has acknowledged everything.
+// drained waits until the consumer has acknowledged everything: every
+// mail its messages asked for went out (a message is acked after its mail).
 func (h *harness) drained() {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(h.t, 10*time.Second, func() error {
 		c, err := h.js.Consumer(context.Background(), contract.EventsStream, "notifier")
 		if err != nil {
-			h.t.Fatal(err)
+			return err
 		}
 		info, err := c.Info(context.Background())
 		if err != nil {
-			h.t.Fatal(err)
+			return err
 		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			return
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("consumer not drained: %d pending, %d unacked", info.NumPending, info.NumAckPending)
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("consumer not drained: %d pending, %d unacked", info.NumPending, info.NumAckPending)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // deadLetters waits for n dead letters and returns them.
 func (h *harness) deadLetters(n int) []*jetstream.RawStreamMsg {
 	h.t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := h.js.Stream(ctx, contract.DLQStream)
-		if err == nil {
-			info, err := st.Info(ctx)
-			if err == nil && info.State.Msgs >= uint64(n) {
-				out := make([]*jetstream.RawStreamMsg, 0, n)
-				for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-					m, err := st.GetMsg(ctx, seq)
-					if err != nil {
-						h.t.Fatal(err)
-					}
-					out = append(out, m)
-				}
-				return out
-			}
+	var st jetstream.Stream
+	var info *jetstream.StreamInfo
+	testwait.Until(h.t, 10*time.Second, func() error {
+		var err error
+		if st, err = h.js.Stream(ctx, contract.DLQStream); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("want %d dead letters", n)
+		if info, err = st.Info(ctx); err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		if info.State.Msgs < uint64(n) {
+			return fmt.Errorf("%d dead letters, want %d", info.State.Msgs, n)
+		}
+		return nil
+	})
+	out := make([]*jetstream.RawStreamMsg, 0, n)
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, m)
 	}
+	return out
 }
 
 // publishRaw puts a message on an account's subject bypassing the store,
@@ -300,10 +300,19 @@ func (h *harness) publishRaw(accountID string, body []byte, hdr nats.Header) {
 	}
 }
 
-// stays checks that no further mail arrives for a while.
-func (h *harness) stays(n int, d time.Duration) {
+// settled waits until the notifier has handled every message, then
+// checks the catcher got n mails in all: none can come after.
+func (h *harness) settled(n int) {
 	h.t.Helper()
-	time.Sleep(d)
+	h.drained()
+	h.mails(n)
+}
+
+// mails checks the catcher got n mails. Call it once the notifier has
+// shown it handled all it would mail (drained, or a log line): a mail
+// counts before its SMTP transaction ends, and a message is acked after.
+func (h *harness) mails(n int) {
+	h.t.Helper()
 	if got := h.catcher.Count(); got != n {
 		var subjects []string
 		for _, m := range h.catcher.Messages() {

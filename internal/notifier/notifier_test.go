@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"regexp"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/notifier"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 func TestSecurityCodeIsMailedOnceWithTheSeedsText(t *testing.T) {
@@ -59,8 +61,7 @@ func TestSecurityCodeIsMailedOnceWithTheSeedsText(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 	h.assertNoSecretsStored("valerie@example.fr", "482913")
-	h.drained()
-	h.stays(1, 100*time.Millisecond)
+	h.settled(1)
 }
 
 // assertNoSecretsStored scans every text column of the notifier's table.
@@ -112,8 +113,7 @@ func TestEveryMailedEventSendsItsMailAndOthersNone(t *testing.T) {
 		DeviceHash: "d", DeviceExpiresAt: now.AddDate(0, 6, 0), NoticeTo: s(to), At: now}, now, md)
 
 	h.waitCount(9)
-	h.drained()
-	h.stays(9, 100*time.Millisecond)
+	h.settled(9)
 
 	bySubject := map[string]catcher.Message{}
 	for _, m := range h.catcher.Messages() {
@@ -171,7 +171,7 @@ func TestRestartAndRedeliverySendNothingTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.start(cfg)
-	h.stays(1, 200*time.Millisecond)
+	h.settled(1)
 
 	// A redelivery of everything: the consumer is gone (an operator reset
 	// it), the next notifier starts from the beginning of the stream.
@@ -181,8 +181,7 @@ func TestRestartAndRedeliverySendNothingTwice(t *testing.T) {
 	h.start(cfg)
 	second := h.otp(acct, "a@example.fr", "222222", t0)
 	h.waitMail(func(m catcher.Message) bool { return m.Code == "222222" })
-	h.drained()
-	h.stays(2, 200*time.Millisecond)
+	h.settled(2)
 	if r := h.record(first.ID, notifier.StatusSent); r.Attempts != 1 {
 		t.Errorf("first mail claimed %d times", r.Attempts)
 	}
@@ -199,20 +198,16 @@ func TestSMTPDownThenUpDelivers(t *testing.T) {
 	acct := events.NewID(t0)
 	env := h.otp(acct, "a@example.fr", "123456", t0)
 	// Tried, failed, naked, delivered again: the record shows the attempts.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, func() error {
 		r, err := h.store.Record(context.Background(), env.ID)
-		if err == nil && r.Attempts >= 3 {
-			if r.Status != notifier.StatusSending || !strings.Contains(r.LastError, "connect") {
-				t.Errorf("while down: %+v", r)
-			}
-			break
+		if err != nil || r.Attempts < 3 {
+			return fmt.Errorf("no retries seen: %+v %v", r, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no retries seen: %+v %v", r, err)
+		if r.Status != notifier.StatusSending || !strings.Contains(r.LastError, "connect") {
+			t.Errorf("while down: %+v", r)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 
 	h.catcher = h.startCatcher(addr) // back up
 	m := h.waitMail(nil)
@@ -220,8 +215,7 @@ func TestSMTPDownThenUpDelivers(t *testing.T) {
 		t.Errorf("code %q", m.Code)
 	}
 	h.record(env.ID, notifier.StatusSent)
-	h.drained()
-	h.stays(1, 100*time.Millisecond)
+	h.settled(1)
 }
 
 func TestOneRefusedMailDoesNotHoldBackTheOthers(t *testing.T) {
@@ -238,8 +232,7 @@ func TestOneRefusedMailDoesNotHoldBackTheOthers(t *testing.T) {
 
 	h.refuse.set("slow@example.fr", nil)
 	h.waitMail(catcher.To("slow@example.fr"))
-	h.drained()
-	h.stays(2, 100*time.Millisecond)
+	h.settled(2)
 }
 
 func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
@@ -294,7 +287,12 @@ func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
 	}
 	h.record(foreign.ID, notifier.StatusFailed)
 	h.waitMail(catcher.To("fine@example.fr"))
-	h.stays(1, 100*time.Millisecond)
+	// The newer version is retried past PermanentAttempts: it waits.
+	testwait.For(t, "a third delivery of the newer version", 10*time.Second, func() bool {
+		return h.logs.Count("mail not sent, will retry", "event_id=01NEWER", "attempt=3") > 0 ||
+			h.logs.Count("mail given up", "event_id=01NEWER") > 0
+	})
+	h.mails(1)
 	if n := len(h.deadLetters(4)); n != 4 {
 		t.Errorf("%d dead letters, want 4 (the newer version waits)", n)
 	}
@@ -318,19 +316,27 @@ func TestExpiredCodeIsNotSent(t *testing.T) {
 	}
 	h.record(stale.ID, notifier.StatusExpired)
 	h.record(fresh.ID, notifier.StatusSent)
-	h.drained()
-	h.stays(1, 100*time.Millisecond)
+	h.settled(1)
 }
 
 func TestStopFinishesTheMailInFlight(t *testing.T) {
 	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
-	entered := make(chan struct{}, 1)
-	h.catcherDelay(entered, 300*time.Millisecond)
+	entered, hold := make(chan struct{}, 1), make(chan struct{})
+	h.catcherHold(entered, hold)
 	cfg := h.testConfig()
 	n1 := h.start(cfg)
 	env := h.otp(events.NewID(t0), "a@example.fr", "123456", t0)
-	<-entered // the SMTP transaction is under way
-	if err := n1.Stop(context.Background()); err != nil {
+	<-entered // the SMTP transaction is under way, held by the server
+	stopped := make(chan error, 1)
+	go func() { stopped <- n1.Stop(context.Background()) }()
+	testwait.For(t, "the stop to begin", 10*time.Second, func() bool { return h.logs.Count("Closing router") > 0 })
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a mail was in flight", err)
+	default:
+	}
+	close(hold) // the server accepts the mail
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 	// Sent, recorded, and acknowledged: nothing left for a successor.
@@ -339,7 +345,7 @@ func TestStopFinishesTheMailInFlight(t *testing.T) {
 	}
 	h.drained()
 	h.start(cfg)
-	h.stays(1, 200*time.Millisecond)
+	h.settled(1)
 }
 
 // A worker that claimed an event and died (maybe after the SMTP server took
@@ -349,22 +355,27 @@ func TestAClaimLeftByADeadWorkerIsTakenOverWhenItRunsOut(t *testing.T) {
 	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
 	acct := events.NewID(t0)
 	env := h.otp(acct, "a@example.fr", "123456", t0)
+	// The claim would last an hour; the test makes it run out.
 	if _, err := h.storeQuery(`INSERT INTO notifier.sent (event_id, account_id, kind, status, attempts, claimed_by, claimed_until)
-		VALUES ('` + env.ID + `', '` + acct + `', 'login_code', 'sending', 1, 'dead-worker', now() + interval '700 milliseconds')
+		VALUES ('` + env.ID + `', '` + acct + `', 'login_code', 'sending', 1, 'dead-worker', now() + interval '1 hour')
 		RETURNING event_id`); err != nil {
 		t.Fatal(err)
 	}
 	h.start(h.testConfig())
-	time.Sleep(300 * time.Millisecond)
+	testwait.For(t, "the notifier to find the claim held", 10*time.Second, func() bool {
+		return h.logs.Count("mail not sent, will retry", "claimed by another worker") > 0 || h.catcher.Count() > 0
+	})
 	if h.catcher.Count() != 0 {
 		t.Fatal("sent while another worker's claim was alive")
+	}
+	if _, err := h.storeQuery(`UPDATE notifier.sent SET claimed_until = now() WHERE event_id = '` + env.ID + `' RETURNING event_id`); err != nil {
+		t.Fatal(err)
 	}
 	h.waitMail(nil)
 	if r := h.record(env.ID, notifier.StatusSent); r.Attempts != 2 {
 		t.Errorf("record %+v", r)
 	}
-	h.drained()
-	h.stays(1, 100*time.Millisecond)
+	h.settled(1)
 }
 
 // panicky is a sender that panics on one recipient.

@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 	"github.com/ameli-auth/authsvc/internal/projections"
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 // newDB is a fresh database with the read models migrated.
@@ -109,15 +111,16 @@ func simHistory(seed uint64, accounts, n int) []events.Envelope {
 	return out
 }
 
+// waitFor polls ok until it holds, or fails the test after timeout.
 func waitFor(tb testing.TB, what string, timeout time.Duration, ok func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(tb, what, timeout, ok)
+}
+
+// recordLogs makes the replica log to l too, so a test can wait until it
+// says it reached a point.
+func recordLogs(l *testwait.Log) func(*Config) {
+	return func(c *Config) { c.Logger = slog.New(slog.NewMultiHandler(testLogger().Handler(), l.Handler())) }
 }
 
 func pgtestNewDatabase(tb testing.TB) string { return pgtest.NewDatabase(tb) }

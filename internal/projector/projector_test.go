@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 // history reads the whole stream back, in order.
@@ -103,24 +105,33 @@ func TestThreeReplicasOnABusyStream(t *testing.T) {
 			accs := s.Accounts(30)
 			for range perProducer / 100 {
 				b.produce(t, s, accs, 100)
+				// Pacing, not synchronisation: the stream stays busy
+				// for the whole test, while the leaders crash.
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
 	}
-	// Meanwhile, crash whichever replica leads, three times, and start a
-	// new one each time so three keep running.
+	// Meanwhile, crash whichever replica leads, three times, as soon as it
+	// has committed a batch of its own, and start a new one each time so
+	// three keep running.
 	kills := 0
 	for kills < 3 {
-		time.Sleep(150 * time.Millisecond)
-		mu.Lock()
-		for i, r := range replicas {
-			if r.p.Leader() && r.p.Applied() > 0 {
-				r.kill()
-				replicas[i] = start()
-				kills++
-				break
+		var leader int
+		waitFor(t, "a leader that applied a batch", 20*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for i, r := range replicas {
+				if r.p.Leader() && r.p.Applied() > 0 {
+					leader = i
+					return true
+				}
 			}
-		}
+			return false
+		})
+		mu.Lock()
+		replicas[leader].kill()
+		replicas[leader] = start()
+		kills++
 		mu.Unlock()
 	}
 	wg.Wait()
@@ -220,17 +231,21 @@ func TestStopFinishesTheBatchInFlight(t *testing.T) {
 	s := newSim(30)
 	b.produce(t, s, s.Accounts(10), 300)
 	url := newDB(t)
-	inBatch := make(chan struct{})
+	inBatch, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	r := startReplica(t, b.js, url, "stopping", func(c *Config) {
 		c.BatchSize = 100
 		c.beforeCommit = func() error {
-			once.Do(func() { close(inBatch); time.Sleep(300 * time.Millisecond) })
+			// The first batch holds its transaction open until the stop
+			// has been asked.
+			once.Do(func() { close(inBatch); <-release })
 			return nil
 		}
 	})
 	<-inBatch
-	r.stop() // asked while the first batch is inside its transaction
+	r.cancel() // the stop, asked while the first batch is inside its transaction
+	close(release)
+	r.stop()
 	cp := checkpointOf(t, url)
 	if cp != 100 {
 		t.Fatalf("checkpoint %d after a stop during the first batch, want 100", cp)
@@ -257,11 +272,16 @@ func TestPostgresOutage(t *testing.T) {
 	b.produce(t, s, accs, 800)
 	url := newDB(t)
 	px := newProxy(t, url)
-	r := startReplica(t, b.js, px.url, "behind-proxy", nil)
+	var logs testwait.Log
+	r := startReplica(t, b.js, px.url, "behind-proxy", recordLogs(&logs))
 	waitFor(t, "a first batch", 10*time.Second, func() bool { return r.p.Applied() > 0 })
 	px.cut()
 	b.produce(t, s, accs, 400)
-	time.Sleep(1500 * time.Millisecond)
+	// Its session fails at the next batch; it must not lead again before
+	// it has one: wait until a new session was tried and refused.
+	waitFor(t, "a failed reconnection", 10*time.Second, func() bool {
+		return logs.Count("projector: retrying", "connect to postgres") > 0
+	})
 	if r.p.Leader() {
 		t.Error("still leading without a database session")
 	}
@@ -358,9 +378,15 @@ func TestStopsAtAnEventItCannotRead(t *testing.T) {
 	}
 	b.produce(t, s, accs, 50)
 	url := newDB(t)
-	r := startReplica(t, b.js, url, "old-build", nil)
-	waitCaughtUp(t, url, 50, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	var logs testwait.Log
+	r := startReplica(t, b.js, url, "old-build", recordLogs(&logs))
+	// Until it has read the event and stopped there (or went past it).
+	conn := connect(t, url)
+	x := newExecutor(Schema)
+	waitFor(t, "the projector to stop at the event it cannot read", 10*time.Second, func() bool {
+		cp, _, err := x.readCheckpoint(context.Background(), conn)
+		return logs.Count("projector: stopped at an event it cannot read", "sequence 51") > 0 || err == nil && cp > 50
+	})
 	if cp := checkpointOf(t, url); cp != 50 {
 		t.Fatalf("checkpoint %d, want 50: the projection went past an event it cannot read", cp)
 	}

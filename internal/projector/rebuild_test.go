@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/projections"
 )
 
@@ -38,9 +39,10 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 		tampered bool
 	}
 	var (
-		views [2][]seen // per reader: one reader's views are in time order
-		stop  atomic.Bool
-		wg    sync.WaitGroup
+		views    [2][]seen // per reader: one reader's views are in time order
+		lastView [2]atomic.Pointer[seen]
+		stop     atomic.Bool
+		wg       sync.WaitGroup
 	)
 	for i := range views {
 		wg.Add(1)
@@ -62,6 +64,9 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 					return
 				}
 				views[i] = append(views[i], v)
+				lastView[i].Store(&v)
+				// Pacing, not synchronisation: a reader every 2 ms
+				// leaves the rebuild and the live projector room.
 				time.Sleep(2 * time.Millisecond)
 			}
 		}()
@@ -72,6 +77,7 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 		defer close(done)
 		for range 10 {
 			b.produce(t, s, accs, 100)
+			// Pacing: the writes spread over the rebuild.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -82,7 +88,14 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 	<-done
 	last := b.lastSeq(t)
 	waitCaughtUp(t, url, last, 20*time.Second)
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "every reader to see the new model at the end of the stream", 10*time.Second, func() bool {
+		for i := range lastView {
+			if v := lastView[i].Load(); v == nil || v.tampered || v.cp < last {
+				return false
+			}
+		}
+		return true
+	})
 	stop.Store(true)
 	wg.Wait()
 	live.stop()
@@ -179,12 +192,21 @@ func TestStatus(t *testing.T) {
 	}
 	r.stop()
 	b.produce(t, s, accs, 25)
-	time.Sleep(100 * time.Millisecond)
-	st, err = ReadStatus(ctx, StatusConfig{DatabaseURL: url, JS: b.js})
+	// The lag in seconds is the age of event 201, the oldest not applied,
+	// by the clock of the status: moved 90 s past it.
+	stream, err := b.js.Stream(ctx, DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.LagEvents != 25 || st.LagSeconds < 0.1 || st.Leader != "" {
+	oldest, err := stream.GetMsg(ctx, 201)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = ReadStatus(ctx, StatusConfig{DatabaseURL: url, JS: b.js, Clock: clock.NewFixed(oldest.Time.Add(90 * time.Second))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LagEvents != 25 || st.LagSeconds != 90 || st.Leader != "" {
 		t.Fatalf("behind: %+v", st)
 	}
 }

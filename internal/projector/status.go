@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
@@ -16,8 +17,9 @@ import (
 type StatusConfig struct {
 	DatabaseURL string
 	JS          jetstream.JetStream
-	Stream      string // default AUTH_EVENTS
-	Prefix      string // default auth
+	Stream      string      // default AUTH_EVENTS
+	Prefix      string      // default auth
+	Clock       clock.Clock // what LagSeconds is measured by; default the system clock
 }
 
 // Status is how far the read models are behind the stream.
@@ -50,6 +52,9 @@ func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
 	}
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -95,7 +100,7 @@ func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 		m, err := stream.GetMsg(ctx, st.Checkpoint+1, jetstream.WithGetMsgSubject(contract.Subjects(cfg.Prefix).AllEvents()))
 		switch {
 		case err == nil:
-			st.LagSeconds = max(0, time.Since(m.Time).Seconds())
+			st.LagSeconds = max(0, cfg.Clock.Now().Sub(m.Time).Seconds())
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		default:
 			return st, fmt.Errorf("oldest unapplied event: %w", err)
