@@ -51,7 +51,7 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 		// 19) with the same work: one check at a time per NIR, a real
 		// argon2id check unless blocked, the state written back.
 		s.log.Info("login attempt on an unknown NIR", "channel", req.Channel, "client_ip", req.ClientIP)
-		if !s.peekShadow(ctx, nirKey).state.account().Blocked(now) {
+		if !s.currentShadow(ctx, nirKey).state.account().Blocked(now) {
 			release, err := s.gate.acquire(ctx, nirWork(nirKey))
 			if err != nil {
 				return s.fail(contract.CmdLoginPassword, err)

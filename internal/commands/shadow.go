@@ -172,12 +172,11 @@ func (s *Service) putShadow(nirKey string, c cachedShadow) {
 	s.shadows.put(nirKey, c)
 }
 
-// peekShadow returns the NIR's shadow state as this instance knows it (an
-// unreadable store reads as a fresh state; the decision checks again).
-func (s *Service) peekShadow(ctx context.Context, nirKey string) cachedShadow {
-	if c, ok := s.shadows.get(nirKey); ok {
-		return c
-	}
+// currentShadow returns the NIR's shadow state as the store holds it now
+// (one read, standing in for the account's last-sequence check before a
+// login pays a hash: the same work on both paths, issue 19). An unreadable
+// store reads as a fresh state; the decision reads and writes it again.
+func (s *Service) currentShadow(ctx context.Context, nirKey string) cachedShadow {
 	c, err := s.loadShadow(ctx, nirKey)
 	if err != nil {
 		return cachedShadow{}
