@@ -351,3 +351,43 @@ func TestServiceUnavailableWhileNATSIsDownAndBackAfter(t *testing.T) {
 		t.Fatalf("after NATS came back: %d", res.StatusCode)
 	}
 }
+
+// NATS goes away: the page says the service is unavailable (never a raw
+// error); NATS comes back on the same address: the front-end's connection
+// reconnects by itself and the same form works again.
+func TestNATSOutageShowsUnavailableAndRecovers(t *testing.T) {
+	ns := natsutil.RunTestServer(t)
+	fake := &fakeService{replies: map[string]string{}}
+	fake.serve(t, natsutil.Connect(t, ns))
+	fake.answer("login.password", `{"ok":true,"status":"otp_required","login_id":"`+loginID+`","masked_email":"v***@y***.fr"}`)
+	w, err := web.New(web.Config{Conn: natsutil.Connect(t, ns), Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	f := &frontEnd{t: t, srv: srv, fake: fake}
+	form := func() url.Values {
+		return url.Values{"request_id": {"web-" + strings.Repeat("a", 32)}, "nir": {"2690549588157"}, "password": {"Motdepasse-2023"}}
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	res, body := f.do("POST", "/connexion", form(), nil)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "momentanément indisponible") || strings.Contains(body, "nats:") {
+		t.Fatalf("with NATS down: %d\n%s", res.StatusCode, body)
+	}
+
+	natsutil.RestartTestServer(t, ns)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, body := f.do("POST", "/connexion", form(), nil)
+		if res.StatusCode == http.StatusOK && strings.Contains(body, "CLIQUEZ POUR RECEVOIR UN CODE DE SÉCURITÉ") {
+			break // the code page of Étape 1: the service answered
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the front-end did not recover after NATS came back: %d", res.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
