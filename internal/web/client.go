@@ -14,44 +14,22 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
-// reply is the commands service's reply (the wire contract of SPEC section
-// 4), as far as the web front-end reads it.
-type reply struct {
-	OK                   bool       `json:"ok"`
-	Status               string     `json:"status"`
-	LoginID              string     `json:"login_id"`
-	MaskedEmail          string     `json:"masked_email"`
-	ExpiresAt            *time.Time `json:"expires_at"`
-	Message              string     `json:"message"`
-	AccountID            string     `json:"account_id"`
-	Session              *session   `json:"session"`
-	DeviceToken          string     `json:"device_token"`
-	DeviceTokenExpiresAt *time.Time `json:"device_token_expires_at"`
-	PreviousLoginAt      *time.Time `json:"previous_login_at"`
-	Error                *failure   `json:"error"`
-}
-
-type session struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// reply is the commands service's reply as every client reads it: the
+// union of the reply types of the wire contract (internal/contract).
+type reply = contract.AnyReply
 
 // failure is a refusal: its code, its French message (the seed's wording,
 // with the real dates in Paris time) and the field at fault.
-type failure struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field"`
-}
+type failure = contract.ErrorBody
 
 // code is the reply's status, or its error code.
-func (r reply) code() string {
-	if r.OK {
-		return r.Status
-	}
-	return r.Error.Code
+func code(r reply) string {
+	_, c := r.Outcome()
+	return c
 }
 
 // Error codes the pages choose by; every other code shows its message.

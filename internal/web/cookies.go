@@ -1,6 +1,8 @@
 package web
 
 import (
+	"github.com/ameli-auth/authsvc/internal/contract"
+
 	"net/http"
 	"time"
 )
@@ -34,7 +36,7 @@ func value(r *http.Request, name string) string {
 
 // setSession keeps the session token until the session ends (30 minutes
 // from the login, never extended).
-func (c cookies) setSession(w http.ResponseWriter, s *session) {
+func (c cookies) setSession(w http.ResponseWriter, s *contract.Session) {
 	http.SetCookie(w, c.cookie(c.sessionName, s.Token, s.ExpiresAt))
 }
 
