@@ -1,10 +1,10 @@
 package web
 
 import (
-	"github.com/ameli-auth/authsvc/internal/contract"
-
 	"net/http"
 	"time"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // cookies names the two cookies the front-end sets: the session token and
