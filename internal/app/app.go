@@ -59,13 +59,7 @@ func ConnectNATS(cfg config.Config, name string, log *slog.Logger) (*NATS, error
 		}
 		log.Info("embedded nats-server with JetStream", "url", url, "store", filepath.Join(cfg.VarDir, "nats"))
 	}
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: our own drain at shutdown
-				log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+	nc, err := nats.Connect(url, natsutil.ClientOptions(name, log)...)
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)

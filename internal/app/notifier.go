@@ -18,6 +18,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/notifier"
 )
 
@@ -119,13 +120,7 @@ func connectSubscriber(cfg config.Config, n *NATS, log *slog.Logger) (*nats.Conn
 	if n.Embedded != nil {
 		url = n.Embedded.ClientURL()
 	}
-	nc, err := nats.Connect(url, nats.Name("auth-notifier-subscriber"), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: our own drain at shutdown
-				log.Warn("nats disconnected (subscriber)", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected (subscriber)", "url", c.ConnectedUrlRedacted()) }))
+	nc, err := nats.Connect(url, natsutil.ClientOptions("auth-notifier-subscriber", log)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect the notifier's subscriber to nats: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/web"
 )
 
@@ -32,14 +33,9 @@ func StartWeb(cfg config.Config, natsURL string, log *slog.Logger) (*Web, error)
 	if natsURL == "" {
 		return nil, errors.New("web: AUTH_NATS_URL is required: the web front-end is a client of the commands service (`make run` starts it with the whole service)")
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("auth-web"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected: pages say the service is unavailable until it is back", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+	// Retrying a failed first connect too: the web front-end starts even
+	// while NATS is down.
+	nc, err := nats.Connect(natsURL, append(natsutil.ClientOptions("auth-web", log), nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("web: connect to nats: %w", err)
 	}

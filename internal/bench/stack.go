@@ -147,7 +147,7 @@ func (r *runner) replicasOf(ctx context.Context, stream string) int {
 }
 
 func (r *runner) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(r.natsURL, nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(r.natsURL, natsutil.ClientOptions(name, r.opts.Logger)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", config.Redact(r.natsURL), err)
 	}

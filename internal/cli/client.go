@@ -15,6 +15,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
 )
 
 // userAgent is recorded in the events of the commands authctl sends, so
@@ -28,7 +29,10 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
 	url := natsURL(cmd)
 	prefix, _ := cmd.Flags().GetString("subject-prefix")
-	nc, err := nats.Connect(url, nats.Name("authctl"))
+	// The components' reconnect options: a long `authctl login` or `req`
+	// rides over a NATS restart as the services do. Only losing the
+	// connection is logged (warn), on stderr.
+	nc, err := nats.Connect(url, natsutil.ClientOptions("authctl", app.NewLogger("warn"))...)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", config.Redact(url), err)
 	}
