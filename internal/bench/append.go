@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
 // append measures raw appends to the events stream, each with the
@@ -15,13 +16,36 @@ import (
 // AppendClients concurrent writers, one account each: the bound of what
 // the commands can record.
 func (r *runner) append(ctx context.Context) error {
+	f, err := appendLoad(ctx, r.store, r.sizes.AppendClients, r.sizes.Warmup, r.sizes.AppendTime)
+	if err != nil {
+		return err
+	}
+	r.res.AppendPerS = f.PerS
+	r.res.Details.Appends = int(f.Count)
+	r.progress("append: %.0f appends/s, p99 %s (%d clients, one account each)", r.res.AppendPerS, f.P99, r.sizes.AppendClients)
+	return nil
+}
+
+// AppendFigures are the figures of one append load.
+type AppendFigures struct {
+	PerS     float64       // appends per second in the timed window
+	Count    int64         // appends in the timed window
+	P50, P99 time.Duration // of one Append, in the timed window
+}
+
+// appendLoad runs writers concurrent appenders on store, one account each,
+// each append with the account's expected last sequence, for warmup then
+// the timed window d.
+func appendLoad(ctx context.Context, store *eventstore.JetStream, writers int, warmup, d time.Duration) (AppendFigures, error) {
 	var done atomic.Int64
+	var timing atomic.Bool // past the warm-up: latencies count
+	var lat latencies
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
-	for range r.sizes.AppendClients {
+	for range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -30,29 +54,32 @@ func (r *runner) append(ctx context.Context) error {
 			var seq uint64
 			for runCtx.Err() == nil {
 				env := events.Wrap(acc, events.PasswordVerified{LoginID: events.NewID(now), At: now}, now, events.Metadata{Channel: "web"})
-				res, err := r.store.Append(runCtx, acc, seq, env, "")
+				t0 := time.Now()
+				res, err := store.Append(runCtx, acc, seq, env, "")
 				if err != nil {
 					if runCtx.Err() == nil {
 						errOnce.Do(func() { firstErr = err; cancel() })
 					}
 					return
 				}
+				if timing.Load() {
+					lat.add(time.Since(t0))
+				}
 				seq = res.Seq
 				done.Add(1)
 			}
 		}()
 	}
-	count, took, err := window(runCtx, r.sizes.Warmup, r.sizes.AppendTime, done.Load)
+	count, took, err := window(runCtx, warmup, d, func() int64 { timing.Store(true); return done.Load() })
 	cancel()
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("append: %w", firstErr)
+		return AppendFigures{}, fmt.Errorf("append: %w", firstErr)
 	}
 	if err != nil {
-		return err
+		return AppendFigures{}, err
 	}
-	r.res.AppendPerS = float64(count) / took.Seconds()
-	r.res.Details.Appends = int(count)
-	r.progress("append: %.0f appends/s (%d clients, one account each)", r.res.AppendPerS, r.sizes.AppendClients)
-	return nil
+	ds := lat.all()
+	return AppendFigures{PerS: float64(count) / took.Seconds(), Count: count,
+		P50: percentile(ds, 0.50), P99: percentile(ds, 0.99)}, nil
 }
