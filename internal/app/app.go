@@ -102,7 +102,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	if err != nil {
 		return nil, err
 	}
-	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix})
+	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas})
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 		return nil, err
 	}
 	// The stream may not exist yet when the notifier starts first.
-	if _, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix}); err != nil {
+	if _, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas}); err != nil {
 		return nil, err
 	}
 	if x.conn, err = connectSubscriber(cfg, n, log); err != nil {

@@ -74,12 +74,13 @@ type Config struct {
 	VarDir         string
 	LogLevel       string
 	ProjectorBatch int    // AUTH_PROJECTOR_BATCH: events per projector transaction at most; 0: the projector's default
+	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the events stream and the KV buckets (1 to 5)
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch string
+	devClock, projectorBatch, streamReplicas string
 }
 
 // Setting is one row of the table.
@@ -185,6 +186,10 @@ var settings = []Setting{
 			}
 			return strconv.Itoa(c.ProjectorBatch)
 		}},
+	{Env: "AUTH_STREAM_REPLICAS", Flag: "stream-replicas", Default: "1",
+		Help:  "replicas of the events stream and the KV buckets, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
+		Users: []string{nameCommands, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
+		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
@@ -313,6 +318,14 @@ func (c *Config) parse() error {
 			return fmt.Errorf("AUTH_PROJECTOR_BATCH: %q is not a positive number", c.projectorBatch)
 		}
 		c.ProjectorBatch = b
+	}
+	c.StreamReplicas = 1
+	if c.streamReplicas != "" {
+		n, err := strconv.Atoi(c.streamReplicas)
+		if err != nil || n < 1 || n > 5 {
+			return fmt.Errorf("AUTH_STREAM_REPLICAS: %q is not a number from 1 to 5", c.streamReplicas)
+		}
+		c.StreamReplicas = n
 	}
 	p, ok := domain.PolicyByName(c.PolicyName)
 	if !ok {

@@ -132,6 +132,20 @@ func TestModeRules(t *testing.T) {
 					t.Error("-dev-clock 1 did not turn the dev clock on")
 				}
 			}},
+		{name: "stream_replicas_default_to_one", comp: Commands, env: prod,
+			chk: func(t *testing.T, c Config) {
+				if c.StreamReplicas != 1 {
+					t.Errorf("StreamReplicas = %d, want 1", c.StreamReplicas)
+				}
+			}},
+		{name: "stream_replicas_three_on_the_cluster", comp: Commands, env: with(prod, "AUTH_STREAM_REPLICAS", "3"),
+			chk: func(t *testing.T, c Config) {
+				if c.StreamReplicas != 3 {
+					t.Errorf("StreamReplicas = %d, want 3", c.StreamReplicas)
+				}
+			}},
+		{name: "stream_replicas_from_one_to_five", comp: Commands, env: with(prod, "AUTH_STREAM_REPLICAS", "7"),
+			err: []string{"AUTH_STREAM_REPLICAS", "1 to 5"}},
 		{name: "projector_batch_read_once_for_every_component", comp: Projector,
 			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_PROJECTOR_BATCH": "150"},
 			chk: func(t *testing.T, c Config) {
