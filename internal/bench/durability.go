@@ -82,7 +82,7 @@ func Durability(ctx context.Context, o DurabilityOptions) ([]DurabilityFigure, e
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", s.Name, err)
 		}
-		o.Progress("durability: %s: %.0f appends/s, p50 %s, p99 %s (setup and run %s)", s.Name, f.PerS, f.P50, f.P99, time.Since(t0).Round(time.Millisecond))
+		o.Progress("durability: %s: %.0f appends/s, p50 %s, p99 %s, %d conflicts (setup and run %s)", s.Name, f.PerS, f.P50, f.P99, f.Conflicts, time.Since(t0).Round(time.Millisecond))
 		out = append(out, DurabilityFigure{Setup: s, AppendFigures: f})
 	}
 	return out, nil
