@@ -111,7 +111,7 @@ func good() *hist {
 		add(m(32), events.EmailChanged{EmailSealed: "n", MaskedEmail: "n***@e***.fr", KeptSessionHash: "S2", At: m(32)}).
 		login(m(32+48*60), "L3", "S3").
 		changeCode(m(32+48*60), 1).
-		add(m(33+48*60), events.BiometricEnrolled{DeviceID: "P1", PublicKey: "k", ExpiresAt: m(33 + 48*60).AddDate(0, 6, 0), At: m(33 + 48*60)}).
+		add(m(33+48*60), events.BiometricEnrolled{DeviceID: "P1", PublicKey: "k", ExpiresAt: m(33+48*60).AddDate(0, 6, 0), At: m(33 + 48*60)}).
 		add(m(34+48*60), events.BiometricChallengeIssued{DeviceID: "P1", ChallengeHash: "ch", ExpiresAt: m(34 + 48*60).Add(2 * time.Minute), At: m(34 + 48*60)}).
 		add(m(35+48*60), events.LoginSucceeded{Method: events.MethodBiometric, Channel: "app", BiometricDevice: "P1", SessionHash: "S4",
 			SessionExpiresAt: m(35 + 48*60).Add(30 * time.Minute), At: m(35 + 48*60)}).
@@ -142,7 +142,7 @@ func TestEachRuleCatchesItsViolation(t *testing.T) {
 		"login.password-lockout": base().pwFail(m(1), 1, false).pwFail(m(1), 2, false).pwFail(m(1), 3, false),
 		"login.otp-lockout":      base().pwOK(m(1), "L").otp(m(1), "L", 1).otpFail(m(2), "L", 1, false).otpFail(m(2), "L", 2, false).otpFail(m(2), "L", 3, false),
 		// A 6th code in a rolling hour.
-		"login.otp-quota": base().pwOK(m(1), "L").otp(m(1), "L", 1).otp(m(2), "L", 2).otp(m(3), "L", 3).otp(m(4), "L", 4).otp(m(5), "L", 5).otp(m(60), "L", 6),
+		"login.otp-quota":  base().pwOK(m(1), "L").otp(m(1), "L", 1).otp(m(2), "L", 2).otp(m(3), "L", 3).otp(m(4), "L", 4).otp(m(5), "L", 5).otp(m(60), "L", 6),
 		"login.open-login": base().otp(m(1), "nobody", 1),
 		// The code is used at exactly 15:00 after it was issued.
 		"login.code-valid": base().pwOK(m(1), "L").otp(m(1), "L", 1).success(m(16), "L", "S"),
@@ -254,9 +254,17 @@ func TestAcknowledgements(t *testing.T) {
 		{"unknown outcome, not recorded", (&hist{}).reg(m(0)), []Op{regOp, op(contract.CmdLoginPassword, "r2", nil)}, ""},
 		{"unknown outcome, another command's fact", h(), []Op{regOp, op(contract.CmdLoginOTPSend, "r2", nil)}, "ack.phantom"},
 		{"retry: unknown first, then acknowledged", h(), []Op{regOp, op(contract.CmdLoginPassword, "r2", nil),
-			func() Op { o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials)); o.Try = 1; return o }()}, ""},
+			func() Op {
+				o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials))
+				o.Try = 1
+				return o
+			}()}, ""},
 		{"retry: acknowledged first, then told nothing was recorded", h(), []Op{regOp, op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials)),
-			func() Op { o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeLoginExpired)); o.Try = 1; return o }()}, "ack.phantom"},
+			func() Op {
+				o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeLoginExpired))
+				o.Try = 1
+				return o
+			}()}, "ack.phantom"},
 		{"one request, two facts", h().pwFail(m(1), 2, false), []Op{regOp, op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials)),
 			op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials))}, "ack.requested"},
 		{"an event no request asked", h(), []Op{regOp}, "ack.requested"},
@@ -265,7 +273,11 @@ func TestAcknowledgements(t *testing.T) {
 		{"a block cited after an unlock", (&hist{}).reg(m(0)).pwFail(m(1), 3, true).add(m(2), events.AccountUnlocked{At: m(2)}),
 			[]Op{regOp, op(contract.CmdLoginPassword, "r2", locked), op(contract.CmdAccountUnlock, "r3", reply(contract.StatusUnlocked)),
 				func() Op { o := op(contract.CmdLoginPassword, "r4", locked); o.Clock = m(3); return o }()}, "ack.block-in-force"},
-		{"a fact on another account", h(), []Op{regOp, func() Op { o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials)); o.Account = "ACC2"; return o }()}, "ack.account"},
+		{"a fact on another account", h(), []Op{regOp, func() Op {
+			o := op(contract.CmdLoginPassword, "r2", refusal(domain.CodeInvalidCredentials))
+			o.Account = "ACC2"
+			return o
+		}()}, "ack.account"},
 		{"a code check acknowledged as a password failure", h(), []Op{regOp, op(contract.CmdLoginOTPVerify, "r2", refusal(domain.CodeOTPInvalid))}, "ack.event"},
 	}
 	// The two-facts case must name ack.one-fact: give r2's second fact r2.
