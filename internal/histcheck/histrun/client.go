@@ -2,9 +2,16 @@ package histrun
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +32,8 @@ type account struct {
 	password string
 	logins   []string // login_ids from otp_required
 	sessions []string // session tokens
+	phone    *ecdsa.PrivateKey
+	device   string // the phone's device id, unique to the account
 }
 
 func (a *account) knownID() string {
@@ -74,8 +83,10 @@ func (r *Run) step(c int, reqID string, a *account, rng *rand.Rand) {
 	id, nir, pw := a.id, a.nir, a.password
 	login, hasLogin := pick(rng, a.logins)
 	session, hasSession := pick(rng, a.sessions)
+	session = strings.TrimPrefix(session, "app:")
 	a.mu.Unlock()
 
+	appSession, hasApp := pick(rng, a.appSessions())
 	if id == "" {
 		body := obj{"nir": nir, "email": a.email, "password": pw, "email_validated": true, "affiliation": "active", "channel": "backoffice"}
 		if rep := r.send(c, "", reqID, contract.CmdAccountRegister, body, rng); rep != nil && rep.OK {
@@ -124,6 +135,26 @@ func (r *Run) step(c int, reqID string, a *account, rng *rand.Rand) {
 		{1, func() {
 			r.send(c, id, reqID, contract.CmdAccountDeactivate, obj{"account_id": id, "reason": "holder"}, rng)
 		}},
+		{1, func() {
+			aff := []string{"active", "active", "pending", "none"}[rng.IntN(4)]
+			r.send(c, id, reqID, contract.CmdAccountSetAffiliation, obj{"account_id": id, "affiliation": aff}, rng)
+		}},
+		{1, func() { r.send(c, id, reqID, contract.CmdAccountRevokeBiometrics, obj{"account_id": id}, rng) }},
+		{4, func() { // a biometric login: a challenge, signed by the phone (or by another key)
+			rep := r.send(c, id, reqID, contract.CmdBiometricChallenge, obj{"device_id": a.device, "channel": "app"}, rng)
+			if rep == nil || !rep.OK || rep.Challenge == "" {
+				return
+			}
+			key := a.phone
+			if rng.IntN(4) == 0 {
+				key = newKey()
+			}
+			rep = r.send(c, id, reqID+"-login", contract.CmdBiometricLogin, obj{"device_id": a.device, "challenge": rep.Challenge,
+				"signature": sign(key, rep.Challenge), "channel": "app"}, rng)
+			if rep != nil && rep.OK && rep.Session != nil {
+				a.remember(&a.sessions, rep.Session.Token)
+			}
+		}},
 		{2, func() { // register again: refused while active, reactivates when closed
 			npw := newPassword(rng)
 			body := obj{"nir": nir, "email": a.email, "password": npw, "email_validated": true, "affiliation": "active", "channel": "backoffice"}
@@ -140,6 +171,15 @@ func (r *Run) step(c int, reqID string, a *account, rng *rand.Rand) {
 				r.send(c, id, reqID, contract.CmdLoginOTPSend, obj{"login_id": login, "channel": channel}, rng)
 			}},
 			choice{6, func() { r.verifyOTP(c, a, id, reqID, login, channel, rng) }})
+	}
+	if hasApp {
+		choices = append(choices,
+			choice{2, func() {
+				r.send(c, id, reqID, contract.CmdBiometricOffer, obj{"session": appSession, "response": []string{"later", "never", "refuse"}[rng.IntN(3)], "channel": "app"}, rng)
+			}},
+			choice{8, func() {
+				r.send(c, id, reqID, contract.CmdBiometricEnroll, obj{"session": appSession, "device_id": a.device, "public_key": publicKey(a.phone), "channel": "app"}, rng)
+			}})
 	}
 	if hasSession {
 		choices = append(choices,
@@ -214,9 +254,17 @@ func (r *Run) verifyOTP(c int, a *account, id, reqID, login, channel string, rng
 	if !ok || rng.IntN(4) == 0 {
 		code = wrong(code, rng)
 	}
-	rep := r.send(c, id, reqID, contract.CmdLoginOTPVerify, obj{"login_id": login, "code": code, "channel": channel}, rng)
+	body := obj{"login_id": login, "code": code, "channel": channel}
+	if channel == "app" {
+		body["device_id"] = a.device
+	}
+	rep := r.send(c, id, reqID, contract.CmdLoginOTPVerify, body, rng)
 	if rep != nil && rep.OK && rep.Session != nil {
-		a.remember(&a.sessions, rep.Session.Token)
+		tok := rep.Session.Token
+		if channel == "app" {
+			tok = "app:" + tok
+		}
+		a.remember(&a.sessions, tok)
 	}
 }
 
@@ -227,6 +275,50 @@ func (a *account) remember(list *[]string, v string) {
 	if len(*list) > 4 {
 		*list = (*list)[1:]
 	}
+}
+
+// appSessions are the sessions opened on the app with password and code
+// (kept with an "app:" prefix; the prefix is dropped when sent).
+func (a *account) appSessions() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, s := range a.sessions {
+		if t, ok := strings.CutPrefix(s, "app:"); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func newKey() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func publicKey(k *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+// sign signs SHA-256 of the challenge's bytes, as the app does.
+func sign(k *ecdsa.PrivateKey, challenge string) string {
+	raw, err := base64.StdEncoding.DecodeString(challenge)
+	if err != nil {
+		return "pas-une-signature"
+	}
+	digest := sha256.Sum256(raw)
+	sig, err := ecdsa.SignASN1(crand.Reader, k, digest[:])
+	if err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(sig)
 }
 
 func (a *account) setPassword(pw string) {

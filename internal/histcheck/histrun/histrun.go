@@ -140,6 +140,8 @@ func Execute(tb testing.TB, cfg Config) Result {
 			nir:      fmt.Sprintf("1%012d", (cfg.Seed%1_000_000)*1000+uint64(i)),
 			email:    fmt.Sprintf("holder%d@example.fr", i),
 			password: newPassword(rng),
+			phone:    newKey(),
+			device:   fmt.Sprintf("phone-%d-%d", cfg.Seed%1_000_000, i),
 		})
 	}
 	res := Result{Seed: cfg.Seed}
