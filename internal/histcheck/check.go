@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -102,6 +103,10 @@ func Check(p domain.Policy, ops []Op, histories map[string][]events.Envelope) Re
 	for _, o := range ops {
 		checkCitedBlock(o, histories[o.Account], add)
 	}
+	// Replies that accepted a session accepted an open one.
+	for _, o := range ops {
+		checkSessionAccepted(o, histories[o.Account], add)
+	}
 	// The invariants of each account's history.
 	for _, acc := range ids {
 		for _, v := range CheckHistory(p, histories[acc]) {
@@ -147,6 +152,9 @@ func checkGroup(p domain.Policy, tries []Op, evs []events.Envelope, histories ma
 			} else if msg := x.allows(o, *e); msg != "" {
 				add(Violation{Rule: "ack.event", Account: acc, Request: id, Event: e.ID,
 					Detail: fmt.Sprintf("%s (try %d): %s", o.Command, o.Try, msg)})
+			} else if d, ok := e.Data.(events.LoginSucceeded); ok && o.ReplySession != "" && o.ReplySession != d.SessionHash {
+				add(Violation{Rule: "ack.event", Account: acc, Request: id, Event: e.ID,
+					Detail: fmt.Sprintf("%s (try %d): the reply's session is not the one login.succeeded recorded", o.Command, o.Try)})
 			}
 		case unknown, maybe, nothing:
 			if e == nil {
@@ -245,5 +253,44 @@ func checkCitedBlock(o Op, hist []events.Envelope, add func(Violation)) {
 	if !o.Clock.Before(until) && found.CausationID != o.RequestID {
 		add(Violation{Rule: "ack.block-in-force", Account: o.Account, Request: o.RequestID, Event: found.ID,
 			Detail: fmt.Sprintf("%s at %s refused %q citing a block that ended at %s", o.Command, o.Clock.Format(time.RFC3339), o.Outcome(), until.Format(time.RFC3339))})
+	}
+}
+
+// acceptsSession: replies that say the request's session was open.
+var acceptsSession = map[string]bool{
+	contract.StatusSessionValid: true, contract.StatusCodeSent: true, contract.StatusCodeVerified: true,
+	contract.StatusPasswordChanged: true, contract.StatusEmailChanged: true, contract.StatusOfferRecorded: true,
+	contract.StatusBiometricEnrolled: true,
+}
+
+// checkSessionAccepted: a reply that accepted a session did so while the
+// session was open. The state is folded from the events of earlier rounds
+// (clock strictly before the request's): what happened in the request's own
+// round may come before or after it, so a session opened or closed in that
+// round is not judged.
+func checkSessionAccepted(o Op, hist []events.Envelope, add func(Violation)) {
+	if o.Session == "" || o.Reply == nil || !o.Reply.OK || !acceptsSession[o.Reply.Status] || len(hist) == 0 {
+		return
+	}
+	a := domain.Account{ID: o.Account}
+	opened := false
+	for _, e := range hist {
+		if !e.OccurredAt.Before(o.Clock) {
+			if d, ok := e.Data.(events.LoginSucceeded); ok && d.SessionHash == o.Session && e.OccurredAt.Equal(o.Clock) {
+				return // opened in this round
+			}
+			continue
+		}
+		if d, ok := e.Data.(events.LoginSucceeded); ok && d.SessionHash == o.Session {
+			opened = true
+		}
+		a = domain.Evolve(a, e.Data)
+	}
+	if !opened {
+		return // a session this history does not know (another account's): ack.account's business
+	}
+	if !a.SessionValid(o.Session, o.Clock) {
+		add(Violation{Rule: "reply.session-open", Account: o.Account, Request: o.RequestID,
+			Detail: fmt.Sprintf("%s at %s answered %q with a session that was expired, logged out or closed in an earlier round", o.Command, o.Clock.Format(time.RFC3339), o.Outcome())})
 	}
 }

@@ -301,3 +301,44 @@ func TestAcknowledgements(t *testing.T) {
 		})
 	}
 }
+
+// A reply that accepted a session closed in an earlier round, and a reply
+// whose session is not the one recorded.
+func TestSessionReplies(t *testing.T) {
+	h := (&hist{}).reg(m(0)).login(m(1), "L", "S").add(m(2), events.SessionEnded{SessionHash: "S", Reason: "logout", At: m(2)})
+	regOp := Op{Command: contract.CmdAccountRegister, RequestID: "r1", Clock: m(0), Reply: &contract.AnyReply{OK: true, Status: contract.StatusRegistered, AccountID: acc}}
+	base := []Op{regOp,
+		{Command: contract.CmdLoginPassword, RequestID: "r2", Account: acc, Clock: m(1), Reply: reply(contract.StatusOTPRequired)},
+		{Command: contract.CmdLoginOTPSend, RequestID: "r3", Account: acc, Clock: m(1), Reply: reply(contract.StatusOTPSent)},
+		{Command: contract.CmdLoginOTPVerify, RequestID: "r4", Account: acc, Clock: m(1), Reply: reply(contract.StatusAuthenticated), ReplySession: "S"},
+		{Command: contract.CmdSessionLogout, RequestID: "r5", Account: acc, Clock: m(2), Session: "S", Reply: reply(contract.StatusLoggedOut)},
+	}
+	base[2].Reply.ExpiresAt = func() *time.Time { x := m(16); return &x }()
+	cases := []struct {
+		name string
+		ops  []Op
+		want string
+	}{
+		{"a consistent history", base, ""},
+		{"a session used in the round it ended", append(slices.Clone(base),
+			Op{Command: contract.CmdSessionCheck, RequestID: "r6", Account: acc, Clock: m(2), Session: "S", Reply: reply(contract.StatusSessionValid)}), ""},
+		{"a session used after its logout", append(slices.Clone(base),
+			Op{Command: contract.CmdSessionCheck, RequestID: "r6", Account: acc, Clock: m(3), Session: "S", Reply: reply(contract.StatusSessionValid)}), "reply.session-open"},
+		{"another session than the recorded one", func() []Op {
+			ops := slices.Clone(base)
+			ops[3].ReplySession = "X"
+			return ops
+		}(), "ack.event"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep := Check(domain.SeedPolicy(), c.ops, map[string][]events.Envelope{acc: h.envs})
+			if c.want == "" && len(rep.Violations) != 0 {
+				t.Fatalf("want no violation, got %v", rep.Violations)
+			}
+			if c.want != "" && !slices.ContainsFunc(rep.Violations, func(v Violation) bool { return v.Rule == c.want }) {
+				t.Fatalf("want %s, got %v", c.want, rep.Violations)
+			}
+		})
+	}
+}

@@ -31,6 +31,11 @@ type Op struct {
 	// the outcome is unknown).
 	Reply *contract.AnyReply
 	Err   string // transport error, if any
+	// Session is the keyed hash of the session token the request used,
+	// ReplySession that of the session its reply opened (as the service
+	// stores them: secrets.Keys.TokenHash("session", token)).
+	Session      string
+	ReplySession string
 }
 
 // Unknown tells whether the op's outcome is unknown: no reply, or

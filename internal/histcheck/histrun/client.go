@@ -388,9 +388,13 @@ func (r *Run) send(c int, accountID, reqID, command string, body obj, rng *rand.
 		r.TB.Errorf("marshal %s: %v", command, err)
 		return nil
 	}
+	session := ""
+	if tok, ok := body["session"].(string); ok {
+		session = r.H.Keys.TokenHash("session", tok)
+	}
 	var rep *contract.AnyReply
 	for try := 0; try < 3; try++ {
-		o := r.once(c, accountID, reqID, command, raw, try)
+		o := r.once(c, accountID, reqID, command, raw, try, session)
 		rep = o.Reply
 		if !o.Unknown() && rng.Float64() >= r.Cfg.RetryRate {
 			break
@@ -402,11 +406,11 @@ func (r *Run) send(c int, accountID, reqID, command string, body obj, rng *rand.
 	return rep
 }
 
-func (r *Run) once(c int, accountID, reqID, command string, raw []byte, try int) histcheck.Op {
+func (r *Run) once(c int, accountID, reqID, command string, raw []byte, try int, session string) histcheck.Op {
 	r.clockMu.RLock()
 	defer r.clockMu.RUnlock()
 	o := histcheck.Op{Client: c, Account: accountID, Command: command, RequestID: reqID, Try: try, Body: raw,
-		Clock: r.H.Clock.Now(), Start: time.Now()}
+		Clock: r.H.Clock.Now(), Start: time.Now(), Session: session}
 	msg, err := r.H.NC.Request(contract.Default.Command(command), raw, r.Cfg.ReplyTimeout)
 	o.End = time.Now()
 	if err != nil {
@@ -417,6 +421,9 @@ func (r *Run) once(c int, accountID, reqID, command string, raw []byte, try int)
 			o.Err = "decode reply: " + err.Error()
 		} else {
 			o.Reply = &rep
+			if rep.Session != nil {
+				o.ReplySession = r.H.Keys.TokenHash("session", rep.Session.Token)
+			}
 		}
 	}
 	if command == contract.CmdAccountRegister && o.Reply != nil && o.Reply.OK && o.Account == "" {

@@ -73,8 +73,8 @@ func (c *Config) defaults() {
 	}
 }
 
-// Faults break the system between rounds. Inject runs while a round's
-// requests are in flight (it may return before or after they end); Heal
+// Faults break the system between rounds. Inject runs on the test's
+// goroutine while a round's requests are in flight; Heal
 // runs between two later rounds and must leave the system able to answer.
 // The runner calls Heal before it reads the stream at the end.
 type Faults interface {
@@ -98,7 +98,7 @@ func (RestartServer) Inject(r *Run) error {
 	return nil
 }
 
-func (RestartServer) Heal(r *Run) error { return r.WaitAnswering(10 * time.Second) }
+func (RestartServer) Heal(r *Run) error { return r.WaitAnswering(30 * time.Second) }
 
 // Run is one run in progress.
 type Run struct {
@@ -156,11 +156,11 @@ func Execute(tb testing.TB, cfg Config) Result {
 			wg.Go(func() { r.client(c, round, rand.New(rand.NewPCG(seed, uint64(c)))) })
 		}
 		if inject {
-			wg.Go(func() {
-				if err := cfg.Faults.Inject(r); err != nil {
-					tb.Errorf("inject %s: %v", cfg.Faults.Name(), err)
-				}
-			})
+			// On the test's goroutine (a fault may fail the test), while
+			// the clients' requests are in flight.
+			if err := cfg.Faults.Inject(r); err != nil {
+				tb.Errorf("inject %s: %v", cfg.Faults.Name(), err)
+			}
 			injected = true
 			res.Faults++
 		}
