@@ -187,8 +187,11 @@ func (r *Run) step(c int, reqID string, a *account, rng *rand.Rand) {
 			choice{1, func() { r.send(c, id, reqID, contract.CmdSessionCheck, obj{"session": session}, rng) }},
 			choice{8, func() { // a password change: start, the code (right or wrong), the new password
 				rep := r.send(c, id, reqID, contract.CmdPasswordChangeStart, obj{"session": session}, rng)
-				if rep == nil || !rep.OK || rng.IntN(4) == 0 {
+				if rep == nil || !rep.OK || rng.IntN(5) == 0 {
 					return
+				}
+				if rng.IntN(5) == 0 { // skip the code: must be refused
+					r.send(c, id, reqID+"-skip", contract.CmdPasswordChangeComplete, obj{"session": session, "new_password": newPassword(rng)}, rng)
 				}
 				code, ok := r.lastSealed(id, events.TypePasswordChangeCodeIssued)
 				if !ok {

@@ -196,7 +196,7 @@ var steps = []time.Duration{
 
 func (r *Run) advance(rng *rand.Rand) {
 	d := steps[rng.IntN(6)]
-	if rng.Float64() < 0.3 {
+	if rng.Float64() < 0.12 {
 		d = steps[rng.IntN(len(steps))]
 	}
 	r.clockMu.Lock()
