@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: run test fmt-check vet unit services bench build
+.PHONY: run test fmt-check vet unit services bench build check-history
 
 ## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
@@ -27,6 +27,15 @@ unit:
 ## bench: the end-to-end benchmark, not part of make test (authctl bench; BENCH_FLAGS="--json", "--quick"; docs/bench.md)
 bench:
 	$(GO) run ./cmd/authctl bench $(BENCH_FLAGS)
+
+## check-history: the long randomized history run and its checker (docs/history-check.md); size from
+## HISTCHECK_CLIENTS, HISTCHECK_ACCOUNTS, HISTCHECK_SECONDS, HISTCHECK_OPS_PER_ROUND, HISTCHECK_INSTANCES, HISTCHECK_SEED
+HISTCHECK_CLIENTS  ?= 16
+HISTCHECK_ACCOUNTS ?= 200
+HISTCHECK_SECONDS  ?= 300
+check-history:
+	HISTCHECK_CLIENTS=$(HISTCHECK_CLIENTS) HISTCHECK_ACCOUNTS=$(HISTCHECK_ACCOUNTS) HISTCHECK_SECONDS=$(HISTCHECK_SECONDS) \
+		$(GO) test -count=1 -timeout 0 -run '^TestHistory$$' -v ./internal/histcheck/histrun/
 
 build:
 	$(GO) build -o bin/ ./cmd/...
