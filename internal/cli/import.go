@@ -363,9 +363,12 @@ type boundedLines struct {
 	inQuotes bool // inside a quoted field
 }
 
+// Read passes on the bytes before the one over the bound with the error, so
+// what the CSV reader sees, and the error it reports, do not depend on how
+// the file arrives (whole blocks or byte by byte).
 func (b *boundedLines) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	for _, c := range p[:n] {
+	for i, c := range p[:n] {
 		switch {
 		case c == '"':
 			b.inQuotes = !b.inQuotes
@@ -374,7 +377,7 @@ func (b *boundedLines) Read(p []byte) (int, error) {
 			continue
 		}
 		if b.run++; b.run > b.max {
-			return 0, errLineTooLong
+			return i, errLineTooLong
 		}
 	}
 	return n, err
