@@ -1,8 +1,9 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 GO      ?= go
 PKGS    ?= ./...
+FUZZTIME ?= 3s
 
-.PHONY: run test fmt-check vet unit services bench build check-history
+.PHONY: run test fmt-check vet unit services fuzz bench build check-history
 
 ## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
@@ -23,6 +24,10 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+## fuzz: every fuzz target for FUZZTIME each, one after the other (3s by default, as in CI; make fuzz FUZZTIME=1m; docs/fuzzing.md)
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz
 
 ## bench: the end-to-end benchmark, not part of make test (authctl bench; BENCH_FLAGS="--json", "--quick"; docs/bench.md)
 bench:

@@ -359,13 +359,21 @@ var errLineTooLong = fmt.Errorf("une ligne dépasse %d octets : ce n'est pas un 
 type boundedLines struct {
 	r        io.Reader
 	max      int
-	run      int  // bytes of the current record
-	inQuotes bool // inside a quoted field
+	run      int   // bytes of the current record
+	inQuotes bool  // inside a quoted field
+	err      error // errLineTooLong, once met
 }
 
+// Read passes on the bytes before the one over the bound with the error, so
+// what the CSV reader sees, and the error it reports, do not depend on how
+// the file arrives (whole blocks or byte by byte); the error then stays,
+// so that a CSV error on those bytes does not hide it.
 func (b *boundedLines) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
 	n, err := b.r.Read(p)
-	for _, c := range p[:n] {
+	for i, c := range p[:n] {
 		switch {
 		case c == '"':
 			b.inQuotes = !b.inQuotes
@@ -374,7 +382,8 @@ func (b *boundedLines) Read(p []byte) (int, error) {
 			continue
 		}
 		if b.run++; b.run > b.max {
-			return 0, errLineTooLong
+			b.err = errLineTooLong
+			return i, b.err
 		}
 	}
 	return n, err

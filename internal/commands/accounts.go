@@ -133,8 +133,7 @@ func (r *accounts) load(ctx context.Context, accountID string) (cached, error) {
 	seq, snap, err := r.snapshots.Get(ctx, accountID)
 	switch {
 	case err == nil:
-		var s snapshot
-		if json.Unmarshal(snap, &s) == nil && s.Version == snapshotVersion && s.State.ID == accountID && len(s.Recent) <= keepRecentRequests {
+		if s, ok := decodeSnapshot(accountID, snap); ok {
 			c.state, c.seq, c.recent = s.State, seq, s.Recent
 		}
 	case !errors.Is(err, eventstore.ErrNotFound):
@@ -166,6 +165,24 @@ type snapshot struct {
 	Version int            `json:"v"`
 	State   domain.Account `json:"state"`
 	Recent  []recorded     `json:"recent,omitempty"`
+}
+
+// maxSnapshotBytes bounds a snapshot read back from the store: the
+// store's messages are at most NATS's max_payload (1 MiB by default), so a
+// larger one was not written by this service.
+const maxSnapshotBytes = 1 << 20
+
+// decodeSnapshot reads an account's snapshot as the store holds it. ok is
+// false for one that is oversized, unreadable, of another state version
+// or of another account, or that keeps too many requests: the account is
+// then replayed from its stream, which is the truth.
+func decodeSnapshot(accountID string, b []byte) (snapshot, bool) {
+	var s snapshot
+	if len(b) > maxSnapshotBytes || json.Unmarshal(b, &s) != nil || s.Version != snapshotVersion ||
+		s.State.ID != accountID || len(s.Recent) > keepRecentRequests {
+		return snapshot{}, false
+	}
+	return s, true
 }
 
 // outcome is what a command did.

@@ -193,11 +193,21 @@ func (s *Service) loadShadow(ctx context.Context, nirKey string) (cachedShadow, 
 	if err != nil {
 		return cachedShadow{}, err
 	}
-	var st shadowState
-	if len(b) > maxShadowBytes || json.Unmarshal(b, &st) != nil || len(st.ResetRequests) > domain.MaxRecentRequests || len(st.Recent) > keepRecentRequests {
+	st, ok := decodeShadow(b)
+	if !ok {
 		// Unreadable or oversized: start afresh over it (the revision is
 		// kept, so the next write replaces it).
 		return cachedShadow{rev: rev}, nil
 	}
 	return cachedShadow{state: st, rev: rev}, nil
+}
+
+// decodeShadow reads a shadow state as the store holds it; ok is false
+// for one that is oversized, unreadable or keeps too many requests.
+func decodeShadow(b []byte) (shadowState, bool) {
+	var st shadowState
+	if len(b) > maxShadowBytes || json.Unmarshal(b, &st) != nil || len(st.ResetRequests) > domain.MaxRecentRequests || len(st.Recent) > keepRecentRequests {
+		return shadowState{}, false
+	}
+	return st, true
 }

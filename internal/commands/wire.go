@@ -62,6 +62,11 @@ func decode(data []byte, into request) error {
 	if !utf8.Valid(data) {
 		return domain.InvalidRequest("body", "n'est pas encodé en UTF-8 valide")
 	}
+	// encoding/json reads null into a struct as nothing at all: a body
+	// must be an object, not null standing for an empty request.
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] != '{' && json.Valid(t) {
+		return domain.InvalidRequest("body", "doit être un objet JSON")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
@@ -86,7 +91,12 @@ func jsonError(err error) error {
 		return domain.InvalidRequest("body", "n'est pas un JSON valide")
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return domain.InvalidRequest(strings.Trim(f, `"`), "n'est pas un champ connu de cette commande")
+		if f = strings.Trim(f, `"`); f == "" {
+			// {"": ...}: a refusal names a field (the reply schema
+			// requires it), and this one has no name.
+			return domain.InvalidRequest("body", "contient un champ sans nom")
+		}
+		return domain.InvalidRequest(f, "n'est pas un champ connu de cette commande")
 	}
 	return domain.InvalidRequest("body", "n'est pas un JSON valide")
 }

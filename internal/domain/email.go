@@ -15,11 +15,13 @@ var ErrEmail = errors.New("doit être une adresse mail valide (nom@domaine.fr)")
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	at := strings.LastIndexByte(s, '@')
-	if len(s) > 254 || at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;\"") {
+	if len(s) > 254 || !utf8.ValidString(s) || at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;\"") {
 		return "", ErrEmail
 	}
+	// Lower case may lengthen the domain (U+023A is 2 bytes, its lower
+	// case 3): the bound is checked again on the result.
 	local, domain := s[:at], strings.ToLower(s[at+1:])
-	if strings.Contains(local, "@") || !strings.Contains(domain, ".") ||
+	if len(local)+1+len(domain) > 254 || strings.Contains(local, "@") || !strings.Contains(domain, ".") ||
 		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
 		return "", ErrEmail
 	}

@@ -21,6 +21,9 @@ var ErrHashFormat = errors.New("password hash: unknown format")
 // (domain.HashLimits); it is never computed.
 var ErrHashCost = errors.New("password hash: cost over the ceiling")
 
+// bcryptAlphabet is bcrypt's base64 alphabet (salt and hash).
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 func isBcrypt(phc string) bool {
 	return strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$")
 }
@@ -32,8 +35,11 @@ func isBcrypt(phc string) bool {
 // costs nothing; only VerifyPassword computes.
 func CheckHash(phc string, l domain.HashLimits) error {
 	if isBcrypt(phc) {
+		// bcrypt.Cost reads the version and the cost only: the salt and
+		// hash must be bcrypt's base64 too, or CompareHashAndPassword
+		// fails on every login instead of the import refusing the hash.
 		cost, err := bcrypt.Cost([]byte(phc))
-		if err != nil || len(phc) != 60 {
+		if err != nil || len(phc) != 60 || phc[6] != '$' || strings.Trim(phc[7:], bcryptAlphabet) != "" {
 			return fmt.Errorf("%w: bcrypt", ErrHashFormat)
 		}
 		if cost > l.BcryptMaxCost {

@@ -88,7 +88,10 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v view) 
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	// A page shows back what was typed (the NIR, hidden fields), and a
+	// form may carry any bytes (%FF): html/template escapes markup, not
+	// invalid UTF-8, and the page says it is UTF-8.
+	_, _ = w.Write(bytes.ToValidUTF8(buf.Bytes(), []byte("\uFFFD")))
 }
 
 // refused fills the view with a refusal: a field's, under the field when
