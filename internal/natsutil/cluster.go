@@ -310,6 +310,41 @@ func (c *TestCluster) WaitStream(stream string) {
 	})
 }
 
+// WaitApplied waits until every running node's replica of the stream (in
+// the default account) holds the messages up to seq. A client that reads
+// right after an acked append may be answered by a replica that has not
+// applied it yet (direct gets, consumers placed on followers): tests that
+// need to read their own writes wait here first.
+func (c *TestCluster) WaitApplied(stream string, seq uint64) {
+	c.tb.Helper()
+	c.poll(fmt.Sprintf("stream %s applied up to %d", stream, seq), ClusterReadyTimeout, func() error {
+		for _, nd := range c.nodes {
+			if nd.srv == nil {
+				continue
+			}
+			if last := streamLastSeq(nd.srv, stream); last < seq {
+				return fmt.Errorf("%s has stream %s up to %d", nd.name, stream, last)
+			}
+		}
+		return nil
+	})
+}
+
+func streamLastSeq(srv *server.Server, stream string) uint64 {
+	jsz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return 0
+	}
+	for _, acc := range jsz.AccountDetails {
+		for _, st := range acc.Streams {
+			if st.Name == stream {
+				return st.State.LastSeq
+			}
+		}
+	}
+	return 0
+}
+
 // StreamLeader is the index of the node leading the stream, -1 if none.
 func (c *TestCluster) StreamLeader(stream string) int {
 	for i, nd := range c.nodes {
