@@ -2,7 +2,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: run test fmt-check vet unit services bench build
+.PHONY: run test fmt-check vet unit services bench build test-cluster-long
 
 ## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
@@ -23,6 +23,10 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+## test-cluster-long: the 3-node cluster fault tests, longer and with each fault repeated (docs/durability.md, "Cluster tests")
+test-cluster-long:
+	AUTH_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 20m -run 'Cluster' -v ./internal/commands/ ./internal/eventstore/ ./internal/natsutil/
 
 ## bench: the end-to-end benchmark, not part of make test (authctl bench; BENCH_FLAGS="--json", "--quick"; docs/bench.md)
 bench:
