@@ -253,8 +253,8 @@ func (c *TestCluster) Heal(i int) {
 }
 
 // WaitReady waits until every running node routes to every other running
-// node, one of them is the JetStream meta leader and all are current with
-// it.
+// node, one of them is the JetStream meta leader, knows them all as
+// JetStream peers (so it can place replicas) and all are current with it.
 func (c *TestCluster) WaitReady() {
 	c.tb.Helper()
 	c.poll("cluster ready", ClusterReadyTimeout, c.readiness)
@@ -282,6 +282,11 @@ func (c *TestCluster) readiness() error {
 		}
 		if nd.srv.JetStreamIsLeader() {
 			leaders++
+			// Placement needs the leader to know each peer online with
+			// JetStream and its stats, else "no suitable peers".
+			if peers := nd.srv.JetStreamClusterPeers(); len(peers) != len(running) {
+				return fmt.Errorf("meta leader %s knows %d JetStream peers %v, want %d", nd.name, len(peers), peers, len(running))
+			}
 		}
 		if !nd.srv.JetStreamIsCurrent() {
 			return fmt.Errorf("%s JetStream meta not current", nd.name)
