@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 3s
 
-.PHONY: run test fmt-check vet unit services fuzz bench build check-history
+.PHONY: run test fmt-check vet unit services fuzz bench build check-history test-cluster-long
 
 ## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
@@ -28,6 +28,10 @@ unit:
 ## fuzz: every fuzz target for FUZZTIME each, one after the other (3s by default, as in CI; make fuzz FUZZTIME=1m; docs/fuzzing.md)
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz
+
+## test-cluster-long: the 3-node cluster fault tests, longer and with each fault repeated (docs/durability.md, "Cluster tests")
+test-cluster-long:
+	AUTH_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 20m -run 'Cluster' -v ./internal/commands/ ./internal/eventstore/ ./internal/natsutil/
 
 ## bench: the end-to-end benchmark, not part of make test (authctl bench; BENCH_FLAGS="--json", "--quick"; docs/bench.md)
 bench:

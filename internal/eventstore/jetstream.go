@@ -38,6 +38,12 @@ const (
 // in a few round trips, and a short one costs no more than its size.
 const loadBatch = 1000
 
+// loadPullExpiry and loadPullHeartbeat shape a Load's pulls (see scan).
+const (
+	loadPullExpiry    = 2 * time.Second
+	loadPullHeartbeat = 500 * time.Millisecond
+)
+
 // consumerInactive makes the server drop a Load's consumer by itself if the
 // explicit delete is lost (connection dropped mid-Load).
 const consumerInactive = 30 * time.Second
@@ -259,7 +265,13 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 		// Events after `after` were removed since LastSeq: nothing to wait for.
 		return nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(loadBatch))
+	// Short pulls with the shortest heartbeat nats.go allows: on a
+	// replicated stream the consumer lives on one of the replicas, and the
+	// first pull, sent as soon as the consumer exists, can be lost before
+	// the routes know the consumer's interest (nats-server 2.15.2). The
+	// ordered consumer recreates itself after two missed heartbeats: with
+	// the default 30 s pull, that was a Load stuck for 10 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(loadBatch), jetstream.PullExpiry(loadPullExpiry), jetstream.PullHeartbeat(loadPullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("messages: %w", err)
 	}
@@ -314,7 +326,7 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	ack, err := j.publishExpecting(ctx, msg, opts)
 	if err != nil {
 		if !isWrongLastSeq(err) {
 			return AppendResult{}, fmt.Errorf("append %s: %w", subject, err)
@@ -337,6 +349,45 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 		return AppendResult{}, fmt.Errorf("append %s: %w: %w", subject, ErrConflict, err)
 	}
 	return AppendResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// inProcessRetries bounds the re-sends of an append that a replicated
+// stream's leader refused with 10164; the waits between them double from
+// 1 ms (31 ms in all).
+const inProcessRetries = 5
+
+// publishExpecting publishes an expected-sequence append and re-sends it
+// while the leader of a replicated stream answers 10164 (wrong last
+// sequence, without a number). nats-server 2.15.2 gives that answer, without
+// comparing sequences, while an earlier message on the subject is proposed
+// but not yet applied on the leader, and it clears that state only after it
+// has acked the earlier message: an append sent as soon as the previous
+// one's ack arrives, with the right expected sequence, can meet it. The
+// refusal stores nothing, so re-sending the same message (same expected
+// sequence, same message id) is safe and gets the real answer: stored, or
+// 10071 if the expected sequence is stale. Without this every such append
+// costs the command a reload and a decision more, and a contract test sees
+// a conflict on an append with the right sequence.
+func (j *JetStream) publishExpecting(ctx context.Context, msg *nats.Msg, opts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	ack, err := j.js.PublishMsg(ctx, msg, opts...)
+	for try := 0; try < inProcessRetries && isSubjectInProcess(err); try++ {
+		wait := time.NewTimer(time.Millisecond << try)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return nil, err
+		case <-wait.C: // backoff before a re-send, not a wait for a condition
+		}
+		ack, err = j.js.PublishMsg(ctx, msg, opts...)
+	}
+	return ack, err
+}
+
+// isSubjectInProcess recognises 10164, the refusal of a replicated stream
+// that does not say the expected sequence is stale.
+func isSubjectInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 // findMsgID looks among the subject's messages after expected for one

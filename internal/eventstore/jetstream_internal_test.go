@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,5 +77,22 @@ func TestValidateAccountID(t *testing.T) {
 		if ValidateAccountID(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Both refusals of an expected-sequence append map to ErrConflict; only
+// 10164 is re-sent.
+func TestWrongLastSeqCodes(t *testing.T) {
+	for _, code := range []jetstream.ErrorCode{jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant} {
+		err := fmt.Errorf("publish: %w", &jetstream.APIError{Code: 400, ErrorCode: code})
+		if !isWrongLastSeq(err) {
+			t.Errorf("%d is not recognised as a wrong last sequence", code)
+		}
+		if got := isSubjectInProcess(err); got != (code == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			t.Errorf("isSubjectInProcess(%d) = %v", code, got)
+		}
+	}
+	if isWrongLastSeq(errors.New("timeout")) || isSubjectInProcess(nil) {
+		t.Error("other errors recognised as conflicts")
 	}
 }

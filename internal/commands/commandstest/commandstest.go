@@ -60,6 +60,12 @@ type Options struct {
 	// Configure, if set, changes each instance's configuration before it
 	// starts (a hash observer, the dev clock, a failing store...).
 	Configure func(*commands.Config)
+	// Cluster, if set, replaces the single embedded server: the stream and
+	// buckets get one replica per node, and each connection goes to a node
+	// of its own (see cluster.go).
+	Cluster *natsutil.TestCluster
+	// FrontEnd is the node of NC when Cluster is set.
+	FrontEnd int
 }
 
 // Harness is the commands service on an embedded nats-server with a fixed
@@ -73,6 +79,10 @@ type Harness struct {
 	Keys   *secrets.Keys
 	Clock  *clock.Fixed
 	Svcs   []*commands.Service // every instance started, stopped ones included
+	// Cluster is Options.Cluster (Server is nil then); SvcNodes[i] is the
+	// node Svcs[i] first connected to.
+	Cluster  *natsutil.TestCluster
+	SvcNodes []int
 
 	configure func(*commands.Config)
 
@@ -91,13 +101,12 @@ func Start(tb testing.TB, o Options) *Harness {
 	if o.Policy.Name == "" {
 		o.Policy = Policy()
 	}
-	srv := natsutil.RunTestServer(tb)
-	nc := natsutil.Connect(tb, srv)
+	srv, nc, storeCfg := startNATS(tb, o)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{})
+	store, err := eventstore.OpenJetStream(context.Background(), js, storeCfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,7 +114,7 @@ func Start(tb testing.TB, o Options) *Harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &Harness{T: tb, Server: srv, NC: nc, JS: js, Store: store, Keys: keys, Clock: clock.NewFixed(T0), configure: o.Configure}
+	h := &Harness{T: tb, Server: srv, NC: nc, JS: js, Store: store, Keys: keys, Clock: clock.NewFixed(T0), configure: o.Configure, Cluster: o.Cluster}
 	// Cleanups run last in, first out: registered here, the schema check runs
 	// after every instance has stopped (nothing more is appended) and before
 	// NC and the test server, registered earlier, go away.
@@ -128,7 +137,7 @@ func (h *Harness) AddInstance(policy domain.Policy) *commands.Service {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	if err := svc.Start(natsutil.Connect(h.T, h.Server)); err != nil {
+	if err := svc.Start(h.instanceConn()); err != nil {
 		h.T.Fatal(err)
 	}
 	h.T.Cleanup(func() { _ = svc.Stop() })
