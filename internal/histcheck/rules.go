@@ -207,17 +207,7 @@ var Rules = []Rule{
 			if !a.PasswordFailedAt.IsZero() && !e.OccurredAt.Before(a.PasswordFailedAt.Add(p.PasswordFailureMemory)) {
 				want = 1
 			}
-			if d.Failures != want {
-				return fmt.Sprintf("failure %d in a row, want %d", d.Failures, want)
-			}
-			if d.Failures >= p.PasswordMaxFailures {
-				if !d.BlockedUntil.Equal(e.OccurredAt.Add(p.PasswordBlock)) {
-					return fmt.Sprintf("failure %d blocks until %s, want %s", d.Failures, fmtT(d.BlockedUntil), fmtT(e.OccurredAt.Add(p.PasswordBlock)))
-				}
-			} else if !d.BlockedUntil.IsZero() {
-				return fmt.Sprintf("failure %d blocks (until %s)", d.Failures, fmtT(d.BlockedUntil))
-			}
-			return ""
+			return lockoutStep("failure", d.Failures, want, p.PasswordMaxFailures, d.BlockedUntil, e.OccurredAt, p.PasswordBlock)
 		}},
 	{ID: "login.otp-lockout", Doc: "3 wrong codes in a row block 15 min; the 3rd carries blocked_until; a new code does not reset the count",
 		Check: func(p domain.Policy, a domain.Account, t *track, e events.Envelope) string {
@@ -225,17 +215,7 @@ var Rules = []Rule{
 			if !ok {
 				return ""
 			}
-			if d.Failures != a.OTPFailures+1 {
-				return fmt.Sprintf("code failure %d in a row, want %d", d.Failures, a.OTPFailures+1)
-			}
-			if d.Failures >= p.OTPMaxFailures {
-				if !d.BlockedUntil.Equal(e.OccurredAt.Add(p.OTPBlock)) {
-					return fmt.Sprintf("code failure %d blocks until %s, want %s", d.Failures, fmtT(d.BlockedUntil), fmtT(e.OccurredAt.Add(p.OTPBlock)))
-				}
-			} else if !d.BlockedUntil.IsZero() {
-				return fmt.Sprintf("code failure %d blocks", d.Failures)
-			}
-			return ""
+			return lockoutStep("code failure", d.Failures, a.OTPFailures+1, p.OTPMaxFailures, d.BlockedUntil, e.OccurredAt, p.OTPBlock)
 		}},
 	{ID: "login.otp-quota", Doc: "5 codes per rolling hour; the 6th request is refused and blocks 1 hour",
 		Check: func(p domain.Policy, a domain.Account, t *track, e events.Envelope) string {
@@ -491,17 +471,7 @@ var Rules = []Rule{
 			if f.Code == nil || !e.OccurredAt.Before(f.Code.ExpiresAt) {
 				return "a wrong code counted without a current code"
 			}
-			if d.Failures != f.Failures+1 {
-				return fmt.Sprintf("failure %d in a row, want %d", d.Failures, f.Failures+1)
-			}
-			if d.Failures >= p.ChangeCodeMaxFailures {
-				if !d.BlockedUntil.Equal(e.OccurredAt.Add(p.ChangeFailuresBlock)) {
-					return fmt.Sprintf("failure %d blocks until %s, want %s", d.Failures, fmtT(d.BlockedUntil), fmtT(e.OccurredAt.Add(p.ChangeFailuresBlock)))
-				}
-			} else if !d.BlockedUntil.IsZero() {
-				return fmt.Sprintf("failure %d blocks", d.Failures)
-			}
-			return ""
+			return lockoutStep("failure", d.Failures, f.Failures+1, p.ChangeCodeMaxFailures, d.BlockedUntil, e.OccurredAt, p.ChangeFailuresBlock)
 		}},
 	{ID: "reset.link", Doc: "a reset uses the latest link, within its hour, once, on an active account; links are mailed at most 3 an hour, to an active account with a validated email",
 		Check: func(p domain.Policy, a domain.Account, t *track, e events.Envelope) string {
@@ -576,4 +546,22 @@ var Rules = []Rule{
 			}
 			return ""
 		}},
+}
+
+// lockoutStep checks one recorded failure of a "max in a row, then a block"
+// rule (wrong passwords, wrong codes, wrong confirmation codes): it is the
+// want-th in a row, and it carries blocked_until = at + block exactly when
+// it reaches max. "" when it holds.
+func lockoutStep(what string, got, want, max int, blockedUntil, at time.Time, block time.Duration) string {
+	if got != want {
+		return fmt.Sprintf("%s %d in a row, want %d", what, got, want)
+	}
+	if got >= max {
+		if !blockedUntil.Equal(at.Add(block)) {
+			return fmt.Sprintf("%s %d blocks until %s, want %s", what, got, fmtT(blockedUntil), fmtT(at.Add(block)))
+		}
+	} else if !blockedUntil.IsZero() {
+		return fmt.Sprintf("%s %d blocks (until %s)", what, got, fmtT(blockedUntil))
+	}
+	return ""
 }
