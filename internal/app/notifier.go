@@ -91,7 +91,7 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	}
 	nt, err := notifier.New(notifier.Config{
 		Prefix: cfg.Prefix, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
-		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
+		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL, DLQReplicas: cfg.StreamReplicas,
 	})
 	if err != nil {
 		return nil, err

@@ -102,6 +102,7 @@ func TestClusterSMTPOutageWithStreamLeaderKilled(t *testing.T) {
 	cfg.Backoff = []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}
 	cfg.MaxAttempts = 1000
 	cfg.SubscriberConn = c.Connect(t, 0)
+	cfg.DLQReplicas = 3 // as the events stream, so a dead letter is kept while a node is down
 	n, err := notifier.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +224,9 @@ func TestClusterSMTPOutageWithStreamLeaderKilled(t *testing.T) {
 	dead := h.deadLetters(1)
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	if dlq, err := h.js.Stream(context.Background(), contract.DLQStream); err != nil || dlq.CachedInfo().Config.Replicas != 3 {
+		t.Errorf("dead-letter stream: %v; want it on 3 replicas like the events stream", err)
 	}
 	reason := dead[0].Header.Get(notifier.HeaderDLQReason)
 	var delivery int

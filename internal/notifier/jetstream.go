@@ -74,6 +74,7 @@ func (n *Notifier) ensureDLQ(ctx context.Context) error {
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      90 * 24 * time.Hour,
 			Duplicates:  2 * time.Minute,
+			Replicas:    max(1, c.DLQReplicas),
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil // another notifier created it meanwhile

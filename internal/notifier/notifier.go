@@ -60,6 +60,10 @@ type Config struct {
 	Stream    string // default contract.EventsStream
 	Consumer  string // durable consumer name; default "notifier"
 	DLQStream string // default contract.DLQStream; dead letters go to <prefix>.dlq.<consumer>
+	// DLQReplicas is the dead-letter stream's replicas when the notifier
+	// creates it (default 1): as many as the events stream's, so a dead
+	// letter can be kept while a node is down (docs/durability.md).
+	DLQReplicas int
 
 	// JS creates the consumer and the dead-letter stream and publishes dead
 	// letters. SubscriberConn is the watermill subscriber's own connection:
