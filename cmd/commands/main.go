@@ -3,7 +3,8 @@
 // Configured by AUTH_* variables (see -help): AUTH_NATS_URL and
 // AUTH_SECRET_KEY (or AUTH_SECRET_KEY_FILE) are required unless AUTH_MODE=dev.
 // With AUTH_DEV_CLOCK=1 it answers <prefix>.dev.clock.advance. Stops cleanly
-// on SIGTERM.
+// on SIGTERM. Serves /healthz, /readyz and /metrics on AUTH_HTTP_ADDR
+// (docs/operations.md).
 package main
 
 import (
@@ -40,10 +41,17 @@ func run() error {
 		return err
 	}
 	defer n.Close()
-	c, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, log)
+	page, metrics := app.CommandsOps(cfg, n)
+	c, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, metrics.Observe, log)
 	if err != nil {
 		return err
 	}
+	stopPage, err := app.ServeOps(cfg, page, log)
+	if err != nil {
+		_ = c.Service.Stop()
+		return err
+	}
+	defer stopPage()
 	<-ctx.Done()
 	log.Info("stopping: finishing requests in flight")
 	return c.Service.Stop()

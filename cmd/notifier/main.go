@@ -5,7 +5,8 @@
 // AUTH_SMTP_ADDR unless AUTH_MODE=dev, where without AUTH_SMTP_ADDR the mails
 // go to a built-in catcher, printed on the console and listed at
 // http://AUTH_HTTP_ADDR/mails/. With AUTH_DEV_CLOCK=1 it follows
-// <prefix>.dev.clock.advance. Stops cleanly on SIGTERM.
+// <prefix>.dev.clock.advance. Stops cleanly on SIGTERM. Serves /healthz,
+// /readyz and /metrics on AUTH_HTTP_ADDR too (docs/operations.md).
 package main
 
 import (
@@ -51,10 +52,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if x.Catcher != nil {
-		page := app.ServeMailCatcher(cfg.HTTPAddr, x.Catcher, log)
-		defer func() { _ = page.Close() }()
+	stopPage, err := app.ServeOps(cfg, app.NotifierOps(cfg, n, x), log)
+	if err != nil {
+		_ = x.Stop(context.Background())
+		return err
 	}
+	defer stopPage()
 	<-ctx.Done()
 	log.Info("stopping: finishing the mails in flight")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 45*time.Second)

@@ -38,7 +38,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if _, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, log); err != nil {
+	if _, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, nil, log); err != nil {
 		t.Fatal(err)
 	}
 	x, err := app.StartNotifier(ctx, cfg, n, clock.System{}, log)

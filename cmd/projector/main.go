@@ -2,7 +2,8 @@
 // AUTH_EVENTS stream. Configured by AUTH_* variables (see -help):
 // AUTH_DATABASE_URL is required, and AUTH_NATS_URL unless AUTH_MODE=dev.
 // Run several: one leads, the others stand by. On SIGTERM it finishes the
-// batch in flight (commit, ack) and stops.
+// batch in flight (commit, ack) and stops. Serves /healthz, /readyz and
+// /metrics on AUTH_HTTP_ADDR (docs/operations.md).
 package main
 
 import (
@@ -55,6 +56,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	page, closePing, err := app.ProjectorOps(cfg, n)
+	if err != nil {
+		_ = p.Stop()
+		return err
+	}
+	defer closePing()
+	stopPage, err := app.ServeOps(cfg, page, log)
+	if err != nil {
+		_ = p.Stop()
+		return err
+	}
+	defer stopPage()
 	<-ctx.Done()
 	log.Info("stopping: finishing the batch in flight")
 	return p.Stop()

@@ -2,7 +2,8 @@
 // server-rendered pages that send the commands of a person at a browser to
 // the commands service over NATS. Configured by AUTH_* variables (see
 // -help): AUTH_NATS_URL (required) and AUTH_WEB_ADDR. `make run` starts it
-// beside the rest. Stops cleanly on SIGTERM. See docs/web.md.
+// beside the rest. Stops cleanly on SIGTERM. Serves /healthz, /readyz and
+// /metrics on AUTH_HTTP_ADDR (docs/operations.md). See docs/web.md.
 package main
 
 import (
@@ -37,6 +38,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	stopPage, err := app.ServeOps(cfg, app.WebOps(cfg, w), log)
+	if err != nil {
+		_ = w.Stop(context.Background())
+		return err
+	}
+	defer stopPage()
 	<-ctx.Done()
 	log.Info("stopping: finishing requests in flight")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

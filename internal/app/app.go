@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,10 @@ type Commands struct {
 }
 
 // StartCommands opens the event store and serves the commands on nc.
-func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *clock.Dev, log *slog.Logger) (*Commands, error) {
+// observe, if not nil, is told each command's subject, outcome and
+// duration (commands.Config.Observe; CommandsOps gives one).
+func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *clock.Dev,
+	observe func(subject, outcome string, d time.Duration), log *slog.Logger) (*Commands, error) {
 	keys, err := cfg.Keys()
 	if err != nil {
 		return nil, err
@@ -107,7 +111,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log, Observe: observe}
 	if cfg.DevClock {
 		// Before the service answers anything: its first decisions are at
 		// the kept time.

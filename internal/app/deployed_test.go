@@ -41,6 +41,8 @@ func TestDeployedComponentsFollowTheDevClock(t *testing.T) {
 		"AUTH_NATS_URL=" + srv.ClientURL(), "AUTH_SECRET_KEY=" + secretKey, "AUTH_DEV_CLOCK=1",
 		"AUTH_DATABASE_URL=" + dbURL, "AUTH_SMTP_ADDR=" + mails.Addr(), "AUTH_SMTP_TLS=none",
 		"AUTH_VAR_DIR=" + t.TempDir(), "AUTH_LOG_LEVEL=info",
+		// Each its own ops page: in production a taken address is fatal.
+		"AUTH_HTTP_ADDR=127.0.0.1:0",
 	}
 	projector := startProcess(t, filepath.Join(bin, "projector"), env, "projector started")
 	notifier := startProcess(t, filepath.Join(bin, "notifier"), env, "notifier sending mail")

@@ -88,7 +88,7 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 	}
 	d.Config = cfg
 	cfg.Log(log, config.Dev)
-	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, log.With("component", "commands")); err != nil {
+	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, nil, log.With("component", "commands")); err != nil {
 		return d, err
 	}
 	if d.Projector, err = StartProjector(ctx, cfg, d.NATS, log.With("component", "projector")); err != nil {

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,7 +26,7 @@ type Notifier struct {
 	// Catcher is the dev mail catcher StartNotifier started because
 	// AUTH_SMTP_ADDR was unset in dev mode; nil when mail goes to a real
 	// SMTP server. Read the mails with Catcher.Messages, Catcher.Wait, or
-	// serve Catcher.Handler (ServeMailCatcher).
+	// serve Catcher.Handler (NotifierOps serves it at /mails/).
 	Catcher *catcher.Catcher
 
 	sender *mail.SMTPSender
@@ -163,25 +160,4 @@ func StartMailCatcher(console io.Writer, log *slog.Logger) (*catcher.Catcher, er
 	}
 	log.Info("dev mail catcher: mails are kept here, not delivered", "smtp", c.Addr())
 	return c, nil
-}
-
-// ServeMailCatcher serves the catcher's page at http://<addr>/mails/ until
-// the returned server is shut down. A taken address is reported, not fatal:
-// the mails still show on the console.
-func ServeMailCatcher(addr string, c *catcher.Catcher, log *slog.Logger) *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("/mails/", http.StripPrefix("/mails", c.Handler()))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Warn("dev mail page not served", "addr", addr, "err", err)
-		return srv
-	}
-	log.Info("dev mail page", "url", "http://"+ln.Addr().String()+"/mails/")
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("dev mail page stopped", "err", err)
-		}
-	}()
-	return srv
 }

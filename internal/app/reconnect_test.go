@@ -80,7 +80,7 @@ func TestCommandsAnswerWithinMillisecondsOfANATSRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
-	c, err := StartCommands(context.Background(), cfg, n, &clock.Dev{}, log)
+	c, err := StartCommands(context.Background(), cfg, n, &clock.Dev{}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,13 @@ type Config struct {
 	// and a NIR index key): for benchmarks and tests of the flood rules.
 	HashObserver func(key string)
 
+	// Observe, if set, is called after each command is decided with its
+	// subject (without the prefix: one of the service's commands), its
+	// outcome (the reply's status, or its error code) and the time taken
+	// before any response floor: for metrics (internal/ops). It must be
+	// fast, and the outcome and subject are the only facts it gets.
+	Observe func(subject, outcome string, d time.Duration)
+
 	// ResponseFloor is the least time login.password and
 	// password.reset.request take to answer, so that their timing does not
 	// tell whether a NIR has an account (issue 19; docs/enumeration.md):
@@ -271,7 +278,11 @@ func (s *Service) runOnce(ctx context.Context, subject string, h handler, data [
 	if !ok && outcome == domain.CodeUnavailable && ctx.Err() != nil {
 		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
 	}
-	s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", time.Since(start))
+	d := time.Since(start)
+	s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", d)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(subject, outcome, d)
+	}
 	return ranRequest{body: mustJSON(rep), final: ok || outcome != domain.CodeUnavailable, notBefore: notBefore}
 }
 

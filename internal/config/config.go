@@ -66,7 +66,7 @@ type Config struct {
 	SMTPUser       string
 	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
 	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
-	HTTPAddr       string
+	HTTPAddr       string // the ops page (internal/ops), and dev mode's pages; "" serves none
 	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
 	PublicURL      string
 	PolicyName     string
@@ -151,8 +151,8 @@ var settings = []Setting{
 		Help:  "base64 of 32 random bytes, or AUTH_SECRET_KEY_FILE: a file holding it; required in production; dev: <var dir>/secret.key",
 		Users: []string{nameCommands, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.SecretKey }},
 	{Env: "AUTH_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8025",
-		Help:  "address of the dev pages (mails, health)",
-		Users: []string{nameNotifier, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
+		Help:  "address of the ops page: /healthz, /readyz, /metrics (and the dev mails, /mails/); empty: none; in production set it per component, e.g. :9090",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
 	{Env: "AUTH_WEB_ADDR", Flag: "web-addr", Default: "127.0.0.1:8080",
 		Help:  "address of the web front-end (dev: the next free port when taken)",
 		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.WebAddr }},
