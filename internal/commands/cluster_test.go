@@ -234,16 +234,28 @@ func leaderNotFrontEnd(t *testing.T, h *harness) int {
 	}
 }
 
-// Kill the stream leader under load, keep going on the others, restart it
-// on its store and ports, keep going.
-func TestClusterStreamLeaderKilled(t *testing.T) {
-	t.Parallel() // each on a cluster of its own; most of the time is spent waiting for elections
+// underFaults runs the load on a fresh cluster, applies fault once per
+// round (it waits for the load to go on as it needs), and checks the
+// ledger at the end: the scaffolding the fault tests share.
+func underFaults(t *testing.T, fault func(h *harness, l *ledger, round int)) {
+	t.Helper()
 	h := newClusterHarness(t, nil)
 	accounts := clusterAccounts(t, h, 6)
 	l, stop := startLoad(t, h, accounts, 8)
 	defer stop()
 	waitProgress(t, l, "before")
 	for round := range faultRounds() {
+		fault(h, l, round)
+	}
+	stop()
+	checkLedger(t, h, l, accounts)
+}
+
+// Kill the stream leader under load, keep going on the others, restart it
+// on its store and ports, keep going.
+func TestClusterStreamLeaderKilled(t *testing.T) {
+	t.Parallel() // each on a cluster of its own; most of the time is spent waiting for elections
+	underFaults(t, func(h *harness, l *ledger, round int) {
 		leader := leaderNotFrontEnd(t, h)
 		start := time.Now()
 		h.Cluster.Shutdown(leader)
@@ -252,21 +264,14 @@ func TestClusterStreamLeaderKilled(t *testing.T) {
 		h.Cluster.Start(leader)
 		h.Cluster.WaitReady()
 		waitProgress(t, l, fmt.Sprintf("round %d, node %d back", round, leader))
-	}
-	stop()
-	checkLedger(t, h, l, accounts)
+	})
 }
 
 // Cut the stream leader off from the other nodes (it keeps running and
 // serving its clients), keep going on the majority, heal.
 func TestClusterNodeIsolated(t *testing.T) {
 	t.Parallel() // each on a cluster of its own; most of the time is spent waiting for elections
-	h := newClusterHarness(t, nil)
-	accounts := clusterAccounts(t, h, 6)
-	l, stop := startLoad(t, h, accounts, 8)
-	defer stop()
-	waitProgress(t, l, "before")
-	for round := range faultRounds() {
+	underFaults(t, func(h *harness, l *ledger, round int) {
 		node := leaderNotFrontEnd(t, h)
 		start := time.Now()
 		h.Cluster.Isolate(node)
@@ -275,21 +280,14 @@ func TestClusterNodeIsolated(t *testing.T) {
 		h.Cluster.Heal(node)
 		h.Cluster.WaitReady()
 		waitProgress(t, l, fmt.Sprintf("round %d, node %d healed", round, node))
-	}
-	stop()
-	checkLedger(t, h, l, accounts)
+	})
 }
 
 // Stop every node and start them all again under load: the clients
 // reconnect, the stream and its history come back from the stores.
 func TestClusterRestartAll(t *testing.T) {
 	t.Parallel() // each on a cluster of its own; most of the time is spent waiting for elections
-	h := newClusterHarness(t, nil)
-	accounts := clusterAccounts(t, h, 6)
-	l, stop := startLoad(t, h, accounts, 8)
-	defer stop()
-	waitProgress(t, l, "before")
-	for round := range faultRounds() {
+	underFaults(t, func(h *harness, l *ledger, round int) {
 		before := h.StreamCount()
 		start := time.Now()
 		h.Cluster.RestartAll()
@@ -299,9 +297,7 @@ func TestClusterRestartAll(t *testing.T) {
 		if after := h.StreamCount(); after < before {
 			t.Fatalf("round %d: %d events after the restart, %d before", round, after, before)
 		}
-	}
-	stop()
-	checkLedger(t, h, l, accounts)
+	})
 }
 
 // The parallel lockout stays exact across a leader change: 40 wrong
