@@ -9,33 +9,16 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "commands:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main(config.Commands, run) }
 
-func run() error {
-	cfg, err := config.LoadComponent(config.Commands, os.Args[1:], os.Stderr)
-	if err != nil {
-		return err
-	}
-	log := app.NewLogger(cfg.LogLevel).With("component", "commands")
-	cfg.Log(log, config.Commands)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	n, err := app.ConnectNATS(cfg, "auth-commands", log)
 	if err != nil {
 		return err

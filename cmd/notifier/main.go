@@ -11,33 +11,16 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "notifier:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main(config.Notifier, run) }
 
-func run() error {
-	cfg, err := config.LoadComponent(config.Notifier, os.Args[1:], os.Stderr)
-	if err != nil {
-		return err
-	}
-	log := app.NewLogger(cfg.LogLevel).With("component", "notifier")
-	cfg.Log(log, config.Notifier)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	n, err := app.ConnectNATS(cfg, "auth-notifier", log)
 	if err != nil {
 		return err

@@ -8,36 +8,20 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
+	"log/slog"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "projector:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main(config.Projector, run) }
 
-func run() error {
-	cfg, err := config.LoadComponent(config.Projector, os.Args[1:], os.Stderr)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.GOGC == "" {
 		debug.SetGCPercent(projector.ProjectorGCPercent)
 	}
-	log := app.NewLogger(cfg.LogLevel).With("component", "projector")
-	cfg.Log(log, config.Projector)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	n, err := app.ConnectNATS(cfg, "auth-projector", log)
 	if err != nil {

@@ -8,32 +8,16 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "web:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main(config.Web, run) }
 
-func run() error {
-	cfg, err := config.LoadComponent(config.Web, os.Args[1:], os.Stderr)
-	if err != nil {
-		return err
-	}
-	log := app.NewLogger(cfg.LogLevel).With("component", "web")
-	cfg.Log(log, config.Web)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w, err := app.StartWeb(cfg, cfg.NATSURL, log)
 	if err != nil {
 		return err
