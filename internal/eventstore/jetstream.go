@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,7 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "Authentication events, one subject per account: the source of truth.",
 		Subjects:    []string{contract.Subjects(cfg.Prefix).AllEvents()},
@@ -151,6 +152,31 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		return nil, err
 	}
 	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows}, nil
+}
+
+// ensureStream creates the stream, or updates it only where its
+// configuration differs from want: every component opens the store at
+// start, and an update that changes nothing still rewrites the stream's
+// store configuration on the server, racing there (nats-server 2.15.2,
+// seen under -race) with the consumers other components create meanwhile.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	st, err := js.Stream(ctx, want.Name)
+	if err == nil && sameStreamConfig(st.CachedInfo().Config, want) {
+		return st, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	return js.CreateOrUpdateStream(ctx, want)
+}
+
+// sameStreamConfig compares the fields OpenJetStream sets.
+func sameStreamConfig(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.Retention == want.Retention &&
+		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {
