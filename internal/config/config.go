@@ -506,8 +506,23 @@ func (c Config) Log(log *slog.Logger, comp Component) {
 
 // Redact masks the credentials of a URL: the password of its user info
 // (nats://u:p@host, postgres://u:p@host) and a password or sslpassword
-// parameter (postgres://host/db?password=...).
+// parameter (postgres://host/db?password=...). A comma-separated list of
+// URLs (AUTH_NATS_URL naming the nodes of a cluster) is masked URL by URL.
 func Redact(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	if strings.Contains(raw, ",") {
+		parts := strings.Split(raw, ",")
+		for i, p := range parts {
+			parts[i] = redactOne(strings.TrimSpace(p))
+		}
+		return strings.Join(parts, ",")
+	}
+	return redactOne(raw)
+}
+
+func redactOne(raw string) string {
 	if raw == "" {
 		return ""
 	}

@@ -365,6 +365,9 @@ func TestViewMasksSecrets(t *testing.T) {
 			t.Error("the projector's view shows the secret key")
 		}
 	}
+	if got := Redact("nats://u:secret1@a:4222,nats://u:secret2@b:4222, nats://c:4222"); strings.Contains(got, "secret") || strings.Count(got, "nats://") != 3 {
+		t.Errorf("Redact left a password in a list of URLs: %s", got)
+	}
 	if got := Redact("postgres://h/db?password=pw&sslmode=disable"); strings.Contains(got, "pw&") || strings.Contains(got, "=pw") {
 		t.Errorf("Redact left a password parameter: %s", got)
 	}
