@@ -62,6 +62,7 @@ func envExample(t *testing.T) map[string]string {
 // distinctEnv is .env.example with a distinct value in place of each
 // placeholder, so that a password wired to the wrong user shows.
 func distinctEnv(t *testing.T) map[string]string {
+	t.Helper()
 	env := envExample(t)
 	for k, v := range env {
 		if v == placeholder {
@@ -91,8 +92,8 @@ func loadProject(t *testing.T, env map[string]string) *types.Project {
 	return p
 }
 
-// rawServices is the compose file before interpolation: service name ->
-// environment variable -> the value as written.
+// rawModel is the compose file as written: anchors and merges resolved,
+// nothing interpolated.
 func rawModel(t *testing.T) map[string]any {
 	t.Helper()
 	abs, _ := filepath.Abs(root)
@@ -110,6 +111,8 @@ func rawModel(t *testing.T) map[string]any {
 	return m
 }
 
+// rawEnvironments is each service's environment as written: service ->
+// variable -> value, before interpolation.
 func rawEnvironments(t *testing.T) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
@@ -315,6 +318,8 @@ var (
 	requiredRef = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}$`)
 	// urlPassword is the password of a URL's user info.
 	urlPassword = regexp.MustCompile(`://[^:/@\s]+:([^@\s]*)@`)
+	// secretVar is a variable that holds a secret by its name.
+	secretVar = regexp.MustCompile(`PASSWORD|SECRET|TOKEN|KEY`)
 )
 
 // No secret is written in the compose file: the secret key comes as a
@@ -380,7 +385,7 @@ func TestEnvExampleHasEveryVariableAndNoSecret(t *testing.T) {
 		if strings.HasPrefix(name, "AUTH_") && !table[name] {
 			t.Errorf(".env.example sets %s, which is not a setting", name)
 		}
-		if regexp.MustCompile(`PASSWORD|SECRET|TOKEN|KEY`).MatchString(name) && val != placeholder {
+		if secretVar.MatchString(name) && val != placeholder {
 			t.Errorf(".env.example: %s=%q: want the placeholder %q", name, val, placeholder)
 		}
 	}
@@ -590,6 +595,10 @@ func TestNATSClusterMatchesTheServerConfiguration(t *testing.T) {
 		if user == "" || pw == "" {
 			t.Errorf("%s: no AUTH_NATS_USER or AUTH_NATS_PASSWORD", s.Name)
 			continue
+		}
+		// Each user's password is the variable the nats nodes read for it.
+		if raw := rawEnvironments(t)[s.Name]["AUTH_NATS_PASSWORD"]; !strings.HasPrefix(raw, "${NATS_PASSWORD_"+strings.ToUpper(user)+":") {
+			t.Errorf("%s connects as %q with the password %s, not ${NATS_PASSWORD_%s}", s.Name, user, raw, strings.ToUpper(user))
 		}
 		// TODO(natsperm): once deploy/nats/users.conf lands, a server
 		// without users is an error here.
