@@ -10,13 +10,14 @@ import (
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
-// loadKeys returns the service's secret keys, as config.Config.Keys does:
+// loadKeys returns the service's keyring, as config.Config.Keys does:
 // from AUTH_SECRET_KEY (or _FILE), else from dev mode's
-// <var dir>/secret.key. Unlike the service, authctl never creates a key: a
-// new one would find nothing.
-func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
+// <var dir>/secret.key, then the previous keys (AUTH_SECRET_KEY_PREVIOUS,
+// or _FILE). Unlike the service, authctl never creates a key: a new one
+// would find nothing.
+func loadKeys(secretKey, previous, varDir string) (*secrets.Keys, error) {
 	if secretKey != "" {
-		return config.Config{SecretKey: secretKey, Mode: config.ModeProduction}.Keys()
+		return config.Config{SecretKey: secretKey, SecretKeyPrev: previous, Mode: config.ModeProduction}.Keys()
 	}
 	path := filepath.Join(varDir, "secret.key")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -24,5 +25,5 @@ func loadKeys(secretKey, varDir string) (*secrets.Keys, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	return config.Config{VarDir: varDir, Mode: config.ModeDev}.Keys()
+	return config.Config{VarDir: varDir, SecretKeyPrev: previous, Mode: config.ModeDev}.Keys()
 }
