@@ -74,7 +74,13 @@ func (d *Dev) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
 		if err != nil {
 			return t, err
 		}
-		if id, err = d.Commands.Store.Index().Get(ctx, keys.NIRIndexKey(nir)); err != nil {
+		// Under each key: the demo account may predate a key rotation.
+		for _, k := range keys.NIRIndexKeys(nir) {
+			if id, err = d.Commands.Store.Index().Get(ctx, k); err == nil {
+				break
+			}
+		}
+		if err != nil {
 			return t, fmt.Errorf("find the demo account: %w", err)
 		}
 	}

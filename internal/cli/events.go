@@ -50,7 +50,8 @@ starts; with --follow, go on printing new events until Ctrl-C (or --until).
 key, spaces allowed). A NIR is looked up in the AUTH_NIR_INDEX bucket, whose
 keys are keyed hashes: that needs the service's secret key (AUTH_SECRET_KEY
 or AUTH_SECRET_KEY_FILE, never a flag: a command line shows in ps; in dev
-mode <var dir>/secret.key).
+mode <var dir>/secret.key), and after a key rotation the previous keys too
+(AUTH_SECRET_KEY_PREVIOUS or its _FILE; docs/keys.md).
 
 --since and --until take an RFC 3339 time (2023-01-05T14:30:00+01:00), a
 Paris date or time (2023-01-05, 2023-01-05T14:30), or a duration before now
@@ -326,7 +327,11 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	if err != nil {
 		return "", err
 	}
-	keys, err := loadKeys(secretKey, o.varDir)
+	previous, err := config.ReadSecret(config.EnvSecretKeyPrevious)
+	if err != nil {
+		return "", err
+	}
+	keys, err := loadKeys(secretKey, previous, o.varDir)
 	if err != nil {
 		return "", fmt.Errorf("--account by NIR: %w", err)
 	}
@@ -334,14 +339,19 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	if err != nil {
 		return "", fmt.Errorf("open bucket %s: %w", eventstore.IndexBucket, err)
 	}
-	e, err := kv.Get(ctx, keys.NIRIndexKey(nir))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return "", errors.New("--account: no account for this NIR (or another secret key than the service's)")
+	// An account registered before a key rotation is indexed under a
+	// previous key until it is next looked up by the service (docs/keys.md).
+	for _, k := range keys.NIRIndexKeys(nir) {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("look up the NIR in %s: %w", eventstore.IndexBucket, err)
+		}
+		return string(e.Value()), nil
 	}
-	if err != nil {
-		return "", fmt.Errorf("look up the NIR in %s: %w", eventstore.IndexBucket, err)
-	}
-	return string(e.Value()), nil
+	return "", errors.New("--account: no account for this NIR (or other secret keys than the service's)")
 }
 
 // parseWhen reads a time: RFC 3339, a Paris date or local time, or a

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -359,5 +360,31 @@ func TestEventsSinceUntilReadOccurredAtAheadOfStorage(t *testing.T) {
 				t.Errorf("events %v shows %s:\n%s", c.args, id, res.stdout)
 			}
 		}
+	}
+}
+
+// After a key rotation, `authctl events --account <NIR>` still finds an
+// account indexed under the previous key when it is given that key too
+// (AUTH_SECRET_KEY_PREVIOUS), and says it finds none without it; a bad
+// previous key is told by the setting's name, never shown.
+func TestEventsByNIRAfterKeyRotation(t *testing.T) {
+	e := newTestEnv(t)
+	id := e.h.Register(nirA, "valerie@yahoo.fr", password) // indexed under testMasterKey
+	newKey := base64.StdEncoding.EncodeToString([]byte("a key that is not the service key"[:32]))
+	t.Setenv("AUTH_SECRET_KEY", newKey)
+	res := e.authctl(ctxTimeout(t, 10*time.Second), nil, "events", "--account", nirA, "-o", "jsonl")
+	if res.code == 0 || !strings.Contains(res.stderr, "no account for this NIR") {
+		t.Fatalf("new key alone: exit %d, stderr %q; want no account", res.code, res.stderr)
+	}
+	t.Setenv("AUTH_SECRET_KEY_PREVIOUS", testSecretKey)
+	res = e.authctl(ctxTimeout(t, 10*time.Second), nil, "events", "--account", nirA, "-o", "jsonl")
+	if res.code != 0 || !strings.Contains(res.stdout, id) {
+		t.Fatalf("new key, previous key given: exit %d, stderr %q; want the account's events", res.code, res.stderr)
+	}
+	t.Setenv("AUTH_SECRET_KEY_PREVIOUS", testSecretKey+",not-a-key")
+	res = e.authctl(ctxTimeout(t, 10*time.Second), nil, "events", "--account", nirA)
+	if res.code == 0 || !strings.Contains(res.stderr, "AUTH_SECRET_KEY_PREVIOUS: key 2: not base64") ||
+		strings.Contains(res.stderr, testSecretKey) || strings.Contains(res.stderr, newKey) {
+		t.Fatalf("bad previous key: exit %d, stderr %q", res.code, res.stderr)
 	}
 }

@@ -9,14 +9,12 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
-	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
 type enrollRequest struct {
@@ -38,10 +36,15 @@ func checkDeviceID(id string) error {
 	return nil
 }
 
-// deviceKey is the index key of a device id: device ids are chosen by the
-// app, so the index keeps only their keyed hash.
-func (s *Service) deviceKey(deviceID string) string {
-	return "bio_" + s.keys.TokenHash("biometric-device", deviceID)
+// deviceKeys is the index key of a device id under each key of the
+// keyring, current first: device ids are chosen by the app, so the index
+// keeps only their keyed hash.
+func (s *Service) deviceKeys(deviceID string) []string {
+	keys := s.keys.TokenHashes("biometric-device", deviceID)
+	for i := range keys {
+		keys[i] = "bio_" + keys[i]
+	}
+	return keys
 }
 
 // parsePublicKey accepts only ECDSA P-256 keys, base64 DER SubjectPublicKeyInfo.
@@ -75,7 +78,7 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) contract.Rep
 	if _, err := parsePublicKey(req.PublicKey); err != nil {
 		return errorReply(err)
 	}
-	accountID, sessionHash, err := s.sessionAccount(req.Session)
+	accountID, sessionHash, err := s.sessionAccount(ctx, req.Session)
 	if err != nil {
 		return errorReply(err)
 	}
@@ -90,17 +93,10 @@ func (s *Service) biometricEnroll(ctx context.Context, data []byte) contract.Rep
 	}
 	// A device id belongs to one account: the first enrolment claims it
 	// atomically; a claim by another account is refused.
-	key := s.deviceKey(req.DeviceID)
-	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
-		owner, err := s.index.Get(ctx, key)
-		if err != nil {
-			return s.fail(contract.CmdBiometricEnroll, fmt.Errorf("read device index: %w", err))
-		}
-		if owner != accountID {
-			return errorReply(domain.InvalidRequest("device_id", "est déjà enregistré pour un autre compte"))
-		}
-	} else if err != nil {
+	if owner, err := s.claimIndexed(ctx, s.deviceKeys(req.DeviceID), accountID); err != nil {
 		return s.fail(contract.CmdBiometricEnroll, fmt.Errorf("claim device: %w", err))
+	} else if owner != accountID {
+		return errorReply(domain.InvalidRequest("device_id", "est déjà enregistré pour un autre compte"))
 	}
 	out, _, err := s.onSession(ctx, contract.CmdBiometricEnroll, &req.Common, req.Session, func(_, hash string, _ domain.Account) (domain.Command, error) {
 		return domain.EnrollBiometric{SessionHash: hash, DeviceID: req.DeviceID, PublicKey: req.PublicKey}, nil

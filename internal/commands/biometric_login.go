@@ -32,7 +32,7 @@ type biometricLoginRequest struct {
 
 // deviceAccount finds the account a device is enrolled on.
 func (s *Service) deviceAccount(ctx context.Context, deviceID string) (string, error) {
-	id, err := s.index.Get(ctx, s.deviceKey(deviceID))
+	id, err := s.findIndexed(ctx, s.deviceKeys(deviceID))
 	if errors.Is(err, eventstore.ErrNotFound) {
 		return "", &domain.Error{Code: domain.CodeBiometricFailed, Reason: domain.BiometricUnknownDevice}
 	}
@@ -107,7 +107,8 @@ func (s *Service) biometricLogin(ctx context.Context, data []byte) contract.Repl
 				valid = ecdsa.VerifyASN1(pub, digest[:], sig)
 			}
 		}
-		return domain.BiometricLogin{DeviceID: req.DeviceID, ChallengeHash: s.keys.TokenHash("challenge:"+accountID, req.Challenge),
+		challenge, _ := secrets.Match(s.keys.TokenHashes("challenge:"+accountID, req.Challenge), challengeHash(a, req.DeviceID)...)
+		return domain.BiometricLogin{DeviceID: req.DeviceID, ChallengeHash: challenge,
 			SignatureOK: valid, SessionHash: s.keys.TokenHash("session", sessionToken)}, nil
 	})
 	if err != nil {

@@ -53,8 +53,9 @@ func (s *Service) emailConfirm(ctx context.Context, data []byte) contract.Reply 
 	if err != nil {
 		return errorReply(err)
 	}
-	out, _, err := s.onSession(ctx, contract.CmdEmailConfirm, &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
-		return domain.ConfirmEmailChange{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowEmailChange, code)}, nil
+	out, _, err := s.onSession(ctx, contract.CmdEmailConfirm, &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
+		codeHash, _ := secrets.Match(s.keys.CodeHashes(accountID, events.FlowEmailChange, code), flowCodeHash(a.EmailChange)...)
+		return domain.ConfirmEmailChange{SessionHash: hash, CodeHash: codeHash}, nil
 	})
 	if err != nil {
 		return errorReply(err)

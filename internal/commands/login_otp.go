@@ -94,10 +94,11 @@ func (s *Service) otpVerify(ctx context.Context, data []byte) contract.Reply {
 		deviceToken = secrets.NewToken()
 		deviceHash = s.keys.TokenHash("device:"+accountID, deviceToken)
 	}
-	cmd := domain.VerifyOTP{LoginID: login, CodeHash: s.keys.CodeHash(accountID, "login:"+login, code),
-		RememberDevice: req.RememberDevice, DeviceHash: deviceHash,
+	codeHashes := s.keys.CodeHashes(accountID, "login:"+login, code)
+	cmd := domain.VerifyOTP{LoginID: login, RememberDevice: req.RememberDevice, DeviceHash: deviceHash,
 		SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel}
-	out, err := s.decide(ctx, contract.CmdLoginOTPVerify, accountID, now, &req.Common, func(domain.Account) (domain.Command, error) {
+	out, err := s.decide(ctx, contract.CmdLoginOTPVerify, accountID, now, &req.Common, func(a domain.Account) (domain.Command, error) {
+		cmd.CodeHash, _ = secrets.Match(codeHashes, otpHash(a)...) // issued before a key rotation: its key's hash
 		return cmd, nil
 	})
 	if err != nil {

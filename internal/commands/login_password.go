@@ -43,8 +43,9 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 	}
 	defer s.floor(ctx, start)
 	now := s.clock.Now()
-	nirKey := s.keys.NIRIndexKey(nir)
-	accountID, err := s.lookupNIRKey(ctx, nirKey)
+	nirKeys := s.keys.NIRIndexKeys(nir)
+	nirKey := nirKeys[0] // an unknown NIR's shadow is under the current key
+	accountID, err := s.findIndexed(ctx, nirKeys)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// The reply must not tell whether the NIR has an account: it goes
 		// through the same rules as an account (a shadow account, issue
@@ -134,9 +135,9 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 
 	loginID := events.NewID(now)
 	sessionToken := accountID + "." + secrets.NewToken()
-	deviceHash := ""
+	var deviceHashes []string
 	if req.DeviceToken != "" {
-		deviceHash = s.keys.TokenHash("device:"+accountID, req.DeviceToken)
+		deviceHashes = s.keys.TokenHashes("device:"+accountID, req.DeviceToken)
 	}
 	recheck := func(a domain.Account) error { return check(a, nil) }
 	out, err := s.decideChecked(ctx, contract.CmdLoginPassword, accountID, now, &req.Common, recheck, func(a domain.Account) (domain.Command, error) {
@@ -145,6 +146,10 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 		}
 		if !pc.current(a) {
 			return nil, errRecheck
+		}
+		deviceHash := ""
+		if deviceHashes != nil {
+			deviceHash, _ = secrets.Match(deviceHashes, trustedDeviceHashes(a)...)
 		}
 		return domain.SubmitPassword{PasswordOK: pc.ok, DeviceHash: deviceHash, LoginID: loginID,
 			SessionHash: s.keys.TokenHash("session", sessionToken), Channel: req.Channel,

@@ -40,7 +40,7 @@ func (s *Service) passwordChangeStart(ctx context.Context, data []byte) contract
 			return errorReply(err)
 		}
 	}
-	accountID, sessionHash, err := s.sessionAccount(req.Session)
+	accountID, sessionHash, err := s.sessionAccount(ctx, req.Session)
 	if err != nil {
 		return errorReply(err)
 	}
@@ -114,8 +114,9 @@ func (s *Service) passwordChangeVerify(ctx context.Context, data []byte) contrac
 	if err != nil {
 		return errorReply(err)
 	}
-	_, _, err = s.onSession(ctx, contract.CmdPasswordChangeVerifyCode, &req.Common, req.Session, func(accountID, hash string, _ domain.Account) (domain.Command, error) {
-		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: s.keys.CodeHash(accountID, events.FlowPasswordChange, code)}, nil
+	_, _, err = s.onSession(ctx, contract.CmdPasswordChangeVerifyCode, &req.Common, req.Session, func(accountID, hash string, a domain.Account) (domain.Command, error) {
+		codeHash, _ := secrets.Match(s.keys.CodeHashes(accountID, events.FlowPasswordChange, code), flowCodeHash(a.PasswordChange)...)
+		return domain.VerifyChangeCode{SessionHash: hash, CodeHash: codeHash}, nil
 	})
 	if err != nil {
 		return errorReplyFor(req.Channel, err)
@@ -134,7 +135,7 @@ func (s *Service) passwordChangeComplete(ctx context.Context, data []byte) contr
 	if err := passwordrule.Check(s.policy, req.NewPassword); err != nil {
 		return errorReply(err)
 	}
-	accountID, sessionHash, err := s.sessionAccount(req.Session)
+	accountID, sessionHash, err := s.sessionAccount(ctx, req.Session)
 	if err != nil {
 		return errorReply(err)
 	}

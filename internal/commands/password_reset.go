@@ -42,8 +42,9 @@ func (s *Service) passwordResetRequest(ctx context.Context, data []byte) contrac
 	}
 	defer s.floor(ctx, start)
 	now := s.clock.Now()
-	nirKey := s.keys.NIRIndexKey(nir)
-	accountID, err := s.lookupNIRKey(ctx, nirKey)
+	nirKeys := s.keys.NIRIndexKeys(nir)
+	nirKey := nirKeys[0] // an unknown NIR's shadow is under the current key
+	accountID, err := s.findIndexed(ctx, nirKeys)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		// The same work as for a known NIR (issue 19): a token made,
 		// hashed and sealed, and the request recorded on the NIR's shadow
@@ -88,7 +89,7 @@ func (s *Service) passwordResetComplete(ctx context.Context, data []byte) contra
 	if !found || !validAccountID(accountID) {
 		return errorReply(&domain.Error{Code: domain.CodeResetTokenInvalid})
 	}
-	tokenHash := s.keys.TokenHash("reset", req.Token)
+	tokenHash := s.storedHash(ctx, accountID, s.keys.TokenHashes("reset", req.Token), resetHash)
 	release, rep, admitted := s.admitNewPassword(ctx, contract.CmdPasswordResetComplete, accountID, domain.CompletePasswordReset{TokenHash: tokenHash})
 	if !admitted {
 		return rep

@@ -96,17 +96,15 @@ func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, a
 // createAccount claims the NIR in the index and records the registration.
 func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) contract.Reply {
 	now := s.clock.Now()
-	key := s.keys.NIRIndexKey(nir)
-	accountID := events.NewID(now)
+	keys := s.keys.NIRIndexKeys(nir)
+	key := keys[0]
 	// The index create is the atomic uniqueness check: of two registrations
 	// of one NIR, one creates the key, the other finds it and meets the
-	// account (to reactivate it, or to be told it exists).
-	if err := s.index.Create(ctx, key, accountID); errors.Is(err, eventstore.ErrExists) {
-		if accountID, err = s.index.Get(ctx, key); err != nil {
-			return s.fail(subject, fmt.Errorf("read NIR index: %w", err))
-		}
-	} else if err != nil {
-		return s.fail(subject, fmt.Errorf("create NIR index: %w", err))
+	// account (to reactivate it, or to be told it exists). A NIR indexed
+	// under a previous key is met the same way (claimIndexed).
+	accountID, err := s.claimIndexed(ctx, keys, events.NewID(now))
+	if err != nil {
+		return s.fail(subject, fmt.Errorf("NIR index: %w", err))
 	}
 	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
 		EmailValidated: validated, PasswordHash: hash, Affiliation: affiliation}

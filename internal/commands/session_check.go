@@ -25,7 +25,7 @@ func (s *Service) sessionCheck(ctx context.Context, data []byte) contract.Reply 
 	if err := decode(data, &req); err != nil {
 		return errorReply(err)
 	}
-	accountID, hash, err := s.sessionAccount(req.Session)
+	accountID, hash, err := s.sessionAccount(ctx, req.Session)
 	if err != nil {
 		return errorReplyFor(req.Channel, err)
 	}

@@ -81,7 +81,7 @@ func (s *Service) decideChecked(ctx context.Context, subject, accountID string, 
 // onSession runs a command of a logged-in user on the session's account.
 func (s *Service) onSession(ctx context.Context, subject string, c *Common, session string,
 	build func(accountID, sessionHash string, a domain.Account) (domain.Command, error)) (outcome, string, error) {
-	accountID, hash, err := s.sessionAccount(session)
+	accountID, hash, err := s.sessionAccount(ctx, session)
 	if err != nil {
 		return outcome{}, "", err
 	}
@@ -92,8 +92,10 @@ func (s *Service) onSession(ctx context.Context, subject string, c *Common, sess
 }
 
 // sessionAccount reads the account a session token belongs to, and the
-// token's keyed hash; whether the session is open is the decider's business.
-func (s *Service) sessionAccount(token string) (accountID, hash string, err error) {
+// token's keyed hash (the one the account stores, when the session began
+// before a key rotation); whether the session is open is the decider's
+// business.
+func (s *Service) sessionAccount(ctx context.Context, token string) (accountID, hash string, err error) {
 	if err := required("session", token, 256); err != nil {
 		return "", "", err
 	}
@@ -101,7 +103,7 @@ func (s *Service) sessionAccount(token string) (accountID, hash string, err erro
 	if !found || !validAccountID(accountID) {
 		return "", "", &domain.Error{Code: domain.CodeSessionInvalid}
 	}
-	return accountID, s.keys.TokenHash("session", token), nil
+	return accountID, s.storedHash(ctx, accountID, s.keys.TokenHashes("session", token), sessionHashes), nil
 }
 
 // admitNewPassword lets a request that sets a new password go on to hash
@@ -147,17 +149,13 @@ func (s *Service) replayedSecret(subject string) contract.Failure {
 	return errorReply(errors.New("request already recorded"))
 }
 
-// lookupNIR finds the account of a canonical NIR through the index. It
-// keeps no cache: a cache of known NIRs would answer them faster than
-// unknown ones (issue 19), and grow with the accounts (issue 16); the
-// index's direct get costs far less than the password hash beside it.
+// lookupNIR finds the account of a canonical NIR through the index, under
+// each key of the keyring (findIndexed). It keeps no cache: a cache of
+// known NIRs would answer them faster than unknown ones (issue 19), and
+// grow with the accounts (issue 16); the index's direct gets cost far less
+// than the password hash beside them.
 func (s *Service) lookupNIR(ctx context.Context, nir string) (string, error) {
-	return s.lookupNIRKey(ctx, s.keys.NIRIndexKey(nir))
-}
-
-// lookupNIRKey is lookupNIR for a NIR whose index key is already made.
-func (s *Service) lookupNIRKey(ctx context.Context, nirKey string) (string, error) {
-	return s.index.Get(ctx, nirKey)
+	return s.findIndexed(ctx, s.keys.NIRIndexKeys(nir))
 }
 
 // floor makes the calling command take at least ResponseFloor from start:

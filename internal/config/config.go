@@ -53,6 +53,10 @@ const (
 	EnvLogLevel    = "AUTH_LOG_LEVEL"
 )
 
+// EnvSecretKeyPrevious lists the keys AUTH_SECRET_KEY replaced, still
+// accepted for what they hashed and sealed (docs/keys.md).
+const EnvSecretKeyPrevious = "AUTH_SECRET_KEY_PREVIOUS"
+
 // Config is every component's configuration (SPEC section 7).
 type Config struct {
 	Mode           string // ModeProduction ("" reads as production) or ModeDev
@@ -66,6 +70,7 @@ type Config struct {
 	SMTPUser       string
 	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
 	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
+	SecretKeyPrev  string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
 	HTTPAddr       string // the ops page (internal/ops), and dev mode's pages; "" serves none
 	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
 	PublicURL      string
@@ -150,6 +155,9 @@ var settings = []Setting{
 	{Env: EnvSecretKey, Secret: true,
 		Help:  "base64 of 32 random bytes, or AUTH_SECRET_KEY_FILE: a file holding it; required in production; dev: <var dir>/secret.key",
 		Users: []string{nameCommands, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.SecretKey }},
+	{Env: EnvSecretKeyPrevious, Secret: true,
+		Help:  "the keys AUTH_SECRET_KEY replaced, most recent first, comma or newline separated (or AUTH_SECRET_KEY_PREVIOUS_FILE): they still verify and open what they made (docs/keys.md)",
+		Users: []string{nameCommands, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.SecretKeyPrev }},
 	{Env: "AUTH_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8025",
 		Help:  "address of the ops page: /healthz, /readyz, /metrics (and the dev mails, /mails/); empty: none; in production set it per component, e.g. :9090",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
@@ -544,10 +552,12 @@ func redactOne(raw string) string {
 	return u.Redacted()
 }
 
-// Keys returns the secret keys: from AUTH_SECRET_KEY, or in dev mode from
-// <var>/secret.key, created at the first start. Production without a key
-// refuses to start: a random key would make every sealed value unreadable
-// after a restart.
+// Keys returns the keyring: the current key from AUTH_SECRET_KEY, or in dev
+// mode from <var>/secret.key, created at the first start; then the
+// previous keys of AUTH_SECRET_KEY_PREVIOUS (docs/keys.md). Production
+// without a key refuses to start: a random key would make every sealed
+// value unreadable after a restart. Errors name the setting at fault and
+// the key's position in it, never a key.
 func (c Config) Keys() (*secrets.Keys, error) {
 	raw := c.SecretKey
 	if raw == "" {
@@ -575,5 +585,13 @@ func (c Config) Keys() (*secrets.Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return secrets.NewKeys(master)
+	previous, err := secrets.ParseKeys(EnvSecretKeyPrevious, c.SecretKeyPrev)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := secrets.NewKeys(master, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", EnvSecretKey, EnvSecretKeyPrevious, err)
+	}
+	return keys, nil
 }

@@ -406,3 +406,97 @@ func TestNoEnvironmentReadOutsideConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// AUTH_SECRET_KEY_PREVIOUS makes a keyring (docs/keys.md): read from the
+// variable or its file, comma or newline separated; a bad value stops the
+// start with an error naming the setting and the key's place, never the
+// key; the start line masks it.
+func TestPreviousKeys(t *testing.T) {
+	const (
+		keyB = "YW5vdGhlciBrZXkgb2YgdGhpcnR5LXR3byBieXRlcyE=" // "another key of thirty-two bytes!"
+		keyC = "YSB0aGlyZCBrZXksIDMyIGJ5dGVzIGxvbmcuLi4uLi4=" // "a third key, 32 bytes long......"
+	)
+	dir := t.TempDir()
+	prevFile := filepath.Join(dir, "previous")
+	if err := os.WriteFile(prevFile, []byte(keyB+"\n"+keyC+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(t *testing.T, env map[string]string) ([]string, error) {
+		t.Helper()
+		clearEnv(t)
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		cfg, err := LoadComponent(Commands, nil, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		var buf strings.Builder
+		cfg.Log(slog.New(slog.NewTextHandler(&buf, nil)), Commands)
+		masked := `config.AUTH_SECRET_KEY_PREVIOUS="(set, masked)"`
+		if env["AUTH_SECRET_KEY_PREVIOUS"]+env["AUTH_SECRET_KEY_PREVIOUS_FILE"] == "" {
+			masked = "config.AUTH_SECRET_KEY_PREVIOUS=(unset)"
+		}
+		if strings.Contains(buf.String(), keyB) || !strings.Contains(buf.String(), masked) {
+			t.Errorf("start line does not mask the previous keys:\n%s", buf.String())
+		}
+		k, err := cfg.Keys()
+		if err != nil {
+			return nil, err
+		}
+		return k.IDs(), nil
+	}
+	idOf := func(b64 string) string {
+		k, err := (Config{SecretKey: b64}).Keys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.ID()
+	}
+	base := map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_SECRET_KEY": key}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_SECRET_KEY": key}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	if got, err := ids(t, base); err != nil || len(got) != 1 {
+		t.Fatalf("no previous key: %v %v", got, err)
+	}
+	want := []string{idOf(key), idOf(keyB), idOf(keyC)}
+	for name, env := range map[string]map[string]string{
+		"comma_separated": with("AUTH_SECRET_KEY_PREVIOUS", keyB+", "+keyC),
+		"from_a_file":     with("AUTH_SECRET_KEY_PREVIOUS_FILE", prevFile),
+	} {
+		if got, err := ids(t, env); err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: ids %v, %v; want %v", name, got, err, want)
+		}
+	}
+	for name, r := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"not_base64":        {with("AUTH_SECRET_KEY_PREVIOUS", keyB+",oops-"+keyC), "AUTH_SECRET_KEY_PREVIOUS: key 2: not base64"},
+		"short":             {with("AUTH_SECRET_KEY_PREVIOUS", "c2hvcnQ="), "AUTH_SECRET_KEY_PREVIOUS: key 1: want 32 bytes once decoded, got 5"},
+		"the_current_again": {with("AUTH_SECRET_KEY_PREVIOUS", keyB+","+key), "AUTH_SECRET_KEY, AUTH_SECRET_KEY_PREVIOUS: previous key 2 is the current key again"},
+		"variable_and_file": {with("AUTH_SECRET_KEY_PREVIOUS", keyB, "AUTH_SECRET_KEY_PREVIOUS_FILE", prevFile), "AUTH_SECRET_KEY_PREVIOUS and AUTH_SECRET_KEY_PREVIOUS_FILE are both set"},
+		"file_missing":      {with("AUTH_SECRET_KEY_PREVIOUS_FILE", filepath.Join(dir, "nope")), "AUTH_SECRET_KEY_PREVIOUS_FILE"},
+	} {
+		_, err := ids(t, r.env)
+		if err == nil || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("%s: err %v; want %q", name, err, r.want)
+			continue
+		}
+		for _, k := range []string{key, keyB, keyC} {
+			if strings.Contains(err.Error(), k) || strings.Contains(err.Error(), k[:20]) {
+				t.Errorf("%s: the error shows a key: %v", name, err)
+			}
+		}
+	}
+	// Dev mode: the generated key is current, the previous keys follow.
+	dev, err := (Config{Mode: ModeDev, VarDir: t.TempDir(), SecretKeyPrev: keyB}).Keys()
+	if err != nil || len(dev.IDs()) != 2 || dev.IDs()[1] != idOf(keyB) {
+		t.Fatalf("dev mode with a previous key: %v %v", dev, err)
+	}
+}

@@ -431,3 +431,47 @@ var tagRE = regexp.MustCompile(`<[^>]*>`)
 
 // htmlText is what a reader sees of an HTML part.
 func htmlText(s string) string { return html.UnescapeString(tagRE.ReplaceAllString(s, "")) }
+
+// After a key rotation (docs/keys.md) the notifier, given the new key as
+// current and the old one as previous, still mails what the old key
+// sealed: events recorded before the rotation (a redelivery, a replay)
+// and new events carrying the account's address sealed back then. With
+// the old key dropped, such a mail is refused for good, and the reason
+// names the old key's id (never a key).
+func TestMailsSealedUnderAPreviousKey(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	oldKeys := h.keys
+	newKeys, err := secrets.NewKeys([]byte("another key of thirty-two bytes!"), []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := events.NewID(t0)
+	h.otp(acct, "avant@example.fr", "111111", t0) // recorded before the rotation
+	addressA := oldKeys.Seal("mixte@example.fr", acct)
+	h.keys = newKeys // the commands service's keyring after the rotation
+	h.append(acct, events.OTPIssued{LoginID: "l2", CodeHash: "h", CodeSealed: h.seal("222222", acct), ToSealed: addressA,
+		RequestsLastHour: 2, IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)}, t0, events.Metadata{})
+	cfg := h.testConfig()
+	cfg.Keys = newKeys
+	h.start(cfg)
+	if m := h.waitMail(catcher.To("avant@example.fr")); m.Code != "111111" {
+		t.Errorf("mail sealed under the previous key: code %q", m.Code)
+	}
+	if m := h.waitMail(catcher.To("mixte@example.fr")); m.Code != "222222" {
+		t.Errorf("address under the previous key, code under the current: code %q", m.Code)
+	}
+
+	// The previous key dropped: the next such mail is dead-lettered.
+	h2 := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	onlyNew, _ := secrets.NewKeys([]byte("another key of thirty-two bytes!"))
+	h2.keys = onlyNew
+	h2.append(acct, events.OTPIssued{LoginID: "l3", CodeHash: "h", CodeSealed: h2.seal("333333", acct), ToSealed: addressA,
+		RequestsLastHour: 3, IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)}, t0, events.Metadata{})
+	cfg2 := h2.testConfig()
+	cfg2.Keys = onlyNew
+	h2.start(cfg2)
+	reason := h2.deadLetters(1)[0].Header.Get(notifier.HeaderDLQReason)
+	if !strings.Contains(reason, "sealed address does not open") || !strings.Contains(reason, oldKeys.ID()) {
+		t.Errorf("dead letter reason %q: want the address refused, naming key id %s", reason, oldKeys.ID())
+	}
+}

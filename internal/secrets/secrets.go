@@ -1,7 +1,10 @@
 // Package secrets keeps every secret out of the stream, the database and the
 // logs: passwords become argon2id PHC strings, codes and tokens keyed hashes
 // (HMAC-SHA256), and what the notifier must read (a code, an address) is
-// sealed with XChaCha20-Poly1305. All keys derive from AUTH_SECRET_KEY.
+// sealed with XChaCha20-Poly1305. All keys derive from AUTH_SECRET_KEY, and
+// from the keys it replaced (AUTH_SECRET_KEY_PREVIOUS): Keys is a keyring
+// whose current key makes every new hash and seal, and whose previous keys
+// still verify and open what they made (docs/keys.md).
 package secrets
 
 import (
@@ -9,6 +12,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -22,9 +26,21 @@ import (
 // KeySize is the size of AUTH_SECRET_KEY, in bytes.
 const KeySize = 32
 
-// Keys are the purpose-bound keys derived from the master secret: a leak of
-// one purpose's output says nothing about another's.
+// idSize is the size of a key id, in bytes (8 hex characters).
+const idSize = 4
+
+// Keys is the keyring: the purpose-bound keys derived from the current
+// master secret, then from each previous one, most recent first. A leak of
+// one purpose's output says nothing about another's. The current key makes
+// every new hash, seal and idempotency key; the previous ones only verify
+// (the *Hashes methods) and open (Open) what they made before a rotation.
 type Keys struct {
+	ring []keySet // ring[0] is the current key
+}
+
+// keySet is the purpose keys of one master secret.
+type keySet struct {
+	id       [idSize]byte // names the master key in sealed values; derived, never the key
 	nirIndex []byte
 	codes    []byte
 	tokens   []byte
@@ -36,39 +52,116 @@ type Keys struct {
 // sealed under another key or for another context).
 var ErrSealed = errors.New("sealed value does not open")
 
-// NewKeys derives the keys from the 32-byte master secret.
-func NewKeys(master []byte) (*Keys, error) {
+// NewKeys derives the keyring from the 32-byte current master secret and
+// the previous ones (most recent first). Errors: a key of another size
+// (saying which: "previous key 2"), or a key given twice (two keys with
+// the same key id), which would hide a deployment mistake.
+func NewKeys(master []byte, previous ...[]byte) (*Keys, error) {
+	k := &Keys{}
+	for i, m := range append([][]byte{master}, previous...) {
+		name := "current key"
+		if i > 0 {
+			name = fmt.Sprintf("previous key %d", i)
+		}
+		ks, err := newKeySet(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for j, other := range k.ring {
+			if other.id == ks.id {
+				was := "the current key"
+				if j > 0 {
+					was = fmt.Sprintf("previous key %d", j)
+				}
+				return nil, fmt.Errorf("%s is %s again (key id %s): give each key once", name, was, ks.idHex())
+			}
+		}
+		k.ring = append(k.ring, ks)
+	}
+	return k, nil
+}
+
+func newKeySet(master []byte) (keySet, error) {
+	var ks keySet
 	if len(master) != KeySize {
-		return nil, fmt.Errorf("secret key: want %d bytes, got %d", KeySize, len(master))
+		return ks, fmt.Errorf("secret key: want %d bytes, got %d", KeySize, len(master))
 	}
-	derive := func(purpose string) ([]byte, error) {
-		return hkdf.Key(sha256.New, master, nil, "ameli-auth/"+purpose, 32)
+	derive := func(purpose string, n int) ([]byte, error) {
+		return hkdf.Key(sha256.New, master, nil, "ameli-auth/"+purpose, n)
 	}
-	var k Keys
 	var err error
 	for _, p := range []struct {
 		dst  *[]byte
 		name string
-	}{{&k.nirIndex, "nir-index"}, {&k.codes, "codes"}, {&k.tokens, "tokens"}, {&k.seal, "seal"}, {&k.requests, "requests"}} {
-		if *p.dst, err = derive(p.name); err != nil {
-			return nil, fmt.Errorf("derive %s key: %w", p.name, err)
+	}{{&ks.nirIndex, "nir-index"}, {&ks.codes, "codes"}, {&ks.tokens, "tokens"}, {&ks.seal, "seal"}, {&ks.requests, "requests"}} {
+		if *p.dst, err = derive(p.name, 32); err != nil {
+			return ks, fmt.Errorf("derive %s key: %w", p.name, err)
 		}
 	}
-	return &k, nil
+	// The key id is one more HKDF output under its own label: it names the
+	// key without telling anything of it or of the other purposes' keys.
+	id, err := derive("key-id", idSize)
+	if err != nil {
+		return ks, fmt.Errorf("derive key id: %w", err)
+	}
+	copy(ks.id[:], id)
+	return ks, nil
 }
 
-// ParseKey decodes AUTH_SECRET_KEY (standard or URL base64).
-func ParseKey(s string) ([]byte, error) {
+func (ks keySet) idHex() string { return hex.EncodeToString(ks.id[:]) }
+
+// ID is the current key's id: 8 hex characters derived from the key (an
+// HKDF output under the label "ameli-auth/key-id"), never the key itself.
+// It names the key in sealed values, in errors and in docs/keys.md's
+// procedure, so operators can tell which key each component holds.
+func (k *Keys) ID() string { return k.ring[0].idHex() }
+
+// IDs is the ids of the keyring's keys, current first.
+func (k *Keys) IDs() []string {
+	out := make([]string, len(k.ring))
+	for i, ks := range k.ring {
+		out[i] = ks.idHex()
+	}
+	return out
+}
+
+// Rotating tells whether the keyring holds previous keys: only then may a
+// presented secret's stored hash be under another key than the current.
+func (k *Keys) Rotating() bool { return len(k.ring) > 1 }
+
+// ParseKey decodes AUTH_SECRET_KEY (standard or URL base64, padded or not).
+func ParseKey(s string) ([]byte, error) { return decodeKey("AUTH_SECRET_KEY", s) }
+
+// ParseKeys decodes a list of keys, as AUTH_SECRET_KEY_PREVIOUS holds them:
+// base64 keys separated by commas or newlines (blank entries skipped), most
+// recent first. Errors name the setting and the key's position (1 for the
+// first), never the value.
+func ParseKeys(setting, s string) ([][]byte, error) {
+	var out [][]byte
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		b, err := decodeKey(fmt.Sprintf("%s: key %d", setting, len(out)+1), part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func decodeKey(name, s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			if len(b) != KeySize {
-				return nil, fmt.Errorf("AUTH_SECRET_KEY: want %d bytes once decoded, got %d", KeySize, len(b))
+				return nil, fmt.Errorf("%s: want %d bytes once decoded, got %d", name, KeySize, len(b))
 			}
 			return b, nil
 		}
 	}
-	return nil, errors.New("AUTH_SECRET_KEY: not base64")
+	return nil, fmt.Errorf("%s: not base64", name)
 }
 
 // NewMasterKey returns a fresh random master secret, base64 encoded.
@@ -87,56 +180,138 @@ func mac(key []byte, parts ...string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// NIRIndexKey is the key of a canonical NIR in the uniqueness index.
-func (k *Keys) NIRIndexKey(nir string) string { return mac(k.nirIndex, "nir", nir) }
-
-// CodeHash is the keyed hash of a code issued for a purpose (a login, a
-// password change…) on an account. Bound to both, so a code cannot be moved.
-func (k *Keys) CodeHash(accountID, purpose, code string) string {
-	return mac(k.codes, accountID, purpose, code)
+// every is f under each key of the ring, current first.
+func (k *Keys) every(f func(keySet) string) []string {
+	out := make([]string, len(k.ring))
+	for i, ks := range k.ring {
+		out[i] = f(ks)
+	}
+	return out
 }
 
-// TokenHash is the keyed hash of a bearer token of a kind (session, device…).
-func (k *Keys) TokenHash(kind, token string) string { return mac(k.tokens, kind, token) }
+// NIRIndexKey is the key of a canonical NIR in the uniqueness index, under
+// the current key: 64 hex characters.
+func (k *Keys) NIRIndexKey(nir string) string { return mac(k.ring[0].nirIndex, "nir", nir) }
+
+// NIRIndexKeys is the NIR's index key under each key of the ring, current
+// first: an account registered before a rotation is indexed under a
+// previous key.
+func (k *Keys) NIRIndexKeys(nir string) []string {
+	return k.every(func(ks keySet) string { return mac(ks.nirIndex, "nir", nir) })
+}
+
+// CodeHash is the keyed hash of a code issued for a purpose (a login, a
+// password change…) on an account, under the current key. Bound to both,
+// so a code cannot be moved.
+func (k *Keys) CodeHash(accountID, purpose, code string) string {
+	return mac(k.ring[0].codes, accountID, purpose, code)
+}
+
+// CodeHashes is CodeHash under each key of the ring, current first: a
+// code issued before a rotation is stored under a previous key.
+func (k *Keys) CodeHashes(accountID, purpose, code string) []string {
+	return k.every(func(ks keySet) string { return mac(ks.codes, accountID, purpose, code) })
+}
+
+// TokenHash is the keyed hash of a bearer token of a kind (session,
+// device…), under the current key.
+func (k *Keys) TokenHash(kind, token string) string { return mac(k.ring[0].tokens, kind, token) }
+
+// TokenHashes is TokenHash under each key of the ring, current first.
+func (k *Keys) TokenHashes(kind, token string) []string {
+	return k.every(func(ks keySet) string { return mac(ks.tokens, kind, token) })
+}
+
+// Match returns, of candidates (one presented secret's hashes under each
+// key of the ring, current first), the first equal to one of stored, and
+// true; else the current key's (candidates[0]) and false. Comparisons are
+// in constant time.
+func Match(candidates []string, stored ...string) (string, bool) {
+	for _, c := range candidates {
+		for _, s := range stored {
+			if subtle.ConstantTimeCompare([]byte(c), []byte(s)) == 1 {
+				return c, true
+			}
+		}
+	}
+	return candidates[0], false
+}
 
 // RequestKey is the idempotency key of one request: a keyed hash of its
-// subject and its whole body, 32 hex characters. It becomes the appended
-// event's Nats-Msg-Id, so the same request_id sent with another body is
-// another request, never a retry (issue 11, kind 1). Keyed, because the
-// body may hold a password or a code and the key is stored in the stream.
+// subject and its whole body, 32 hex characters, under the current key only
+// (a retry that straddles a rotation is another request). It becomes the
+// appended event's Nats-Msg-Id, so the same request_id sent with another
+// body is another request, never a retry (issue 11, kind 1). Keyed, because
+// the body may hold a password or a code and the key is stored in the
+// stream.
 func (k *Keys) RequestKey(subject string, body []byte) string {
-	m := hmac.New(sha256.New, k.requests)
+	m := hmac.New(sha256.New, k.ring[0].requests)
 	fmt.Fprintf(m, "%d:%s", len(subject), subject)
 	m.Write(body)
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// Seal encrypts plaintext for the holders of the key, bound to context
-// (the account id): a sealed value copied to another account does not open.
+// Seal encrypts plaintext under the current key, bound to context (the
+// account id): a sealed value copied to another account does not open.
+// The result is "v1." and the base64url (unpadded) of the key id (4
+// bytes), the nonce (24) and the ciphertext with its tag (16 more than the
+// plaintext). Values sealed before key ids lack the first 4 bytes: Open
+// still reads them.
 func (k *Keys) Seal(plaintext, context string) string {
-	aead, _ := chacha20poly1305.NewX(k.seal) // the key size is fixed
-	nonce := make([]byte, aead.NonceSize())
+	ks := k.ring[0]
+	aead, _ := chacha20poly1305.NewX(ks.seal) // the key size is fixed
+	out := make([]byte, idSize+aead.NonceSize(), idSize+aead.NonceSize()+len(plaintext)+aead.Overhead())
+	copy(out, ks.id[:])
+	nonce := out[idSize:]
 	rand.Read(nonce)
-	out := aead.Seal(nonce, nonce, []byte(plaintext), []byte(context))
+	out = aead.Seal(out, nonce, []byte(plaintext), []byte(context))
 	return "v1." + base64.RawURLEncoding.EncodeToString(out)
 }
 
-// Open decrypts a value sealed by Seal with the same context.
+// Open decrypts a value sealed by Seal with the same context, under the
+// key its key id names if the keyring holds it; a value sealed before key
+// ids is tried with every key, current first. Errors wrap ErrSealed; when
+// the value names a key id the keyring lacks, the error says which (an id
+// only names a key, see ID), so a log tells the key to configure again.
 func (k *Keys) Open(sealed, context string) (string, error) {
 	raw, ok := strings.CutPrefix(sealed, "v1.")
 	if !ok {
 		return "", ErrSealed
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
-	aead, _ := chacha20poly1305.NewX(k.seal)
-	if err != nil || len(b) < aead.NonceSize()+aead.Overhead() {
-		return "", ErrSealed
-	}
-	pt, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(context))
 	if err != nil {
 		return "", ErrSealed
 	}
-	return string(pt), nil
+	open := func(ks keySet, b []byte) (string, bool) {
+		aead, _ := chacha20poly1305.NewX(ks.seal)
+		if len(b) < aead.NonceSize()+aead.Overhead() {
+			return "", false
+		}
+		pt, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(context))
+		return string(pt), err == nil
+	}
+	known := false // the value names a key of the ring
+	if len(b) >= idSize {
+		for _, ks := range k.ring {
+			if subtle.ConstantTimeCompare(ks.id[:], b[:idSize]) == 1 {
+				if pt, ok := open(ks, b[idSize:]); ok {
+					return pt, nil
+				}
+				known = true
+				break // or a legacy value whose nonce begins like an id: tried below
+			}
+		}
+	}
+	for _, ks := range k.ring {
+		if pt, ok := open(ks, b); ok {
+			return pt, nil
+		}
+	}
+	if !known && len(b) >= idSize {
+		return "", fmt.Errorf("%w with keys %s: it names key id %x (unless sealed before key ids)",
+			ErrSealed, strings.Join(k.IDs(), ", "), b[:idSize])
+	}
+	return "", ErrSealed
 }
 
 // NewCode returns a uniformly random code of n decimal digits.
