@@ -182,9 +182,13 @@ func (s *Server) Ready(ctx context.Context) error {
 	for _, c := range s.cfg.Consumers {
 		lctx, cancel := context.WithTimeout(ctx, PingTimeout)
 		lag, err := c.Lag(lctx)
+		timedOut := lctx.Err() != nil
 		cancel()
-		if err != nil {
-			return fmt.Errorf("%s lag unknown (the stream, its consumer or postgres did not answer within %s)", c.Name, PingTimeout)
+		switch {
+		case err != nil && timedOut:
+			return fmt.Errorf("%s lag unknown: not read within %s", c.Name, PingTimeout)
+		case err != nil:
+			return fmt.Errorf("%s lag unknown: its position or the stream could not be read", c.Name)
 		}
 		if lag.Events > 0 && lag.Seconds > s.cfg.MaxLag.Seconds() {
 			return fmt.Errorf("%s behind: %d events, the oldest %s old (bound %s, AUTH_READY_MAX_LAG)",

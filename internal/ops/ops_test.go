@@ -167,7 +167,7 @@ func TestReadyzBoundsAConsumersLag(t *testing.T) {
 		{name: "behind_past_the_bound", lag: ops.Lag{Events: 40, Seconds: 95.4},
 			want: "not ready: notifier behind: 40 events, the oldest 1m35s old (bound 30s, AUTH_READY_MAX_LAG)\n"},
 		{name: "lag_unreadable", err: errors.New("nats: consumer not found on 10.0.0.7"),
-			want: "not ready: notifier lag unknown (the stream, its consumer or postgres did not answer within 1s)\n"},
+			want: "not ready: notifier lag unknown: its position or the stream could not be read\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			set(c.lag, c.err)
