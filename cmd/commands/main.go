@@ -14,6 +14,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
 func main() { app.Main(config.Commands, run) }
@@ -24,12 +25,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer n.Close()
-	page, metrics := app.CommandsOps(cfg, n)
-	c, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, metrics.Observe, log)
+	reg := ops.NewRegistry()
+	c, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, ops.NewCommandMetrics(reg), log)
 	if err != nil {
 		return err
 	}
-	stopPage, err := app.ServeOps(cfg, page, log)
+	stopPage, err := app.ServeOps(cfg, app.CommandsOps(cfg, n, reg), log)
 	if err != nil {
 		_ = c.Service.Stop()
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
 func main() { app.Main(config.Notifier, run) }
@@ -31,11 +32,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopClock()
-	x, err := app.StartNotifier(ctx, cfg, n, clk, log)
+	reg := ops.NewRegistry()
+	x, err := app.StartNotifier(ctx, cfg, n, clk, ops.NewNotifierMetrics(reg), log)
 	if err != nil {
 		return err
 	}
-	stopPage, err := app.ServeOps(cfg, app.NotifierOps(cfg, n, x), log)
+	stopPage, err := app.ServeOps(cfg, app.NotifierOps(cfg, n, x, reg), log)
 	if err != nil {
 		_ = x.Stop(context.Background())
 		return err

@@ -41,7 +41,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 	if _, err := app.StartCommands(ctx, cfg, n, &clock.Dev{}, nil, log); err != nil {
 		t.Fatal(err)
 	}
-	x, err := app.StartNotifier(ctx, cfg, n, clock.System{}, log)
+	x, err := app.StartNotifier(ctx, cfg, n, clock.System{}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestDevModeLoginWithTheMailedCode(t *testing.T) {
 		t.Fatalf("verify: %v", rep)
 	}
 
-	if _, err := app.StartNotifier(ctx, config.Config{Mode: config.ModeDev, NATSListen: cfg.NATSListen}, n, clock.System{}, log); err == nil {
+	if _, err := app.StartNotifier(ctx, config.Config{Mode: config.ModeDev, NATSListen: cfg.NATSListen}, n, clock.System{}, nil, log); err == nil {
 		t.Error("a notifier without AUTH_DATABASE_URL started")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/ops"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
 
@@ -36,22 +37,25 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopClock()
-	p, err := app.StartProjector(ctx, cfg, n, log)
+	// The page is served first: the migration may wait up to a minute for
+	// Postgres, and meanwhile /healthz answers and /readyz says why not.
+	reg := ops.NewRegistry()
+	page, closePing, err := app.ProjectorOps(cfg, n, reg)
 	if err != nil {
-		return err
-	}
-	page, closePing, err := app.ProjectorOps(cfg, n)
-	if err != nil {
-		_ = p.Stop()
 		return err
 	}
 	defer closePing()
+	started := page.Starting("migrating the read models")
 	stopPage, err := app.ServeOps(cfg, page, log)
 	if err != nil {
-		_ = p.Stop()
 		return err
 	}
 	defer stopPage()
+	p, err := app.StartProjector(ctx, cfg, n, ops.NewProjectorMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	started()
 	<-ctx.Done()
 	log.Info("stopping: finishing the batch in flight")
 	return p.Stop()

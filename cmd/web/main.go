@@ -13,16 +13,18 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
 func main() { app.Main(config.Web, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	w, err := app.StartWeb(cfg, cfg.NATSURL, log)
+	reg := ops.NewRegistry()
+	w, err := app.StartWeb(cfg, cfg.NATSURL, ops.NewWebMetrics(reg), log)
 	if err != nil {
 		return err
 	}
-	stopPage, err := app.ServeOps(cfg, app.WebOps(cfg, w), log)
+	stopPage, err := app.ServeOps(cfg, app.WebOps(cfg, w, reg), log)
 	if err != nil {
 		_ = w.Stop(context.Background())
 		return err

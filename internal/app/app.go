@@ -6,11 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -21,15 +21,25 @@ import (
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
-// NewLogger is the structured logger every component uses.
-func NewLogger(level string) *slog.Logger {
+// NewLogger is the structured logger every component uses, on standard
+// error: level is AUTH_LOG_LEVEL (info when unreadable), format
+// AUTH_LOG_FORMAT: config.LogJSON writes one JSON object per line (time,
+// level, msg and the attributes as keys), anything else key=value text.
+func NewLogger(level, format string) *slog.Logger { return newLogger(os.Stderr, level, format) }
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // NATS is a connection, and the embedded server behind it in dev mode.
@@ -98,10 +108,11 @@ type Commands struct {
 }
 
 // StartCommands opens the event store and serves the commands on nc.
-// observe, if not nil, is told each command's subject, outcome and
-// duration (commands.Config.Observe; CommandsOps gives one).
+// metrics, if not nil, counts the commands, the facts recorded, the lost
+// races and the hashing pool's queue (commands.Config.Observe and
+// Metrics; docs/operations.md).
 func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *clock.Dev,
-	observe func(subject, outcome string, d time.Duration), log *slog.Logger) (*Commands, error) {
+	metrics *ops.CommandMetrics, log *slog.Logger) (*Commands, error) {
 	keys, err := cfg.Keys()
 	if err != nil {
 		return nil, err
@@ -111,7 +122,10 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log, Observe: observe}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
+	if metrics != nil {
+		c.Observe, c.Metrics = metrics.Observe, metrics
+	}
 	if cfg.DevClock {
 		// Before the service answers anything: its first decisions are at
 		// the kept time.

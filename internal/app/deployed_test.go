@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,6 +24,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 // A test deployment: the three real binaries, each its own process, against
@@ -83,6 +88,26 @@ func TestDeployedComponentsFollowTheDevClock(t *testing.T) {
 	register := func(nir, email string) {
 		mustOK("cmd.account.register", map[string]any{"nir": nir, "email": email, "password": DemoPassword,
 			"email_validated": true, "affiliation": "active", "channel": "backoffice"})
+	}
+
+	// Each binary serves its ops page: ready (the dev clock said), and its
+	// own metrics.
+	for _, c := range []struct {
+		p      *process
+		metric string
+	}{{commands, "auth_hashes_in_flight"}, {projector, "auth_projector_leader 1"}, {notifier, `auth_consumer_lag_events{consumer="notifier"}`}} {
+		page := opsPage(t, c.p)
+		testwait.Until(t, 30*time.Second, func() error {
+			code, body := httpGet(t, page+"/readyz")
+			if code != http.StatusOK || body != "ready\ndev clock on (AUTH_DEV_CLOCK=1)\n" {
+				return fmt.Errorf("%s /readyz: %d %q", c.p.name, code, body)
+			}
+			return nil
+		})
+		if code, body := httpGet(t, page+"/metrics"); code != http.StatusOK || !strings.Contains(body, c.metric) ||
+			!strings.Contains(body, `auth_nats_connected{conn="auth-`+c.p.name+`"} 1`) {
+			t.Errorf("%s /metrics: %d, without %s or its NATS connection", c.p.name, code, c.metric)
+		}
 	}
 
 	// A login whose code arrives by mail, then 15 minutes pass in one request.
@@ -150,6 +175,30 @@ func TestDeployedComponentsFollowTheDevClock(t *testing.T) {
 			t.Errorf("%s logged a secret:\n%s", p.name, p.logs())
 		}
 	}
+}
+
+// opsPage is the address of a process's ops page, as its log says.
+func opsPage(t *testing.T, p *process) string {
+	t.Helper()
+	m := regexp.MustCompile(`readyz=(http://\S+)/readyz`).FindStringSubmatch(p.logs())
+	if m == nil {
+		t.Fatalf("%s does not say where its ops page is:\n%s", p.name, p.logs())
+	}
+	return m[1]
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
 }
 
 // buildBinaries builds cmd/commands, cmd/projector and cmd/notifier (without

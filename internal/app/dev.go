@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -13,10 +14,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
 // The demo account created at the first start of dev mode. Its NIR is the
@@ -44,8 +51,14 @@ type Dev struct {
 	Clock     *clock.Dev
 	Web       *Web   // the web front-end
 	HTTPURL   string // where the page is served ("" if no port was free)
+	// Metrics holds every component's metrics (their names do not
+	// overlap), served at the page's /metrics.
+	Metrics *prometheus.Registry
+	// Page is the ops page on AUTH_HTTP_ADDR: /healthz, /readyz and
+	// /metrics for the whole stack, the mails, an index.
+	Page *ops.Server
 
-	http         *http.Server
+	closePool    func() // the page's Postgres pool
 	log          *slog.Logger
 	stateWritten bool
 }
@@ -58,7 +71,7 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 	}
 	// This is the dev entry point: dev mode is asked for by calling it.
 	cfg.Mode, cfg.DevClock = config.ModeDev, true
-	d = &Dev{Clock: &clock.Dev{}, log: log}
+	d = &Dev{Clock: &clock.Dev{}, log: log, Metrics: ops.NewRegistry()}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -80,7 +93,7 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 	}
 	// The web front-end is a client like any other, on its own connection;
 	// the links in emails open it unless AUTH_PUBLIC_URL says otherwise.
-	if d.Web, err = StartWeb(cfg, d.NATS.Conn.ConnectedUrl(), log.With("component", "web")); err != nil {
+	if d.Web, err = StartWeb(cfg, d.NATS.Conn.ConnectedUrl(), ops.NewWebMetrics(d.Metrics), log.With("component", "web")); err != nil {
 		return d, err
 	}
 	if !config.Explicit("AUTH_PUBLIC_URL") {
@@ -88,16 +101,18 @@ func StartDev(ctx context.Context, cfg config.Config, console io.Writer, log *sl
 	}
 	d.Config = cfg
 	cfg.Log(log, config.Dev)
-	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, nil, log.With("component", "commands")); err != nil {
+	if d.Commands, err = StartCommands(ctx, cfg, d.NATS, d.Clock, ops.NewCommandMetrics(d.Metrics), log.With("component", "commands")); err != nil {
 		return d, err
 	}
-	if d.Projector, err = StartProjector(ctx, cfg, d.NATS, log.With("component", "projector")); err != nil {
+	if d.Projector, err = StartProjector(ctx, cfg, d.NATS, ops.NewProjectorMetrics(d.Metrics), log.With("component", "projector")); err != nil {
 		return d, err
 	}
-	if d.Notifier, err = StartNotifier(ctx, cfg, d.NATS, d.Clock, log.With("component", "notifier")); err != nil {
+	if d.Notifier, err = StartNotifier(ctx, cfg, d.NATS, d.Clock, ops.NewNotifierMetrics(d.Metrics), log.With("component", "notifier")); err != nil {
 		return d, err
 	}
-	d.serveHTTP(cfg.HTTPAddr)
+	if err := d.serveHTTP(cfg); err != nil {
+		return d, err
+	}
 	// The other authctl commands find this dev mode (its NATS may listen
 	// elsewhere than 4222, its Postgres may be a private one) here.
 	if err := writeDevState(cfg.VarDir, d.State()); err != nil {
@@ -140,41 +155,51 @@ func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 	return false, errors.New("register the demo account: empty reply")
 }
 
-// serveHTTP serves the mail page and a health check on addr, or on the next
-// free port after it.
-func (d *Dev) serveHTTP(addr string) {
-	mux := http.NewServeMux()
-	if d.Catcher != nil {
-		mux.Handle("/mails/", http.StripPrefix("/mails", d.Catcher.Handler()))
-	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !d.NATS.Conn.IsConnected() {
-			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
-			return
-		}
-		// Say it where a probe or a person looks, not only in the log.
-		fmt.Fprintf(w, "ok\ndev clock: on (AUTH_DEV_CLOCK=1), now %s, ahead of the system clock by %s\n",
-			d.Clock.Now().Format(time.RFC3339), d.Clock.Offset())
-	})
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>ameli-auth (dev)</title>
-<h1>ameli-auth — mode développement</h1>
-<ul><li><a href="/mails/">Mails reçus par le catcher</a></li><li><a href="/healthz">État</a></li></ul>
-<p>NATS : <code>%s</code></p>`, d.NATS.Conn.ConnectedUrlRedacted())
-	})
-	ln, err := listenNear(addr, 20)
+// serveHTTP builds the ops page of the whole stack and serves it on
+// AUTH_HTTP_ADDR, or on one of the next 20 ports; if none is free, the
+// page is only missing (a warning). Ready as each component would be: its
+// three NATS connections, Postgres, the events stream, the projector and
+// the notifier within AUTH_READY_MAX_LAG. /healthz tells the dev clock.
+func (d *Dev) serveHTTP(cfg config.Config) error {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
-		d.log.Warn("dev page not served", "addr", addr, "err", err)
-		return
+		return fmt.Errorf("AUTH_DATABASE_URL: %w", err)
 	}
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	d.HTTPURL = "http://" + ln.Addr().String()
-	go func() {
-		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Warn("dev page stopped", "err", err)
-		}
-	}()
+	pc.MaxConns, pc.MinConns = 1, 0
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return err
+	}
+	d.closePool = pool.Close
+	extra := map[string]http.Handler{"/{$}": http.HandlerFunc(d.index)}
+	if d.Catcher != nil {
+		extra["/mails/"] = http.StripPrefix("/mails", d.Catcher.Handler())
+	}
+	d.Page = ops.New(ops.Config{Component: "dev", Registry: d.Metrics,
+		NATS: []*nats.Conn{d.NATS.Conn, d.Web.conn, d.Notifier.conn}, Ping: pool.Ping,
+		Stream:    ops.StreamCheck(d.NATS.JS, contract.EventsStream),
+		Consumers: []ops.Consumer{projectorLag(pool, d.NATS, cfg.Prefix), notifierLag(d.Notifier)},
+		MaxLag:    cfg.ReadyMaxLag, DevClock: true, Extra: extra,
+		// Say it where a probe or a person looks, not only in the log.
+		Health: func() string {
+			return fmt.Sprintf("dev clock: on (AUTH_DEV_CLOCK=1), now %s, ahead of the system clock by %s\n",
+				d.Clock.Now().Format(time.RFC3339), d.Clock.Offset())
+		}})
+	if err := d.Page.Listen(cfg.HTTPAddr, 20, d.log); err != nil {
+		d.log.Warn("dev page not served", "addr", cfg.HTTPAddr, "err", err)
+		return nil
+	}
+	d.HTTPURL = d.Page.URL
+	return nil
+}
+
+func (d *Dev) index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>ameli-auth (dev)</title>
+<h1>ameli-auth — mode développement</h1>
+<ul><li><a href="/mails/">Mails reçus par le catcher</a></li><li><a href="/healthz">État</a></li>
+<li><a href="/readyz">Prêt ?</a></li><li><a href="/metrics">Métriques (Prometheus)</a></li></ul>
+<p>NATS : <code>%s</code></p>`, html.EscapeString(d.NATS.Conn.ConnectedUrlRedacted()))
 }
 
 // listenNear listens on addr, or on one of the next n ports when it is taken.
@@ -204,8 +229,11 @@ func (d *Dev) Stop(ctx context.Context) {
 	if d.stateWritten {
 		_ = os.Remove(DevStatePath(d.Config.VarDir))
 	}
-	if d.http != nil {
-		_ = d.http.Shutdown(ctx)
+	if d.Page != nil {
+		_ = d.Page.Close(ctx)
+	}
+	if d.closePool != nil {
+		d.closePool()
 	}
 	if d.Web != nil {
 		_ = d.Web.Stop(ctx)

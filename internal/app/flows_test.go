@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/ops/opstest"
+	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
 // flowEnv is the dev stack with a client, reading mails from the catcher as
@@ -135,4 +139,121 @@ func TestPasswordChangeResetAndEmailChangeByMail(t *testing.T) {
 	if strings.Contains(notice.Text, "valerie.nouvelle@exemple.fr") {
 		t.Fatal("the notice to the old address must show the new one masked, not in clear")
 	}
+}
+
+// Every metric of the whole stack, after logins, codes, a lockout, a NIR
+// without an account, a password change, an email change, a reset link
+// and web pages reached with a token and an address in their path: no
+// label value holds a NIR, an email, an account id or a token of those
+// flows (the NIR in any spelling), and the stack's one page is ready and
+// serves them.
+func TestMetricLabelsHoldNoPersonalData(t *testing.T) {
+	f := newFlowEnv(t)
+	raw := func(subject string, body map[string]any) {
+		b, _ := json.Marshal(body)
+		if _, err := f.nc.Request(contract.Default.Command(subject), b, 10*time.Second); err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+	}
+	demo, err := readDemo(f.d.Config.VarDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.seen()
+	l := f.req("login.password", map[string]any{"nir": DemoNIR, "password": DemoPassword})
+	loginID, _ := l["login_id"].(string)
+	f.req("login.otp.send", map[string]any{"login_id": loginID})
+	loginCode := f.mail(DemoEmail, "code de sécurité", before).Code
+	ok := f.req("login.otp.verify", map[string]any{"login_id": loginID, "code": loginCode, "remember_device": true})
+	session := ok["session"].(map[string]any)["token"].(string)
+	device, _ := ok["device_token"].(string)
+
+	before = f.seen()
+	f.req("password.change.start", map[string]any{"session": session})
+	changeCode := f.mail(DemoEmail, "modifier le mot de passe", before).Code
+	f.req("password.change.verify_code", map[string]any{"session": session, "code": changeCode})
+	const newEmail = "valerie.nouvelle@exemple.fr"
+	before = f.seen()
+	f.req("email.change", map[string]any{"session": session, "new_email": newEmail})
+	emailCode := f.mail(newEmail, "nouvelle adresse", before).Code
+	before = f.seen()
+	f.req("password.reset.request", map[string]any{"nir": DemoNIR})
+	link := f.mail(DemoEmail, "Réinitialisation", before).Link
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("token") == "" {
+		t.Fatalf("reset link %q", link)
+	}
+	resetToken := u.Query().Get("token")
+
+	const nir2, email2, unknownNIR = "1 84 12 76 451 089 46", "second@exemple.fr", "2 55 08 13 055 123 12"
+	id2 := f.req("account.register", map[string]any{"nir": nir2, "email": email2, "password": DemoPassword,
+		"email_validated": true, "affiliation": "active", "channel": "backoffice"})["account_id"].(string)
+	for range 3 {
+		raw("login.password", map[string]any{"nir": nir2, "password": "pas-le-bon-mot"})
+		raw("login.password", map[string]any{"nir": unknownNIR, "password": "pas-le-bon-mot"})
+	}
+	for _, path := range []string{"/password/reset?token=" + url.QueryEscape(resetToken), "/" + email2, "/connexion"} {
+		res, err := http.Get(f.d.Web.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+
+	// The stack's page is ready once the projector and the notifier have
+	// caught up, and serves every component's metrics.
+	if f.d.HTTPURL == "" {
+		t.Fatal("the dev page is not served")
+	}
+	get := func(path string) (int, string) {
+		res, err := http.Get(f.d.HTTPURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	testwait.Until(t, 30*time.Second, func() error {
+		if code, body := get("/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d %q", code, body)
+		}
+		return nil
+	})
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "auth_commands_total{") || !strings.Contains(body, "go_goroutines ") {
+		t.Fatalf("/metrics: %d", code)
+	}
+	reg := f.d.Metrics
+	for _, want := range []struct {
+		name   string
+		labels []string
+	}{
+		{"auth_lockouts_total", []string{"kind", "password"}},
+		{"auth_codes_issued_total", []string{"kind", "login"}},
+		{"auth_codes_issued_total", []string{"kind", "password_change"}},
+		{"auth_codes_issued_total", []string{"kind", "email_change"}},
+		{"auth_codes_issued_total", []string{"kind", "password_reset"}},
+		{"auth_notifier_mails_total", []string{"kind", "login_code", "outcome", "sent"}},
+		{"auth_notifier_mails_total", []string{"kind", "password_reset", "outcome", "sent"}},
+		{"auth_projector_events_applied_total", nil},
+		{"auth_projector_leader", nil},
+		{"auth_web_requests_total", []string{"route", "GET /password/reset"}},
+		{"auth_hash_queue_wait_seconds", nil},
+		{"auth_nats_connected", []string{"conn", "auth-dev"}},
+		{"auth_nats_connected", []string{"conn", "auth-web"}},
+		{"auth_nats_connected", []string{"conn", "auth-notifier-subscriber"}},
+	} {
+		if opstest.Value(t, reg, want.name, want.labels...) < 1 {
+			t.Errorf("%s%v not counted", want.name, want.labels)
+		}
+	}
+	for _, family := range []string{"auth_consumer_lag_events", "auth_consumer_lag_seconds", "auth_nats_reconnects_total", "auth_events_appended_total"} {
+		if !opstest.Families(t, reg)[family] {
+			t.Errorf("no %s", family)
+		}
+	}
+	labels := opstest.CheckLabels(t, reg, DemoNIR, nir2, unknownNIR, DemoEmail, email2, newEmail, demo.AccountID, id2,
+		session, device, loginID, loginCode, changeCode, emailCode, resetToken, DemoPassword)
+	t.Logf("%d label values checked", labels)
 }

@@ -29,7 +29,7 @@ func runMain(comp config.Component, run func(context.Context, config.Config, *sl
 	if err != nil {
 		return err
 	}
-	log := NewLogger(cfg.LogLevel).With("component", comp.Name)
+	log := NewLogger(cfg.LogLevel, cfg.LogFormat).With("component", comp.Name)
 	cfg.Log(log, comp)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

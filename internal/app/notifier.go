@@ -17,6 +17,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/notifier"
+	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
 // Notifier is a running notifier and what it owns.
@@ -42,7 +43,8 @@ var ErrNoDatabase = errors.New("AUTH_DATABASE_URL is not set: the notifier keeps
 // AUTH_SMTP_ADDR is unset in dev mode, the SMTP client, the Postgres
 // record (migrated), the durable consumer on its own NATS connection. clk
 // is its clock (a *clock.Dev following the dev clock in dev mode).
-func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Clock, log *slog.Logger) (*Notifier, error) {
+// metrics, if not nil, counts the mails by kind and outcome.
+func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Clock, metrics *ops.NotifierMetrics, log *slog.Logger) (*Notifier, error) {
 	if cfg.DatabaseURL == "" {
 		if cfg.Dev() {
 			return nil, fmt.Errorf("%w; in dev mode set it to any local Postgres, e.g. "+
@@ -86,10 +88,14 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	if x.conn, err = connectSubscriber(cfg, n, log); err != nil {
 		return nil, err
 	}
-	nt, err := notifier.New(notifier.Config{
+	nc := notifier.Config{
 		Prefix: cfg.Prefix, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
 		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL, DLQReplicas: cfg.StreamReplicas,
-	})
+	}
+	if metrics != nil {
+		nc.Mails = metrics.Mail
+	}
+	nt, err := notifier.New(nc)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/ops"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
 
@@ -22,17 +23,24 @@ type Projector struct {
 // flight. Several replicas may run against one database: one leads, the
 // others stand by.
 // cfg.ProjectorBatch (AUTH_PROJECTOR_BATCH) bounds its transactions.
-func StartProjector(ctx context.Context, cfg config.Config, n *NATS, log *slog.Logger) (*Projector, error) {
+// metrics, if not nil, counts its batches and follows its leadership.
+func StartProjector(ctx context.Context, cfg config.Config, n *NATS, metrics *ops.ProjectorMetrics, log *slog.Logger) (*Projector, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, projector.ErrNoDatabase
 	}
 	if err := migrateWithRetry(ctx, cfg.DatabaseURL, time.Minute, log); err != nil {
 		return nil, err
 	}
-	p, err := projector.New(projector.Config{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix,
-		BatchSize: cfg.ProjectorBatch, Logger: log})
+	pc := projector.Config{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, BatchSize: cfg.ProjectorBatch, Logger: log}
+	if metrics != nil {
+		pc.AfterCommit = func(c projector.Committed) { metrics.Committed(c.Events, c.Took) }
+	}
+	p, err := projector.New(pc)
 	if err != nil {
 		return nil, err
+	}
+	if metrics != nil {
+		metrics.FollowLeader(p.Leader)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)

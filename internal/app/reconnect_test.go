@@ -48,7 +48,7 @@ func TestComponentsConnectWithTheSharedReconnectOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	w, err := StartWeb(cfg, srv.ClientURL(), log)
+	w, err := StartWeb(cfg, srv.ClientURL(), nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

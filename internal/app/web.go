@@ -13,6 +13,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/ops"
 	"github.com/ameli-auth/authsvc/internal/web"
 )
 
@@ -28,8 +29,9 @@ type Web struct {
 // StartWeb serves the web front-end on cfg.WebAddr (in dev mode, on the next
 // free port when it is taken) as a client of the commands service at
 // natsURL. It starts even while NATS is down: the pages say the service is
-// unavailable until nats.go has reconnected.
-func StartWeb(cfg config.Config, natsURL string, log *slog.Logger) (*Web, error) {
+// unavailable until nats.go has reconnected. metrics, if not nil, counts
+// the requests by route and status.
+func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *slog.Logger) (*Web, error) {
 	if natsURL == "" {
 		return nil, errors.New("web: AUTH_NATS_URL is required: the web front-end is a client of the commands service (`make run` starts it with the whole service)")
 	}
@@ -44,6 +46,10 @@ func StartWeb(cfg config.Config, natsURL string, log *slog.Logger) (*Web, error)
 		nc.Close()
 		return nil, err
 	}
+	var h http.Handler = srv
+	if metrics != nil {
+		h = metrics.Middleware(srv.Route, srv)
+	}
 	var ln net.Listener
 	if cfg.Dev() {
 		ln, err = listenNear(cfg.WebAddr, 20)
@@ -55,7 +61,7 @@ func StartWeb(cfg config.Config, natsURL string, log *slog.Logger) (*Web, error)
 		return nil, fmt.Errorf("web: listen on %s (AUTH_WEB_ADDR): %w", cfg.WebAddr, err)
 	}
 	w := &Web{URL: "http://" + ln.Addr().String(), conn: nc, log: log,
-		http: &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		http: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
 	go func() {
 		if err := w.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -75,7 +75,7 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
 				opts.Phases = append(opts.Phases, strings.Split(p, ",")...)
 			}
 			if logLevel != "" {
-				opts.Logger = app.NewLogger(logLevel)
+				opts.Logger = app.NewLogger(logLevel, config.LogText)
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)

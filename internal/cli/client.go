@@ -32,7 +32,7 @@ func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
 	// The components' reconnect options: a long `authctl login` or `req`
 	// rides over a NATS restart as the services do. Only losing the
 	// connection is logged (warn), on stderr.
-	nc, err := nats.Connect(url, natsutil.ClientOptions("authctl", app.NewLogger("warn"))...)
+	nc, err := nats.Connect(url, natsutil.ClientOptions("authctl", app.NewLogger("warn", config.LogText))...)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", config.Redact(url), err)
 	}

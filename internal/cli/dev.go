@@ -38,7 +38,7 @@ the effective configuration at start, secrets masked).`,
 			if err != nil {
 				return err
 			}
-			log := app.NewLogger(cfg.LogLevel)
+			log := app.NewLogger(cfg.LogLevel, cfg.LogFormat)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			d, err := app.StartDev(ctx, cfg, cmd.OutOrStdout(), log)

@@ -38,6 +38,7 @@ type accounts struct {
 	locks         [lockStripes]sync.Mutex // per-account serialisation inside one instance, striped
 	snapshotSem   chan struct{}
 	snapshotWG    sync.WaitGroup
+	metrics       Metrics
 }
 
 type cached struct {
@@ -254,6 +255,7 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 					return outcome{}, err
 				}
 				r.cache.put(accountID, c)
+				r.metrics.Retry(RetryStale)
 				continue
 			}
 			if errors.Is(refusal, &domain.Error{Code: domain.CodeAccountLocked}) {
@@ -268,10 +270,12 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		env := events.Wrap(accountID, evs[0], now, md)
 		res, err := r.store.Append(ctx, accountID, c.seq, env, msgID)
 		if errors.Is(err, eventstore.ErrConflict) {
+			r.metrics.Conflict(StoreAccount)
 			if c, err = r.catchUp(ctx, c); err != nil {
 				return outcome{}, err
 			}
 			r.cache.put(accountID, c)
+			r.metrics.Retry(RetryConflict)
 			continue
 		}
 		if err != nil {
@@ -288,6 +292,7 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			r.cache.put(accountID, c)
 			return r.replay(ctx, c, res.Seq)
 		}
+		r.metrics.Recorded(evs[0], false)
 		c.state = domain.Evolve(c.state, evs[0])
 		c.seq = res.Seq
 		c.sinceSnap++

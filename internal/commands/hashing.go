@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
@@ -51,29 +52,49 @@ func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded fu
 			"key", redactKey(key), "err", err)
 		return false, false, nil
 	}
-	select {
-	case s.hashSem <- struct{}{}:
-	case <-ctx.Done():
-		return false, false, ctx.Err()
+	release, err := s.hashWorker(ctx)
+	if err != nil {
+		return false, false, err
 	}
-	defer func() { <-s.hashSem }()
+	defer release()
 	if stillNeeded != nil && !stillNeeded() {
 		return false, false, errHashSkipped
 	}
 	s.observeHash(key)
+	defer s.hashing()()
 	return secrets.VerifyPassword(password, phc, s.policy.Argon2, s.policy.HashLimits)
 }
 
 // hashPassword makes the argon2id hash of a new password on the pool.
 func (s *Service) hashPassword(ctx context.Context, key, password string) (string, error) {
+	release, err := s.hashWorker(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	s.observeHash(key)
+	defer s.hashing()()
+	return secrets.HashPassword(password, s.policy.Argon2), nil
+}
+
+// hashWorker waits for a worker of the pool, or for ctx, and tells
+// Metrics how long it waited. release must be called once.
+func (s *Service) hashWorker(ctx context.Context) (release func(), err error) {
+	queued := time.Now()
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	}
-	defer func() { <-s.hashSem }()
-	s.observeHash(key)
-	return secrets.HashPassword(password, s.policy.Argon2), nil
+	s.cfg.Metrics.HashWaited(time.Since(queued))
+	return func() { <-s.hashSem }, nil
+}
+
+// hashing tells Metrics a computation starts; the returned func, that it
+// ended.
+func (s *Service) hashing() (done func()) {
+	s.cfg.Metrics.Hashing(1)
+	return func() { s.cfg.Metrics.Hashing(-1) }
 }
 
 func (s *Service) observeHash(key string) {

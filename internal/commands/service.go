@@ -73,6 +73,10 @@ type Config struct {
 	// fast, and the outcome and subject are the only facts it gets.
 	Observe func(subject, outcome string, d time.Duration)
 
+	// Metrics, if set, is told the facts recorded, the lost races and the
+	// hashing pool's waits (metrics.go; internal/ops implements it).
+	Metrics Metrics
+
 	// ResponseFloor is the least time login.password and
 	// password.reset.request take to answer, so that their timing does not
 	// tell whether a NIR has an account (issue 19; docs/enumeration.md):
@@ -131,6 +135,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5 * time.Second
 	}
@@ -159,7 +166,7 @@ func New(cfg Config) (*Service, error) {
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
 			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
-			snapshotSem: make(chan struct{}, 8),
+			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics,
 		},
 	}
 	// An unknown NIR pays for a real argon2id check against this hash, so it

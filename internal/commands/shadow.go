@@ -131,9 +131,11 @@ func (s *Service) shadowDecide(ctx context.Context, nirKey string, now time.Time
 		rev, err := s.cfg.Shadows.Put(ctx, nirKey, b, c.rev)
 		switch {
 		case errors.Is(err, eventstore.ErrConflict):
+			s.cfg.Metrics.Conflict(StoreShadow)
 			if c, err = s.loadShadow(ctx, nirKey); err != nil {
 				return fmt.Errorf("shadow read: %w", err)
 			}
+			s.cfg.Metrics.Retry(RetryConflict)
 			continue
 		case errors.Is(err, eventstore.ErrFull):
 			s.log.Warn("shadow store full: an attempt on an unknown NIR answered without being counted", "err", err)
@@ -142,6 +144,9 @@ func (s *Service) shadowDecide(ctx context.Context, nirKey string, now time.Time
 			return fmt.Errorf("shadow write: %w", err)
 		}
 		s.putShadow(nirKey, cachedShadow{state: next, rev: rev})
+		for _, e := range evs {
+			s.cfg.Metrics.Recorded(e, true)
+		}
 		return refusal
 	}
 	return fmt.Errorf("shadow: still conflicting after %d attempts", maxAttempts)

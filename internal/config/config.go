@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
@@ -38,6 +39,12 @@ import (
 const (
 	ModeProduction = "production"
 	ModeDev        = "dev"
+)
+
+// The log formats (AUTH_LOG_FORMAT).
+const (
+	LogText = "text"
+	LogJSON = "json"
 )
 
 // The variables a component may need (see Component).
@@ -82,10 +89,13 @@ type Config struct {
 	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the events stream and the KV buckets (1 to 5)
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
+	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
+	ReadyMaxLag time.Duration // AUTH_READY_MAX_LAG: a consumer whose oldest unhandled event is older is not ready
+
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas string
+	devClock, projectorBatch, streamReplicas, readyMaxLag string
 }
 
 // Setting is one row of the table.
@@ -185,6 +195,13 @@ var settings = []Setting{
 	{Env: EnvLogLevel, Flag: "log-level", Default: "info",
 		Help:  "debug, info, warn or error",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.LogLevel }},
+	{Env: "AUTH_LOG_FORMAT", Flag: "log-format", Default: LogText,
+		Help:  "text (key=value lines) or json (one JSON object per line, for a log collector)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.LogFormat }},
+	{Env: "AUTH_READY_MAX_LAG", Flag: "ready-max-lag", Default: "30s",
+		Help:  "readiness bound of the projector and the notifier: not ready while their oldest event not yet handled is older (a Go duration, e.g. 30s, 2m)",
+		Users: []string{nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.readyMaxLag },
+		show: func(c Config) string { return c.ReadyMaxLag.String() }},
 	{Env: "AUTH_PROJECTOR_BATCH", Flag: "projector-batch", Default: "",
 		Help:  "events per projector transaction at most (default 20000)",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.projectorBatch },
@@ -334,6 +351,21 @@ func (c *Config) parse() error {
 			return fmt.Errorf("AUTH_STREAM_REPLICAS: %q is not a number from 1 to 5", c.streamReplicas)
 		}
 		c.StreamReplicas = n
+	}
+	switch c.LogFormat {
+	case "", LogText:
+		c.LogFormat = LogText
+	case LogJSON:
+	default:
+		return fmt.Errorf("AUTH_LOG_FORMAT: %q is neither %s nor %s", c.LogFormat, LogText, LogJSON)
+	}
+	c.ReadyMaxLag = 30 * time.Second
+	if c.readyMaxLag != "" {
+		d, err := time.ParseDuration(c.readyMaxLag)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("AUTH_READY_MAX_LAG: %q is not a positive duration (e.g. 30s, 2m)", c.readyMaxLag)
+		}
+		c.ReadyMaxLag = d
 	}
 	p, ok := domain.PolicyByName(c.PolicyName)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
@@ -184,6 +185,36 @@ func TestModeRules(t *testing.T) {
 					t.Errorf("SMTPFrom = %q", c.SMTPFrom)
 				}
 			}},
+		{name: "logs_are_text_unless_asked_for_json", comp: Commands, env: prod,
+			chk: func(t *testing.T, c Config) {
+				if c.LogFormat != LogText {
+					t.Errorf("LogFormat = %q, want text", c.LogFormat)
+				}
+			}},
+		{name: "json_logs_by_flag", comp: Commands, env: prod, args: []string{"-log-format=json"},
+			chk: func(t *testing.T, c Config) {
+				if c.LogFormat != LogJSON {
+					t.Errorf("LogFormat = %q, want json", c.LogFormat)
+				}
+			}},
+		{name: "an_unknown_log_format", comp: Commands, env: with(prod, "AUTH_LOG_FORMAT", "logfmt"), err: []string{"AUTH_LOG_FORMAT", "logfmt"}},
+		{name: "the_readiness_bound_defaults_to_30s", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db"},
+			chk: func(t *testing.T, c Config) {
+				if c.ReadyMaxLag != 30*time.Second {
+					t.Errorf("ReadyMaxLag = %s, want 30s", c.ReadyMaxLag)
+				}
+			}},
+		{name: "the_readiness_bound_is_a_duration", comp: Notifier,
+			env: with(prod, "AUTH_DATABASE_URL", "postgres://db", "AUTH_SMTP_ADDR", "smtp:25", "AUTH_READY_MAX_LAG", "2m"),
+			chk: func(t *testing.T, c Config) {
+				if c.ReadyMaxLag != 2*time.Minute {
+					t.Errorf("ReadyMaxLag = %s, want 2m", c.ReadyMaxLag)
+				}
+			}},
+		{name: "the_readiness_bound_must_be_positive", comp: Projector,
+			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_READY_MAX_LAG": "30"},
+			err: []string{"AUTH_READY_MAX_LAG", "positive duration"}},
 		{name: "an_unknown_policy", comp: Commands, env: with(prod, "AUTH_POLICY", "lax"), err: []string{"AUTH_POLICY", "lax"}},
 		{name: "an_unknown_smtp_tls", comp: Notifier, env: with(prod, "AUTH_SMTP_TLS", "ssl"), err: []string{"AUTH_SMTP_TLS", "ssl"}},
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -319,5 +320,42 @@ func (h *harness) mails(n int) {
 			subjects = append(subjects, fmt.Sprintf("%s %v", m.Subject, m.RcptTo))
 		}
 		h.t.Fatalf("%d mails, want %d:\n%s", got, n, strings.Join(subjects, "\n"))
+	}
+}
+
+// outcomes records what a notifier tells Config.Mails, by kind and
+// outcome.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) record(kind, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[string]int{}
+	}
+	o.n[kind+" "+outcome]++
+}
+
+func (o *outcomes) count(kind, outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[kind+" "+outcome]
+}
+
+func (o *outcomes) all() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.n)
+}
+
+// waitOutcome waits until the notifier told n outcomes of this kind.
+func (o *outcomes) waitOutcome(t testing.TB, kind, outcome string, n int) {
+	t.Helper()
+	testwait.For(t, fmt.Sprintf("%d %q %s", n, kind, outcome), 10*time.Second, func() bool { return o.count(kind, outcome) >= n })
+	if got := o.count(kind, outcome); got != n {
+		t.Errorf("%d %q %s, want %d", got, kind, outcome, n)
 	}
 }

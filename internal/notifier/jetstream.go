@@ -193,3 +193,34 @@ func (p dlqPublisher) Publish(subject string, msgs ...*message.Message) error {
 }
 
 func (dlqPublisher) Close() error { return nil }
+
+// Lag is how far the notifier's consumer is behind the stream: the events
+// not yet delivered to it (the consumer's num_pending) and the age of the
+// first of them by the stream's timestamp (0 when none; ages by the system
+// clock). Events delivered and waiting for their ack (a mail in flight, or
+// naked for a retry) are not counted: a mail retried for an hour must not
+// make the notifier look stuck while it keeps up with the rest.
+func (n *Notifier) Lag(ctx context.Context) (pending uint64, seconds float64, err error) {
+	cons, err := n.cfg.JS.Consumer(ctx, n.cfg.Stream, n.cfg.Consumer) // a consumer info request
+	if err != nil {
+		return 0, 0, fmt.Errorf("notifier: consumer %s: %w", n.cfg.Consumer, err)
+	}
+	info := cons.CachedInfo()
+	if info.NumPending == 0 {
+		return 0, 0, nil
+	}
+	stream, err := n.cfg.JS.Stream(ctx, n.cfg.Stream)
+	if err != nil {
+		return info.NumPending, 0, fmt.Errorf("notifier: stream %s: %w", n.cfg.Stream, err)
+	}
+	// The first event after the last one delivered (deleted ones skipped).
+	m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(contract.Subjects(n.cfg.Prefix).AllEvents()))
+	switch {
+	case err == nil:
+		seconds = max(0, time.Since(m.Time).Seconds())
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return info.NumPending, 0, fmt.Errorf("notifier: oldest undelivered event: %w", err)
+	}
+	return info.NumPending, seconds, nil
+}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,14 @@ type Config struct {
 	// NoticeMaxAge: a notice (password changed, lockout, new device…) older
 	// than this is not sent. Codes and links are not sent once expired.
 	NoticeMaxAge time.Duration // default 24h
+
+	// Mails, if set, is told each mail's outcomes by its template kind
+	// (a mail.Kind, or "" for an event whose mail is not known): "sent"
+	// (the SMTP server accepted it), "failed" (an attempt failed; it is
+	// retried unless given up), "dead_lettered" (given up), "expired" (out
+	// of date, not sent). For metrics (internal/ops); it must be fast, and
+	// it is never told an address, an account or an event id.
+	Mails func(kind, outcome string)
 }
 
 // DefaultBackoff is the wait before each new delivery of a failed message.
@@ -163,6 +172,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.NoticeMaxAge <= 0 {
 		c.NoticeMaxAge = 24 * time.Hour
+	}
+	if c.Mails == nil {
+		c.Mails = func(string, string) {}
 	}
 	switch {
 	case c.JS == nil:
@@ -379,9 +391,11 @@ func (n *Notifier) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		log.Error("mail given up, to the dead letters", "reason", reason)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := n.cfg.Store.MarkFailed(ctx, eventID, accountID, mail.Kind(msg.Metadata.Get(HeaderMailKind)), reason); err != nil {
+		kind := mail.Kind(msg.Metadata.Get(HeaderMailKind))
+		if err := n.cfg.Store.MarkFailed(ctx, eventID, accountID, kind, reason); err != nil {
 			log.Warn("could not record the failure", "err", err)
 		}
+		n.cfg.Mails(knownKind(kind), "dead_lettered")
 		return out, &deadLetterError{reason: reason}
 	}
 }
@@ -469,6 +483,7 @@ func (n *Notifier) handle(msg *message.Message) error {
 		if recorded {
 			log.Info("mail not sent: out of date when its turn came", "stale_at", out.staleAt,
 				"late_by", now.Sub(out.staleAt).Round(time.Second))
+			n.cfg.Mails(string(out.kind), "expired")
 		}
 		return nil
 	}
@@ -495,12 +510,14 @@ func (n *Notifier) handle(msg *message.Message) error {
 		}
 	}()
 	if err := n.cfg.Sender.Send(ctx, m); err != nil {
+		n.cfg.Mails(string(out.kind), "failed")
 		n.release(ctx, log, env.ID, err)
 		if mail.IsPermanent(err) {
 			return permanent("%v", err)
 		}
 		return err
 	}
+	n.cfg.Mails(string(out.kind), "sent")
 	if err := n.markSent(ctx, env.ID, m.MessageID, now); err != nil {
 		log.Error("mail sent but not recorded yet", "err", err)
 		return err
@@ -575,6 +592,16 @@ func (n *Notifier) recordPending(ctx context.Context, eventID string) (done bool
 	delete(n.pendingRecords, eventID)
 	n.mu.Unlock()
 	return true, nil
+}
+
+// knownKind is kind if it names a mail template, else "": the header it
+// is read from comes with the message, and a metric's label must stay in
+// the fixed set.
+func knownKind(kind mail.Kind) string {
+	if slices.Contains(mail.Kinds(), kind) {
+		return string(kind)
+	}
+	return ""
 }
 
 // peekType reads the type of an event whose message lacks the header.

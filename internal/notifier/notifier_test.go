@@ -237,7 +237,10 @@ func TestOneRefusedMailDoesNotHoldBackTheOthers(t *testing.T) {
 
 func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
 	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
-	h.start(h.testConfig())
+	cfg := h.testConfig()
+	var told outcomes
+	cfg.Mails = told.record
+	h.start(cfg)
 	h.refuse.set("gone@example.fr", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<gone@example.fr>: no such user"})
 
 	acct := events.NewID(t0)
@@ -287,6 +290,12 @@ func TestUnhandledMessagesGoToTheDeadLetters(t *testing.T) {
 	}
 	h.record(foreign.ID, notifier.StatusFailed)
 	h.waitMail(catcher.To("fine@example.fr"))
+	// What metrics are told: by template kind, "" for the two messages
+	// that are no event; the refused mail failed once per delivery.
+	told.waitOutcome(t, "login_code", "sent", 1)
+	if told.count("", "dead_lettered") != 2 || told.count("login_code", "dead_lettered") != 2 || told.count("login_code", "failed") != 2 {
+		t.Errorf("outcomes told: %v; want 2 unknown and 2 login_code dead letters, 2 login_code failures", told.all())
+	}
 	// The newer version is retried past PermanentAttempts: it waits.
 	testwait.For(t, "a third delivery of the newer version", 10*time.Second, func() bool {
 		return h.logs.Count("mail not sent, will retry", "event_id=01NEWER", "attempt=3") > 0 ||
@@ -304,7 +313,10 @@ func TestExpiredCodeIsNotSent(t *testing.T) {
 	dev := &clock.Dev{}
 	dev.Advance(20 * time.Minute)
 	h := newHarness(t, dev)
-	h.start(h.testConfig())
+	cfg := h.testConfig()
+	var told outcomes
+	cfg.Mails = told.record
+	h.start(cfg)
 	acct := events.NewID(t0)
 	now := time.Now().UTC()
 	stale := h.otp(acct, "a@example.fr", "111111", now)
@@ -317,6 +329,8 @@ func TestExpiredCodeIsNotSent(t *testing.T) {
 	h.record(stale.ID, notifier.StatusExpired)
 	h.record(fresh.ID, notifier.StatusSent)
 	h.settled(1)
+	told.waitOutcome(t, "login_code", "expired", 1)
+	told.waitOutcome(t, "login_code", "sent", 1)
 }
 
 func TestStopFinishesTheMailInFlight(t *testing.T) {

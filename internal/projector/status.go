@@ -85,28 +85,76 @@ func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 		return st, err
 	}
 
-	stream, err := cfg.JS.Stream(ctx, cfg.Stream)
+	st.StreamLastSeq, st.LagEvents, st.LagSeconds, err = streamLag(ctx, cfg.JS, cfg.Stream, cfg.Prefix, st.Checkpoint, cfg.Clock.Now())
+	return st, err
+}
+
+// streamLag reads the stream's last sequence, the events after checkpoint
+// and the age at now of the first of them (0 when there are none).
+func streamLag(ctx context.Context, js jetstream.JetStream, streamName, prefix string, checkpoint uint64, now time.Time) (last, events uint64, seconds float64, err error) {
+	stream, err := js.Stream(ctx, streamName) // a stream info request
 	if err != nil {
-		return st, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+		return 0, 0, 0, fmt.Errorf("stream %s: %w", streamName, err)
 	}
-	info, err := stream.Info(ctx)
+	last = stream.CachedInfo().State.LastSeq
+	if last <= checkpoint {
+		return last, 0, 0, nil
+	}
+	events = last - checkpoint
+	// The first event after the checkpoint (deleted sequences skipped).
+	m, err := stream.GetMsg(ctx, checkpoint+1, jetstream.WithGetMsgSubject(contract.Subjects(prefix).AllEvents()))
+	switch {
+	case err == nil:
+		seconds = max(0, now.Sub(m.Time).Seconds())
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return last, events, 0, fmt.Errorf("oldest unapplied event: %w", err)
+	}
+	return last, events, seconds, nil
+}
+
+// Querier is what ReadLag reads the checkpoint with: a *pgx.Conn or a
+// *pgxpool.Pool.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Lag is how far the read models are behind the stream.
+type Lag struct {
+	Checkpoint uint64  // the last applied event's stream sequence
+	Events     uint64  // events in the stream after it
+	Seconds    float64 // age of the first of them by the stream's timestamp; 0 when Events is 0
+}
+
+// ReadLag reads the read models' lag: the checkpoint over db (one query)
+// and the stream's end (a stream info and a message get), as
+// `authctl projections status` does, but on a connection the caller keeps
+// (the ops page's, for /readyz and /metrics); of cfg it uses JS, Stream,
+// Prefix and Clock. It measures the read models,
+// whichever replica leads; it fails before the first migration (no
+// checkpoint table yet). Ages are by the system clock.
+func ReadLag(ctx context.Context, db Querier, cfg StatusConfig) (Lag, error) {
+	if cfg.JS == nil {
+		return Lag{}, errors.New("lag: no JetStream handle")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	var cp int64
+	err := db.QueryRow(ctx, "SELECT last_seq FROM "+pgx.Identifier{Schema, "projector_checkpoint"}.Sanitize()+
+		" WHERE projection = $1", Schema).Scan(&cp)
 	if err != nil {
-		return st, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+		return Lag{}, fmt.Errorf("read checkpoint: %w", err)
 	}
-	st.StreamLastSeq = info.State.LastSeq
-	if st.StreamLastSeq > st.Checkpoint {
-		st.LagEvents = st.StreamLastSeq - st.Checkpoint
-		// The first event after the checkpoint (deleted sequences skipped).
-		m, err := stream.GetMsg(ctx, st.Checkpoint+1, jetstream.WithGetMsgSubject(contract.Subjects(cfg.Prefix).AllEvents()))
-		switch {
-		case err == nil:
-			st.LagSeconds = max(0, cfg.Clock.Now().Sub(m.Time).Seconds())
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		default:
-			return st, fmt.Errorf("oldest unapplied event: %w", err)
-		}
-	}
-	return st, nil
+	lag := Lag{Checkpoint: uint64(cp)}
+	_, lag.Events, lag.Seconds, err = streamLag(ctx, cfg.JS, cfg.Stream, cfg.Prefix, lag.Checkpoint, cfg.Clock.Now())
+	return lag, err
 }
 
 // lockHolder names the session holding an advisory lock, "" if none.

@@ -37,6 +37,7 @@ type Server struct {
 	cookies cookies
 	log     *slog.Logger
 	handler http.Handler
+	mux     *http.ServeMux
 }
 
 // New checks the configuration and builds the handler.
@@ -70,8 +71,17 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
+// Route is the pattern that serves r ("POST /connexion", "GET
+// /rubrique/{tab}", "/" for a page that does not exist), for metrics: a
+// fixed set, never the path (a reset link's path and query hold a token).
+func (s *Server) Route(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.mux = mux
 	mux.Handle("GET /static/", staticFiles())
 	mux.HandleFunc("GET /{$}", s.root)
 

@@ -1,0 +1,57 @@
+package commands
+
+import (
+	"time"
+
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// Metrics is told what the service does beyond each command's outcome
+// (Config.Observe): the facts it records, its lost races and the hashing
+// pool's queue. internal/ops implements it with Prometheus, so that this
+// package does not depend on Prometheus. Every method must be fast and
+// safe for concurrent use. None is given a NIR, an email, an account id or
+// a token: only facts (whose type and kind are fixed by the contract),
+// store names, reasons and durations.
+type Metrics interface {
+	// Recorded is called once per fact recorded by a decision: each event
+	// appended to an account's stream (shadow false; a retry answered
+	// from the fact it recorded earlier is not recorded again), and each
+	// fact decided on a NIR without an account and kept in its shadow
+	// state (shadow true: nothing is appended, nothing is mailed;
+	// docs/enumeration.md).
+	Recorded(e events.Event, shadow bool)
+	// Conflict is called when a write lost a race to another decision: an
+	// append whose expected sequence was stale (store StoreAccount) or a
+	// shadow state's compare-and-set (StoreShadow). The decision is then
+	// made again on the reloaded state, up to 50 times.
+	Conflict(store string)
+	// Retry is called each time a decision is made again on a reloaded
+	// state: after a Conflict (RetryConflict), or because a decision that
+	// appends nothing was made on a cached state behind the stream
+	// (RetryStale; another instance had appended).
+	Retry(reason string)
+	// HashWaited is the time a password check or hash waited for a worker
+	// of the bounded hashing pool (Config.HashWorkers).
+	HashWaited(d time.Duration)
+	// Hashing is +1 when a worker starts an argon2id (or bcrypt)
+	// computation and -1 when it ends.
+	Hashing(delta int)
+}
+
+// Stores and reasons given to Metrics.
+const (
+	StoreAccount  = "account" // an account's events (eventstore.Store.Append)
+	StoreShadow   = "shadow"  // a NIR's shadow state (eventstore.Shadows.Put)
+	RetryConflict = "conflict"
+	RetryStale    = "stale"
+)
+
+// noMetrics is the Metrics of a service configured without any.
+type noMetrics struct{}
+
+func (noMetrics) Recorded(events.Event, bool) {}
+func (noMetrics) Conflict(string)             {}
+func (noMetrics) Retry(string)                {}
+func (noMetrics) HashWaited(time.Duration)    {}
+func (noMetrics) Hashing(int)                 {}
