@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
 // NATSClient is how a component connects to a NATS it did not start: who
@@ -26,8 +28,8 @@ type NATSClient struct {
 
 // InboxRoot is the root of every reply subject: the commands service
 // answers only requests whose reply subject is under it
-// (commands.ReplyAllowed), and every inbox prefix must be under it.
-const InboxRoot = "_INBOX"
+// (contract.IsInbox), and every inbox prefix must be under it.
+const InboxRoot = contract.InboxRoot
 
 // Inbox is the prefix of the connection's reply subjects (nats.go's
 // CustomInboxPrefix): AUTH_NATS_INBOX_PREFIX, else _INBOX.<user> for a
