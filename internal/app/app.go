@@ -21,6 +21,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/notifier"
 	"github.com/ameli-auth/authsvc/internal/ops"
 )
 
@@ -70,10 +71,15 @@ func ConnectNATS(cfg config.Config, name string, log *slog.Logger) (*NATS, error
 		}
 		log.Info("embedded nats-server with JetStream", "url", url, "store", filepath.Join(cfg.VarDir, "nats"))
 	}
-	nc, err := nats.Connect(url, natsutil.ClientOptions(name, log)...)
+	opts, err := NATSOptions(cfg.NATS, name, log)
 	if err != nil {
 		n.Close()
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("connect to nats %s%s: %w", config.Redact(url), asUser(cfg.NATS), err)
 	}
 	n.Conn = nc
 	if n.JS, err = jetstream.New(nc); err != nil {
@@ -81,6 +87,36 @@ func ConnectNATS(cfg config.Config, name string, log *slog.Logger) (*NATS, error
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return n, nil
+}
+
+// NATSOptions are the options of a component's connection: the shared
+// ones (natsutil.ClientOptions: name, reconnects, the log of refusals),
+// then who it is and how it checks the server (AUTH_NATS_USER and its
+// password, or AUTH_NATS_CREDS; AUTH_NATS_TLS_*; its inbox prefix).
+func NATSOptions(c config.NATSClient, name string, log *slog.Logger) ([]nats.Option, error) {
+	auth, err := NATSAuth(c).Options()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (AUTH_NATS_CREDS, AUTH_NATS_TLS_CA, AUTH_NATS_TLS_CERT, AUTH_NATS_TLS_KEY)", name, err)
+	}
+	return append(natsutil.ClientOptions(name, log), auth...), nil
+}
+
+// NATSAuth is the natsutil form of the NATS client settings.
+func NATSAuth(c config.NATSClient) natsutil.Auth {
+	return natsutil.Auth{User: c.User, Password: c.Password, CredsFile: c.Creds,
+		TLSCA: c.TLSCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey, InboxPrefix: c.Inbox()}
+}
+
+// asUser names the NATS user in a connection error: an authorization
+// failure is most often the wrong user or password file.
+func asUser(c config.NATSClient) string {
+	switch {
+	case c.User != "":
+		return " as user " + c.User
+	case c.Creds != "":
+		return " with " + c.Creds
+	}
+	return ""
 }
 
 // Close drains the connection and stops the embedded server.
@@ -107,9 +143,10 @@ type Commands struct {
 	Store   *eventstore.JetStream
 }
 
-// StartCommands opens the event store and serves the commands on nc.
-// metrics, if not nil, counts the commands, the facts recorded, the lost
-// races and the hashing pool's queue (commands.Config.Observe and
+// StartCommands opens the event store (creating or updating the streams
+// and buckets, the dead-letter stream included) and serves the commands on
+// nc. metrics, if not nil, counts the commands, the facts recorded, the
+// lost races and the hashing pool's queue (commands.Config.Observe and
 // Metrics; docs/operations.md).
 func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *clock.Dev,
 	metrics *ops.CommandMetrics, log *slog.Logger) (*Commands, error) {
@@ -117,8 +154,15 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	if err != nil {
 		return nil, err
 	}
+	// The commands service creates and updates every stream and bucket:
+	// the events stream (deny delete, deny purge) and its buckets, and the
+	// notifier's dead letters. The projector's and the notifier's NATS
+	// users may not (deploy/nats/users.conf).
 	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas})
 	if err != nil {
+		return nil, err
+	}
+	if err := notifier.EnsureDLQStream(ctx, n.JS, notifier.DLQStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas}); err != nil {
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),

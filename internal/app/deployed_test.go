@@ -49,9 +49,11 @@ func TestDeployedComponentsFollowTheDevClock(t *testing.T) {
 		// Each its own ops page: in production a taken address is fatal.
 		"AUTH_HTTP_ADDR=127.0.0.1:0",
 	}
+	// The commands service first: it creates the streams, which the
+	// notifier waits for (TestNATSUsersPermissions starts it first).
+	commands := startProcess(t, filepath.Join(bin, "commands"), env, "commands service started")
 	projector := startProcess(t, filepath.Join(bin, "projector"), env, "projector started")
 	notifier := startProcess(t, filepath.Join(bin, "notifier"), env, "notifier sending mail")
-	commands := startProcess(t, filepath.Join(bin, "commands"), env, "commands service started")
 	procs := []*process{commands, projector, notifier}
 	for _, p := range procs {
 		if !strings.Contains(p.logs(), DevClockWarning) {

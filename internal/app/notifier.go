@@ -12,10 +12,9 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
-	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
-	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/notifier"
 	"github.com/ameli-auth/authsvc/internal/ops"
 )
@@ -81,8 +80,9 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	if x.Store, err = notifier.OpenStore(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
-	// The stream may not exist yet when the notifier starts first.
-	if _, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas}); err != nil {
+	// The notifier creates no stream (its NATS user may not): the commands
+	// service does, at its start, which may come after this one's.
+	if err := AwaitStreams(ctx, n.JS, streamPatience, log, contract.EventsStream, contract.DLQStream); err != nil {
 		return nil, err
 	}
 	if x.conn, err = connectSubscriber(cfg, n, log); err != nil {
@@ -90,7 +90,7 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	}
 	nc := notifier.Config{
 		Prefix: cfg.Prefix, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
-		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL, DLQReplicas: cfg.StreamReplicas,
+		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
 	}
 	if metrics != nil {
 		nc.Mails = metrics.Mail
@@ -123,7 +123,11 @@ func connectSubscriber(cfg config.Config, n *NATS, log *slog.Logger) (*nats.Conn
 	if n.Embedded != nil {
 		url = n.Embedded.ClientURL()
 	}
-	nc, err := nats.Connect(url, natsutil.ClientOptions("auth-notifier-subscriber", log)...)
+	opts, err := NATSOptions(cfg.NATS, "auth-notifier-subscriber", log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect the notifier's subscriber to nats: %w", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/config"
-	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/ops"
 	"github.com/ameli-auth/authsvc/internal/web"
 )
@@ -37,7 +36,11 @@ func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *s
 	}
 	// Retrying a failed first connect too: the web front-end starts even
 	// while NATS is down.
-	nc, err := nats.Connect(natsURL, append(natsutil.ClientOptions("auth-web", log), nats.RetryOnFailedConnect(true))...)
+	opts, err := NATSOptions(cfg.NATS, "auth-web", log)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	nc, err := nats.Connect(natsURL, append(opts, nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("web: connect to nats: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
 
@@ -49,8 +50,11 @@ type Options struct {
 	// Quick takes the short sizes (a smoke run of well under a minute).
 	Quick bool
 	// NATSURL is a NATS server with JetStream to run on; empty starts an
-	// embedded one in a temporary directory.
-	NATSURL string
+	// embedded one in a temporary directory. NATSAuth is who the run is
+	// there: it creates and deletes streams of its own, so a user with the
+	// admin's rights (deploy/nats/users.conf).
+	NATSURL  string
+	NATSAuth natsutil.Auth
 	// DatabaseURL is a Postgres server (any database on it: the run
 	// creates its own database there and drops it); empty finds the
 	// machine's server as dev mode does, or starts a private one in a

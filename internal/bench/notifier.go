@@ -74,6 +74,9 @@ func (r *runner) notifier(ctx context.Context) error {
 	r.mu.Lock()
 	r.streams = append(r.streams, cfg.Stream+"_DLQ")
 	r.mu.Unlock()
+	if err := notifier.EnsureDLQStream(ctx, r.js, notifier.DLQStreamConfig{Prefix: cfg.Prefix, Stream: cfg.Stream + "_DLQ"}); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := nt.Start(ctx); err != nil {
 		return err

@@ -147,7 +147,15 @@ func (r *runner) replicasOf(ctx context.Context, stream string) int {
 }
 
 func (r *runner) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(r.natsURL, natsutil.ClientOptions(name, r.opts.Logger)...)
+	opts := natsutil.ClientOptions(name, r.opts.Logger)
+	if r.external {
+		auth, err := r.opts.NATSAuth.Options()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, auth...)
+	}
+	nc, err := nats.Connect(r.natsURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", config.Redact(r.natsURL), err)
 	}

@@ -68,6 +68,11 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
 				ProjectorBatch: cfg.ProjectorBatch, GOGCSet: cfg.GOGC != ""}
 			if cmd.Flags().Changed("nats-url") {
 				opts.NATSURL, _ = cmd.Flags().GetString("nats-url")
+				auth, err := config.LoadNATSClient()
+				if err != nil {
+					return err
+				}
+				opts.NATSAuth = app.NATSAuth(auth)
 			}
 			// The run's settings, as each component prints its own.
 			fmt.Fprintln(cmd.ErrOrStderr(), "bench: effective configuration:", configLine(cfg.View(config.Bench)))

@@ -15,7 +15,6 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
-	"github.com/ameli-auth/authsvc/internal/natsutil"
 )
 
 // userAgent is recorded in the events of the commands authctl sends, so
@@ -32,7 +31,18 @@ func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
 	// The components' reconnect options: a long `authctl login` or `req`
 	// rides over a NATS restart as the services do. Only losing the
 	// connection is logged (warn), on stderr.
-	nc, err := nats.Connect(url, natsutil.ClientOptions("authctl", app.NewLogger("warn", config.LogText))...)
+	// Who authctl is to NATS: AUTH_NATS_USER and its password (an
+	// operator's: backoffice for the advisers' acts, admin for events and
+	// projections), or AUTH_NATS_CREDS; AUTH_NATS_TLS_* as the components.
+	auth, err := config.LoadNATSClient()
+	if err != nil {
+		return nil, "", err
+	}
+	opts, err := app.NATSOptions(auth, "authctl", app.NewLogger("warn", config.LogText))
+	if err != nil {
+		return nil, "", err
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", config.Redact(url), err)
 	}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,6 +336,9 @@ func (s *Service) Start(nc *nats.Conn) error {
 		subject, h := subject, h
 		name := endpointName(subject)
 		err := group.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
+			if !s.replyAllowed(subject, req.Reply()) {
+				return
+			}
 			s.dispatch(subject, h, req)
 		}), micro.WithEndpointSubject(subject))
 		if err != nil {
@@ -349,6 +353,9 @@ func (s *Service) Start(nc *nats.Conn) error {
 		s.subs = append(s.subs, sub)
 	} else {
 		sub, err := nc.QueueSubscribe(s.subjects.DevClockAdvance(), "auth-commands", func(m *nats.Msg) {
+			if !s.replyAllowed(contract.CmdDevClockAdvance, m.Reply) {
+				return
+			}
 			_ = m.Respond(mustJSON(errorReply(domain.InvalidRequest("subject",
 				"n'est disponible qu'avec l'horloge de développement (AUTH_DEV_CLOCK=1)"))))
 		})
@@ -363,6 +370,26 @@ func (s *Service) Start(nc *nats.Conn) error {
 		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	return nil
+}
+
+// replyAllowed drops, with a warning, a request whose reply subject is not
+// an inbox (contract.IsInbox): it is neither run nor answered. NATS lets a
+// requester name any reply subject, and this service's NATS user may
+// publish to <prefix>.events.> (deploy/nats/users.conf): a front-end
+// naming an event subject as its reply subject would have the reply
+// appended to the audit trail, where nothing can delete it. The reply
+// subject is logged cut to 64 bytes: an inbox holds no secret, and what
+// else is there is the attacker's.
+func (s *Service) replyAllowed(subject, reply string) bool {
+	if contract.IsInbox(reply) {
+		return true
+	}
+	shown := reply
+	if len(shown) > 64 {
+		shown = strings.ToValidUTF8(shown[:64], "") + "…"
+	}
+	s.log.Warn("request dropped: its reply subject is not an inbox (_INBOX.…)", "command", subject, "reply", shown)
+	return false
 }
 
 // dispatch hands a request to a goroutine: a micro handler runs one request
@@ -424,6 +451,9 @@ func (s *Service) Stop() error {
 // notifier follow the same subject through the same clock.ApplyAdvance, so
 // every component accepts or refuses a request alike.
 func (s *Service) devClockAdvance(m *nats.Msg) {
+	if !s.replyAllowed(contract.CmdDevClockAdvance, m.Reply) {
+		return
+	}
 	now, err := s.cfg.DevClock.ApplyAdvance(m.Data)
 	if err != nil {
 		ae := &clock.AdvanceError{Field: "seconds", Detail: "est refusé"}

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,14 @@ const (
 	EnvPolicy      = "AUTH_POLICY"
 	EnvVarDir      = "AUTH_VAR_DIR"
 	EnvLogLevel    = "AUTH_LOG_LEVEL"
+
+	EnvNATSUser        = "AUTH_NATS_USER"
+	EnvNATSPassword    = "AUTH_NATS_PASSWORD"
+	EnvNATSCreds       = "AUTH_NATS_CREDS"
+	EnvNATSTLSCA       = "AUTH_NATS_TLS_CA"
+	EnvNATSTLSCert     = "AUTH_NATS_TLS_CERT"
+	EnvNATSTLSKey      = "AUTH_NATS_TLS_KEY"
+	EnvNATSInboxPrefix = "AUTH_NATS_INBOX_PREFIX"
 )
 
 // EnvSecretKeyPrevious lists the keys AUTH_SECRET_KEY replaced, still
@@ -69,6 +78,7 @@ type Config struct {
 	Mode           string // ModeProduction ("" reads as production) or ModeDev
 	NATSURL        string // unset in dev mode: an embedded nats-server
 	NATSListen     string // the embedded server's address
+	NATS           NATSClient
 	Prefix         string // subject prefix
 	DatabaseURL    string
 	SMTPAddr       string // unset in dev: the built-in mail catcher
@@ -86,7 +96,7 @@ type Config struct {
 	VarDir         string
 	LogLevel       string
 	ProjectorBatch int    // AUTH_PROJECTOR_BATCH: events per projector transaction at most; 0: the projector's default
-	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the events stream and the KV buckets (1 to 5)
+	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the streams and the KV buckets the commands service creates (1 to 5)
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
@@ -128,6 +138,9 @@ const (
 var (
 	services = []string{nameCommands, nameProjector, nameNotifier, nameDev}
 	everyone = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameBench, nameAuthctl}
+	// natsClients connect to a NATS they did not start: authctl dev runs
+	// its own server, without users.
+	natsClients = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameAuthctl}
 )
 
 // settings is the table. Keep it in the order the docs list it.
@@ -141,6 +154,28 @@ var settings = []Setting{
 	{Env: "AUTH_NATS_LISTEN", Flag: "nats-listen", Default: "127.0.0.1:4222",
 		Help:  "address of the embedded nats-server of dev mode (a free port if taken)",
 		Users: services, field: func(c *Config) *string { return &c.NATSListen }},
+	{Env: EnvNATSUser, Flag: "nats-user", Default: "",
+		Help:  "NATS user of this component (deploy/nats/users.conf: commands, projector, notifier, frontend, backoffice, admin); its password comes from AUTH_NATS_PASSWORD or AUTH_NATS_PASSWORD_FILE",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.User }},
+	{Env: EnvNATSPassword, Secret: true,
+		Help:  "password of AUTH_NATS_USER, or AUTH_NATS_PASSWORD_FILE: a file holding it",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.Password }},
+	{Env: EnvNATSCreds, Flag: "nats-creds", Default: "",
+		Help:  "path of a NATS .creds file (user JWT and nkey seed) for a server run with an operator and accounts; instead of AUTH_NATS_USER",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.Creds }},
+	{Env: EnvNATSTLSCA, Flag: "nats-tls-ca", Default: "",
+		Help:  "PEM file of the CA that signed the NATS servers' certificates: the connection must be TLS, the server's certificate verified against it",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.TLSCA }},
+	{Env: EnvNATSTLSCert, Flag: "nats-tls-cert", Default: "",
+		Help:  "PEM certificate of this component for mutual TLS with NATS (with AUTH_NATS_TLS_KEY)",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.TLSCert }},
+	{Env: EnvNATSTLSKey, Flag: "nats-tls-key", Default: "",
+		Help:  "PEM private key of AUTH_NATS_TLS_CERT",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.TLSKey }},
+	{Env: EnvNATSInboxPrefix, Flag: "nats-inbox-prefix", Default: "",
+		Help:  "subject prefix of this connection's reply inboxes, _INBOX or under _INBOX.; default _INBOX.<AUTH_NATS_USER> (_INBOX without a user), so that a user may read only its own replies",
+		Users: natsClients, field: func(c *Config) *string { return &c.NATS.InboxPrefix },
+		show: func(c Config) string { return c.NATS.Inbox() }},
 	{Env: EnvPrefix, Flag: "subject-prefix", Default: "auth",
 		Help:  "prefix of every subject",
 		Users: everyone, field: func(c *Config) *string { return &c.Prefix }},
@@ -212,8 +247,8 @@ var settings = []Setting{
 			return strconv.Itoa(c.ProjectorBatch)
 		}},
 	{Env: "AUTH_STREAM_REPLICAS", Flag: "stream-replicas", Default: "1",
-		Help:  "replicas of the events stream and the KV buckets, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
-		Users: []string{nameCommands, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
+		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
@@ -366,6 +401,9 @@ func (c *Config) parse() error {
 			return fmt.Errorf("AUTH_READY_MAX_LAG: %q is not a positive duration (e.g. 30s, 2m)", c.readyMaxLag)
 		}
 		c.ReadyMaxLag = d
+	}
+	if err := c.NATS.check(); err != nil {
+		return err
 	}
 	p, ok := domain.PolicyByName(c.PolicyName)
 	if !ok {
@@ -522,7 +560,7 @@ func (c Config) View(comp Component) View {
 			val = "(dev: " + filepath.Join(c.VarDir, "secret.key") + ")"
 		case s.Secret:
 			val = "(unset)"
-		case strings.Contains(val, "://") || strings.HasPrefix(val, "postgres"):
+		case s.Env == EnvDatabaseURL || strings.Contains(val, "://") || strings.HasPrefix(val, "postgres"):
 			val = Redact(val)
 		}
 		v = append(v, Item{Env: s.Env, Value: val, Secret: s.Secret})
@@ -546,11 +584,18 @@ func (c Config) Log(log *slog.Logger, comp Component) {
 
 // Redact masks the credentials of a URL: the password of its user info
 // (nats://u:p@host, postgres://u:p@host) and a password or sslpassword
-// parameter (postgres://host/db?password=...). A comma-separated list of
-// URLs (AUTH_NATS_URL naming the nodes of a cluster) is masked URL by URL.
+// parameter (postgres://host/db?password=...&sslmode=verify-full). A
+// comma-separated list of URLs (AUTH_NATS_URL naming the nodes of a
+// cluster) is masked URL by URL. A Postgres connection string in
+// keyword/value form ("host=db password=... sslmode=require") has its
+// password and sslpassword values masked. TLS settings (sslmode,
+// sslrootcert, the file paths) are kept: they are what an operator checks.
 func Redact(raw string) string {
 	if raw == "" {
 		return ""
+	}
+	if !strings.Contains(raw, "://") && strings.Contains(raw, "=") {
+		return dsnPassword.ReplaceAllString(raw, "${1}xxxxx")
 	}
 	if strings.Contains(raw, ",") {
 		parts := strings.Split(raw, ",")
@@ -583,6 +628,11 @@ func redactOne(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// dsnPassword is a password keyword of a keyword/value connection string
+// and its value, bare or single-quoted (with \' and \\ escapes), as libpq
+// reads them.
+var dsnPassword = regexp.MustCompile(`(?i)(\b[a-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
 
 // Keys returns the keyring: the current key from AUTH_SECRET_KEY, or in dev
 // mode from <var>/secret.key, created at the first start; then the

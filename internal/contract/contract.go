@@ -130,3 +130,51 @@ func Commands() []string {
 		CmdBiometricOffer, CmdBiometricEnroll, CmdBiometricChallenge, CmdBiometricLogin,
 	}
 }
+
+// BackOfficeCommands are the advisers' acts (SPEC section 4: they name the
+// account by account_id or nir), in the order of Commands(): only the
+// back-office may request them. deploy/nats/users.conf lets the backoffice
+// user request these and nothing else; the frontend user (the web and app
+// front-ends) the PublicCommands only. A test keeps the file equal to
+// these lists.
+func BackOfficeCommands() []string {
+	return []string{CmdAccountRegister, CmdAccountImport, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics}
+}
+
+// IsBackOffice tells whether name is one of BackOfficeCommands.
+func IsBackOffice(name string) bool {
+	for _, c := range BackOfficeCommands() {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// PublicCommands are the commands a person sends through a front-end
+// (login, session, password and email, the app's biometrics): Commands()
+// but the BackOfficeCommands, in the same order.
+func PublicCommands() []string {
+	var out []string
+	for _, c := range Commands() {
+		if !IsBackOffice(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// InboxRoot is the root of every reply subject the commands service
+// answers on: a request whose reply subject is not under it is dropped
+// (IsInbox). NATS lets a requester name any reply subject, and the
+// service's user may publish events: a reply sent to <prefix>.events.<id>
+// would land in the audit trail. Each NATS user reads its replies under
+// _INBOX.<user> (AUTH_NATS_INBOX_PREFIX).
+const InboxRoot = "_INBOX"
+
+// IsInbox tells whether reply is under InboxRoot (a subject of two tokens
+// at least, the first _INBOX).
+func IsInbox(reply string) bool {
+	rest, ok := strings.CutPrefix(reply, InboxRoot+".")
+	return ok && rest != "" && !strings.ContainsAny(reply, " \t\r\n")
+}

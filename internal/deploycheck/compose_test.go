@@ -38,12 +38,6 @@ var thirdParty = map[string]string{
 	"axllent/mailpit": "the mail catcher, in place of an SMTP server",
 }
 
-// pendingSettings are set by the compose file before the settings table
-// has them (issue 15, item 4: NATS users and permissions); true marks a
-// secret, which may also come as NAME_FILE.
-// TODO(natsperm): remove once the settings land.
-var pendingSettings = map[string]bool{"AUTH_NATS_USER": false, "AUTH_NATS_PASSWORD": true}
-
 // placeholder is the only value .env.example gives a password.
 const placeholder = "change-me"
 
@@ -268,12 +262,6 @@ func TestComponentsGetKnownSettingsAndStartInProduction(t *testing.T) {
 			for _, name := range slices.Sorted(maps.Keys(s.Environment)) {
 				val := env(s, name)
 				base, isFile := strings.CutSuffix(name, "_FILE")
-				if secret, pending := pendingSettings[base]; pending {
-					if isFile && !secret {
-						t.Errorf("%s: %s is not a secret: no _FILE", s.Name, base)
-					}
-					continue
-				}
 				st, known := table[base]
 				switch {
 				case !known:
@@ -332,7 +320,7 @@ func TestComposeFileHoldsNoSecret(t *testing.T) {
 		for _, name := range slices.Sorted(maps.Keys(raw[s.Name])) {
 			val := raw[s.Name][name]
 			base, isFile := strings.CutSuffix(name, "_FILE")
-			secretSetting := pendingSettings[base]
+			secretSetting := false
 			for _, st := range config.Settings() {
 				secretSetting = secretSetting || (st.Secret && st.Env == base)
 			}
@@ -599,12 +587,6 @@ func TestNATSClusterMatchesTheServerConfiguration(t *testing.T) {
 		// Each user's password is the variable the nats nodes read for it.
 		if raw := rawEnvironments(t)[s.Name]["AUTH_NATS_PASSWORD"]; !strings.HasPrefix(raw, "${NATS_PASSWORD_"+strings.ToUpper(user)+":") {
 			t.Errorf("%s connects as %q with the password %s, not ${NATS_PASSWORD_%s}", s.Name, user, raw, strings.ToUpper(user))
-		}
-		// TODO(natsperm): once deploy/nats/users.conf lands, a server
-		// without users is an error here.
-		if len(users) == 0 {
-			t.Logf("deploy/nats defines no users yet: %s's user %q is not checked", s.Name, user)
-			continue
 		}
 		if got, ok := users[user]; !ok {
 			t.Errorf("%s connects as %q, which deploy/nats does not define", s.Name, user)

@@ -114,6 +114,9 @@ var (
 
 // OpenJetStream creates or updates the stream and the KV buckets, so a
 // fresh server and an upgraded configuration both just work at start-up.
+// The stream denies message deletes and purges (the audit trail). Only the
+// commands service calls it in a deployment: its NATS user is the one
+// allowed to create and update streams (deploy/nats/users.conf).
 func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -135,6 +138,14 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		// LastSeq runs before every command; direct get answers it from
 		// any replica without a consumer.
 		AllowDirect: true,
+		// The audit trail cannot be rewritten: no API deletes or purges
+		// its messages, whoever asks. Once on, the server refuses to turn
+		// them off again (nats-server 2.15 stream.go, "can not cancel
+		// deny ..."); an update turns them on for a stream made before.
+		// Deleting the whole stream stays possible for a user allowed to
+		// (none in deploy/nats/users.conf).
+		DenyDelete: true,
+		DenyPurge:  true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
@@ -176,7 +187,8 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.Storage == want.Storage && have.Replicas == want.Replicas && have.Retention == want.Retention &&
 		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
-		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {

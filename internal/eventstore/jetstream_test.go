@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -403,5 +404,83 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		last = res.Seq
+	}
+}
+
+// The audit trail cannot be rewritten: AUTH_EVENTS denies message deletes
+// and purges, to every user (the stream refuses, not a permission), and a
+// stream made before (an older version of the service, which allowed both)
+// gets both flags when the service opens it again. Once on, the server
+// refuses to turn them off.
+func TestEventsStreamDeniesDeleteAndPurge(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	// The stream as an older version created it.
+	old, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: contract.EventsStream, Subjects: []string{contract.Default.AllEvents()},
+		Storage: jetstream.FileStorage, MaxMsgs: -1, MaxBytes: -1, MaxMsgsPerSubject: -1, Duplicates: 2 * time.Minute, AllowDirect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := old.CachedInfo().Config; c.DenyDelete || c.DenyPurge {
+		t.Fatalf("the old stream already denies: %+v", c)
+	}
+	store, err := eventstore.OpenJetStream(ctx, js, eventstore.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, contract.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().Config; !c.DenyDelete || !c.DenyPurge || c.AllowRollup {
+		t.Fatalf("after the update: deny delete %v, deny purge %v, allow rollup %v", c.DenyDelete, c.DenyPurge, c.AllowRollup)
+	}
+	acc := events.NewID(t0)
+	res, err := store.Append(ctx, acc, 0, failed(acc, 1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The server's codes (nats-server 2.15 JSStreamMsgDeleteFailedF,
+	// JSStreamPurgeFailedF) and the reasons it gives.
+	const msgDeleteFailed, purgeFailed = 10057, 10110
+	// nats.go flattens the API error of a message delete into its text.
+	wantDelete := fmt.Sprintf("err_code=%d description=message delete not permitted", msgDeleteFailed)
+	if err := st.DeleteMsg(ctx, res.Seq); !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) || !strings.Contains(err.Error(), wantDelete) {
+		t.Errorf("delete message: %v, want %s", err, wantDelete)
+	}
+	if err := st.SecureDeleteMsg(ctx, res.Seq); !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) || !strings.Contains(err.Error(), wantDelete) {
+		t.Errorf("secure delete message: %v, want %s", err, wantDelete)
+	}
+	var apiErr *jetstream.APIError
+	for _, opts := range [][]jetstream.StreamPurgeOpt{nil, {jetstream.WithPurgeSubject(store.Subject(acc))}, {jetstream.WithPurgeSequence(res.Seq + 1)}} {
+		err = st.Purge(ctx, opts...)
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != purgeFailed || apiErr.Description != "stream purge not permitted" {
+			t.Errorf("purge %v: %v, want stream purge not permitted", opts, err)
+		}
+	}
+	// A roll-up header would purge the subject: refused too.
+	roll := nats.NewMsg(store.Subject(acc))
+	roll.Data = []byte("{}")
+	roll.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if _, err := js.PublishMsg(ctx, roll); err == nil || !strings.Contains(err.Error(), "rollup not permitted") {
+		t.Errorf("a roll-up publish: %v, want rollup not permitted", err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream after the attempts: %v msgs, err %v; want the 1 event", info.State.Msgs, err)
+	}
+	// The flags cannot be taken back, not even by an update.
+	c := st.CachedInfo().Config
+	c.DenyDelete, c.DenyPurge = false, false
+	if _, err := js.UpdateStream(ctx, c); err == nil {
+		t.Fatal("an update turned deny delete and deny purge off")
+	}
+	// Opening again changes nothing and keeps them.
+	if _, err := eventstore.OpenJetStream(ctx, js, eventstore.JetStreamConfig{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,7 +39,11 @@ const (
 // buffer above, and a log line when the connection is lost and when it is
 // back. Subscriptions, the micro service's endpoints included, are sent
 // again by nats.go on reconnect, before the buffered messages, so the
-// service answers as soon as its connection is back.
+// service answers as soon as its connection is back. The server's
+// asynchronous errors, a permission refused above all (deploy/nats/users.conf),
+// are logged as warnings: without a handler nats.go drops them, and a
+// refused publish or subscription would only show as requests that time
+// out. Add Auth.Options for the credentials, TLS and inbox prefix.
 func ClientOptions(name string, log *slog.Logger) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
@@ -54,6 +58,13 @@ func ClientOptions(name string, log *slog.Logger) []nats.Option {
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "conn", name, "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			attrs := []any{"conn", name, "err", err}
+			if sub != nil {
+				attrs = append(attrs, "subscription", sub.Subject)
+			}
+			log.Warn("nats error", attrs...)
 		}),
 	}
 }

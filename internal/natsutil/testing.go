@@ -86,3 +86,35 @@ func Connect(tb testing.TB, srv *server.Server) *nats.Conn {
 	tb.Cleanup(nc.Close)
 	return nc
 }
+
+// RunConfiguredTestServer starts a server from a nats-server configuration
+// file, its includes and $VARIABLES processed as nats-server does (the
+// test sets the variables with t.Setenv), but as one node on a random port
+// of 127.0.0.1, without monitoring and with a store in tb.TempDir(): what
+// the file says of users, permissions and JetStream is what is tested. It
+// is shut down when the test ends.
+func RunConfiguredTestServer(tb testing.TB, path string) *server.Server {
+	tb.Helper()
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		tb.Fatalf("test nats server: %s: %v", path, err)
+	}
+	opts.ServerName = "authsvc-test"
+	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
+	opts.HTTPHost, opts.HTTPPort, opts.HTTPSPort = "", 0, 0
+	opts.Cluster, opts.Routes, opts.RoutesStr = server.ClusterOpts{}, nil, ""
+	opts.StoreDir = tb.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	if !opts.JetStream {
+		tb.Fatalf("test nats server: %s does not enable JetStream", path)
+	}
+	srv, err := startServer(opts)
+	if err != nil {
+		tb.Fatalf("test nats server: %v", err)
+	}
+	tb.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}

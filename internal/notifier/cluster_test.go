@@ -51,6 +51,11 @@ func newClusterHarness(t *testing.T, clk clock.Clock) (*harness, *natsutil.TestC
 		t.Fatal(err)
 	}
 	c.WaitStream(contract.EventsStream)
+	// As the events stream, so a dead letter is kept while a node is down;
+	// the commands service creates it in a deployment.
+	if err := notifier.EnsureDLQStream(ctx, producer, notifier.DLQStreamConfig{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
 	if h.keys, err = secrets.NewKeys([]byte("0123456789abcdef0123456789abcdef")); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +107,6 @@ func TestClusterSMTPOutageWithStreamLeaderKilled(t *testing.T) {
 	cfg.Backoff = []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}
 	cfg.MaxAttempts = 1000
 	cfg.SubscriberConn = c.Connect(t, 0)
-	cfg.DLQReplicas = 3 // as the events stream, so a dead letter is kept while a node is down
 	n, err := notifier.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,11 @@ func newHarness(t testing.TB, clk clock.Clock) *harness {
 	if h.events, err = eventstore.OpenJetStream(ctx, h.js, eventstore.JetStreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
+	// The commands service creates it in a deployment; the notifier only
+	// checks it is there.
+	if err := notifier.EnsureDLQStream(ctx, h.js, notifier.DLQStreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	if h.keys, err = secrets.NewKeys([]byte("0123456789abcdef0123456789abcdef")); err != nil {
 		t.Fatal(err)
 	}

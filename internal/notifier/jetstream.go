@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,45 +60,79 @@ func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, erro
 	return cons, nil
 }
 
-// ensureDLQ makes sure the dead-letter stream exists and takes the
-// notifier's subject, leaving alone the rest of its configuration (other
-// components may put their own dead letters there).
-func (n *Notifier) ensureDLQ(ctx context.Context) error {
-	c := n.cfg
-	st, err := c.JS.Stream(ctx, c.DLQStream)
+// DLQStreamConfig names the dead-letter stream EnsureDLQStream creates.
+// Zero values take the defaults.
+type DLQStreamConfig struct {
+	Prefix   string // subject prefix, default contract.DefaultPrefix: subjects <prefix>.dlq.>
+	Stream   string // default contract.DLQStream
+	Replicas int    // default 1; as many as the events stream's, so a dead letter is kept while a node is down (docs/durability.md)
+}
+
+// EnsureDLQStream creates the dead-letter stream, subjects <prefix>.dlq.>,
+// or adds that subject to an existing one, leaving the rest of its
+// configuration alone (other consumers may put their own dead letters
+// there). The commands service calls it at start, as it creates every
+// stream: the notifier's NATS user may only read the stream's info and
+// publish its own dead letters (deploy/nats/users.conf), so Start only
+// checks that the stream is there.
+func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, cfg DLQStreamConfig) error {
+	if cfg.Stream == "" {
+		cfg.Stream = contract.DLQStream
+	}
+	all := contract.Subjects(cfg.Prefix).AllDeadLetters()
+	st, err := js.Stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        c.DLQStream,
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        cfg.Stream,
 			Description: "Dead letters: events a consumer could not handle, with the reason in Auth-DLQ-Reason.",
-			Subjects:    []string{contract.Subjects(c.Prefix).AllDeadLetters()},
+			Subjects:    []string{all},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      90 * 24 * time.Hour,
 			Duplicates:  2 * time.Minute,
-			Replicas:    max(1, c.DLQReplicas),
+			Replicas:    max(1, cfg.Replicas),
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil // another notifier created it meanwhile
+			return nil // another instance created it meanwhile
 		}
 		if err != nil {
-			return fmt.Errorf("notifier: create stream %s: %w", c.DLQStream, err)
+			return fmt.Errorf("create stream %s: %w", cfg.Stream, err)
 		}
 		return nil
 	}
 	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	sc := st.CachedInfo().Config
+	if slices.Contains(sc.Subjects, all) {
+		return nil
+	}
+	sc.Subjects = append(sc.Subjects, all)
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("add %s to stream %s: %w", all, cfg.Stream, err)
+	}
+	return nil
+}
+
+// checkDLQ makes sure the dead-letter stream exists and takes the
+// notifier's subject. It creates nothing: EnsureDLQStream does, in the
+// commands service.
+func (n *Notifier) checkDLQ(ctx context.Context) error {
+	c := n.cfg
+	st, err := c.JS.Stream(ctx, c.DLQStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("notifier: dead-letter stream %s not found: the commands service creates it at start (start it first): %w", c.DLQStream, err)
+	}
+	if err != nil {
 		return fmt.Errorf("notifier: stream %s: %w", c.DLQStream, err)
 	}
-	cfg := st.CachedInfo().Config
-	for _, s := range cfg.Subjects {
+	for _, s := range st.CachedInfo().Config.Subjects {
 		if s == n.dlqSubject || s == contract.Subjects(c.Prefix).AllDeadLetters() {
 			return nil
 		}
 	}
-	cfg.Subjects = append(cfg.Subjects, n.dlqSubject)
-	if _, err := c.JS.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("notifier: add %s to stream %s: %w", n.dlqSubject, c.DLQStream, err)
-	}
-	return nil
+	return fmt.Errorf("notifier: stream %s does not take %s (its subjects: %v): the commands service adds it at start",
+		c.DLQStream, n.dlqSubject, st.CachedInfo().Config.Subjects)
 }
 
 // unmarshaler turns a JetStream message into a watermill one. It never

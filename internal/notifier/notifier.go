@@ -61,13 +61,9 @@ type Config struct {
 	Stream    string // default contract.EventsStream
 	Consumer  string // durable consumer name; default "notifier"
 	DLQStream string // default contract.DLQStream; dead letters go to <prefix>.dlq.<consumer>
-	// DLQReplicas is the dead-letter stream's replicas when the notifier
-	// creates it (default 1): as many as the events stream's, so a dead
-	// letter can be kept while a node is down (docs/durability.md).
-	DLQReplicas int
-
-	// JS creates the consumer and the dead-letter stream and publishes dead
-	// letters. SubscriberConn is the watermill subscriber's own connection:
+	// JS creates the consumer, reads the streams' info and publishes dead
+	// letters; it creates no stream: the events stream and the dead-letter
+	// stream (EnsureDLQStream) are the commands service's. SubscriberConn is the watermill subscriber's own connection:
 	// Stop drains and closes it, so it must not be shared.
 	JS             jetstream.JetStream
 	SubscriberConn *nats.Conn
@@ -237,10 +233,10 @@ func New(cfg Config) (*Notifier, error) {
 	}, nil
 }
 
-// Start creates the durable consumer and the dead-letter stream if needed
-// and starts handling messages. It returns once the router runs.
+// Start checks that the dead-letter stream is there, creates or updates
+// the durable consumer, and starts handling messages. It returns once the router runs.
 func (n *Notifier) Start(ctx context.Context) error {
-	if err := n.ensureDLQ(ctx); err != nil {
+	if err := n.checkDLQ(ctx); err != nil {
 		return err
 	}
 	if _, err := n.ensureConsumer(ctx); err != nil {

@@ -200,7 +200,12 @@ func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
 	defer p.leader.Store(false)
 	p.log.Info("projector: leading")
 
+	// The projector creates no stream (its NATS user may not): until the
+	// commands service has, this fails and Run retries.
 	stream, err := p.cfg.JS.Stream(ctx, p.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, fmt.Errorf("stream %s not found: the commands service creates it at its start: %w", p.cfg.Stream, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("stream %s: %w", p.cfg.Stream, err)
 	}

@@ -67,18 +67,22 @@ func (l *Log) Write(p []byte) (int, error) {
 }
 
 // Count is the number of lines that hold every one of parts.
-func (l *Log) Count(parts ...string) int {
+func (l *Log) Count(parts ...string) int { return len(l.Lines(parts...)) }
+
+// Lines are the lines that hold every one of parts, for a failure's
+// message.
+func (l *Log) Lines(parts ...string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
+	var out []string
 	for line := range strings.Lines(l.buf.String()) {
 		all := true
 		for _, p := range parts {
 			all = all && strings.Contains(line, p)
 		}
 		if all {
-			n++
+			out = append(out, line)
 		}
 	}
-	return n
+	return out
 }

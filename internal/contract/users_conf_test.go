@@ -1,0 +1,94 @@
+package contract_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
+)
+
+// deploy/nats/users.conf, read by nats-server's own parser, says what the
+// contract says: the frontend user may request exactly the public
+// commands, the backoffice user exactly the back-office ones; only the
+// commands user serves commands or appends events; nobody may publish on
+// the dev clock; every user reads its replies under its own inbox only
+// (the admin aside).
+func TestUsersConfMatchesTheContract(t *testing.T) {
+	users := map[string]*server.User{}
+	for _, u := range []string{"commands", "projector", "notifier", "frontend", "backoffice", "admin"} {
+		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), "pw")
+	}
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	o, err := server.ProcessConfigFile(filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range o.Users {
+		users[u.Username] = u
+	}
+	may := func(user, op, subject string) bool {
+		u := users[user]
+		if u == nil || u.Permissions == nil {
+			t.Fatalf("users.conf has no user %s, or it has no permissions", user)
+		}
+		p := u.Permissions.Publish
+		if op == "sub" {
+			p = u.Permissions.Subscribe
+		}
+		if p == nil {
+			return false
+		}
+		allowed := slices.ContainsFunc(p.Allow, func(f string) bool { return server.SubjectMatchesFilter(subject, f) })
+		denied := slices.ContainsFunc(p.Deny, func(f string) bool { return server.SubjectMatchesFilter(subject, f) })
+		return allowed && !denied
+	}
+	subjects := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, contract.Default.Command(n))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for user, want := range map[string][]string{"frontend": contract.PublicCommands(), "backoffice": contract.BackOfficeCommands()} {
+		got := slices.Sorted(slices.Values(users[user].Permissions.Publish.Allow))
+		if w := subjects(want); !slices.Equal(got, w) {
+			t.Errorf("%s may publish %v\nthe contract says %v", user, got, w)
+		}
+	}
+	event := contract.Default.Events("01M8QG8TQKRW4KX1C0B8KR11D2")
+	for user := range users {
+		for _, c := range contract.Commands() {
+			if may(user, "sub", contract.Default.Command(c)) != (user == "commands" || user == "admin") {
+				t.Errorf("%s may subscribe to %s: %v", user, contract.Default.Command(c), may(user, "sub", contract.Default.Command(c)))
+			}
+		}
+		if may(user, "pub", event) != (user == "commands") {
+			t.Errorf("%s may publish events: %v", user, may(user, "pub", event))
+		}
+		if may(user, "pub", contract.Default.DevClockAdvance()) {
+			t.Errorf("%s may publish on the dev clock", user)
+		}
+		if !may(user, "sub", "_INBOX."+user+".x1") {
+			t.Errorf("%s may not read its replies on _INBOX.%s.>", user, user)
+		}
+		for other := range users {
+			if other != user && user != "admin" && may(user, "sub", "_INBOX."+other+".x1") {
+				t.Errorf("%s may read %s's replies", user, other)
+			}
+		}
+		if may(user, "pub", "$JS.API.STREAM.DELETE."+contract.EventsStream) {
+			t.Errorf("%s may delete %s", user, contract.EventsStream)
+		}
+	}
+	if users["commands"].Permissions.Response == nil || users["commands"].Permissions.Response.MaxMsgs != 1 {
+		t.Errorf("the commands user answers requests with allow_responses (one reply each): %+v", users["commands"].Permissions.Response)
+	}
+	if !may("notifier", "pub", contract.Default.DeadLetters("notifier")) {
+		t.Error("the notifier may not publish its dead letters")
+	}
+}
