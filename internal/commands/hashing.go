@@ -10,8 +10,11 @@ import (
 	"errors"
 	"strings"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // passwordCheck is a password checked outside the account's lock, against
@@ -41,7 +44,12 @@ var errHashSkipped = errors.New("password check skipped: no longer needed")
 // hash observer counts per key. stillNeeded, if set, is asked once a worker
 // is free: false returns errHashSkipped without hashing (issue 11, kind 4:
 // a block recorded while the request waited costs nothing more).
+//
+// Its span, "password verify", covers the wait for a worker (an event
+// marks when one was free) and the hash.
 func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded func() bool, password, phc string) (ok, rehash bool, err error) {
+	ctx, span := s.tracer.Start(ctx, "password verify")
+	defer span.End()
 	if err := secrets.CheckHash(phc, s.policy.HashLimits); errors.Is(err, secrets.ErrHashCost) {
 		// A stored hash over the ceilings (imported before they existed,
 		// or written by whoever could write the stream) is never computed:
@@ -54,10 +62,15 @@ func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded fu
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-ctx.Done():
+		span.SetStatus(codes.Error, "no hashing worker in time")
 		return false, false, ctx.Err()
 	}
 	defer func() { <-s.hashSem }()
+	span.AddEvent("hashing worker free")
 	if stillNeeded != nil && !stillNeeded() {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrOutcome.String("skipped"))
+		}
 		return false, false, errHashSkipped
 	}
 	s.observeHash(key)
@@ -65,13 +78,18 @@ func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded fu
 }
 
 // hashPassword makes the argon2id hash of a new password on the pool.
+// Its span is "password hash", as verifyPassword's.
 func (s *Service) hashPassword(ctx context.Context, key, password string) (string, error) {
+	_, span := s.tracer.Start(ctx, "password hash")
+	defer span.End()
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-ctx.Done():
+		span.SetStatus(codes.Error, "no hashing worker in time")
 		return "", ctx.Err()
 	}
 	defer func() { <-s.hashSem }()
+	span.AddEvent("hashing worker free")
 	s.observeHash(key)
 	return secrets.HashPassword(password, s.policy.Argon2), nil
 }
