@@ -11,11 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // userAgent is recorded in the events of the commands authctl sends, so
@@ -125,10 +128,18 @@ func (c *client) send(ctx context.Context, subject string, body map[string]any) 
 		return reply{}, err
 	}
 	full := contract.Subjects(c.prefix).Command(subject)
+	// Its span, child of ctx's, goes with the request (internal/tracing);
+	// retries are the same request, under the same span.
+	ctx, span := otel.GetTracerProvider().Tracer(tracing.Scope+"/internal/cli").Start(ctx, "send "+full,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(tracing.MessagingNATS, tracing.AttrCommand.String(subject)))
+	defer span.End()
+	req := nats.NewMsg(full)
+	req.Data = data
+	tracing.Inject(ctx, req.Header)
 	var msg *nats.Msg
 	for try := 1; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		msg, err = c.nc.RequestWithContext(rctx, full, data)
+		msg, err = c.nc.RequestMsgWithContext(rctx, req)
 		cancel()
 		if err == nil {
 			break
