@@ -77,6 +77,12 @@ type Config struct {
 	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the events stream and the KV buckets (1 to 5)
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
+	// OpenTelemetry's standard variables that switch traces on and name
+	// them (internal/tracing; docs/operations.md, Traces).
+	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
+	OTLPTracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL of its traces path
+	OTelServiceName    string // OTEL_SERVICE_NAME: service.name of the spans; "": authsvc-<component>
+
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
@@ -113,6 +119,7 @@ const (
 var (
 	services = []string{nameCommands, nameProjector, nameNotifier, nameDev}
 	everyone = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameBench, nameAuthctl}
+	traced   = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameAuthctl}
 )
 
 // settings is the table. Keep it in the order the docs list it.
@@ -193,6 +200,15 @@ var settings = []Setting{
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
+	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "",
+		Help:  "OpenTelemetry: base URL of an OTLP/HTTP receiver, spans posted to <url>/v1/traces; unset (and the next unset): no traces exported (docs/operations.md)",
+		Users: traced, field: func(c *Config) *string { return &c.OTLPEndpoint }},
+	{Env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Default: "",
+		Help:  "OpenTelemetry: full URL spans are posted to, over OTEL_EXPORTER_OTLP_ENDPOINT",
+		Users: traced, field: func(c *Config) *string { return &c.OTLPTracesEndpoint }},
+	{Env: "OTEL_SERVICE_NAME", Default: "",
+		Help:  "OpenTelemetry: service.name of the spans; unset: authsvc-<component> (authsvc-commands, authsvc-dev…)",
+		Users: traced, field: func(c *Config) *string { return &c.OTelServiceName }},
 	{Env: "AUTH_TEST_DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		Help:  "the Postgres server the tests create their databases on",
 		Users: []string{nameTests}},

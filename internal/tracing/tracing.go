@@ -2,13 +2,14 @@
 // (Setup), the W3C trace context carried in NATS message headers (Inject,
 // Extract) and the span attributes the components share.
 //
-// One page request of the web front-end is one trace: its HTTP span, the
+// One login is one trace: each of its web pages' HTTP span (the pages
+// carry the login's trace context between them, internal/web), the
 // front-end's NATS request, the commands service's handling of the command
 // (with the password hash and the append), and, once the event is read
 // back from the stream, the notifier's handling of it and its SMTP send.
-// The trace context travels in the `traceparent` header (W3C Trace Context,
-// https://www.w3.org/TR/trace-context/) of the request message, then of
-// the appended event, where JetStream keeps it with the event.
+// The trace context travels in the `traceparent` header (W3C Trace
+// Context) of the request message, then of the appended event, where
+// JetStream keeps it with the event.
 //
 // Spans never carry a NIR, an email address, an account id, a token, a
 // password or a code, not even hashed: their names are subjects, stream
