@@ -107,6 +107,15 @@ type replyError struct {
 	AttemptsLeft int        `json:"attempts_left"`
 }
 
+// startSend starts the client span of a command sent to subject: its
+// context goes in the request's headers (internal/tracing). Without an
+// exporter (authctl sets one up from the OTEL_* variables) it records
+// nothing.
+func startSend(ctx context.Context, subject, command string) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(tracing.Scope+"/internal/cli").Start(ctx, "send "+subject,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(tracing.MessagingNATS, tracing.AttrCommand.String(command)))
+}
+
 // newRequestID returns a random request id (the idempotency key).
 func newRequestID() string {
 	var b [12]byte
@@ -130,8 +139,7 @@ func (c *client) send(ctx context.Context, subject string, body map[string]any) 
 	full := contract.Subjects(c.prefix).Command(subject)
 	// Its span, child of ctx's, goes with the request (internal/tracing);
 	// retries are the same request, under the same span.
-	ctx, span := otel.GetTracerProvider().Tracer(tracing.Scope+"/internal/cli").Start(ctx, "send "+full,
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(tracing.MessagingNATS, tracing.AttrCommand.String(subject)))
+	ctx, span := startSend(ctx, full, subject)
 	defer span.End()
 	req := nats.NewMsg(full)
 	req.Data = data
