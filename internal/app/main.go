@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Main is what the cmd/* binaries share: the component's configuration
@@ -33,5 +35,39 @@ func runMain(comp config.Component, run func(context.Context, config.Config, *sl
 	cfg.Log(log, comp)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopTracing, err := SetupTracing(ctx, cfg, comp.Name, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	return run(ctx, cfg, log)
+}
+
+// SetupTracing installs the component's trace exporter when
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
+// (internal/tracing), and nothing otherwise. The returned stop flushes the
+// spans not yet sent, for at most 5 s: call it after the component stopped.
+func SetupTracing(ctx context.Context, cfg config.Config, component string, log *slog.Logger) (stop func(), err error) {
+	return SetupTracingWith(ctx, TracingSettings(cfg, component), log)
+}
+
+// SetupTracingWith is SetupTracing with the settings given.
+func SetupTracingWith(ctx context.Context, s tracing.Settings, log *slog.Logger) (stop func(), err error) {
+	shutdown, err := tracing.Setup(ctx, s, log)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("traces: last spans not flushed", "err", err)
+		}
+	}, nil
+}
+
+// TracingSettings are the tracing settings of cfg for a component.
+func TracingSettings(cfg config.Config, component string) tracing.Settings {
+	return tracing.Settings{Service: tracing.ServiceName(cfg.OTelServiceName, component),
+		Endpoint: cfg.OTLPEndpoint, TracesEndpoint: cfg.OTLPTracesEndpoint}
 }

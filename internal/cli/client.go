@@ -11,10 +11,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // userAgent is recorded in the events of the commands authctl sends, so
@@ -114,6 +117,15 @@ type replyError struct {
 	AttemptsLeft int        `json:"attempts_left"`
 }
 
+// startSend starts the client span of a command sent to subject: its
+// context goes in the request's headers (internal/tracing). Without an
+// exporter (authctl sets one up from the OTEL_* variables) it records
+// nothing.
+func startSend(ctx context.Context, subject, command string) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(tracing.Scope+"/internal/cli").Start(ctx, "send "+subject,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(tracing.MessagingNATS, tracing.AttrCommand.String(command)))
+}
+
 // newRequestID returns a random request id (the idempotency key).
 func newRequestID() string {
 	var b [12]byte
@@ -135,10 +147,17 @@ func (c *client) send(ctx context.Context, subject string, body map[string]any) 
 		return reply{}, err
 	}
 	full := contract.Subjects(c.prefix).Command(subject)
+	// Its span, child of ctx's, goes with the request (internal/tracing);
+	// retries are the same request, under the same span.
+	ctx, span := startSend(ctx, full, subject)
+	defer span.End()
+	req := nats.NewMsg(full)
+	req.Data = data
+	tracing.Inject(ctx, req.Header)
 	var msg *nats.Msg
 	for try := 1; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		msg, err = c.nc.RequestWithContext(rctx, full, data)
+		msg, err = c.nc.RequestMsgWithContext(rctx, req)
 		cancel()
 		if err == nil {
 			break

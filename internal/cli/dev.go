@@ -41,6 +41,11 @@ the effective configuration at start, secrets masked).`,
 			log := app.NewLogger(cfg.LogLevel, cfg.LogFormat)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			stopTracing, err := app.SetupTracing(ctx, cfg, "authctl dev", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			d, err := app.StartDev(ctx, cfg, cmd.OutOrStdout(), log)
 			if err != nil {
 				return err

@@ -2,14 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 func newRequestCmd() *cobra.Command {
@@ -63,7 +66,14 @@ same), when no reply comes, or when it is not JSON.`,
 			if args[0] == contract.CmdDevClockAdvance {
 				subject = contract.Subjects(prefix).DevClockAdvance()
 			}
-			msg, err := nc.Request(subject, body, timeout)
+			ctx, span := startSend(cmd.Context(), subject, args[0])
+			defer span.End()
+			req := nats.NewMsg(subject)
+			req.Data = body
+			tracing.Inject(ctx, req.Header)
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			msg, err := nc.RequestMsgWithContext(rctx, req)
 			if err != nil {
 				return fmt.Errorf("request %s: %w", subject, err)
 			}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Execute runs authctl with the process arguments and returns its exit
@@ -28,6 +30,23 @@ func Run(ctx context.Context, args []string, in io.Reader, out, errw io.Writer) 
 	root.SetIn(in)
 	root.SetOut(out)
 	root.SetErr(errw)
+	stopTracing := func() {}
+	defer func() { stopTracing() }()
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		// authctl dev sets up the traces of the components it runs;
+		// authctl bench measures without them.
+		if cmd.Name() == "dev" || cmd.Name() == "bench" {
+			return nil
+		}
+		s := tracing.Settings{Service: tracing.ServiceName(config.Lookup("OTEL_SERVICE_NAME"), "authctl"),
+			Endpoint: config.Lookup("OTEL_EXPORTER_OTLP_ENDPOINT"), TracesEndpoint: config.Lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")}
+		stop, err := app.SetupTracingWith(cmd.Context(), s, app.NewLogger("warn", config.LogText))
+		if err != nil {
+			return err
+		}
+		stopTracing = stop
+		return nil
+	}
 	return exitCode(root.ExecuteContext(ctx), errw)
 }
 

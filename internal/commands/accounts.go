@@ -10,9 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // maxAttempts bounds the reload-and-decide-again loop on append conflicts.
@@ -39,6 +45,8 @@ type accounts struct {
 	snapshotSem   chan struct{}
 	snapshotWG    sync.WaitGroup
 	metrics       Metrics
+
+	tracer trace.Tracer // the service's: a span per append
 }
 
 type cached struct {
@@ -268,7 +276,7 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			return outcome{}, fmt.Errorf("decide on %s: %d events in one decision", accountID, len(evs))
 		}
 		env := events.Wrap(accountID, evs[0], now, md)
-		res, err := r.store.Append(ctx, accountID, c.seq, env, msgID)
+		res, err := r.append(ctx, accountID, c.seq, env, msgID)
 		if errors.Is(err, eventstore.ErrConflict) {
 			r.metrics.Conflict(StoreAccount)
 			if c, err = r.catchUp(ctx, c); err != nil {
@@ -303,6 +311,39 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 	}
 	return outcome{}, fmt.Errorf("account %s: still conflicting after %d attempts", accountID, maxAttempts)
 }
+
+// append appends under its own span, whose trace context the store writes
+// into the event's headers (eventstore.JetStream.Append), so the event's
+// consumers continue the trace. The span names the stream and the event's
+// type, never the account (its subject holds the account id).
+func (r *accounts) append(ctx context.Context, accountID string, expected uint64, env events.Envelope, msgID string) (eventstore.AppendResult, error) {
+	ctx, span := r.tracer.Start(ctx, appendSpanName, producerSpan)
+	defer span.End()
+	res, err := r.store.Append(ctx, accountID, expected, env, msgID)
+	if span.IsRecording() {
+		result := "appended"
+		switch {
+		case errors.Is(err, eventstore.ErrConflict):
+			result = "conflict"
+		case err != nil:
+			result = "failed"
+			span.SetStatus(codes.Error, "append failed")
+		case res.Duplicate:
+			result = "duplicate"
+		}
+		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend, appendOperation,
+			semconv.MessagingDestinationName(contract.EventsStream), tracing.AttrEventType.String(env.Type),
+			tracing.AttrOutcome.String(result))
+	}
+	return res, err
+}
+
+// The append's span.
+var (
+	appendSpanName  = "append " + contract.EventsStream
+	producerSpan    = trace.WithSpanKind(trace.SpanKindProducer)
+	appendOperation = semconv.MessagingOperationName("append")
+)
 
 // refusal decides cmd on the account's current state (checked against the
 // stream) without recording anything, and returns the refusal it gets if it

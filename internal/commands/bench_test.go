@@ -1,13 +1,19 @@
 package commands_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // BenchmarkCommandHistory compares one command on an account with 10,000
@@ -69,3 +75,51 @@ func BenchmarkCommandHistory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoginPasswordTracing is login.password over NATS (the right
+// password: a check, an append) without tracing, as a component runs when
+// no OTLP endpoint is set (the global provider: non-recording spans, no
+// traceparent sent), and with it: the request carries a traceparent as the
+// web front-end's would, and the service records its spans to the SDK's
+// batch processor (the exporter discards them). The test policy's argon2id
+// is cheap (256 KiB, 1 pass), so tracing's share is far above what it is
+// with the seed's parameters.
+//
+//	go test -run '^$' -bench LoginPasswordTracing -benchtime 3000x -count 5 ./internal/commands/
+func BenchmarkLoginPasswordTracing(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		tp   trace.TracerProvider // nil: the global one, as without an endpoint
+	}{
+		{"off", nil},
+		{"on", sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHarnessWith(b, 1, testPolicy(), func(cfg *commands.Config) { cfg.TracerProvider = c.tp })
+			h.Register(nir1, "valerie@yahoo.fr", password)
+			body := fmt.Appendf(nil, `{"nir":%q,"password":%q,"channel":"web"}`, nir1, password)
+			ctx := context.Background()
+			if c.tp != nil {
+				// The front-end's span, as the web's client span would be.
+				var span trace.Span
+				ctx, span = c.tp.Tracer("bench").Start(ctx, "send")
+				defer span.End()
+			}
+			for b.Loop() {
+				msg := nats.NewMsg("auth.cmd.login.password")
+				msg.Data = body
+				tracing.Inject(ctx, msg.Header)
+				rep, err := h.NC.RequestMsg(msg, 10*time.Second)
+				if err != nil || !bytes.Contains(rep.Data, []byte(`"otp_required"`)) {
+					b.Fatalf("%v %s", err, rep.Data)
+				}
+			}
+		})
+	}
+}
+
+// discard is an exporter that drops the spans.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }

@@ -11,8 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // passwordCheck is a password checked outside the account's lock, against
@@ -42,7 +46,12 @@ var errHashSkipped = errors.New("password check skipped: no longer needed")
 // hash observer counts per key. stillNeeded, if set, is asked once a worker
 // is free: false returns errHashSkipped without hashing (issue 11, kind 4:
 // a block recorded while the request waited costs nothing more).
+//
+// Its span, "password verify", covers the wait for a worker (an event
+// marks when one was free) and the hash.
 func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded func() bool, password, phc string) (ok, rehash bool, err error) {
+	ctx, span := s.tracer.Start(ctx, "password verify")
+	defer span.End()
 	if err := secrets.CheckHash(phc, s.policy.HashLimits); errors.Is(err, secrets.ErrHashCost) {
 		// A stored hash over the ceilings (imported before they existed,
 		// or written by whoever could write the stream) is never computed:
@@ -52,12 +61,15 @@ func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded fu
 			"key", redactKey(key), "err", err)
 		return false, false, nil
 	}
-	release, err := s.hashWorker(ctx)
+	release, err := s.hashWorker(ctx, span)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
 	if stillNeeded != nil && !stillNeeded() {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrOutcome.String("skipped"))
+		}
 		return false, false, errHashSkipped
 	}
 	s.observeHash(key)
@@ -66,8 +78,11 @@ func (s *Service) verifyPassword(ctx context.Context, key string, stillNeeded fu
 }
 
 // hashPassword makes the argon2id hash of a new password on the pool.
+// Its span is "password hash", as verifyPassword's.
 func (s *Service) hashPassword(ctx context.Context, key, password string) (string, error) {
-	release, err := s.hashWorker(ctx)
+	_, span := s.tracer.Start(ctx, "password hash")
+	defer span.End()
+	release, err := s.hashWorker(ctx, span)
 	if err != nil {
 		return "", err
 	}
@@ -78,15 +93,18 @@ func (s *Service) hashPassword(ctx context.Context, key, password string) (strin
 }
 
 // hashWorker waits for a worker of the pool, or for ctx, and tells
-// Metrics how long it waited. release must be called once.
-func (s *Service) hashWorker(ctx context.Context) (release func(), err error) {
+// Metrics how long it waited; span gets an event when a worker is free, or
+// an error status. release must be called once.
+func (s *Service) hashWorker(ctx context.Context, span trace.Span) (release func(), err error) {
 	queued := time.Now()
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-ctx.Done():
+		span.SetStatus(codes.Error, "no hashing worker in time")
 		return nil, ctx.Err()
 	}
 	s.cfg.Metrics.HashWaited(time.Since(queued))
+	span.AddEvent("hashing worker free")
 	return func() { <-s.hashSem }, nil
 }
 

@@ -28,6 +28,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
@@ -36,6 +40,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Version is the service version shown by `nats micro info`.
@@ -77,6 +82,13 @@ type Config struct {
 	// Metrics, if set, is told the facts recorded, the lost races and the
 	// hashing pool's waits (metrics.go; internal/ops implements it).
 	Metrics Metrics
+	// TracerProvider makes the service's spans (internal/tracing): one
+	// server span per command, child of the trace context the request
+	// message carries, with the password hashes and the append under it;
+	// the append writes the trace context into the event's headers. nil:
+	// the global provider, which exports nothing unless tracing.Setup
+	// installed an exporter.
+	TracerProvider trace.TracerProvider
 
 	// ResponseFloor is the least time login.password and
 	// password.reset.request take to answer, so that their timing does not
@@ -114,6 +126,9 @@ type Service struct {
 
 	micro micro.Service
 	subs  []*nats.Subscription
+
+	tracer    trace.Tracer
+	spanNames map[string]string // command name -> its server span's name
 }
 
 // New checks the configuration and builds the service.
@@ -169,6 +184,12 @@ func New(cfg Config) (*Service, error) {
 			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
 			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics,
 		},
+	}
+	s.tracer = tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/commands")
+	s.accounts.tracer = s.tracer
+	s.spanNames = map[string]string{}
+	for name := range s.endpoints() {
+		s.spanNames[name] = "process " + s.subjects.Command(name)
 	}
 	// An unknown NIR pays for a real argon2id check against this hash, so it
 	// answers in the time a wrong password does.
@@ -237,11 +258,21 @@ const maxDelayed = 1 << 16
 
 // run runs one request and returns its reply and the time before which it
 // must not be sent (the response floor, issue 19; zero for none).
+//
+// Its span, a child of the trace context in ctx (the request's, see
+// dispatch), ends when the reply is ready, before any response floor.
 func (s *Service) run(ctx context.Context, subject string, h handler, data []byte) ([]byte, time.Time) {
+	ctx, span := s.tracer.Start(ctx, s.spanNames[subject], serverSpan)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(s.subjects.Command(subject)), tracing.AttrCommand.String(subject))
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	if !hasRequestID(data) {
 		r := s.runOnce(ctx, subject, h, data)
+		traceOutcome(span, r)
 		return r.body, r.notBefore
 	}
 	// A request with a request_id is identified by its whole body (issue
@@ -251,14 +282,15 @@ func (s *Service) run(ctx context.Context, subject string, h handler, data []byt
 	// request_id is another request, decided and recorded as such.
 	key := s.keys.RequestKey(subject, data)
 	if b, ok := s.replies.get(key); ok {
+		traceOutcome(span, ranRequest{cached: true})
 		return b, time.Time{}
 	}
 	ctx = withRequestKey(ctx, key)
 	// Identical requests in flight share the execution and its floor: the
 	// reply leaves no sooner than the floor after the first of them began.
-	v, _, _ := s.flight.Do(key, func() (any, error) {
+	v, _, shared := s.flight.Do(key, func() (any, error) {
 		if b, ok := s.replies.get(key); ok {
-			return ranRequest{body: b}, nil
+			return ranRequest{body: b, cached: true}, nil
 		}
 		r := s.runOnce(ctx, subject, h, data)
 		if r.final {
@@ -267,15 +299,48 @@ func (s *Service) run(ctx context.Context, subject string, h handler, data []byt
 		return r, nil
 	})
 	r := v.(ranRequest)
+	if shared && span.IsRecording() {
+		// The spans of the execution are under the first request's span.
+		span.SetAttributes(attrShared)
+	}
+	traceOutcome(span, r)
 	return r.body, r.notBefore
 }
 
 // ranRequest is a request's reply; final is false for an `unavailable`
-// reply, which a retry may turn into a decision; notBefore is the floor.
+// reply, which a retry may turn into a decision; notBefore is the floor;
+// outcome is the reply's status or error code ("" for a reply from the
+// cache).
 type ranRequest struct {
 	body      []byte
 	final     bool
 	notBefore time.Time
+	outcome   string
+	cached    bool
+}
+
+// Span options and attributes of the commands' spans.
+var (
+	serverSpan      = trace.WithSpanKind(trace.SpanKindServer)
+	attrReplyCached = attribute.Bool("auth.reply.cached", true) // the reply of an earlier try, from the reply cache
+	attrShared      = attribute.Bool("auth.reply.shared", true) // an identical request in flight ran it
+)
+
+// traceOutcome puts the reply's outcome on the command's span; an
+// `unavailable` reply (an internal failure or a timeout) makes it an
+// error, a refusal of the rules does not.
+func traceOutcome(span trace.Span, r ranRequest) {
+	if !span.IsRecording() {
+		return
+	}
+	if r.cached {
+		span.SetAttributes(attrReplyCached)
+		return
+	}
+	span.SetAttributes(tracing.AttrOutcome.String(r.outcome))
+	if r.outcome == domain.CodeUnavailable {
+		span.SetStatus(codes.Error, domain.CodeUnavailable)
+	}
 }
 
 func (s *Service) runOnce(ctx context.Context, subject string, h handler, data []byte) ranRequest {
@@ -291,7 +356,7 @@ func (s *Service) runOnce(ctx context.Context, subject string, h handler, data [
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(subject, outcome, d)
 	}
-	return ranRequest{body: mustJSON(rep), final: ok || outcome != domain.CodeUnavailable, notBefore: notBefore}
+	return ranRequest{body: mustJSON(rep), final: ok || outcome != domain.CodeUnavailable, notBefore: notBefore, outcome: outcome}
 }
 
 // waitUntil waits until t, or until ctx ends.
@@ -404,7 +469,9 @@ func (s *Service) dispatch(subject string, h handler, req micro.Request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		b, notBefore := s.run(context.Background(), subject, h, req.Data())
+		// The request's trace context (internal/tracing): the front-end's.
+		ctx := tracing.Extract(context.Background(), nats.Header(req.Headers()))
+		b, notBefore := s.run(ctx, subject, h, req.Data())
 		wait := time.Until(notBefore)
 		if wait <= 0 {
 			_ = req.Respond(b)

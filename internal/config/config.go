@@ -101,6 +101,11 @@ type Config struct {
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
 	ReadyMaxLag time.Duration // AUTH_READY_MAX_LAG: a consumer whose oldest unhandled event is older is not ready
+	// OpenTelemetry's standard variables that switch traces on and name
+	// them (internal/tracing; docs/operations.md, Traces).
+	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
+	OTLPTracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL of its traces path
+	OTelServiceName    string // OTEL_SERVICE_NAME: service.name of the spans; "": authsvc-<component>
 
 	Policy domain.Policy
 
@@ -141,6 +146,7 @@ var (
 	// natsClients connect to a NATS they did not start: authctl dev runs
 	// its own server, without users.
 	natsClients = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameAuthctl}
+	traced   = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameAuthctl}
 )
 
 // settings is the table. Keep it in the order the docs list it.
@@ -253,6 +259,15 @@ var settings = []Setting{
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
+	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "",
+		Help:  "OpenTelemetry: base URL of an OTLP/HTTP receiver, spans posted to <url>/v1/traces; unset (and the next unset): no traces exported (docs/operations.md)",
+		Users: traced, field: func(c *Config) *string { return &c.OTLPEndpoint }},
+	{Env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Default: "",
+		Help:  "OpenTelemetry: full URL spans are posted to, over OTEL_EXPORTER_OTLP_ENDPOINT",
+		Users: traced, field: func(c *Config) *string { return &c.OTLPTracesEndpoint }},
+	{Env: "OTEL_SERVICE_NAME", Default: "",
+		Help:  "OpenTelemetry: service.name of the spans; unset: authsvc-<component> (authsvc-commands, authsvc-dev…)",
+		Users: traced, field: func(c *Config) *string { return &c.OTelServiceName }},
 	{Env: "AUTH_TEST_DATABASE_URL", Default: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		Help:  "the Postgres server the tests create their databases on",
 		Users: []string{nameTests}},

@@ -15,9 +15,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Names of the KV buckets beside the stream.
@@ -338,7 +340,9 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 	}
 }
 
-// Append implements Store. The publish asserts the subject's last sequence
+// Append implements Store. The event's message carries its type, version
+// and id in headers, and a W3C traceparent: ctx's span context when it has
+// one, else a new trace's. The publish asserts the subject's last sequence
 // (Nats-Expected-Last-Subject-Sequence, sent for 0 too, where it means "no
 // message on this subject yet"), so the check and the write are one atomic
 // step on the stream leader.
@@ -359,7 +363,13 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 	msg.Header.Set(HeaderEventType, env.Type)
 	msg.Header.Set(HeaderEventVersion, strconv.Itoa(env.Version))
 	msg.Header.Set(HeaderEventID, env.ID)
-	msg.Header.Set(HeaderTraceparent, newTraceparent())
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The caller's trace (the command's append span): the event's
+		// consumers continue it (internal/tracing).
+		tracing.Inject(ctx, msg.Header)
+	} else {
+		msg.Header.Set(HeaderTraceparent, newTraceparent())
+	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
@@ -460,7 +470,7 @@ func isWrongLastSeq(err error) bool {
 
 // newTraceparent returns a W3C trace context header for a new trace, so
 // each event can be followed through the consumers even when the caller
-// has no tracing of its own.
+// has no trace of its own (no span context in the append's ctx).
 func newTraceparent() string {
 	var b [24]byte // 16 bytes trace id, 8 bytes span id
 	for {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
@@ -192,6 +193,43 @@ func TestJetStreamAppendHeaders(t *testing.T) {
 	}
 	if raw.Header.Get(eventstore.HeaderTraceparent) != tp {
 		t.Errorf("stored traceparent %q, published %q", raw.Header.Get(eventstore.HeaderTraceparent), tp)
+	}
+}
+
+// An append made under a span carries that span's trace context, so the
+// event's consumers continue the caller's trace (internal/tracing); a
+// duplicate of it and a Load are unaffected by the header.
+func TestJetStreamAppendCarriesTheCallersTrace(t *testing.T) {
+	e := newJetStream(t)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(ctxFor(t), sc)
+	acc := events.NewID(time.Now())
+	res, err := e.store.Append(ctx, acc, 0, failed(acc, 1), "req-1/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(ctx, contract.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, res.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+	if got := raw.Header.Get(eventstore.HeaderTraceparent); got != want {
+		t.Fatalf("stored traceparent %q, want the caller's %q", got, want)
+	}
+	// A retry under another trace is still the same request.
+	other := trace.ContextWithSpanContext(ctxFor(t), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{9}, SpanID: trace.SpanID{9}, TraceFlags: trace.FlagsSampled}))
+	dup, err := e.store.Append(other, acc, 0, failed(acc, 1), "req-1/0") // as sent the first time
+	if err != nil || !dup.Duplicate || dup.Seq != res.Seq {
+		t.Fatalf("retry under another trace: %+v, %v", dup, err)
+	}
+	recs, err := e.store.Load(ctx, acc, 0)
+	if err != nil || len(recs) != 1 || recs[0].MsgID != "req-1/0" {
+		t.Fatalf("load: %+v, %v", recs, err)
 	}
 }
 

@@ -39,6 +39,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/contract"
@@ -46,6 +50,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail"
 	"github.com/ameli-auth/authsvc/internal/secrets"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Sender delivers one mail; mail.SMTPSender is the real one. An error for
@@ -106,6 +111,10 @@ type Config struct {
 	// of date, not sent). For metrics (internal/ops); it must be fast, and
 	// it is never told an address, an account or an event id.
 	Mails func(kind, outcome string)
+	// TracerProvider makes a consumer span per mailed event, child of the
+	// trace context in the event's headers (the command's append), with the
+	// SMTP send under it (internal/tracing). nil: the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultBackoff is the wait before each new delivery of a failed message.
@@ -203,6 +212,9 @@ type Notifier struct {
 	sub    *subscriber
 	done   chan struct{}
 
+	tracer   trace.Tracer
+	spanName string // of the consumer span: "process <stream>"
+
 	// Mails the SMTP server accepted but whose record could not be
 	// written yet: a redelivery to this process writes it instead of
 	// sending again.
@@ -230,6 +242,8 @@ func New(cfg Config) (*Notifier, error) {
 		dlqSubject:     contract.Subjects(cfg.Prefix).DeadLetters(cfg.Consumer),
 		settings:       settings{publicURL: cfg.PublicURL, resetPath: cfg.ResetPath, noticeMaxAge: cfg.NoticeMaxAge},
 		pendingRecords: map[string]unrecorded{},
+		tracer:         tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/notifier"),
+		spanName:       "process " + cfg.Stream,
 	}, nil
 }
 
@@ -443,6 +457,65 @@ func (n *Notifier) handle(msg *message.Message) error {
 	if !ok {
 		return nil // not a mailed event
 	}
+	ctx, span := n.startSpan(msg, eventType)
+	defer func() {
+		if r := recover(); r != nil {
+			endSpan(span, permanent("panic"))
+			panic(r) // Recoverer makes it an error
+		}
+	}()
+	err := n.mail(ctx, msg, eventType, route)
+	endSpan(span, err)
+	return err
+}
+
+// startSpan starts the consumer span of a mailed event: a child of the
+// trace context its message carries (the append's, see internal/tracing),
+// or a new trace's root. One span per delivery.
+func (n *Notifier) startSpan(msg *message.Message, eventType string) (context.Context, trace.Span) {
+	ctx := tracing.ExtractMap(msg.Context(), msg.Metadata)
+	ctx, span := n.tracer.Start(ctx, n.spanName, consumerSpan)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(n.cfg.Stream), semconv.MessagingConsumerGroupName(n.cfg.Consumer),
+			attrDelivery.Int(deliveries(msg)), tracing.AttrEventType.String(eventType))
+	}
+	return ctx, span
+}
+
+// endSpan records how the delivery ended; an error's text is not put on
+// the span (it may name an address or an account), only whether it is
+// permanent.
+func endSpan(span trace.Span, err error) {
+	if span.IsRecording() && err != nil {
+		switch {
+		case isPermanent(err):
+			span.SetStatus(codes.Error, "permanent failure")
+		case errors.Is(err, errBusy):
+			span.SetAttributes(tracing.AttrOutcome.String("busy"))
+		default:
+			span.SetStatus(codes.Error, "temporary failure")
+		}
+	}
+	span.End()
+}
+
+// Spans' options and attribute keys.
+var (
+	consumerSpan = trace.WithSpanKind(trace.SpanKindConsumer)
+	clientSpan   = trace.WithSpanKind(trace.SpanKindClient)
+	attrDelivery = attribute.Key("messaging.nats.delivery") // deliveries so far, 1 the first time
+)
+
+// outcome puts a step's result on the event's span.
+func outcome(ctx context.Context, what string) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.AttrOutcome.String(what))
+	}
+}
+
+// mail is handle's work for an event of a mailed type, under its span in ctx.
+func (n *Notifier) mail(spanCtx context.Context, msg *message.Message, eventType string, route mapper) error {
 	if v, err := strconv.Atoi(msg.Metadata.Get(eventstore.HeaderEventVersion)); err == nil && v > events.CurrentVersion(eventType) {
 		// Written by a newer commands service: wait (retries, for about an
 		// hour) for this notifier to be upgraded rather than lose the mail.
@@ -458,16 +531,21 @@ func (n *Notifier) handle(msg *message.Message) error {
 		return permanent("%v", err)
 	}
 	if !ok {
+		outcome(spanCtx, "not_mailed")
 		return nil
 	}
 	msg.Metadata.Set(HeaderMailKind, string(out.kind))
+	if span := trace.SpanFromContext(spanCtx); span.IsRecording() {
+		span.SetAttributes(tracing.AttrMailKind.String(string(out.kind)))
+	}
 	log := n.log.With("event_id", env.ID, "account_id", env.AccountID, "kind", out.kind)
 
 	// From here, the work started is finished even if shutdown begins.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), n.cfg.AckWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(spanCtx), n.cfg.AckWait)
 	defer cancel()
 
 	if done, err := n.recordPending(ctx, env.ID); done || err != nil {
+		outcome(ctx, "recorded_late")
 		return err
 	}
 	now := n.cfg.Clock.Now()
@@ -481,6 +559,7 @@ func (n *Notifier) handle(msg *message.Message) error {
 				"late_by", now.Sub(out.staleAt).Round(time.Second))
 			n.cfg.Mails(string(out.kind), "expired")
 		}
+		outcome(ctx, "expired")
 		return nil
 	}
 	// Everything that can fail without SMTP fails before the claim.
@@ -493,6 +572,7 @@ func (n *Notifier) handle(msg *message.Message) error {
 		return err
 	case c == claimDone:
 		log.Debug("already handled")
+		outcome(ctx, "already_handled")
 		return nil
 	case c == claimBusy:
 		return errBusy
@@ -505,7 +585,7 @@ func (n *Notifier) handle(msg *message.Message) error {
 			panic(r)
 		}
 	}()
-	if err := n.cfg.Sender.Send(ctx, m); err != nil {
+	if err := n.send(ctx, m, out.kind); err != nil {
 		n.cfg.Mails(string(out.kind), "failed")
 		n.release(ctx, log, env.ID, err)
 		if mail.IsPermanent(err) {
@@ -519,7 +599,25 @@ func (n *Notifier) handle(msg *message.Message) error {
 		return err
 	}
 	log.Info("mail sent", "latency", now.Sub(env.OccurredAt).Round(time.Millisecond))
+	outcome(ctx, "sent")
 	return nil
+}
+
+// send hands the mail to the Sender under an "smtp send" span.
+func (n *Notifier) send(ctx context.Context, m mail.Message, kind mail.Kind) error {
+	ctx, span := n.tracer.Start(ctx, "smtp send", clientSpan)
+	defer span.End()
+	err := n.cfg.Sender.Send(ctx, m)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrMailKind.String(string(kind)))
+		switch {
+		case err != nil && mail.IsPermanent(err):
+			span.SetStatus(codes.Error, "refused by the SMTP server")
+		case err != nil:
+			span.SetStatus(codes.Error, "temporary failure")
+		}
+	}
+	return err
 }
 
 // compose opens the sealed values and renders the mail.

@@ -14,8 +14,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // reply is the commands service's reply as every client reads it: the
@@ -58,12 +62,32 @@ type client struct {
 	prefix  string
 	timeout time.Duration
 	log     *slog.Logger
+	tracer  trace.Tracer
 }
 
 // send sends one command (the subject after "<prefix>.cmd.") for the
 // browser's request r. It never fails: a service that cannot be reached
-// answers `unavailable`, which the page shows in its red box.
+// answers `unavailable`, which the page shows in its red box. Its span,
+// "send <prefix>.cmd.<command>", is a child of the page's, and its trace
+// context goes in the request's traceparent header (internal/tracing).
 func (c *client) send(r *http.Request, subject, requestID string, body map[string]any) reply {
+	full := c.prefix + ".cmd." + subject
+	ctx, span := c.tracer.Start(r.Context(), "send "+full, clientSpan)
+	defer span.End()
+	rep := c.request(ctx, r, full, subject, requestID, body)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.MessagingNATS, semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(full), tracing.AttrCommand.String(subject), tracing.AttrOutcome.String(code(rep)))
+		if code(rep) == codeUnavailable {
+			span.SetStatus(codes.Error, codeUnavailable)
+		}
+	}
+	return rep
+}
+
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+
+func (c *client) request(ctx context.Context, r *http.Request, full, subject, requestID string, body map[string]any) reply {
 	body["channel"] = "web"
 	body["request_id"] = requestID
 	if ip := clientIP(r); ip != "" {
@@ -81,9 +105,12 @@ func (c *client) send(r *http.Request, subject, requestID string, body map[strin
 		// reconnecting, and the next page will work when it is back.
 		return c.unavailable(subject, nats.ErrConnectionClosed)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, c.prefix+".cmd."+subject, data)
+	req := nats.NewMsg(full)
+	req.Data = data
+	tracing.Inject(ctx, req.Header)
+	msg, err := c.nc.RequestMsgWithContext(ctx, req)
 	if err != nil {
 		return c.unavailable(subject, err)
 	}

@@ -29,7 +29,7 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 		s.signedIn(w, r, rep)
 	case rep.OK:
 		s.render(w, http.StatusOK, "login", view{Title: "J'accède à mon compte ameli", Step: "send",
-			NIR: nir, LoginID: rep.LoginID, MaskedEmail: rep.MaskedEmail, RequestID: newRequestID()})
+			NIR: nir, LoginID: rep.LoginID, MaskedEmail: rep.MaskedEmail, RequestID: newRequestID(), Trace: traceField(r)})
 	default:
 		s.loginRefused(w, nir, rep.Error)
 	}
@@ -93,7 +93,8 @@ func (s *Server) loginRefused(w http.ResponseWriter, nir string, f *failure) {
 // loginStep reads the login carried between the code steps.
 func loginStep(r *http.Request) view {
 	return view{Title: "J'accède à mon compte ameli", Step: "send", RequestID: newRequestID(),
-		NIR: r.PostFormValue("nir"), LoginID: r.PostFormValue("login_id"), MaskedEmail: r.PostFormValue("masked_email")}
+		NIR: r.PostFormValue("nir"), LoginID: r.PostFormValue("login_id"), MaskedEmail: r.PostFormValue("masked_email"),
+		Trace: traceField(r)}
 }
 
 // signedIn keeps the session in its cookie and goes home.

@@ -43,6 +43,7 @@ type view struct {
 	CanResend   bool   // a code expired: offer a new one
 	LastLogin   string // « Dernière connexion »
 	Token       string // the reset link's token
+	Trace       string // the login's trace context, carried between its steps (tracing.go); "" when not traced
 	TabName     string // a tab without content in this service
 }
 

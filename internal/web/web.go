@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Config wires the web front-end. Conn is required.
@@ -28,6 +31,10 @@ type Config struct {
 	// 127.0.0.1, so it is off unless asked for: docs/web.md).
 	DevCookies bool
 	Logger     *slog.Logger
+	// TracerProvider makes a span per page request and per command sent
+	// (tracing.go). nil: the global provider, which exports nothing
+	// unless tracing.Setup installed an exporter.
+	TracerProvider trace.TracerProvider
 }
 
 // Server serves the pages.
@@ -38,6 +45,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	mux     *http.ServeMux
+	tracer  trace.Tracer
 }
 
 // New checks the configuration and builds the handler.
@@ -58,11 +66,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tracer := tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/web")
 	s := &Server{
-		client:  &client{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout, log: cfg.Logger},
+		client:  &client{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout, log: cfg.Logger, tracer: tracer},
 		pages:   p,
 		cookies: newCookies(cfg.DevCookies),
 		log:     cfg.Logger,
+		tracer:  tracer,
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -118,7 +128,7 @@ func (s *Server) routes() http.Handler {
 
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
-	return securityHeaders(s.recoverer(csrf.Handler(mux)))
+	return s.traced(securityHeaders(s.recoverer(csrf.Handler(mux))))
 }
 
 // securityHeaders: no script, no frame, no referrer (the reset link's token
