@@ -146,7 +146,7 @@ var (
 	// natsClients connect to a NATS they did not start: authctl dev runs
 	// its own server, without users.
 	natsClients = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameAuthctl}
-	traced   = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameAuthctl}
+	traced      = []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev, nameAuthctl}
 )
 
 // settings is the table. Keep it in the order the docs list it.
