@@ -43,7 +43,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	answers, follows := &clock.Dev{}, &clock.Dev{}
-	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+	if err := KeepDevClock(context.Background(), js, "auth", 1, answers, log); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
@@ -55,7 +55,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	stopFollowing, err := FollowDevClock(context.Background(), js, "auth", follows, log)
+	stopFollowing, err := FollowDevClock(context.Background(), js, "auth", 1, follows, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestFollowClockIsTheSystemClockUnlessAskedFor(t *testing.T) {
 	}
 	// The commands service's clock, kept: one step of 60 s.
 	answers := &clock.Dev{}
-	if err := KeepDevClock(context.Background(), js, "auth", answers, log); err != nil {
+	if err := KeepDevClock(context.Background(), js, "auth", 1, answers, log); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := answers.Advance(time.Minute); err != nil {
@@ -180,7 +180,7 @@ func TestDevClockKeptAcrossRestarts(t *testing.T) {
 		t.Fatalf("before any dev clock: offset %v, err %v", off, err)
 	}
 	first := &clock.Dev{}
-	if err := KeepDevClock(ctx, js, "auth", first, log); err != nil {
+	if err := KeepDevClock(ctx, js, "auth", 1, first, log); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := first.Advance(48 * time.Hour); err != nil {
@@ -194,10 +194,10 @@ func TestDevClockKeptAcrossRestarts(t *testing.T) {
 	}
 
 	restarted, follower := &clock.Dev{}, &clock.Dev{}
-	if err := KeepDevClock(ctx, js, "auth", restarted, log); err != nil {
+	if err := KeepDevClock(ctx, js, "auth", 1, restarted, log); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := FollowDevClock(ctx, js, "auth", follower, log)
+	stop, err := FollowDevClock(ctx, js, "auth", 1, follower, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -562,3 +562,24 @@ func (c Config) Keys() (*secrets.Keys, error) {
 	}
 	return secrets.NewKeys(master)
 }
+
+// ChildEnv is the environment to give a component that another program
+// starts (`authctl dev --cluster` starts each binary as a child process):
+// this process's environment without any variable of the settings table,
+// nor their _FILE forms, so that a child's configuration is only what its
+// parent sets for it, then the parent's settings. Each of set is
+// "NAME=value".
+func ChildEnv(set ...string) []string {
+	own := map[string]bool{}
+	for _, s := range settings {
+		own[s.Env], own[s.Env+"_FILE"] = true, true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !own[name] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, set...)
+}
