@@ -300,7 +300,13 @@ func (c *Cluster) startAll(ctx context.Context) error {
 	if err := group("commands-1"); err != nil {
 		return err
 	}
-	return group("commands-2", "projector-1", "notifier", "web", "projector-2")
+	if err := group("commands-2", "projector-1", "notifier", "web", "projector-2"); err != nil {
+		return err
+	}
+	// The buckets, the dead-letter stream and the consumers the components
+	// just created elect their leaders: the first commands would otherwise
+	// be answered "unavailable".
+	return c.waitJetStream(ctx)
 }
 
 // waitJetStream waits until the JetStream meta leader knows the three
@@ -473,20 +479,32 @@ func (c *Cluster) stop(ctx context.Context) {
 func (c *Cluster) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 	subjects := contract.Subjects(c.Config.Prefix)
 	return registerDemo(ctx, ClusterDir(c.Config.VarDir), func(ctx context.Context, subject string, body []byte) ([]byte, error) {
-		// An election in progress answers nothing for a few seconds.
-		var last error
-		for range 5 {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// An election in progress answers nothing, or "unavailable", for a
+		// few seconds: the request is sent again with its request id, as
+		// a front-end does.
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		for {
+			rctx, cancelReq := context.WithTimeout(ctx, 10*time.Second)
 			m, err := c.Conn.RequestWithContext(rctx, subjects.Command(subject), body)
-			cancel()
-			if err == nil {
+			cancelReq()
+			var rep struct {
+				Error *struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			}
+			if err == nil && (json.Unmarshal(m.Data, &rep) != nil || rep.Error == nil || rep.Error.Code != "unavailable") {
 				return m.Data, nil
 			}
-			if last = err; ctx.Err() != nil {
-				break
+			select {
+			case <-ctx.Done():
+				if err == nil {
+					return m.Data, nil
+				}
+				return nil, err
+			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		return nil, last
 	})
 }
 

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,8 +128,12 @@ func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 // commands service's reply), and keeps it in <demoDir>/demo.json when it
 // is created now.
 func registerDemo(ctx context.Context, demoDir string, send func(ctx context.Context, subject string, body []byte) ([]byte, error)) (created bool, err error) {
+	// A request id makes a resent registration the same request
+	// (docs/idempotency.md).
+	var rid [12]byte
+	_, _ = rand.Read(rid[:])
 	body, _ := json.Marshal(map[string]any{"nir": DemoNIR, "email": DemoEmail, "password": DemoPassword,
-		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
+		"email_validated": true, "affiliation": "active", "channel": "backoffice", "request_id": "authctl-dev-" + hex.EncodeToString(rid[:])})
 	var rep struct {
 		OK        bool   `json:"ok"`
 		AccountID string `json:"account_id"`

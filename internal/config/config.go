@@ -187,8 +187,8 @@ var settings = []Setting{
 			return strconv.Itoa(c.ProjectorBatch)
 		}},
 	{Env: "AUTH_STREAM_REPLICAS", Flag: "stream-replicas", Default: "1",
-		Help:  "replicas of the events stream and the KV buckets, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
-		Users: []string{nameCommands, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
+		Help:  "replicas of the events stream and the KV buckets (the dev clock's too), 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
