@@ -749,7 +749,37 @@ func (c *Cluster) servePage(addr string) error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+	// Faults by hand: kill a process (SIGKILL), start it again.
+	mux.HandleFunc("POST /processes/{name}/{act}", func(w http.ResponseWriter, r *http.Request) {
+		p := c.Process(r.PathValue("name"))
+		if p == nil {
+			http.NotFound(w, r)
+			return
+		}
+		var err error
+		switch r.PathValue("act") {
+		case "kill":
+			err = p.Kill()
+		case "start":
+			err = p.Start(r.Context())
+		case "restart":
+			err = p.Restart(r.Context())
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		c.log.Info("process "+r.PathValue("act"), "process", p.name, "pid", p.PID())
+		if r.FormValue("page") == "" { // curl: a line; the page's buttons: back to it
+			fmt.Fprintf(w, "%s: %s done, pid %d\n", p.name, r.PathValue("act"), p.PID())
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		type row struct {
 			Name, OpsURL string
 			PID          int
@@ -765,7 +795,8 @@ func (c *Cluster) servePage(addr string) error {
 	if err != nil {
 		return fmt.Errorf("authctl's page: %w", err)
 	}
-	c.page = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// A web site open in the same browser must not kill processes here.
+	c.page = &http.Server{Handler: http.NewCrossOriginProtection().Handler(mux), ReadHeaderTimeout: 5 * time.Second}
 	c.PageURL = "http://" + ln.Addr().String()
 	go func() {
 		if err := c.page.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -780,5 +811,6 @@ var clusterPage = template.Must(template.New("cluster").Parse(`<!doctype html><m
 <p><a href="{{.Web}}">Site web</a>{{if .Mails}} · <a href="/mails/">Mails reçus</a>{{end}}</p>
 <p>NATS : <code>{{.NATS}}</code></p>
 <table><tr><th>processus</th><th>pid</th><th>pages</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{if .PID}}{{.PID}}{{else}}arrêté{{end}}</td><td><a href="{{.OpsURL}}/healthz">healthz</a>{{if eq (slice .Name 0 4) "nats"}} · <a href="{{.OpsURL}}/jsz">jsz</a> · <a href="{{.OpsURL}}/routez">routez</a>{{else}} · <a href="{{.OpsURL}}/readyz">readyz</a> · <a href="{{.OpsURL}}/metrics">metrics</a>{{end}}</td></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{if .PID}}{{.PID}}{{else}}arrêté{{end}}</td><td><a href="{{.OpsURL}}/healthz">healthz</a>{{if eq (slice .Name 0 4) "nats"}} · <a href="{{.OpsURL}}/jsz">jsz</a> · <a href="{{.OpsURL}}/routez">routez</a>{{else}} · <a href="{{.OpsURL}}/readyz">readyz</a> · <a href="{{.OpsURL}}/metrics">metrics</a>{{end}}</td>
+<td><form method="post" action="/processes/{{.Name}}/{{if .PID}}kill{{else}}start{{end}}"><input type="hidden" name="page" value="1"><button>{{if .PID}}tuer (SIGKILL){{else}}relancer{{end}}</button></form></td></tr>
 {{end}}</table>`))

@@ -87,12 +87,20 @@ func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 	w.login(DemoNIR, DemoPassword)
 	firstLogin := time.Since(began)
 
-	// Faults: the node leading the stream, and one commands service.
+	// Faults: the node leading the stream (by the Go API), and one
+	// commands service (by authctl's page, as by hand).
 	leader := streamLeaderNode(t, c)
-	for _, name := range []string{leader, "commands-1"} {
-		if err := c.Process(name).Kill(); err != nil {
-			t.Fatal(err)
-		}
+	if err := c.Process(leader).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Post(c.PageURL+"/processes/commands-1/kill", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || c.Process("commands-1").Running() || c.Process(leader).Running() {
+		t.Fatalf("kill commands-1 through the page: %s; commands-1 running %v, %s running %v",
+			res.Status, c.Process("commands-1").Running(), leader, c.Process(leader).Running())
 	}
 	killed := time.Now()
 	w.login(DemoNIR, DemoPassword)

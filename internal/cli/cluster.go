@@ -101,6 +101,6 @@ func writeClusterBanner(out io.Writer, c *app.Cluster, truth app.DemoTruth, crea
 	fmt.Fprintf(out, "\nSe connecter : %s/connexion avec ce NIR et ce mot de passe ; le code de sécurité\n", c.WebURL)
 	fmt.Fprintf(out, "s'affiche ici (ligne du mail) et dans les mails reçus. Ou, dans un autre terminal :\n")
 	fmt.Fprintf(out, "  bin/authctl login        (authctl trouve la grappe par %s)\n", app.ClusterStatePath(c.Config.VarDir))
-	fmt.Fprintf(out, "Pannes : kill -9 sur un pid de la page des processus, puis Ctrl-C et make cluster pour tout relancer.\n")
+	fmt.Fprintf(out, "Pannes : les boutons de la page des processus, ou curl -X POST %s/processes/nats-2/kill (puis …/start).\n", c.PageURL)
 	fmt.Fprintf(out, "Ctrl-C pour arrêter.\n\n")
 }
