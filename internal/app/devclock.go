@@ -124,10 +124,23 @@ func KeepDevClock(ctx context.Context, js jetstream.JetStream, prefix string, re
 
 // raiseKept writes offset unless the key already holds a larger one
 // (another commands instance got there first), with the revision checks
-// that keep two writers from taking it back.
+// that keep two writers from taking it back. Every commands instance keeps
+// the offset it was told; on a replicated bucket a read right after the
+// other's write may come from a replica that has not applied it yet, and
+// the update is refused for a stale revision: it reads again a little
+// later (5 ms, doubling up to 0.5 s: 10 tries within about 1.6 s).
 func raiseKept(ctx context.Context, kv jetstream.KeyValue, key string, offset time.Duration) error {
 	val, _ := json.Marshal(keptOffset{OffsetNS: int64(offset), Offset: offset.String()})
-	for range 10 {
+	pause := 5 * time.Millisecond
+	for try := range 10 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 500*time.Millisecond)
+		}
 		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
