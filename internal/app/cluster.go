@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -120,6 +121,7 @@ type Cluster struct {
 	log          *slog.Logger
 	stateWritten bool
 	stopOnce     sync.Once
+	lock         *os.File // <var>/cluster/lock, held while it runs
 }
 
 // ClusterDir is where the cluster keeps its data under the var dir: each
@@ -160,6 +162,10 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	}()
 	dir := ClusterDir(cfg.VarDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return c, err
+	}
+	// Two clusters on one var dir would share the nodes' stores.
+	if c.lock, err = lockDir(dir); err != nil {
 		return c, err
 	}
 	// The key is dev mode's (created at the first start of either): the
@@ -414,6 +420,14 @@ func (c *Cluster) addProcess(name, bin string, args, env []string, readyURL, ops
 		c: c, out: &prefixWriter{prefix: fmt.Sprintf("%-11s | ", name), outMu: &c.outMu, out: c.out}})
 }
 
+// Write writes authctl's own lines to the cluster's output, never in the
+// middle of a child's line.
+func (c *Cluster) Write(b []byte) (int, error) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.out.Write(b)
+}
+
 // Process is the process of that name (nats-1…3, commands-1…2,
 // projector-1…2, notifier, web); nil for another name.
 func (c *Cluster) Process(name string) *ClusterProcess {
@@ -471,6 +485,27 @@ func (c *Cluster) stop(ctx context.Context) {
 			c.log.Warn("stop private Postgres", "err", err)
 		}
 	}
+	if c.lock != nil {
+		_ = c.lock.Close() // releases the lock
+	}
+}
+
+// lockDir takes dir's lock file (flock, released when the file is closed
+// or the process ends), or says who holds it.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		holder, _ := os.ReadFile(path)
+		return nil, fmt.Errorf("another local cluster runs on %s (authctl pid %s): stop it first, or give this one another AUTH_VAR_DIR", dir, strings.TrimSpace(string(holder)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
 }
 
 // EnsureDemoAccount registers the demo account unless it exists (over

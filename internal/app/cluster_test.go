@@ -56,6 +56,10 @@ func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 		}
 	})
 	started := time.Since(began)
+	if _, err := StartCluster(ctx, cfg, ClusterOptions{BinDir: bin}, slog.New(slog.DiscardHandler)); err == nil ||
+		!strings.Contains(err.Error(), "another local cluster runs") {
+		t.Fatalf("a second cluster on the same var dir: %v", err)
+	}
 	for _, p := range c.Processes() {
 		if !p.Running() {
 			t.Fatalf("%s is not running", p.Name())

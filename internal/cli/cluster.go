@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -51,10 +52,12 @@ func runCluster(cmd *cobra.Command, cfg config.Config, binDir string) error {
 	if err != nil {
 		log.Warn("dev clock offset unknown", "err", err)
 	}
-	writeClusterBanner(out, c, truth, created, offset)
+	var banner bytes.Buffer
+	writeClusterBanner(&banner, c, truth, created, offset)
+	_, _ = c.Write(banner.Bytes()) // whole, between the children's lines
 	<-ctx.Done()
 	stop() // a second Ctrl-C ends authctl at once (the children get SIGTERM from Linux)
-	fmt.Fprintln(out, "Arrêt de la grappe…")
+	fmt.Fprintln(c, "Arrêt de la grappe…")
 	stopCluster()
 	return nil
 }
