@@ -21,6 +21,18 @@ import (
 // SIGTERM, then every child stopped in order.
 func runCluster(cmd *cobra.Command, cfg config.Config, binDir string) error {
 	log := app.NewLogger(cfg.LogLevel)
+	// The effective configuration says what the cluster uses: its own
+	// addresses unless set, the stream and buckets on three replicas.
+	if !config.Explicit("AUTH_WEB_ADDR") {
+		cfg.WebAddr = fmt.Sprintf("127.0.0.1:%d", app.MakeClusterPorts.Web)
+	}
+	if !config.Explicit("AUTH_HTTP_ADDR") {
+		cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", app.MakeClusterPorts.Page)
+	}
+	if !config.Explicit("AUTH_PUBLIC_URL") {
+		cfg.PublicURL = "http://" + cfg.WebAddr
+	}
+	cfg.StreamReplicas = 3
 	cfg.Log(log, config.Dev)
 	if binDir == "" {
 		binDir = defaultBinDir()
