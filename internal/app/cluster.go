@@ -453,6 +453,12 @@ func (c *Cluster) stop(ctx context.Context) {
 	if c.stateWritten {
 		_ = os.Remove(ClusterStatePath(c.Config.VarDir))
 	}
+	// The page first: a start asked there must not race the stop.
+	if c.page != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = c.page.Shutdown(sctx)
+		cancel()
+	}
 	if c.Conn != nil {
 		c.Conn.Close()
 	}
@@ -472,11 +478,6 @@ func (c *Cluster) stop(ctx context.Context) {
 		wg.Wait()
 	}
 	c.spawner.close()
-	if c.page != nil {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = c.page.Shutdown(sctx)
-		cancel()
-	}
 	if c.Catcher != nil {
 		_ = c.Catcher.Close()
 	}

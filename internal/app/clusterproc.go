@@ -231,8 +231,10 @@ func (p *ClusterProcess) signal(ctx context.Context, sig syscall.Signal) error {
 // that ran other goroutines, which would stop children for nothing. The
 // locked thread lives as long as the cluster.
 type spawner struct {
-	reqs chan spawnReq
-	done chan struct{}
+	mu     sync.Mutex // held across a start, so close never races it
+	closed bool
+	reqs   chan spawnReq
+	done   chan struct{}
 }
 
 type spawnReq struct {
@@ -256,14 +258,24 @@ func newSpawner() *spawner {
 }
 
 func (s *spawner) start(cmd *exec.Cmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("the cluster is stopping")
+	}
 	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
 	s.reqs <- r
 	return <-r.err
 }
 
 func (s *spawner) close() {
-	close(s.reqs)
-	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.reqs)
+		<-s.done
+	}
 }
 
 // prefixWriter writes a process's output to the cluster's output one whole
