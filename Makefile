@@ -3,11 +3,16 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 3s
 
-.PHONY: run test fmt-check vet unit services fuzz bench build check-history test-cluster-long
+.PHONY: run cluster test fmt-check vet unit services fuzz bench build check-history test-cluster-long
 
 ## run: the whole service in dev mode (authctl dev: embedded nats-server, Postgres, mail catcher, demo account)
 run:
 	$(GO) run ./cmd/authctl dev
+
+## cluster: the production topology as local processes: 3 nats-server nodes (R3), commands x2, projector x2,
+## notifier, web; authctl dev --cluster on the binaries of bin/ (nats-server at go.mod's version; docs/dev.md)
+cluster: build
+	./bin/authctl dev --cluster --bin-dir bin
 
 ## test: gofmt check, go vet, and every test with the race detector
 test: services fmt-check vet unit
@@ -46,5 +51,6 @@ check-history:
 	HISTCHECK_CLIENTS=$(HISTCHECK_CLIENTS) HISTCHECK_ACCOUNTS=$(HISTCHECK_ACCOUNTS) HISTCHECK_SECONDS=$(HISTCHECK_SECONDS) \
 		$(GO) test -count=1 -timeout 0 -run '^TestHistory$$' -v ./internal/histcheck/histrun/
 
+## build: every binary into bin/, and nats-server at the version go.mod pins (not the machine's)
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -o bin/ ./cmd/... github.com/nats-io/nats-server/v2

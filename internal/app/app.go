@@ -173,7 +173,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	if cfg.DevClock {
 		// Before the service answers anything: its first decisions are at
 		// the kept time.
-		if err := KeepDevClock(ctx, n.JS, cfg.Prefix, devClock, log); err != nil {
+		if err := KeepDevClock(ctx, n.JS, cfg.Prefix, cfg.StreamReplicas, devClock, log); err != nil {
 			return nil, err
 		}
 		c.DevClock = devClock

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -59,14 +60,20 @@ type DemoTruth struct {
 // against the account's current hash, here, with no login attempt (which
 // would record a failure when it is wrong).
 func (d *Dev) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
-	demo, err := readDemo(d.Config.VarDir)
+	return demoPasswordTruth(ctx, d.Config, d.Config.VarDir, d.Commands.Store)
+}
+
+// demoPasswordTruth is DemoPasswordTruth for the demo account kept in
+// <demoDir>/demo.json, read from store, with cfg's keys and policy.
+func demoPasswordTruth(ctx context.Context, cfg config.Config, demoDir string, store *eventstore.JetStream) (DemoTruth, error) {
+	demo, err := readDemo(demoDir)
 	if err != nil {
 		return DemoTruth{}, err
 	}
 	t := DemoTruth{NIR: demo.NIR}
 	id := demo.AccountID
 	if id == "" {
-		keys, err := d.Config.Keys()
+		keys, err := cfg.Keys()
 		if err != nil {
 			return t, err
 		}
@@ -76,7 +83,7 @@ func (d *Dev) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
 		}
 		// Under each key: the demo account may predate a key rotation.
 		for _, k := range keys.NIRIndexKeys(nir) {
-			if id, err = d.Commands.Store.Index().Get(ctx, k); err == nil {
+			if id, err = store.Index().Get(ctx, k); err == nil {
 				break
 			}
 		}
@@ -84,12 +91,12 @@ func (d *Dev) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
 			return t, fmt.Errorf("find the demo account: %w", err)
 		}
 	}
-	recs, err := d.Commands.Store.Load(ctx, id, 0)
+	recs, err := store.Load(ctx, id, 0)
 	if err != nil {
 		return t, fmt.Errorf("read the demo account's events: %w", err)
 	}
 	t.Hidden = demoHidden(recs, func(hash string) bool {
-		ok, _, err := secrets.VerifyPassword(demo.Password, hash, d.Config.Policy.Argon2, d.Config.Policy.HashLimits)
+		ok, _, err := secrets.VerifyPassword(demo.Password, hash, cfg.Policy.Argon2, cfg.Policy.HashLimits)
 		return err == nil && ok
 	})
 	if t.Hidden == "" {

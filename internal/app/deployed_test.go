@@ -205,23 +205,54 @@ func httpGet(t *testing.T, url string) (int, string) {
 
 // buildBinaries builds cmd/commands, cmd/projector and cmd/notifier (without
 // -race: the processes are the system under test, not the test).
+// binaries are built once per run of this package's tests, into a
+// directory TestMain removes.
+var binaries struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// buildBinaries builds the components and nats-server at go.mod's version
+// (without -race: the processes are the system under test, not the test),
+// once for every test of the package; the Go build cache makes a rebuild
+// of unchanged code take seconds.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	binaries.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		root, err := filepath.Abs(filepath.Join("..", ".."))
+		if err != nil {
+			binaries.err = err
+			return
+		}
+		if binaries.dir, binaries.err = os.MkdirTemp("", "authsvc-bin-"); binaries.err != nil {
+			return
+		}
+		cmd := exec.Command(goTool, append([]string{"build", "-o", binaries.dir + string(filepath.Separator)}, clusterBuildTargets...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binaries.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaries.err != nil {
+		t.Fatal(binaries.err)
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
+	return binaries.dir
+}
+
+// clusterBuildTargets are the packages of ClusterBinaries.
+var clusterBuildTargets = []string{"./cmd/commands", "./cmd/projector", "./cmd/notifier", "./cmd/web", "github.com/nats-io/nats-server/v2"}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		_ = os.RemoveAll(binaries.dir)
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), "./cmd/commands", "./cmd/projector", "./cmd/notifier")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
+	os.Exit(code)
 }
 
 // process is one component running as its own process.

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,8 +133,22 @@ func (d *Dev) State() DevState {
 // EnsureDemoAccount registers the demo account unless it exists, and says
 // whether it was created now.
 func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
+	return registerDemo(ctx, d.Config.VarDir, func(ctx context.Context, subject string, body []byte) ([]byte, error) {
+		return d.Commands.Service.Handle(ctx, subject, body), nil
+	})
+}
+
+// registerDemo registers the demo account unless it exists, by the
+// back-office's account.register sent through send (which returns the
+// commands service's reply), and keeps it in <demoDir>/demo.json when it
+// is created now.
+func registerDemo(ctx context.Context, demoDir string, send func(ctx context.Context, subject string, body []byte) ([]byte, error)) (created bool, err error) {
+	// A request id makes a resent registration the same request
+	// (docs/idempotency.md).
+	var rid [12]byte
+	_, _ = rand.Read(rid[:])
 	body, _ := json.Marshal(map[string]any{"nir": DemoNIR, "email": DemoEmail, "password": DemoPassword,
-		"email_validated": true, "affiliation": "active", "channel": "backoffice"})
+		"email_validated": true, "affiliation": "active", "channel": "backoffice", "request_id": "authctl-dev-" + hex.EncodeToString(rid[:])})
 	var rep struct {
 		OK        bool   `json:"ok"`
 		AccountID string `json:"account_id"`
@@ -141,12 +157,16 @@ func (d *Dev) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(d.Commands.Service.Handle(ctx, "account.register", body), &rep); err != nil {
+	raw, err := send(ctx, "account.register", body)
+	if err != nil {
+		return false, fmt.Errorf("register the demo account: %w", err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
 		return false, fmt.Errorf("register the demo account: %w", err)
 	}
 	switch {
 	case rep.OK:
-		return true, writeDemo(d.Config.VarDir, DemoAccount{NIR: DemoNIR, AccountID: rep.AccountID, Password: DemoPassword})
+		return true, writeDemo(demoDir, DemoAccount{NIR: DemoNIR, AccountID: rep.AccountID, Password: DemoPassword})
 	case rep.Error != nil && rep.Error.Code == "account_exists":
 		return false, nil
 	case rep.Error != nil:

@@ -33,9 +33,35 @@ type keptOffset struct {
 	Offset   string `json:"offset"` // for people reading the bucket
 }
 
-func openDevClockBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DevClockBucket, History: 1,
-		Description: "the dev clock's offset (AUTH_DEV_CLOCK=1), kept across restarts"})
+// openDevClockBucket opens the bucket, creating it with replicas copies
+// (AUTH_STREAM_REPLICAS: on a 3-node cluster, one node's loss must not
+// take the kept offset with it, nor stop a restarted component that reads
+// it). Only the owner, the commands service that writes the offset,
+// changes an existing bucket's replicas, and only when they differ; a
+// follower opens the bucket as it is, so that two components configured
+// with different replicas never undo each other's update.
+func openDevClockBucket(ctx context.Context, js jetstream.JetStream, replicas int, owner bool) (jetstream.KeyValue, error) {
+	want := jetstream.KeyValueConfig{Bucket: DevClockBucket, History: 1, Replicas: max(1, replicas),
+		Description: "the dev clock's offset (AUTH_DEV_CLOCK=1), kept across restarts"}
+	kv, err := js.KeyValue(ctx, DevClockBucket)
+	switch {
+	case err == nil && !owner:
+		return kv, nil
+	case err == nil:
+		st, serr := kv.Status(ctx)
+		if serr != nil {
+			return nil, fmt.Errorf("dev clock bucket %s: %w", DevClockBucket, serr)
+		}
+		if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas == want.Replicas {
+			return kv, nil
+		}
+		kv, err = js.UpdateKeyValue(ctx, want)
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		kv, err = js.CreateKeyValue(ctx, want)
+		if errors.Is(err, jetstream.ErrBucketExists) { // another component created it meanwhile
+			kv, err = js.KeyValue(ctx, DevClockBucket)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dev clock bucket %s: %w", DevClockBucket, err)
 	}
@@ -72,9 +98,10 @@ func KeptDevClockOffset(ctx context.Context, js jetstream.JetStream, prefix stri
 
 // KeepDevClock starts c at the kept offset, then keeps each offset an
 // accepted advance gives it. The commands service's clock is kept so: it is
-// the one that answers the advance requests.
-func KeepDevClock(ctx context.Context, js jetstream.JetStream, prefix string, c *clock.Dev, log *slog.Logger) error {
-	kv, err := openDevClockBucket(ctx, js)
+// the one that answers the advance requests. replicas is the bucket's
+// (AUTH_STREAM_REPLICAS).
+func KeepDevClock(ctx context.Context, js jetstream.JetStream, prefix string, replicas int, c *clock.Dev, log *slog.Logger) error {
+	kv, err := openDevClockBucket(ctx, js, replicas, true)
 	if err != nil {
 		return err
 	}
@@ -97,10 +124,23 @@ func KeepDevClock(ctx context.Context, js jetstream.JetStream, prefix string, c 
 
 // raiseKept writes offset unless the key already holds a larger one
 // (another commands instance got there first), with the revision checks
-// that keep two writers from taking it back.
+// that keep two writers from taking it back. Every commands instance keeps
+// the offset it was told; on a replicated bucket a read right after the
+// other's write may come from a replica that has not applied it yet, and
+// the update is refused for a stale revision: it reads again a little
+// later (5 ms, doubling up to 0.5 s: 10 tries within about 1.6 s).
 func raiseKept(ctx context.Context, kv jetstream.KeyValue, key string, offset time.Duration) error {
 	val, _ := json.Marshal(keptOffset{OffsetNS: int64(offset), Offset: offset.String()})
-	for range 10 {
+	pause := 5 * time.Millisecond
+	for try := range 10 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 500*time.Millisecond)
+		}
 		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -128,9 +168,10 @@ func raiseKept(ctx context.Context, kv jetstream.KeyValue, key string, offset ti
 // FollowDevClock moves c with the kept offset: to it at once (before it
 // returns), then with each advance the commands service accepts. A refused
 // request is never kept, so every component refuses what the commands
-// service refuses. stop ends the following.
-func FollowDevClock(ctx context.Context, js jetstream.JetStream, prefix string, c *clock.Dev, log *slog.Logger) (stop func(), err error) {
-	kv, err := openDevClockBucket(ctx, js)
+// service refuses. stop ends the following. replicas is the bucket's when
+// this component creates it (AUTH_STREAM_REPLICAS).
+func FollowDevClock(ctx context.Context, js jetstream.JetStream, prefix string, replicas int, c *clock.Dev, log *slog.Logger) (stop func(), err error) {
+	kv, err := openDevClockBucket(ctx, js, replicas, false)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +248,7 @@ func FollowClock(cfg config.Config, n *NATS, log *slog.Logger) (clk clock.Clock,
 	dev := &clock.Dev{}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	stop, err = FollowDevClock(ctx, n.JS, cfg.Prefix, dev, log)
+	stop, err = FollowDevClock(ctx, n.JS, cfg.Prefix, cfg.StreamReplicas, dev, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -49,19 +49,27 @@ func writePrivateJSON(path string, v any) error {
 // RunningDev reads the DevState of the dev mode running on varDir. ok is
 // false when none runs there (no file, or its process is gone).
 func RunningDev(varDir string) (st DevState, ok bool, err error) {
-	b, err := os.ReadFile(DevStatePath(varDir))
+	ok, err = readRunningState(DevStatePath(varDir), &st, func() int { return st.PID })
+	return st, ok, err
+}
+
+// readRunningState reads the state file at path into v, and tells whether
+// the process that wrote it (pid, read from v) still runs.
+func readRunningState(path string, v any, pid func() int) (ok bool, err error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return st, false, err
+		return false, err
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, false, fmt.Errorf("%s: %w", DevStatePath(varDir), err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	// A dev mode killed without its clean stop leaves the file behind.
-	if st.PID <= 0 || syscall.Kill(st.PID, 0) != nil && !errors.Is(syscall.Kill(st.PID, 0), syscall.EPERM) {
-		return st, false, nil
+	p := pid()
+	if p <= 0 || syscall.Kill(p, 0) != nil && !errors.Is(syscall.Kill(p, 0), syscall.EPERM) {
+		return false, nil
 	}
-	return st, true, nil
+	return true, nil
 }

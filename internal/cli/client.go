@@ -65,14 +65,22 @@ func natsURL(cmd *cobra.Command) string {
 	return defaultNATSURL
 }
 
-// runningDev is the dev mode running on --var-dir, if any.
+// runningDev is the dev mode running on --var-dir, if any, else the local
+// cluster running there (`authctl dev --cluster`).
 func runningDev(cmd *cobra.Command) (app.DevState, bool) {
 	varDir, _ := cmd.Flags().GetString("var-dir")
 	st, ok, err := app.RunningDev(varDir)
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "authctl: %v (ignored)\n", err)
 	}
-	return st, ok
+	if ok {
+		return st, true
+	}
+	cl, ok, err := app.RunningCluster(varDir)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "authctl: %v (ignored)\n", err)
+	}
+	return cl.DevState, ok
 }
 
 // client sends commands as a front-end does: each with a request id, so a

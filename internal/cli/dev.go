@@ -15,7 +15,9 @@ import (
 )
 
 func newDevCmd() *cobra.Command {
-	return &cobra.Command{
+	var cluster bool
+	var binDir string
+	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole service in one process with embedded defaults (make run)",
 		Long: `Runs the whole service on this machine: an embedded nats-server with
@@ -31,12 +33,26 @@ while it still opens the account, and the Postgres URL with its credentials
 masked. While it runs, <var dir>/dev.json tells the other authctl commands
 (login, req, events, projections status…) its NATS and Postgres URLs, so
 they need no flag. Configured by the AUTH_* variables (authctl dev prints
-the effective configuration at start, secrets masked).`,
+the effective configuration at start, secrets masked).
+
+With --cluster (make cluster) it runs the production topology instead, each
+component the real binary in its own process: three nats-server nodes
+clustered on 127.0.0.1 (JetStream, the stream and buckets with 3 replicas,
+sync always, stores under <var dir>/cluster), commands x2, projector x2 (one
+leads, one stands by), the notifier and the web front-end, in production mode
+with the dev clock on; authctl keeps the mail catcher, the database
+(ameli_auth_cluster) and the demo account. Each child's lines come here
+prefixed with its name. <var dir>/cluster.json lists every address while it
+runs, and the other authctl commands find the cluster there. The binaries
+come from --bin-dir (make cluster builds them into bin/). See docs/dev.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadDev("authctl dev", cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if cluster {
+				return runCluster(cmd, cfg, binDir)
 			}
 			log := app.NewLogger(cfg.LogLevel, cfg.LogFormat)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -69,6 +85,9 @@ the effective configuration at start, secrets masked).`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&cluster, "cluster", false, "run the production topology as local processes (make cluster)")
+	cmd.Flags().StringVar(&binDir, "bin-dir", "", "with --cluster: where nats-server, commands, projector, notifier and web are (default: beside authctl, else ./bin)")
+	return cmd
 }
 
 // writeBanner says where everything is. It never shows a password that no

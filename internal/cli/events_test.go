@@ -322,7 +322,7 @@ func TestTypeMatcher(t *testing.T) {
 func TestEventsSinceUntilReadOccurredAtAheadOfStorage(t *testing.T) {
 	dev := &clock.Dev{}
 	e := newTestEnvOn(t, dev)
-	if err := app.KeepDevClock(context.Background(), e.js, "auth", dev, slog.New(slog.DiscardHandler)); err != nil {
+	if err := app.KeepDevClock(context.Background(), e.js, "auth", 1, dev, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	before := e.register(nirA, "valerie@yahoo.fr") // stamped and stored now

@@ -79,4 +79,16 @@ func TestProjectionsStatusFindsDevMode(t *testing.T) {
 	if code := Run(ctx, []string{"projections", "status"}, strings.NewReader(""), &out, &errw); code == 0 {
 		t.Fatal("status followed a stale dev.json")
 	}
+	// With no dev mode running there, the local cluster's cluster.json
+	// (make cluster) is followed the same way.
+	out, errw = syncBuffer{}, syncBuffer{}
+	state, _ = json.Marshal(map[string]any{"pid": os.Getpid(), "nats_url": e.srv.ClientURL(), "database_url": db, "subject_prefix": "auth",
+		"web_url": "http://127.0.0.1:8090", "processes": []any{}})
+	if err := os.WriteFile(filepath.Join(varDir, "cluster.json"), state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := Run(ctx, []string{"projections", "status"}, strings.NewReader(""), &out, &errw); code != 0 ||
+		!strings.Contains(out.String(), "checkpoint      1 (stream at 1)") {
+		t.Fatalf("status with the local cluster running, without flags: exit %d\n%s%s", code, out.String(), errw.String())
+	}
 }

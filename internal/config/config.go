@@ -253,8 +253,8 @@ var settings = []Setting{
 			return strconv.Itoa(c.ProjectorBatch)
 		}},
 	{Env: "AUTH_STREAM_REPLICAS", Flag: "stream-replicas", Default: "1",
-		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
-		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
+		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, and of the dev clock's bucket, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
@@ -691,4 +691,25 @@ func (c Config) Keys() (*secrets.Keys, error) {
 		return nil, fmt.Errorf("%s, %s: %w", EnvSecretKey, EnvSecretKeyPrevious, err)
 	}
 	return keys, nil
+}
+
+// ChildEnv is the environment to give a component that another program
+// starts (`authctl dev --cluster` starts each binary as a child process):
+// this process's environment without any variable of the settings table,
+// nor their _FILE forms, so that a child's configuration is only what its
+// parent sets for it, then the parent's settings. Each of set is
+// "NAME=value".
+func ChildEnv(set ...string) []string {
+	own := map[string]bool{}
+	for _, s := range settings {
+		own[s.Env], own[s.Env+"_FILE"] = true, true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !own[name] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, set...)
 }

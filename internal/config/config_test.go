@@ -531,3 +531,25 @@ func TestPreviousKeys(t *testing.T) {
 		t.Fatalf("dev mode with a previous key: %v %v", dev, err)
 	}
 }
+
+// A child component gets only what its parent sets of the settings: none of
+// the parent's own AUTH_* variables (nor their _FILE forms) leak to it,
+// the rest of the environment does.
+func TestChildEnvKeepsNoSettingOfTheParent(t *testing.T) {
+	t.Setenv("AUTH_NATS_URL", "nats://parent:4222")
+	t.Setenv("AUTH_SECRET_KEY_FILE", "/parent/secret.key")
+	t.Setenv("GOGC", "50")
+	t.Setenv("AUTHSVC_CHILD_ENV_TEST", "kept")
+	env := ChildEnv("AUTH_MODE=production", "AUTH_NATS_URL=nats://child:4421")
+	joined := "\n" + strings.Join(env, "\n") + "\n"
+	for _, gone := range []string{"nats://parent:4222", "/parent/secret.key", "\nGOGC=50\n"} {
+		if strings.Contains(joined, gone) {
+			t.Errorf("the child inherits %q", gone)
+		}
+	}
+	for _, kept := range []string{"\nAUTHSVC_CHILD_ENV_TEST=kept\n", "\nAUTH_MODE=production\n", "\nAUTH_NATS_URL=nats://child:4421\n"} {
+		if !strings.Contains(joined, kept) {
+			t.Errorf("the child lacks %q", strings.TrimSpace(kept))
+		}
+	}
+}

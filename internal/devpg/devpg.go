@@ -47,18 +47,29 @@ const DefaultLocalURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=dis
 // DevDatabase is the database dev mode uses on a shared server.
 const DevDatabase = "ameli_auth_dev"
 
+// ClusterDatabase is the database of `authctl dev --cluster` on a shared
+// server: its own, as its events are in another stream than dev mode's.
+const ClusterDatabase = "ameli_auth_cluster"
+
 // Ensure returns a database for dev mode, in this order: explicitURL; the
 // local server (creating DevDatabase in it); a private server under
 // varDir/pg (kept between runs). It says clearly what to do when none works.
 func Ensure(ctx context.Context, explicitURL, varDir string, log *slog.Logger) (*Database, error) {
+	return EnsureNamed(ctx, explicitURL, varDir, DevDatabase, log)
+}
+
+// EnsureNamed is Ensure with the database named name instead of
+// DevDatabase (on the local or the private server; explicitURL is taken
+// as it is).
+func EnsureNamed(ctx context.Context, explicitURL, varDir, name string, log *slog.Logger) (*Database, error) {
 	if explicitURL != "" {
 		if err := ping(ctx, explicitURL); err != nil {
 			return nil, fmt.Errorf("AUTH_DATABASE_URL does not answer: %w", err)
 		}
 		return &Database{URL: explicitURL}, nil
 	}
-	if u, err := createDatabase(ctx, DefaultLocalURL, DevDatabase); err == nil {
-		log.Info("dev Postgres: the local server", "database", DevDatabase)
+	if u, err := createDatabase(ctx, DefaultLocalURL, name); err == nil {
+		log.Info("dev Postgres: the local server", "database", name)
 		return &Database{URL: u}, nil
 	}
 	srv, err := StartPrivate(ctx, filepath.Join(varDir, "pg"), log)
@@ -67,7 +78,7 @@ func Ensure(ctx context.Context, explicitURL, varDir string, log *slog.Logger) (
 			"and a private server could not be started (%w). Install PostgreSQL (apt-get install postgresql) or set AUTH_DATABASE_URL", err)
 	}
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", srv.Port)
-	u, err := createDatabase(ctx, admin, DevDatabase)
+	u, err := createDatabase(ctx, admin, name)
 	if err != nil {
 		_ = srv.Stop()
 		return nil, err
