@@ -154,6 +154,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	if err != nil {
 		return nil, err
 	}
+	logKeyIDs(log, keys)
 	// The commands service creates and updates every stream and bucket:
 	// the events stream (deny delete, deny purge) and its buckets, and the
 	// notifier's dead letters. The projector's and the notifier's NATS

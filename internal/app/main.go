@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/secrets"
 	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
@@ -70,4 +71,12 @@ func SetupTracingWith(ctx context.Context, s tracing.Settings, log *slog.Logger)
 func TracingSettings(cfg config.Config, component string) tracing.Settings {
 	return tracing.Settings{Service: tracing.ServiceName(cfg.OTelServiceName, component),
 		Endpoint: cfg.OTLPEndpoint, TracesEndpoint: cfg.OTLPTracesEndpoint}
+}
+
+// logKeyIDs says which secret keys the component holds, by their key ids
+// (never the keys): during a rotation an operator checks each component's
+// start line against `authctl keys ids` (docs/keys.md).
+func logKeyIDs(log *slog.Logger, keys *secrets.Keys) {
+	ids := keys.IDs()
+	log.Info("secret keys", "current", ids[0], "previous", ids[1:])
 }

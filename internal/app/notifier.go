@@ -55,6 +55,7 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	if err != nil {
 		return nil, err
 	}
+	logKeyIDs(log, keys)
 	x := &Notifier{log: log}
 	ok := false
 	defer func() {
