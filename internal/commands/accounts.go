@@ -162,6 +162,13 @@ func (r *accounts) catchUp(ctx context.Context, c cached) (cached, error) {
 		return c, fmt.Errorf("load account %s: %w", c.state.ID, err)
 	}
 	for _, rec := range recs {
+		if rec.NotAppended {
+			// Not ours: skipped, but the next append expects its place.
+			r.log.Error("events stream: a message the commands service did not append is on an account's subject; skipped",
+				"seq", rec.Seq, "err", events.ErrNotAppended)
+			c.seq = rec.Seq
+			continue
+		}
 		c.state = domain.Evolve(c.state, rec.Envelope.Data)
 		c.seq = rec.Seq
 		c.sinceSnap++
@@ -214,7 +221,7 @@ func (r *accounts) replay(ctx context.Context, c cached, seq uint64) (outcome, e
 	if err != nil {
 		return outcome{}, fmt.Errorf("read recorded request of %s at %d: %w", c.state.ID, seq, err)
 	}
-	if len(recs) == 0 || recs[0].Seq != seq {
+	if len(recs) == 0 || recs[0].Seq != seq || recs[0].NotAppended {
 		return outcome{}, fmt.Errorf("read recorded request of %s: no event at %d", c.state.ID, seq)
 	}
 	e := recs[0].Envelope.Data

@@ -260,12 +260,23 @@ func (j *JetStream) Load(ctx context.Context, accountID string, after uint64) ([
 	}
 	var out []Record
 	err = j.scan(ctx, subject, after, last, false, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if out == nil {
+			out = make([]Record, 0, md.NumPending+1)
+		}
+		id := msg.Headers().Get(HeaderEventID)
+		if id == "" {
+			// Not an event (a JetStream API answer sent to this subject):
+			// its place, not its content (events.ErrNotAppended).
+			out = append(out, Record{Seq: md.Sequence.Stream, NotAppended: true})
+			return false, nil
+		}
 		env, err := events.Unmarshal(msg.Data())
 		if err != nil {
 			return true, fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
 		}
-		if out == nil {
-			out = make([]Record, 0, md.NumPending+1)
+		if events.VerifyStored(msg.Subject(), id, env) != nil {
+			out = append(out, Record{Seq: md.Sequence.Stream, NotAppended: true})
+			return false, nil
 		}
 		out = append(out, Record{Seq: md.Sequence.Stream, Envelope: env, MsgID: msg.Headers().Get(jetstream.MsgIDHeader)})
 		return false, nil

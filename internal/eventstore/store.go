@@ -26,10 +26,17 @@ var (
 // Record is an event as stored: its stream sequence, its envelope, and the
 // message id it was appended with ("" for none): the idempotency key of the
 // request that caused it.
+//
+// NotAppended marks a message on the account's subject that the commands
+// service did not append (events.ErrNotAppended): a JetStream API answer
+// or a copy that a reader of the stream had the server store there. Its
+// Envelope is empty; only its Seq counts, as the account's position (the
+// next append expects it). Readers skip it.
 type Record struct {
-	Seq      uint64
-	Envelope events.Envelope
-	MsgID    string
+	Seq         uint64
+	Envelope    events.Envelope
+	MsgID       string
+	NotAppended bool
 }
 
 // AppendResult tells where the event landed. Duplicate is true when an event

@@ -526,6 +526,14 @@ func (n *Notifier) mail(spanCtx context.Context, msg *message.Message, eventType
 	if err != nil {
 		return permanent("undecodable event: %v", err)
 	}
+	if err := events.VerifyStored(msg.Metadata.Get(HeaderSourceSubject), msg.Metadata.Get(eventstore.HeaderEventID), env); err != nil {
+		// A copy or an API answer a reader of the stream had stored on an
+		// account's subject: never mailed (events.ErrNotAppended).
+		n.cfg.Logger.Error("notifier: skipped a message the commands service did not append",
+			"seq", msg.Metadata.Get(HeaderSourceSeq), "err", err)
+		outcome(spanCtx, "not_appended")
+		return nil
+	}
 	out, ok, err := route(env, n.settings)
 	if err != nil {
 		return permanent("%v", err)

@@ -20,11 +20,19 @@ type record struct {
 	stmts []projections.Statement
 }
 
-// decode reads one stream message into a record.
-func decode(seq uint64, data []byte) (record, error) {
+// decode reads one stream message into a record: its sequence, subject,
+// Auth-Event-Id header and data. An error wrapping events.ErrNotAppended
+// says the message is not an event the commands service appended.
+func decode(seq uint64, subject, eventID string, data []byte) (record, error) {
+	if eventID == "" {
+		return record{}, events.VerifyStored(subject, eventID, events.Envelope{})
+	}
 	env, err := events.Unmarshal(data)
 	if err != nil {
 		return record{}, fmt.Errorf("event at stream sequence %d cannot be read by this build (deploy a projector that knows it): %w", seq, err)
+	}
+	if err := events.VerifyStored(subject, eventID, env); err != nil {
+		return record{}, err
 	}
 	return record{seq: seq, at: env.OccurredAt, stmts: projections.Reduce(seq, env)}, nil
 }

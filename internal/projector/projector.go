@@ -30,6 +30,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
 // Defaults of Config.
@@ -225,7 +227,7 @@ func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
 		// is written.
 		fctx, stopFetch := context.WithCancel(ctx)
 		ch := make(chan prepared, 1)
-		go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) { return p.fetch(ctx, cons) }, p.exec, ch)
+		go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) { return p.fetch(ctx, cons) }, p.exec, p.log, ch)
 		restart, err := w.write(ctx, ch)
 		stopFetch()
 		for range ch {
@@ -257,13 +259,13 @@ type prepared struct {
 // one). A batch with no message is sent when the stream is quiet, so the
 // writer can check its session. It stops at an error or an unreadable
 // event, and closes out.
-func prefetch(ctx context.Context, fetch func(context.Context) ([]jetstream.Msg, error), x *executor, out chan<- prepared) {
+func prefetch(ctx context.Context, fetch func(context.Context) ([]jetstream.Msg, error), x *executor, log *slog.Logger, out chan<- prepared) {
 	defer close(out)
 	for ctx.Err() == nil {
 		var b prepared
 		b.msgs, b.err = fetch(ctx)
 		if b.err == nil && len(b.msgs) > 0 {
-			b.recs, b.err = decodeMsgs(b.msgs)
+			b.recs, b.err = decodeMsgs(b.msgs, log)
 			if contiguous(b.recs) {
 				b.pre = x.prepare(planOf(b.recs))
 			}
@@ -354,15 +356,23 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 	return false, nil
 }
 
-// decodeMsgs decodes the batch up to the first message it cannot read.
-func decodeMsgs(msgs []jetstream.Msg) ([]record, error) {
+// decodeMsgs decodes the batch up to the first message it cannot read. A
+// message the commands service did not append (events.ErrNotAppended: a
+// JetStream API answer, or a copy, that a reader of the stream had stored
+// on an account's subject) becomes a record that changes nothing: the
+// checkpoint passes it, and log says so.
+func decodeMsgs(msgs []jetstream.Msg, log *slog.Logger) ([]record, error) {
 	recs := make([]record, 0, len(msgs))
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			return recs, fmt.Errorf("message metadata: %w", err)
 		}
-		r, err := decode(md.Sequence.Stream, m.Data())
+		r, err := decode(md.Sequence.Stream, m.Subject(), m.Headers().Get(eventstore.HeaderEventID), m.Data())
+		if errors.Is(err, events.ErrNotAppended) {
+			log.Error("projector: skipped a message the commands service did not append", "seq", md.Sequence.Stream, "err", err)
+			r, err = record{seq: md.Sequence.Stream, at: md.Timestamp}, nil
+		}
 		if err != nil {
 			return recs, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"sync"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
@@ -31,7 +34,7 @@ func (b *bus) history(tb testing.TB) []record {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		recs, err := decodeMsgs(msgs)
+		recs, err := decodeMsgs(msgs, slog.New(slog.DiscardHandler))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -366,6 +369,29 @@ func TestNewNeedsADatabase(t *testing.T) {
 	}
 }
 
+// A message the commands service did not append (a JetStream API answer a
+// reader had the server store on an account's subject) changes nothing
+// and does not stop the projection: the checkpoint passes it
+// (events.ErrNotAppended).
+func TestSkipsAMessageNotAppendedByTheCommandsService(t *testing.T) {
+	b := newBus(t)
+	s := newSim(81)
+	accs := s.Accounts(5)
+	b.produce(t, s, accs, 50)
+	if _, err := b.js.Publish(context.Background(), "auth.events.01FORGED", []byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response"}`)); err != nil {
+		t.Fatal(err)
+	}
+	b.produce(t, s, accs, 50)
+	url := newDB(t)
+	var logs testwait.Log
+	r := startReplica(t, b.js, url, "r1", recordLogs(&logs))
+	waitFor(t, "the projector past the message", 10*time.Second, func() bool { return checkpointOf(t, url) == 101 })
+	if logs.Count("projector: skipped a message the commands service did not append", "seq=51") != 1 {
+		t.Errorf("the skip is not logged once")
+	}
+	r.stop()
+}
+
 // An event this build cannot read stops the projection right before it
 // (nothing after it is applied out of order); the status shows the lag.
 func TestStopsAtAnEventItCannotRead(t *testing.T) {
@@ -373,7 +399,11 @@ func TestStopsAtAnEventItCannotRead(t *testing.T) {
 	s := newSim(80)
 	accs := s.Accounts(5)
 	b.produce(t, s, accs, 50)
-	if _, err := b.js.Publish(context.Background(), "auth.events.01FUTURE", []byte(`{"id":"x","type":"account.from_the_future","version":1,"account_id":"01FUTURE","data":{}}`)); err != nil {
+	// As a newer commands service would append it: with its id header.
+	future := nats.NewMsg("auth.events.01FUTURE")
+	future.Header.Set(eventstore.HeaderEventID, "x")
+	future.Data = []byte(`{"id":"x","type":"account.from_the_future","version":1,"account_id":"01FUTURE","data":{}}`)
+	if _, err := b.js.PublishMsg(context.Background(), future); err != nil {
 		t.Fatal(err)
 	}
 	b.produce(t, s, accs, 50)

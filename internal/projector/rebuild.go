@@ -117,7 +117,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	ch := make(chan prepared, 1)
 	go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) {
 		return fetchBatch(ctx, cons, cfg.BatchSize, time.Second)
-	}, x, ch)
+	}, x, log, ch)
 	defer func() {
 		stopFetch()
 		for range ch {
