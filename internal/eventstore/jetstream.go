@@ -61,8 +61,8 @@ type JetStreamConfig struct {
 	// subjects and buckets. OpenPartitioned opens them all.
 	Partitions, Partition int
 	Stream                string        // default contract.Layout's Stream(Partition); only with one partition
-	Replicas        int           // default 1; also used for the KV buckets
-	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window, default 2m
+	Replicas              int           // default 1; also used for the KV buckets
+	DuplicateWindow       time.Duration // Nats-Msg-Id deduplication window, default 2m
 	// ShadowTTL is how long a NIR without an account keeps its login state
 	// after its last attempt (default 31 days: longer than the policy's
 	// failure memory, see domain.Policy.PasswordFailureMemory), and
@@ -171,9 +171,9 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 			MetaPartitions: strconv.Itoa(layout.N()),
 			MetaPartition:  strconv.Itoa(cfg.Partition),
 		},
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Retention:   jetstream.LimitsPolicy,
+		Storage:   jetstream.FileStorage,
+		Replicas:  cfg.Replicas,
+		Retention: jetstream.LimitsPolicy,
 		// No age, count or size limit: deleting events would lose state.
 		MaxAge:            0,
 		MaxMsgs:           -1,

@@ -61,7 +61,9 @@ func (p *Partitioned) Layout() contract.Layout { return p.layout }
 func (p *Partitioned) Partitions() []*JetStream { return p.parts }
 
 // Of returns the store of the account's partition.
-func (p *Partitioned) Of(accountID string) *JetStream { return p.parts[p.layout.PartitionOf(accountID)] }
+func (p *Partitioned) Of(accountID string) *JetStream {
+	return p.parts[p.layout.PartitionOf(accountID)]
+}
 
 // Subject is the subject holding the account's events.
 func (p *Partitioned) Subject(accountID string) string { return p.layout.Events(accountID) }
