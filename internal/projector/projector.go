@@ -57,8 +57,8 @@ type Config struct {
 	// the replica leads the partitions whose advisory lock it holds, one
 	// Postgres session and one durable consumer each (docs/scale.md).
 	Partitions int
-	Consumer    string // durable consumer name, default projector
-	BatchSize   int    // events per fetch and per transaction, at most; default 20000
+	Consumer   string // durable consumer name, default projector
+	BatchSize  int    // events per fetch and per transaction, at most; default 20000
 	// IdleWait is how long a fetch waits for the next event when the
 	// stream is quiet (it bounds the delay of a stop, too). Default 1s.
 	IdleWait time.Duration
