@@ -140,7 +140,7 @@ func portOf(addr string) string {
 // Commands is a running commands service.
 type Commands struct {
 	Service *commands.Service
-	Store   *eventstore.JetStream
+	Store   *eventstore.Partitioned
 }
 
 // StartCommands opens the event store (creating or updating the streams
@@ -159,7 +159,9 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	// the events stream (deny delete, deny purge) and its buckets, and the
 	// notifier's dead letters. The projector's and the notifier's NATS
 	// users may not (deploy/nats/users.conf).
-	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas})
+	// Every partition's stream and buckets (AUTH_PARTITIONS): the commands
+	// route each account to its partition (docs/scale.md).
+	store, err := eventstore.OpenPartitioned(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas, Partitions: cfg.Partitions})
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +189,6 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	if err := svc.Start(n.Conn); err != nil {
 		return nil, err
 	}
-	log.Info("commands service started", "prefix", cfg.Prefix, "policy", cfg.Policy.Name, "dev_clock", cfg.DevClock)
+	log.Info("commands service started", "prefix", cfg.Prefix, "policy", cfg.Policy.Name, "dev_clock", cfg.DevClock, "partitions", cfg.Partitions)
 	return &Commands{Service: svc, Store: store}, nil
 }

@@ -547,7 +547,7 @@ func (c *Cluster) EnsureDemoAccount(ctx context.Context) (created bool, err erro
 // DemoPasswordTruth is Dev.DemoPasswordTruth for the cluster's demo
 // account, read from the stream by authctl's own connection.
 func (c *Cluster) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
-	store, err := eventstore.OpenJetStream(ctx, c.JS, eventstore.JetStreamConfig{Prefix: c.Config.Prefix, Replicas: clusterReplicas})
+	store, err := eventstore.OpenPartitioned(ctx, c.JS, eventstore.JetStreamConfig{Prefix: c.Config.Prefix, Replicas: clusterReplicas, Partitions: c.Config.Partitions})
 	if err != nil {
 		return DemoTruth{}, err
 	}

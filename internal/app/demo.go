@@ -65,7 +65,7 @@ func (d *Dev) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
 
 // demoPasswordTruth is DemoPasswordTruth for the demo account kept in
 // <demoDir>/demo.json, read from store, with cfg's keys and policy.
-func demoPasswordTruth(ctx context.Context, cfg config.Config, demoDir string, store *eventstore.JetStream) (DemoTruth, error) {
+func demoPasswordTruth(ctx context.Context, cfg config.Config, demoDir string, store *eventstore.Partitioned) (DemoTruth, error) {
 	demo, err := readDemo(demoDir)
 	if err != nil {
 		return DemoTruth{}, err

@@ -90,7 +90,7 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 		return nil, err
 	}
 	nc := notifier.Config{
-		Prefix: cfg.Prefix, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
+		Prefix: cfg.Prefix, Partitions: cfg.Partitions, JS: n.JS, SubscriberConn: x.conn, Store: x.Store, Keys: keys, Sender: x.sender,
 		Clock: clk, Logger: log, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
 	}
 	if metrics != nil {

@@ -31,7 +31,7 @@ func StartProjector(ctx context.Context, cfg config.Config, n *NATS, metrics *op
 	if err := migrateWithRetry(ctx, cfg.DatabaseURL, time.Minute, log); err != nil {
 		return nil, err
 	}
-	pc := projector.Config{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, BatchSize: cfg.ProjectorBatch, Logger: log}
+	pc := projector.Config{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Partitions: cfg.Partitions, BatchSize: cfg.ProjectorBatch, Logger: log}
 	if metrics != nil {
 		pc.AfterCommit = func(c projector.Committed) { metrics.Committed(c.Events, c.Took) }
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
-	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
@@ -152,11 +151,11 @@ func (r *runner) publishSim(ctx context.Context, cfg eventstore.JetStreamConfig,
 		} else {
 			a = accs[s.Rng.IntN(len(accs))]
 		}
-		data, err := events.Marshal(s.Next(a))
+		msg, err := eventstore.EventMsg(contract.Subjects(cfg.Prefix).Events(a.ID), s.Next(a))
 		if err != nil {
 			return 0, err
 		}
-		if _, err := js.PublishAsync(contract.Subjects(cfg.Prefix).Events(a.ID), data); err != nil {
+		if _, err := js.PublishMsgAsync(msg); err != nil {
 			return 0, err
 		}
 	}

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
@@ -97,6 +98,7 @@ type Config struct {
 	LogLevel       string
 	ProjectorBatch int    // AUTH_PROJECTOR_BATCH: events per projector transaction at most; 0: the projector's default
 	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the streams and the KV buckets the commands service creates (1 to 5)
+	Partitions     int    // AUTH_PARTITIONS: partitions of the events (contract.Layout), 1 to contract.MaxPartitions
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
@@ -110,7 +112,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, readyMaxLag string
+	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag string
 }
 
 // Setting is one row of the table.
@@ -256,6 +258,10 @@ var settings = []Setting{
 		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, and of the dev clock's bucket, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
+	{Env: "AUTH_PARTITIONS", Flag: "partitions", Default: "1",
+		Help:  "partitions of the accounts' events: 1 is the stream AUTH_EVENTS; N > 1 the streams AUTH_EVENTS_0 to _N-1 and their buckets (at most 64); every component of a deployment sets the same, and changing it is a migration (docs/scale.md)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.partitions },
+		show: func(c Config) string { return strconv.Itoa(c.Partitions) }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
@@ -401,6 +407,14 @@ func (c *Config) parse() error {
 			return fmt.Errorf("AUTH_STREAM_REPLICAS: %q is not a number from 1 to 5", c.streamReplicas)
 		}
 		c.StreamReplicas = n
+	}
+	c.Partitions = 1
+	if c.partitions != "" {
+		n, err := strconv.Atoi(c.partitions)
+		if err != nil || n < 1 || n > contract.MaxPartitions {
+			return fmt.Errorf("AUTH_PARTITIONS: %q is not a number from 1 to %d", c.partitions, contract.MaxPartitions)
+		}
+		c.Partitions = n
 	}
 	switch c.LogFormat {
 	case "", LogText:

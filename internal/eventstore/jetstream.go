@@ -54,10 +54,15 @@ const consumerInactive = 30 * time.Second
 // JetStreamConfig names the stream and its subjects. Zero values take the
 // defaults.
 type JetStreamConfig struct {
-	Prefix          string        // subject prefix, default contract.DefaultPrefix: subjects <prefix>.events.<account id>
-	Stream          string        // default contract.EventsStream
-	Replicas        int           // default 1; also used for the KV buckets
-	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window, default 2m
+	Prefix string // subject prefix, default contract.DefaultPrefix: subjects <prefix>.events.<account id>
+	// Partitions is the number of partitions of the layout (AUTH_PARTITIONS,
+	// 0 or 1: one, with the historical names) and Partition the one this
+	// store holds, in [0, Partitions): contract.Layout names its stream,
+	// subjects and buckets. OpenPartitioned opens them all.
+	Partitions, Partition int
+	Stream                string        // default contract.Layout's Stream(Partition); only with one partition
+	Replicas              int           // default 1; also used for the KV buckets
+	DuplicateWindow       time.Duration // Nats-Msg-Id deduplication window, default 2m
 	// ShadowTTL is how long a NIR without an account keeps its login state
 	// after its last attempt (default 31 days: longer than the policy's
 	// failure memory, see domain.Policy.PasswordFailureMemory), and
@@ -71,8 +76,11 @@ func (c *JetStreamConfig) setDefaults() error {
 	if c.Prefix == "" {
 		c.Prefix = contract.DefaultPrefix
 	}
-	if c.Stream == "" {
-		c.Stream = contract.EventsStream
+	if c.Partitions < 0 || c.Partitions > contract.MaxPartitions || c.Partition < 0 || c.Partition >= max(c.Partitions, 1) {
+		return fmt.Errorf("eventstore: partition %d of %d: want 0 <= partition < partitions <= %d", c.Partition, c.Partitions, contract.MaxPartitions)
+	}
+	if c.Stream == "" || c.layout().Split() {
+		c.Stream = c.layout().Stream(c.Partition)
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -97,8 +105,39 @@ func (c *JetStreamConfig) setDefaults() error {
 	return nil
 }
 
-// JetStream is the event store on a JetStream stream, one subject per
-// account, with the NIR index and the snapshots in two KV buckets.
+func (c *JetStreamConfig) layout() contract.Layout {
+	return contract.Layout{Prefix: c.Prefix, Partitions: c.Partitions}
+}
+
+// Stream metadata keys that record the layout a stream belongs to: a
+// component configured with another number of partitions refuses the
+// stream (CheckLayout) rather than route an account to a second stream.
+// A stream without them is the historical single partition.
+const (
+	MetaPartitions = "authsvc.partitions"
+	MetaPartition  = "authsvc.partition"
+)
+
+// CheckLayout tells whether a stream's configuration belongs to partition
+// p of the layout l; the error says which layout it belongs to.
+func CheckLayout(have jetstream.StreamConfig, l contract.Layout, p int) error {
+	n, q := have.Metadata[MetaPartitions], have.Metadata[MetaPartition]
+	if n == "" {
+		n, q = "1", "0"
+	}
+	if n != strconv.Itoa(l.N()) || q != strconv.Itoa(p) {
+		return fmt.Errorf("%w: stream %s is partition %s of %s, this component has AUTH_PARTITIONS=%d (changing it is a migration: docs/scale.md)",
+			ErrLayout, have.Name, q, n, l.N())
+	}
+	return nil
+}
+
+// ErrLayout: a stream belongs to a layout with another number of partitions.
+var ErrLayout = errors.New("eventstore: partition layout mismatch")
+
+// JetStream is the event store of one partition on a JetStream stream, one
+// subject per account, with the NIR index and the snapshots in two KV
+// buckets.
 type JetStream struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
@@ -123,13 +162,18 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	layout := cfg.layout()
+	stream, err := ensureStream(ctx, js, layout, cfg.Partition, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "Authentication events, one subject per account: the source of truth.",
-		Subjects:    []string{contract.Subjects(cfg.Prefix).AllEvents()},
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Retention:   jetstream.LimitsPolicy,
+		Subjects:    []string{layout.StreamSubjects(cfg.Partition)},
+		Metadata: map[string]string{
+			MetaPartitions: strconv.Itoa(layout.N()),
+			MetaPartition:  strconv.Itoa(cfg.Partition),
+		},
+		Storage:   jetstream.FileStorage,
+		Replicas:  cfg.Replicas,
+		Retention: jetstream.LimitsPolicy,
 		// No age, count or size limit: deleting events would lose state.
 		MaxAge:            0,
 		MaxMsgs:           -1,
@@ -152,11 +196,11 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
 	}
-	idx, err := openBucket(ctx, js, IndexBucket, "NIR uniqueness index: keyed NIR hash -> account id.", cfg.Replicas)
+	idx, err := openBucket(ctx, js, layout.IndexBucket(cfg.Partition), "NIR uniqueness index: keyed NIR hash -> account id.", cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := openBucket(ctx, js, SnapshotBucket, "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg.Replicas)
+	snaps, err := openBucket(ctx, js, layout.SnapshotBucket(cfg.Partition), "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +216,19 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 // start, and an update that changes nothing still rewrites the stream's
 // store configuration on the server, racing there (nats-server 2.15.2,
 // seen under -race) with the consumers other components create meanwhile.
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+//
+// A stream of another layout (metadata, see CheckLayout) is refused, not
+// updated.
+func ensureStream(ctx context.Context, js jetstream.JetStream, l contract.Layout, p int, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, want.Name)
-	if err == nil && sameStreamConfig(st.CachedInfo().Config, want) {
-		return st, nil
+	if err == nil {
+		have := st.CachedInfo().Config
+		if err := CheckLayout(have, l, p); err != nil {
+			return nil, err
+		}
+		if sameStreamConfig(have, want) {
+			return st, nil
+		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
@@ -190,7 +243,19 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
 		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
-		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge &&
+		sameMetadata(have.Metadata, want.Metadata)
+}
+
+// sameMetadata tells whether have holds every key of want with its value
+// (the server adds keys of its own, _nats.*).
+func sameMetadata(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {
@@ -207,24 +272,40 @@ func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, 
 	return kv, nil
 }
 
-// Index returns the NIR index over the AUTH_NIR_INDEX bucket.
+// Index returns the NIR index over the partition's AUTH_NIR_INDEX bucket.
 func (j *JetStream) Index() Index { return j.index }
 
-// Snapshots returns the snapshots over the AUTH_SNAPSHOTS bucket.
+// Snapshots returns the snapshots over the partition's AUTH_SNAPSHOTS bucket.
 func (j *JetStream) Snapshots() Snapshots { return j.snaps }
 
 // Subject is the subject holding the account's events. It does not check
 // the account id; the Store methods do.
 func (j *JetStream) Subject(accountID string) string {
-	return contract.Subjects(j.cfg.Prefix).Events(accountID)
+	return j.cfg.layout().Events(accountID)
 }
+
+// validateAccount checks the account id and that the account is in this
+// store's partition (Partitioned routes it there; a direct caller could
+// otherwise publish into another partition's stream).
+func (j *JetStream) validateAccount(accountID string) error {
+	if err := ValidateAccountID(accountID); err != nil {
+		return err
+	}
+	if p := j.cfg.layout().PartitionOf(accountID); p != j.cfg.Partition {
+		return fmt.Errorf("eventstore: account %s is in partition %d, not in %d", accountID, p, j.cfg.Partition)
+	}
+	return nil
+}
+
+// Partition is the partition this store holds.
+func (j *JetStream) Partition() int { return j.cfg.Partition }
 
 // StreamName is the name of the events stream.
 func (j *JetStream) StreamName() string { return j.cfg.Stream }
 
 // LastSeq implements Store with a direct get of the subject's last message.
 func (j *JetStream) LastSeq(ctx context.Context, accountID string) (uint64, error) {
-	if err := ValidateAccountID(accountID); err != nil {
+	if err := j.validateAccount(accountID); err != nil {
 		return 0, err
 	}
 	return j.lastSeq(ctx, j.Subject(accountID))
@@ -246,7 +327,7 @@ func (j *JetStream) lastSeq(ctx context.Context, subject string) (uint64, error)
 // Load implements Store. It reads up to the last sequence seen when it
 // starts (and any event that lands on the subject meanwhile, in order).
 func (j *JetStream) Load(ctx context.Context, accountID string, after uint64) ([]Record, error) {
-	if err := ValidateAccountID(accountID); err != nil {
+	if err := j.validateAccount(accountID); err != nil {
 		return nil, err
 	}
 	subject := j.Subject(accountID)
@@ -358,7 +439,7 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 // message on this subject yet"), so the check and the write are one atomic
 // step on the stream leader.
 func (j *JetStream) Append(ctx context.Context, accountID string, expected uint64, env events.Envelope, msgID string) (AppendResult, error) {
-	if err := ValidateAccountID(accountID); err != nil {
+	if err := j.validateAccount(accountID); err != nil {
 		return AppendResult{}, err
 	}
 	if err := checkEnvelope(accountID, env); err != nil {
@@ -369,11 +450,7 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append %s: %w", subject, err)
 	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(HeaderEventType, env.Type)
-	msg.Header.Set(HeaderEventVersion, strconv.Itoa(env.Version))
-	msg.Header.Set(HeaderEventID, env.ID)
+	msg := eventMsg(subject, env, data)
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		// The caller's trace (the command's append span): the event's
 		// consumers continue it (internal/tracing).
@@ -567,4 +644,26 @@ func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, stat
 		return fmt.Errorf("snapshot put %s: %w", accountID, err)
 	}
 	return nil
+}
+
+// EventMsg is the message of env on subject as Append writes it, less the
+// trace context and the append's expectations: the JSON envelope, and its
+// type, version and id in headers. For tools that fill a stream without
+// the commands service (benchmarks, tests); a message without the id
+// header is skipped by every reader (events.ErrNotAppended).
+func EventMsg(subject string, env events.Envelope) (*nats.Msg, error) {
+	data, err := events.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	return eventMsg(subject, env, data), nil
+}
+
+func eventMsg(subject string, env events.Envelope, data []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(HeaderEventType, env.Type)
+	msg.Header.Set(HeaderEventVersion, strconv.Itoa(env.Version))
+	msg.Header.Set(HeaderEventID, env.ID)
+	return msg
 }

@@ -31,11 +31,11 @@ func TestScanCancelledMidwayCleansUp(t *testing.T) {
 	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	const n = 3000
 	for i := 1; i <= n; i++ {
-		data, err := events.Marshal(events.Wrap(acc, events.PasswordFailed{Failures: i, At: at}, at, events.Metadata{}))
+		msg, err := EventMsg(j.Subject(acc), events.Wrap(acc, events.PasswordFailed{Failures: i, At: at}, at, events.Metadata{}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.PublishAsync(j.Subject(acc), data); err != nil {
+		if _, err := js.PublishMsgAsync(msg); err != nil {
 			t.Fatal(err)
 		}
 	}

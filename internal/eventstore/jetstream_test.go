@@ -340,7 +340,12 @@ func fill(tb testing.TB, e *jsEnv, acc string, n int) {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			if _, err := e.js.PublishAsync(e.store.Subject(m.acc), data); err != nil {
+			// With its id header, as Append writes it: the readers skip a
+			// message without one (events.ErrNotAppended).
+			msg := nats.NewMsg(e.store.Subject(m.acc))
+			msg.Header.Set(eventstore.HeaderEventID, m.env.ID)
+			msg.Data = data
+			if _, err := e.js.PublishMsgAsync(msg); err != nil {
 				tb.Fatal(err)
 			}
 		}

@@ -41,7 +41,8 @@ type harness struct {
 	t       testing.TB
 	srv     *server.Server
 	js      jetstream.JetStream
-	events  *eventstore.JetStream
+	events  eventstore.Store
+	layout  contract.Layout // the events' partitions (one by default)
 	keys    *secrets.Keys
 	clock   clock.Clock
 	store   *notifier.Store
@@ -115,14 +116,20 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newHarness(t testing.TB, clk clock.Clock) *harness {
 	t.Helper()
+	return newPartitionedHarness(t, clk, 1)
+}
+
+// newPartitionedHarness is newHarness with the events in n partitions.
+func newPartitionedHarness(t testing.TB, clk clock.Clock, n int) *harness {
+	t.Helper()
 	ctx := context.Background()
-	h := &harness{t: t, clock: clk}
+	h := &harness{t: t, clock: clk, layout: contract.Layout{Partitions: n}}
 	h.srv = natsutil.RunTestServer(t)
 	var err error
 	if h.js, err = jetstream.New(natsutil.Connect(t, h.srv)); err != nil {
 		t.Fatal(err)
 	}
-	if h.events, err = eventstore.OpenJetStream(ctx, h.js, eventstore.JetStreamConfig{}); err != nil {
+	if h.events, err = eventstore.OpenPartitioned(ctx, h.js, eventstore.JetStreamConfig{Partitions: n}); err != nil {
 		t.Fatal(err)
 	}
 	// The commands service creates it in a deployment; the notifier only
@@ -254,16 +261,18 @@ func (h *harness) drained() {
 	// under -race on a loaded 2-core machine 10 s was seen too short
 	// (287 still pending). A stuck consumer still fails here.
 	testwait.Until(h.t, 60*time.Second, func() error {
-		c, err := h.js.Consumer(context.Background(), contract.EventsStream, "notifier")
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Errorf("consumer not drained: %d pending, %d unacked", info.NumPending, info.NumAckPending)
+		for _, st := range h.layout.Streams() {
+			c, err := h.js.Consumer(context.Background(), st, "notifier")
+			if err != nil {
+				return err
+			}
+			info, err := c.Info(context.Background())
+			if err != nil {
+				return err
+			}
+			if info.NumPending != 0 || info.NumAckPending != 0 {
+				return fmt.Errorf("consumer on %s not drained: %d pending, %d unacked", st, info.NumPending, info.NumAckPending)
+			}
 		}
 		return nil
 	})

@@ -33,7 +33,7 @@ const (
 // ensureConsumer creates or updates the notifier's durable pull consumer.
 // Its name is part of the contract: renaming it replays the whole stream
 // (which the notifier survives, thanks to its records, but slowly).
-func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+func (n *Notifier) ensureConsumer(ctx context.Context, st eventStream) (jetstream.Consumer, error) {
 	c := n.cfg
 	// No BackOff on the consumer: the handler's failures are naked with
 	// their own delay (Config.Backoff), and with a consumer BackOff
@@ -41,10 +41,10 @@ func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, erro
 	// delivery, so a nak of 50 ms at the second delivery came back after
 	// a whole AckWait. AckWait alone paces the redeliveries of messages
 	// whose worker died.
-	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, st.name, jetstream.ConsumerConfig{
 		Durable:       c.Consumer,
 		Description:   "cmd/notifier: mails the events that ask for one, once per event",
-		FilterSubject: contract.Subjects(c.Prefix).AllEvents(),
+		FilterSubject: st.subjects,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
@@ -55,9 +55,26 @@ func (n *Notifier) ensureConsumer(ctx context.Context) (jetstream.Consumer, erro
 		MaxAckPending: c.MaxAckPending,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("notifier: consumer %s on %s: %w", c.Consumer, c.Stream, err)
+		return nil, fmt.Errorf("notifier: consumer %s on %s: %w", c.Consumer, st.name, err)
 	}
 	return cons, nil
+}
+
+// eventStream is one partition's events stream and its subjects.
+type eventStream struct{ name, subjects string }
+
+// streams are the events streams the notifier consumes: Config.Stream with
+// one partition, every partition's stream with several.
+func (n *Notifier) streams() []eventStream {
+	l := contract.Layout{Prefix: n.cfg.Prefix, Partitions: n.cfg.Partitions}
+	if !l.Split() {
+		return []eventStream{{n.cfg.Stream, l.StreamSubjects(0)}}
+	}
+	out := make([]eventStream, l.N())
+	for p := range out {
+		out[p] = eventStream{l.Stream(p), l.StreamSubjects(p)}
+	}
+	return out
 }
 
 // DLQStreamConfig names the dead-letter stream EnsureDLQStream creates.
@@ -209,13 +226,25 @@ func (p dlqPublisher) Publish(subject string, msgs ...*message.Message) error {
 				nm.Header.Set(k, v)
 			}
 		}
-		nm.Header.Set(HeaderDLQConsumer, p.source+"/"+p.consumer)
+		// The stream the letter comes from: the handler's topic (a
+		// partition's stream), else the configured one.
+		source := p.source
+		if topic := m.Metadata.Get(middleware.PoisonedTopicKey); topic != "" {
+			source = topic
+		}
+		nm.Header.Set(HeaderDLQConsumer, source+"/"+p.consumer)
 		nm.Header.Set(HeaderDLQAt, time.Now().UTC().Format(time.RFC3339))
 		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(p.dlqStream)}
 		if seq := m.Metadata.Get(HeaderSourceSeq); seq != "" {
 			// A retry of this dead letter (its ack to AUTH_EVENTS was
 			// lost) is stored once.
-			opts = append(opts, jetstream.WithMsgID(p.consumer+"-"+seq))
+			// Sequences are a partition stream's: with several, the
+			// stream is part of the id.
+			id := p.consumer + "-" + seq
+			if source != p.source {
+				id = p.consumer + "-" + source + "-" + seq
+			}
+			opts = append(opts, jetstream.WithMsgID(id))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 		_, err := p.js.PublishMsg(ctx, nm, opts...)
@@ -236,7 +265,20 @@ func (dlqPublisher) Close() error { return nil }
 // naked for a retry) are not counted: a mail retried for an hour must not
 // make the notifier look stuck while it keeps up with the rest.
 func (n *Notifier) Lag(ctx context.Context) (pending uint64, seconds float64, err error) {
-	cons, err := n.cfg.JS.Consumer(ctx, n.cfg.Stream, n.cfg.Consumer) // a consumer info request
+	// With several partitions: the events pending on all of them, and the
+	// age of the oldest.
+	for _, st := range n.streams() {
+		p, s, err := n.lag(ctx, st)
+		if err != nil {
+			return pending + p, seconds, err
+		}
+		pending, seconds = pending+p, max(seconds, s)
+	}
+	return pending, seconds, nil
+}
+
+func (n *Notifier) lag(ctx context.Context, st eventStream) (pending uint64, seconds float64, err error) {
+	cons, err := n.cfg.JS.Consumer(ctx, st.name, n.cfg.Consumer) // a consumer info request
 	if err != nil {
 		return 0, 0, fmt.Errorf("notifier: consumer %s: %w", n.cfg.Consumer, err)
 	}
@@ -244,12 +286,12 @@ func (n *Notifier) Lag(ctx context.Context) (pending uint64, seconds float64, er
 	if info.NumPending == 0 {
 		return 0, 0, nil
 	}
-	stream, err := n.cfg.JS.Stream(ctx, n.cfg.Stream)
+	stream, err := n.cfg.JS.Stream(ctx, st.name)
 	if err != nil {
-		return info.NumPending, 0, fmt.Errorf("notifier: stream %s: %w", n.cfg.Stream, err)
+		return info.NumPending, 0, fmt.Errorf("notifier: stream %s: %w", st.name, err)
 	}
 	// The first event after the last one delivered (deleted ones skipped).
-	m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(contract.Subjects(n.cfg.Prefix).AllEvents()))
+	m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(st.subjects))
 	switch {
 	case err == nil:
 		seconds = max(0, time.Since(m.Time).Seconds())

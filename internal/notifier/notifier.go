@@ -62,10 +62,14 @@ type Sender interface {
 // Config is everything the notifier needs. Zero durations and counts take
 // the defaults.
 type Config struct {
-	Prefix    string // subject prefix; default contract.DefaultPrefix
-	Stream    string // default contract.EventsStream
-	Consumer  string // durable consumer name; default "notifier"
-	DLQStream string // default contract.DLQStream; dead letters go to <prefix>.dlq.<consumer>
+	Prefix string // subject prefix; default contract.DefaultPrefix
+	Stream string // default contract.EventsStream; only with one partition (the layout names the streams of several)
+	// Partitions is AUTH_PARTITIONS (0 or 1: the one stream): the notifier
+	// has its durable consumer on every partition's stream, and every
+	// replica pulls from all of them (docs/scale.md).
+	Partitions int
+	Consumer   string // durable consumer name; default "notifier"
+	DLQStream  string // default contract.DLQStream; dead letters go to <prefix>.dlq.<consumer>
 	// JS creates the consumer, reads the streams' info and publishes dead
 	// letters; it creates no stream: the events stream and the dead-letter
 	// stream (EnsureDLQStream) are the commands service's. SubscriberConn is the watermill subscriber's own connection:
@@ -127,6 +131,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Stream == "" {
 		c.Stream = contract.EventsStream
+	}
+	if c.Partitions < 0 || c.Partitions > contract.MaxPartitions {
+		return fmt.Errorf("notifier: %d partitions, want 1 to %d", c.Partitions, contract.MaxPartitions)
 	}
 	if c.Consumer == "" {
 		c.Consumer = "notifier"
@@ -209,7 +216,7 @@ type Notifier struct {
 	settings   settings
 
 	router *message.Router
-	sub    *subscriber
+	subs   []*subscriber // one per partition stream
 	done   chan struct{}
 
 	tracer   trace.Tracer
@@ -253,9 +260,6 @@ func (n *Notifier) Start(ctx context.Context) error {
 	if err := n.checkDLQ(ctx); err != nil {
 		return err
 	}
-	if _, err := n.ensureConsumer(ctx); err != nil {
-		return err
-	}
 	// watermill logs every message at info level: that is debug here; and
 	// each failed attempt as an error, which giveUp already reports at the
 	// level it deserves (a retry is a warning, a dead letter an error).
@@ -265,14 +269,20 @@ func (n *Notifier) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: subscriber: %w", err)
 	}
-	// The consumer made above, looked up through the subscriber's own
-	// connection, so its acks travel there.
-	cons, err := js.Consumer(ctx, n.cfg.Stream, n.cfg.Consumer)
-	if err != nil {
-		return fmt.Errorf("notifier: subscriber: %w", err)
+	var subs []*subscriber
+	for _, st := range n.streams() {
+		if _, err := n.ensureConsumer(ctx, st); err != nil {
+			return err
+		}
+		// The consumer made above, looked up through the subscriber's own
+		// connection, so its acks travel there.
+		cons, err := js.Consumer(ctx, st.name, n.cfg.Consumer)
+		if err != nil {
+			return fmt.Errorf("notifier: subscriber: %w", err)
+		}
+		subs = append(subs, &subscriber{cons: cons, nc: n.cfg.SubscriberConn, prefetch: n.cfg.Prefetch, ackTimeout: n.cfg.AckWait,
+			delay: nakDelay(n.cfg.Backoff), log: n.log, closing: make(chan struct{})})
 	}
-	sub := &subscriber{cons: cons, nc: n.cfg.SubscriberConn, prefetch: n.cfg.Prefetch, ackTimeout: n.cfg.AckWait,
-		delay: nakDelay(n.cfg.Backoff), log: n.log, closing: make(chan struct{})}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: n.cfg.CloseTimeout}, wlog)
 	if err != nil {
 		return err
@@ -294,10 +304,19 @@ func (n *Notifier) Start(ctx context.Context) error {
 	// Outermost first: dead letters see the final outcome; the panic
 	// recoverer sits next to the handler so a panic is an ordinary error.
 	router.AddMiddleware(poison, n.giveUp, retry.Middleware, middleware.Recoverer)
-	for i := range n.cfg.Workers {
-		router.AddConsumerHandler(fmt.Sprintf("%s-%d", n.cfg.Consumer, i), n.cfg.Stream, sub, n.handle)
+	// The workers of each partition stream: handler names are unique per
+	// router, the topic is the stream (watermill's poison middleware puts
+	// it in the dead letter's metadata).
+	for p, sub := range subs {
+		for i := range n.cfg.Workers {
+			name := fmt.Sprintf("%s-%d", n.cfg.Consumer, i)
+			if len(subs) > 1 {
+				name = fmt.Sprintf("%s-p%d-%d", n.cfg.Consumer, p, i)
+			}
+			router.AddConsumerHandler(name, n.streams()[p].name, sub, n.handle)
+		}
 	}
-	n.router, n.sub, n.done = router, sub, make(chan struct{})
+	n.router, n.subs, n.done = router, subs, make(chan struct{})
 	go func() {
 		defer close(n.done)
 		if err := router.Run(context.Background()); err != nil {
@@ -312,7 +331,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 		_ = n.Stop(context.Background())
 		return ctx.Err()
 	}
-	n.log.Info("notifier started", "stream", n.cfg.Stream, "consumer", n.cfg.Consumer, "workers", n.cfg.Workers,
+	n.log.Info("notifier started", "stream", n.cfg.Stream, "partitions", len(subs), "consumer", n.cfg.Consumer, "workers", n.cfg.Workers,
 		"dead_letters", n.cfg.DLQStream+" "+n.dlqSubject)
 	return nil
 }
@@ -325,7 +344,10 @@ func (n *Notifier) Stop(ctx context.Context) error {
 		return nil
 	}
 	errRouter := n.router.Close()
-	errSub := n.sub.Close()
+	var errSub error
+	for _, sub := range n.subs {
+		errSub = errors.Join(errSub, sub.Close())
+	}
 	select {
 	case <-n.done:
 	case <-ctx.Done():

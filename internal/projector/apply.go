@@ -91,7 +91,7 @@ func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, p
 		}
 	}
 	var last int64
-	if err = tx.QueryRow(ctx, x.sql.lockCheckpoint, projections.Name).Scan(&last); err != nil {
+	if err = tx.QueryRow(ctx, x.sql.lockCheckpoint, projections.Name, x.partition).Scan(&last); err != nil {
 		return res, fmt.Errorf("read checkpoint: %w", err)
 	}
 	res.checkpoint = uint64(last)
@@ -127,7 +127,7 @@ func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, p
 	}
 	commitStart := time.Now()
 	lastRec := take[len(take)-1]
-	if _, err = tx.Exec(ctx, x.sql.updateCheckpoint, projections.Name, int64(lastRec.seq), nullTime(lastRec.at)); err != nil {
+	if _, err = tx.Exec(ctx, x.sql.updateCheckpoint, projections.Name, x.partition, int64(lastRec.seq), nullTime(lastRec.at)); err != nil {
 		return res, fmt.Errorf("write checkpoint: %w", err)
 	}
 	if beforeCommit != nil {
@@ -164,7 +164,7 @@ func (x *executor) readCheckpoint(ctx context.Context, q interface {
 }) (uint64, time.Time, error) {
 	var seq int64
 	var at *time.Time
-	if err := q.QueryRow(ctx, x.sql.readCheckpointNoLck, projections.Name).Scan(&seq, &at); err != nil {
+	if err := q.QueryRow(ctx, x.sql.readCheckpointNoLck, projections.Name, x.partition).Scan(&seq, &at); err != nil {
 		return 0, time.Time{}, fmt.Errorf("read checkpoint in %s: %w", x.schema, err)
 	}
 	if at == nil {

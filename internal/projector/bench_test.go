@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
-	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
 // BenchmarkReplay replays a stream of 1,000,000 events (PROJECTOR_BENCH_EVENTS
@@ -122,11 +122,11 @@ func publishSim(tb testing.TB, bus *bus, n, accounts int) {
 		} else {
 			a = accs[s.Rng.IntN(len(accs))]
 		}
-		data, err := events.Marshal(s.Next(a))
+		msg, err := eventstore.EventMsg(contract.Subjects(DefaultPrefix).Events(a.ID), s.Next(a))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := js.PublishAsync(contract.Subjects(DefaultPrefix).Events(a.ID), data); err != nil {
+		if _, err := js.PublishMsgAsync(msg); err != nil {
 			tb.Fatal(err)
 		}
 	}

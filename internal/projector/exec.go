@@ -25,6 +25,7 @@ type executor struct {
 	sql            sqlTexts
 	stagingColumns []string
 	batches        atomic.Int64 // numbers the batches in the staging table
+	partition      int          // the partition of the events applied (0 with one)
 }
 
 // stagingTable holds a batch's account changes during its transaction.
@@ -40,6 +41,7 @@ type sqlTexts struct {
 	trustDevice, pruneTrusted, forgetDevices              string
 	enrollBiometric, pruneBiometric, revokeBiometric      string
 	lockCheckpoint, updateCheckpoint, readCheckpointNoLck string
+	ensureCheckpoint                                      string
 }
 
 // accountColumn describes one settable column of auth.accounts.
@@ -103,7 +105,7 @@ var accountColumns = []accountColumn{
 	{"registered_at", projections.FieldRegisteredAt, kTime, func(r *projections.AccountRow) any { return r.RegisteredAt }},
 }
 
-var attemptColumns = []string{"event_id", "seq", "account_id", "at", "channel", "client_ip", "user_agent",
+var attemptColumns = []string{"partition", "event_id", "seq", "account_id", "at", "channel", "client_ip", "user_agent",
 	"step", "outcome", "reason", "method", "device", "failures", "blocked_until", "login_ref"}
 
 func newExecutor(schema string) *executor {
@@ -198,10 +200,17 @@ func newExecutor(schema string) *executor {
 	x.sql.revokeBiometric = "DELETE FROM " + t.biometric + " d USING unnest($1::text[], $2::text[]) AS n(account_id, device_id)\n" +
 		"WHERE d.account_id = n.account_id AND (n.device_id = '' OR d.device_id = n.device_id)"
 
-	x.sql.lockCheckpoint = "SELECT last_seq FROM " + t.checkpoint + " WHERE projection = $1 FOR UPDATE"
-	x.sql.readCheckpointNoLck = "SELECT last_seq, last_event_at FROM " + t.checkpoint + " WHERE projection = $1"
-	x.sql.updateCheckpoint = "UPDATE " + t.checkpoint + " SET last_seq = $2, last_event_at = $3, updated_at = now() WHERE projection = $1"
+	x.sql.lockCheckpoint = "SELECT last_seq FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2 FOR UPDATE"
+	x.sql.readCheckpointNoLck = "SELECT last_seq, last_event_at FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2"
+	x.sql.updateCheckpoint = "UPDATE " + t.checkpoint + " SET last_seq = $3, last_event_at = $4, updated_at = now() WHERE projection = $1 AND partition = $2"
+	x.sql.ensureCheckpoint = "INSERT INTO " + t.checkpoint + " (projection, partition, last_seq) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING"
 	return x
+}
+
+// forPartition is the executor of one partition of the events
+// (docs/scale.md): its checkpoint row and its login attempts' partition.
+func (x *executor) forPartition(p int) *executor {
+	return &executor{schema: x.schema, t: x.t, sql: x.sql, stagingColumns: x.stagingColumns, partition: p}
 }
 
 // ready is a plan turned into queries and COPY payloads, built before the
@@ -277,6 +286,7 @@ func (x *executor) prepare(p projections.Plan) *ready {
 		for i := range p.Attempts {
 			a := &p.Attempts[i]
 			c.row(len(attemptColumns))
+			c.int4(int32(x.partition))
 			c.text(a.EventID)
 			c.int8(int64(a.Seq))
 			c.text(a.AccountID)

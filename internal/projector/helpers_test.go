@@ -44,10 +44,10 @@ func dumpTables(tb testing.TB, url string) string {
 	var b strings.Builder
 	for _, q := range []struct{ table, order, cols string }{
 		{"accounts", "account_id", "t.*"},
-		{"login_attempts", "seq", "t.*"},
+		{"login_attempts", "partition, seq", "t.*"},
 		{"trusted_devices", "account_id, seq", "t.*"},
 		{"biometric_devices", "account_id, device_id", "t.*"},
-		{"projector_checkpoint", "projection", "t.projection, t.last_seq, t.last_event_at"},
+		{"projector_checkpoint", "projection, partition", "t.projection, t.partition, t.last_seq, t.last_event_at"},
 	} {
 		var s string
 		err := conn.QueryRow(context.Background(), fmt.Sprintf(

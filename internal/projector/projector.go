@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/projections"
 )
 
 // Defaults of Config.
@@ -51,10 +53,14 @@ const (
 type Config struct {
 	DatabaseURL string
 	JS          jetstream.JetStream
-	Stream      string // default AUTH_EVENTS
+	Stream      string // default AUTH_EVENTS; only with one partition (the layout names the streams of several)
 	Prefix      string // subject prefix, default auth: the consumer filters <prefix>.events.>
-	Consumer    string // durable consumer name, default projector
-	BatchSize   int    // events per fetch and per transaction, at most; default 20000
+	// Partitions is AUTH_PARTITIONS (0 or 1: one, the stream AUTH_EVENTS):
+	// the replica leads the partitions whose advisory lock it holds, one
+	// Postgres session and one durable consumer each (docs/scale.md).
+	Partitions int
+	Consumer   string // durable consumer name, default projector
+	BatchSize  int    // events per fetch and per transaction, at most; default 20000
 	// IdleWait is how long a fetch waits for the next event when the
 	// stream is quiet (it bounds the delay of a stop, too). Default 1s.
 	IdleWait time.Duration
@@ -75,6 +81,7 @@ type Config struct {
 // Committed describes one committed batch.
 type Committed struct {
 	Replica     string
+	Partition   int    // the partition of the events (0 with one)
 	First, Last uint64 // stream sequences applied
 	Events      int
 	Took        time.Duration // the transaction, from begin to commit
@@ -87,6 +94,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.JS == nil {
 		return errors.New("projector: no JetStream handle")
+	}
+	if c.Partitions < 0 || c.Partitions > contract.MaxPartitions {
+		return fmt.Errorf("projector: %d partitions, want 1 to %d", c.Partitions, contract.MaxPartitions)
 	}
 	if c.Stream == "" {
 		c.Stream = DefaultStream
@@ -126,9 +136,26 @@ type Projector struct {
 	exec  *executor
 	log   *slog.Logger
 
+	parts   []*part
+	claim   sync.Mutex   // orders the partitions' checks of their share and their claims
+	leading atomic.Int32 // partitions this replica leads
+	applied atomic.Uint64
+}
+
+// part is the replica's work on one partition: its own session, lock,
+// checkpoint row and durable consumer. It embeds the replica for the
+// configuration and the counters.
+type part struct {
+	*Projector
+	partition  int
+	n          int    // partitions in all
+	stream     string // the partition's stream
+	subjects   string // its subjects, the consumer's filter
+	lock       int64  // the partition's leadership lock
+	exec       *executor
+	log        *slog.Logger
 	leader     atomic.Bool
 	checkpoint atomic.Uint64
-	applied    atomic.Uint64
 }
 
 // New checks the configuration; Run starts the work.
@@ -142,15 +169,41 @@ func New(cfg Config) (*Projector, error) {
 	}
 	pgcfg.RuntimeParams["application_name"] = "authsvc-projector " + cfg.Name
 	sessionSettings(pgcfg)
-	return &Projector{cfg: cfg, pgcfg: pgcfg, exec: newExecutor(Schema),
-		log: cfg.Logger.With("replica", cfg.Name)}, nil
+	p := &Projector{cfg: cfg, pgcfg: pgcfg, exec: newExecutor(Schema),
+		log: cfg.Logger.With("replica", cfg.Name)}
+	layout := contract.Layout{Prefix: cfg.Prefix, Partitions: cfg.Partitions}
+	for i := range layout.N() {
+		pt := &part{Projector: p, partition: i, n: layout.N(), stream: layout.Stream(i), subjects: layout.StreamSubjects(i),
+			lock: leaderLock(i, layout.N()), exec: p.exec.forPartition(i), log: p.log}
+		if !layout.Split() {
+			pt.stream = cfg.Stream
+		} else {
+			pt.log = p.log.With("partition", i)
+		}
+		p.parts = append(p.parts, pt)
+	}
+	return p, nil
 }
 
-// Leader tells whether this replica is the active one.
-func (p *Projector) Leader() bool { return p.leader.Load() }
+// leaderLock is the advisory lock key of partition p's leadership: with
+// one partition, the key the projector always had (status and older
+// replicas agree on it).
+func leaderLock(p, n int) int64 {
+	if n <= 1 {
+		return lockKey("leader", Schema)
+	}
+	return lockKey("leader."+strconv.Itoa(p), Schema)
+}
 
-// Checkpoint is the last stream sequence this replica committed or read.
-func (p *Projector) Checkpoint() uint64 { return p.checkpoint.Load() }
+// Leader tells whether this replica leads at least one partition.
+func (p *Projector) Leader() bool { return p.leading.Load() > 0 }
+
+// Leading is the number of partitions this replica leads.
+func (p *Projector) Leading() int { return int(p.leading.Load()) }
+
+// Checkpoint is the last stream sequence this replica committed or read on
+// partition 0 (the whole stream with one partition).
+func (p *Projector) Checkpoint() uint64 { return p.parts[0].checkpoint.Load() }
 
 // Applied is the number of events this replica applied.
 func (p *Projector) Applied() uint64 { return p.applied.Load() }
@@ -159,11 +212,41 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 // (commit and ack) and returns. Failures are retried with backoff forever:
 // a projector outlives Postgres and NATS restarts.
 func (p *Projector) Run(ctx context.Context) error {
+	if len(p.parts) == 1 {
+		return p.parts[0].run(ctx)
+	}
+	done := make(chan struct{}, len(p.parts))
+	for _, pt := range p.parts {
+		go func() {
+			_ = pt.run(ctx) // returns nil, at ctx's end
+			done <- struct{}{}
+		}()
+	}
+	for range p.parts {
+		<-done
+	}
+	return nil
+}
+
+// run works on the partition until ctx is cancelled.
+func (p *part) run(ctx context.Context) error {
 	delay := p.cfg.MinBackoff
 	for {
 		progressed, err := p.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errYield) {
+			// Stand back long enough for a replica under its share, which
+			// tries every IdleWait, to take the partition.
+			p.log.Info("projector: handing the partition over to a replica with fewer")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(3 * p.cfg.IdleWait):
+			}
+			delay = p.cfg.MinBackoff
+			continue
 		}
 		if progressed {
 			delay = p.cfg.MinBackoff
@@ -185,7 +268,7 @@ func (p *Projector) Run(ctx context.Context) error {
 // lost its session lost the lock and cannot write any more, so two
 // replicas never apply a batch at once (and if they did, the checkpoint
 // row lock and the skip would still make it harmless).
-func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
+func (p *part) session(ctx context.Context) (progressed bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, p.pgcfg)
 	if err != nil {
 		return false, fmt.Errorf("connect to postgres: %w", err)
@@ -195,21 +278,24 @@ func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey("leader", Schema)); err != nil {
-		return false, fmt.Errorf("wait for leadership: %w", err)
+	if err := p.waitToLead(ctx, conn); err != nil {
+		return false, err
 	}
 	p.leader.Store(true)
-	defer p.leader.Store(false)
+	defer p.stopLeading()
 	p.log.Info("projector: leading")
+	if _, err := conn.Exec(ctx, p.exec.sql.ensureCheckpoint, projections.Name, p.partition); err != nil {
+		return false, fmt.Errorf("checkpoint row: %w", err)
+	}
 
 	// The projector creates no stream (its NATS user may not): until the
 	// commands service has, this fails and Run retries.
-	stream, err := p.cfg.JS.Stream(ctx, p.cfg.Stream)
+	stream, err := p.cfg.JS.Stream(ctx, p.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return false, fmt.Errorf("stream %s not found: the commands service creates it at its start: %w", p.cfg.Stream, err)
+		return false, fmt.Errorf("stream %s not found: the commands service creates it at its start: %w", p.stream, err)
 	}
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", p.cfg.Stream, err)
+		return false, fmt.Errorf("stream %s: %w", p.stream, err)
 	}
 	cp, _, err := p.exec.readCheckpoint(ctx, conn)
 	if err != nil {
@@ -221,7 +307,7 @@ func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, stream, from, to) }
-	w := &writer{p: p, conn: conn, holes: holes, lastPG: time.Now()}
+	w := &writer{p: p, conn: conn, holes: holes, lastPG: time.Now(), lastShare: time.Now()}
 	for {
 		// One batch is read, decoded and planned while the previous one
 		// is written.
@@ -245,6 +331,99 @@ func (p *Projector) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}
+}
+
+// errYield ends a session that hands its partition over (Partitions > 1).
+var errYield = errors.New("projector: more partitions than this replica's share")
+
+// shareCheckEvery is how often a leading partition checks that its replica
+// does not lead more than its share.
+const shareCheckEvery = 5 * time.Second
+
+// waitToLead returns once the session holds the partition's leadership
+// lock. With one partition it waits on the lock: the first standby gets it
+// when the leader's session ends. With several, each replica leads its
+// share, ceil(partitions / replicas), replicas being the projector
+// sessions' distinct application names on the database: a replica under
+// its share tries the lock every IdleWait, so a dead replica's partitions
+// (their sessions end, and their locks with them) go to the others, and
+// the count of live replicas shrinks with it.
+func (p *part) waitToLead(ctx context.Context, conn *pgx.Conn) error {
+	if p.n == 1 {
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", p.lock); err != nil {
+			return fmt.Errorf("wait for leadership: %w", err)
+		}
+		p.leading.Add(1)
+		return nil
+	}
+	for {
+		got, err := p.tryLead(ctx, conn)
+		if err != nil || got {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(p.cfg.IdleWait): // a poll of the lock, not a wait for time
+		}
+	}
+}
+
+func (p *part) tryLead(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	p.claim.Lock()
+	defer p.claim.Unlock()
+	share, err := p.share(ctx, conn)
+	if err != nil || int(p.leading.Load()) >= share {
+		return false, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", p.lock).Scan(&got); err != nil {
+		return false, fmt.Errorf("try leadership: %w", err)
+	}
+	if got {
+		p.leading.Add(1)
+	}
+	return got, nil
+}
+
+// overShare tells whether the replica leads more partitions than its
+// share; if so it counts this one as handed over (the caller ends its
+// session, which releases the lock).
+func (p *part) overShare(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	p.claim.Lock()
+	defer p.claim.Unlock()
+	share, err := p.share(ctx, conn)
+	if err != nil || int(p.leading.Load()) <= share {
+		return false, err
+	}
+	p.leader.Store(false)
+	p.leading.Add(-1)
+	return true, nil
+}
+
+// stopLeading counts the end of the partition's leadership, unless
+// overShare already did.
+func (p *part) stopLeading() {
+	p.claim.Lock()
+	defer p.claim.Unlock()
+	if p.leader.Load() {
+		p.leader.Store(false)
+		p.leading.Add(-1)
+	}
+}
+
+// share is ceil(partitions / live replicas), a live replica being a
+// distinct application_name of the projector's sessions on this database
+// (each replica's sessions carry its Name).
+func (p *part) share(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var replicas int
+	err := conn.QueryRow(ctx, "SELECT count(DISTINCT application_name) FROM pg_stat_activity "+
+		"WHERE datname = current_database() AND application_name LIKE 'authsvc-projector %'").Scan(&replicas)
+	if err != nil {
+		return 0, fmt.Errorf("count replicas: %w", err)
+	}
+	replicas = max(replicas, 1)
+	return (p.n + replicas - 1) / replicas, nil
 }
 
 // prepared is a fetched batch, decoded and planned.
@@ -298,10 +477,11 @@ func contiguous(recs []record) bool {
 
 // writer applies prepared batches on the leader's session.
 type writer struct {
-	p          *Projector
+	p          *part
 	conn       *pgx.Conn
 	holes      holesFunc
 	lastPG     time.Time
+	lastShare  time.Time
 	progressed bool
 }
 
@@ -312,6 +492,15 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 	for b := range ch {
 		if ctx.Err() != nil {
 			return false, nil // a stop: the batch read ahead is left unacked
+		}
+		if p.n > 1 && time.Since(w.lastShare) > shareCheckEvery {
+			// More replicas than when it took its partitions: hand one over.
+			w.lastShare = time.Now()
+			if yield, err := p.overShare(ctx, w.conn); err != nil {
+				return false, err
+			} else if yield {
+				return false, errYield // the batch read ahead is left unacked
+			}
 		}
 		if len(b.msgs) == 0 {
 			if b.err != nil {
@@ -341,7 +530,7 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 			w.progressed = true
 			p.applied.Add(uint64(res.applied))
 			if p.cfg.AfterCommit != nil {
-				p.cfg.AfterCommit(Committed{Replica: p.cfg.Name, First: res.first, Last: res.last, Events: res.applied, Took: res.took, Timings: res.timings})
+				p.cfg.AfterCommit(Committed{Replica: p.cfg.Name, Partition: p.partition, First: res.first, Last: res.last, Events: res.applied, Took: res.took, Timings: res.timings})
 			}
 		}
 		ackUpTo(b.msgs, res.checkpoint)
@@ -398,14 +587,14 @@ func ackUpTo(msgs []jetstream.Msg, checkpoint uint64) {
 // after the checkpoint. The consumer's own position is only a cache of the
 // checkpoint in Postgres: it is set from it whenever this replica starts
 // leading and whenever delivery strays from it.
-func (p *Projector) resetConsumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
-	if err := p.cfg.JS.DeleteConsumer(ctx, p.cfg.Stream, p.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+func (p *part) resetConsumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
+	if err := p.cfg.JS.DeleteConsumer(ctx, p.stream, p.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("reset consumer %s: %w", p.cfg.Consumer, err)
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       p.cfg.Consumer,
 		Description:   "Postgres read models (cmd/projector); its position follows auth.projector_checkpoint.",
-		FilterSubject: contract.Subjects(p.cfg.Prefix).AllEvents(),
+		FilterSubject: p.subjects,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       2 * time.Minute,
@@ -415,7 +604,7 @@ func (p *Projector) resetConsumer(ctx context.Context, checkpoint uint64) (jetst
 	if checkpoint > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, checkpoint+1
 	}
-	cons, err := p.cfg.JS.CreateConsumer(ctx, p.cfg.Stream, cc)
+	cons, err := p.cfg.JS.CreateConsumer(ctx, p.stream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", p.cfg.Consumer, err)
 	}
@@ -424,7 +613,7 @@ func (p *Projector) resetConsumer(ctx context.Context, checkpoint uint64) (jetst
 
 // fetch returns the next batch: what is there at once, else the first event
 // to come within IdleWait and what follows it.
-func (p *Projector) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
+func (p *part) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	return fetchBatch(ctx, cons, p.cfg.BatchSize, p.cfg.IdleWait)
 }
 

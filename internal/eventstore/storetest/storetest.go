@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
@@ -22,8 +23,17 @@ type NewStoreFunc func(t *testing.T) (eventstore.Store, eventstore.Index, events
 // t0 has no monotonic reading and is in UTC, so decoded values compare equal.
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-// Run runs the contract suite.
+// Run runs the contract suite on a store of one stream.
 func Run(t *testing.T, newStore func(t *testing.T) (eventstore.Store, eventstore.Index, eventstore.Snapshots)) {
+	t.Helper()
+	RunPartitioned(t, 1, newStore)
+}
+
+// RunPartitioned runs the contract suite on a store of n partitions
+// (eventstore.Partitioned): sequences are a stream's, so the interleaving
+// tests use accounts of one partition, and accounts of different
+// partitions keep their own sequences.
+func RunPartitioned(t *testing.T, n int, newStore func(t *testing.T) (eventstore.Store, eventstore.Index, eventstore.Snapshots)) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -32,7 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (eventstore.Store, eventstore
 		{"AppendToNewAccount", testAppendToNewAccount},
 		{"StaleExpectedConflicts", testStaleExpectedConflicts},
 		{"ZeroExpectedOnExistingAccountConflicts", testZeroExpectedOnExistingAccount},
-		{"InterleavedAccounts", testInterleavedAccounts},
+		{"InterleavedAccounts", func(t *testing.T, newStore NewStoreFunc) { testInterleavedAccounts(t, newStore, n) }},
 		{"LoadAfter", testLoadAfter},
 		{"LastSeq", testLastSeq},
 		{"DuplicateMsgID", testDuplicateMsgID},
@@ -42,6 +52,12 @@ func Run(t *testing.T, newStore func(t *testing.T) (eventstore.Store, eventstore
 		{"Index", testIndex},
 		{"IndexParallelCreate", testIndexParallelCreate},
 		{"Snapshots", testSnapshots},
+	}
+	if n > 1 {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, newStore NewStoreFunc)
+		}{"AccountsOfOtherPartitions", func(t *testing.T, newStore NewStoreFunc) { testOtherPartitions(t, newStore, n) }})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
@@ -146,10 +162,48 @@ func testZeroExpectedOnExistingAccount(t *testing.T, newStore NewStoreFunc) {
 	}
 }
 
-func testInterleavedAccounts(t *testing.T, newStore NewStoreFunc) {
+// newAccountBeside returns a new account in a's partition among n.
+func newAccountBeside(a string, n int) string {
+	for {
+		if b := newAccount(); contract.Partition(b, n) == contract.Partition(a, n) {
+			return b
+		}
+	}
+}
+
+// newAccountApart returns a new account in another partition than a's
+// among n > 1 (RunPartitioned runs it only then).
+func newAccountApart(a string, n int) string {
+	for {
+		if b := newAccount(); contract.Partition(b, n) != contract.Partition(a, n) {
+			return b
+		}
+	}
+}
+
+// testOtherPartitions: accounts of two partitions each start at their
+// stream's sequences and do not see each other's events.
+func testOtherPartitions(t *testing.T, newStore NewStoreFunc, n int) {
 	ctx := testContext(t)
 	s, _, _ := newStore(t)
-	a, b := newAccount(), newAccount()
+	a := newAccount()
+	b := newAccountApart(a, n)
+	a1 := mustAppend(t, ctx, s, a, 0, failed(a, 1), "")
+	b1 := mustAppend(t, ctx, s, b, 0, failed(b, 1), "")
+	if a1 != 1 || b1 != 1 {
+		t.Fatalf("first events of two partitions at %d and %d, want 1 and 1", a1, b1)
+	}
+	b2 := mustAppend(t, ctx, s, b, b1, failed(b, 2), "")
+	a2 := mustAppend(t, ctx, s, a, a1, failed(a, 2), "")
+	checkSeqs(t, mustLoad(t, ctx, s, a, 0), a, a1, a2)
+	checkSeqs(t, mustLoad(t, ctx, s, b, 0), b, b1, b2)
+}
+
+func testInterleavedAccounts(t *testing.T, newStore NewStoreFunc, n int) {
+	ctx := testContext(t)
+	s, _, _ := newStore(t)
+	a := newAccount()
+	b := newAccountBeside(a, n)
 	a1 := mustAppend(t, ctx, s, a, 0, failed(a, 1), "")
 	b1 := mustAppend(t, ctx, s, b, 0, failed(b, 1), "")
 	b2 := mustAppend(t, ctx, s, b, b1, failed(b, 2), "")

@@ -1,0 +1,128 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/events"
+)
+
+// Partitioned is the event store over the N partitions of a layout
+// (docs/scale.md, "Partitions"): each account's events, and its snapshot,
+// live in the partition contract.Partition(account id, N) names; each NIR
+// index key in the partition of the key. It routes every call to one
+// partition's JetStream store, so an account's append, its expected
+// sequence and its load stay one stream's, as with one partition.
+// Sequences are per partition stream.
+type Partitioned struct {
+	layout contract.Layout
+	parts  []*JetStream
+}
+
+var (
+	_ Store     = (*Partitioned)(nil)
+	_ Index     = partitionedIndex{}
+	_ Snapshots = partitionedSnapshots{}
+)
+
+// OpenPartitioned opens (creating or updating) the streams and buckets of
+// every partition of cfg.Partitions, in order; cfg.Partition and
+// cfg.Stream are ignored (the layout names them). One partition is exactly
+// OpenJetStream's store. It fails with ErrLayout when a stream belongs to
+// a layout with another number of partitions.
+func OpenPartitioned(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (*Partitioned, error) {
+	n := max(cfg.Partitions, 1)
+	if cfg.Partitions > contract.MaxPartitions {
+		return nil, fmt.Errorf("eventstore: %d partitions, at most %d", cfg.Partitions, contract.MaxPartitions)
+	}
+	p := &Partitioned{layout: contract.Layout{Prefix: cfg.Prefix, Partitions: cfg.Partitions}, parts: make([]*JetStream, n)}
+	for i := range n {
+		c := cfg
+		c.Partition = i
+		if n > 1 {
+			c.Stream = ""
+		}
+		j, err := OpenJetStream(ctx, js, c)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", i, err)
+		}
+		p.parts[i] = j
+	}
+	return p, nil
+}
+
+// Layout is the store's layout.
+func (p *Partitioned) Layout() contract.Layout { return p.layout }
+
+// Partitions returns the partitions' stores, partition 0 first.
+func (p *Partitioned) Partitions() []*JetStream { return p.parts }
+
+// Of returns the store of the account's partition.
+func (p *Partitioned) Of(accountID string) *JetStream {
+	return p.parts[p.layout.PartitionOf(accountID)]
+}
+
+// Subject is the subject holding the account's events.
+func (p *Partitioned) Subject(accountID string) string { return p.layout.Events(accountID) }
+
+// Load implements Store on the account's partition.
+func (p *Partitioned) Load(ctx context.Context, accountID string, after uint64) ([]Record, error) {
+	return p.Of(accountID).Load(ctx, accountID, after)
+}
+
+// LastSeq implements Store on the account's partition.
+func (p *Partitioned) LastSeq(ctx context.Context, accountID string) (uint64, error) {
+	return p.Of(accountID).LastSeq(ctx, accountID)
+}
+
+// Append implements Store on the account's partition.
+func (p *Partitioned) Append(ctx context.Context, accountID string, expected uint64, env events.Envelope, msgID string) (AppendResult, error) {
+	return p.Of(accountID).Append(ctx, accountID, expected, env, msgID)
+}
+
+// Index returns the NIR index, each key in the partition of the key.
+func (p *Partitioned) Index() Index { return partitionedIndex{p} }
+
+// Snapshots returns the snapshots, each in its account's partition.
+func (p *Partitioned) Snapshots() Snapshots { return partitionedSnapshots{p} }
+
+// Shadows returns the shadow states: one bucket for every partition (it
+// is bounded and expires its entries; see docs/scale.md).
+func (p *Partitioned) Shadows() Shadows { return p.parts[0].Shadows() }
+
+type partitionedIndex struct{ p *Partitioned }
+
+func (x partitionedIndex) of(key string) Index {
+	return x.p.parts[contract.Partition(key, len(x.p.parts))].Index()
+}
+
+// Create implements Index in the key's partition.
+func (x partitionedIndex) Create(ctx context.Context, key, accountID string) error {
+	return x.of(key).Create(ctx, key, accountID)
+}
+
+// Get implements Index in the key's partition.
+func (x partitionedIndex) Get(ctx context.Context, key string) (string, error) {
+	return x.of(key).Get(ctx, key)
+}
+
+type partitionedSnapshots struct{ p *Partitioned }
+
+// Get implements Snapshots in the account's partition.
+func (x partitionedSnapshots) Get(ctx context.Context, accountID string) (uint64, []byte, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return 0, nil, err
+	}
+	return x.p.Of(accountID).Snapshots().Get(ctx, accountID)
+}
+
+// Put implements Snapshots in the account's partition.
+func (x partitionedSnapshots) Put(ctx context.Context, accountID string, seq uint64, state []byte) error {
+	if err := ValidateAccountID(accountID); err != nil {
+		return err
+	}
+	return x.p.Of(accountID).Snapshots().Put(ctx, accountID, seq, state)
+}

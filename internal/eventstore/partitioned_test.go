@@ -1,0 +1,130 @@
+package eventstore_test
+
+import (
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/eventstore/storetest"
+	"github.com/ameli-auth/authsvc/internal/natsutil"
+)
+
+func openPartitioned(t *testing.T, n int) (*eventstore.Partitioned, jetstream.JetStream) {
+	t.Helper()
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := eventstore.OpenPartitioned(ctxFor(t), js, eventstore.JetStreamConfig{Partitions: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, js
+}
+
+// The partitioned store meets the store contract with one partition (the
+// historical layout) and with four.
+func TestPartitionedContract(t *testing.T) {
+	for _, n := range []int{1, 4} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			storetest.RunPartitioned(t, n, func(t *testing.T) (eventstore.Store, eventstore.Index, eventstore.Snapshots) {
+				p, _ := openPartitioned(t, n)
+				return p, p.Index(), p.Snapshots()
+			})
+		})
+	}
+}
+
+// With four partitions each account's events land on its partition's
+// stream, under <prefix>.events.<p>.<account>, and each stream keeps deny
+// delete and deny purge; index keys and snapshots spread over the
+// partitions' buckets. With one, the historical names.
+func TestPartitionedRoutesByAccount(t *testing.T) {
+	p, js := openPartitioned(t, 4)
+	ctx := ctxFor(t)
+	l := contract.Layout{Partitions: 4}
+	perStream := map[string]int{}
+	now := time.Now()
+	for i := range 64 {
+		acc := events.NewID(now)
+		if _, err := p.Append(ctx, acc, 0, failed(acc, 1), ""); err != nil {
+			t.Fatal(err)
+		}
+		perStream[l.Stream(l.PartitionOf(acc))]++
+		if err := p.Index().Create(ctx, "key"+strconv.Itoa(i), acc); err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctx, l.Stream(l.PartitionOf(acc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.GetLastMsgForSubject(ctx, l.Events(acc)); err != nil {
+			t.Fatalf("account %s not on %s: %v", acc, l.Events(acc), err)
+		}
+	}
+	for q := range 4 {
+		st, err := js.Stream(ctx, l.Stream(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := info.Config
+		if !c.DenyDelete || !c.DenyPurge || c.Subjects[0] != l.StreamSubjects(q) || c.Metadata[eventstore.MetaPartitions] != "4" || c.Metadata[eventstore.MetaPartition] != strconv.Itoa(q) {
+			t.Errorf("%s: %+v", c.Name, c)
+		}
+		if int(info.State.Msgs) != perStream[c.Name] || info.State.Msgs == 0 {
+			t.Errorf("%s holds %d events, want %d (and some)", c.Name, info.State.Msgs, perStream[c.Name])
+		}
+		kv, err := js.KeyValue(ctx, l.IndexBucket(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := kv.Status(ctx); err != nil || st.Values() == 0 {
+			t.Errorf("%s: %v values, %v", l.IndexBucket(q), st, err)
+		}
+	}
+	if _, err := js.Stream(ctx, contract.EventsStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("AUTH_EVENTS with 4 partitions: %v", err)
+	}
+	// A partition's store refuses an account of another partition.
+	acc := events.NewID(now)
+	other := p.Partitions()[(l.PartitionOf(acc)+1)%4]
+	if _, err := other.Append(ctx, acc, 0, failed(acc, 1), ""); err == nil {
+		t.Error("partition store appended an account of another partition")
+	}
+}
+
+// A component started with another number of partitions than the streams
+// were made with refuses them (ErrLayout) instead of splitting an
+// account's history over two streams.
+func TestPartitionedRefusesAnotherLayout(t *testing.T) {
+	srv := natsutil.RunTestServer(t)
+	js, err := jetstream.New(natsutil.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	if _, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{Partitions: 4}); err != nil {
+		t.Fatalf("reopening with the same layout: %v", err)
+	}
+	if _, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{Partitions: 8}); !errors.Is(err, eventstore.ErrLayout) {
+		t.Errorf("4 partitions opened with 8: %v, want ErrLayout", err)
+	}
+	// One partition beside four: the server refuses the overlapping subjects.
+	if _, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{}); err == nil {
+		t.Error("AUTH_EVENTS created beside four partitions")
+	}
+}
