@@ -33,6 +33,12 @@ func runCluster(cmd *cobra.Command, cfg config.Config, binDir string) error {
 		cfg.PublicURL = "http://" + cfg.WebAddr
 	}
 	cfg.StreamReplicas = 3
+	// No dev clock: the NATS users of deploy/nats/users.conf refuse it to
+	// everyone (docs/dev.md, "The cluster topology").
+	if cfg.DevClock && config.Explicit("AUTH_DEV_CLOCK") {
+		log.Warn("AUTH_DEV_CLOCK is ignored: the local cluster runs the production NATS users, which refuse the dev clock; make run has it")
+	}
+	cfg.DevClock = false
 	cfg.Log(log, config.Dev)
 	if binDir == "" {
 		binDir = defaultBinDir()
