@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,12 +25,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/deploy"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
-	"github.com/ameli-auth/authsvc/internal/natsutil"
 )
 
 // The local cluster (`make cluster`, `authctl dev --cluster`) runs the
@@ -37,14 +39,22 @@ import (
 // stream and every bucket with 3 replicas, sync always, as
 // deploy/nats/nats-server.conf), two commands services, two projectors
 // (one leads, one stands by), the notifier and the web front-end, each the
-// real binary in its own process, in production mode with the dev clock
-// on. authctl itself keeps the mail catcher, the Postgres database, the
-// demo account and a page listing the processes. Fault tests kill and
-// restart its processes (ClusterProcess).
+// real binary in its own process, in production mode, each connected as
+// its NATS user of deploy/nats/users.conf (which every node includes, with
+// passwords generated once under <var>/cluster/nats-passwords/), and
+// without the dev clock, which those users refuse to everyone. authctl
+// itself keeps the mail catcher, the Postgres database, the demo account
+// and a page listing the processes. Fault tests kill and restart its
+// processes (ClusterProcess).
 
 // ClusterBinaries are the programs StartCluster runs, from
 // ClusterOptions.BinDir (`make cluster` builds them into bin/).
 var ClusterBinaries = []string{"nats-server", "commands", "projector", "notifier", "web"}
+
+// ClusterNATSUsers are the NATS users of deploy/nats/users.conf, each
+// with its password generated once into
+// <var>/cluster/nats-passwords/<user> (ClusterNATSPasswordFile).
+var ClusterNATSUsers = []string{"commands", "projector", "notifier", "frontend", "backoffice", "admin"}
 
 // clusterNATSName is the cluster's name, deploy/nats/nats-server.conf's.
 const clusterNATSName = "auth"
@@ -109,7 +119,7 @@ type Cluster struct {
 	NATSURL string           // the three nodes' client URLs, comma-separated (AUTH_NATS_URL of every child)
 	WebURL  string           // the web front-end
 	PageURL string           // authctl's page: the processes, /mails/
-	Conn    *nats.Conn       // authctl's own connection
+	Conn    *nats.Conn       // authctl's own connection, as the NATS user admin (reads the streams)
 	JS      jetstream.JetStream
 
 	procs        []*ClusterProcess
@@ -125,21 +135,36 @@ type Cluster struct {
 }
 
 // ClusterDir is where the cluster keeps its data under the var dir: each
-// node's configuration (nats-N.conf) and store (nats-N/), the demo
-// account (demo.json), and the private Postgres if one is needed (pg/).
+// node's configuration (nats-N.conf) and store (nats-N/), the NATS users
+// (users.conf) and their passwords (nats-passwords/), the demo account
+// (demo.json), and the private Postgres if one is needed (pg/).
 func ClusterDir(varDir string) string { return filepath.Join(varDir, "cluster") }
+
+// ClusterNATSPasswordFile is where the local cluster on varDir keeps the
+// password of the NATS user (one of ClusterNATSUsers): letters and digits,
+// mode 0600, generated at the first start and kept.
+func ClusterNATSPasswordFile(varDir, user string) string {
+	return filepath.Join(ClusterDir(varDir), "nats-passwords", user)
+}
 
 // StartCluster starts the local cluster and returns once every process is
 // ready: the three nodes (a JetStream meta leader that knows them all),
 // commands-1 (which creates the stream and buckets with 3 replicas), then
 // the others. cfg is authctl dev's configuration (LoadDev): its var dir,
 // database, prefix, policy, log level, SMTP, secret key, web and page
-// addresses. On error, what was started is stopped.
+// addresses; its prefix must be the default one (deploy/nats/users.conf's
+// subjects are under it). On error, what was started is stopped.
 func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, log *slog.Logger) (c *Cluster, err error) {
 	if cfg.NATSURL != "" {
 		return nil, errors.New("the local cluster runs its own nats-servers: unset AUTH_NATS_URL")
 	}
-	cfg.Mode, cfg.DevClock, cfg.StreamReplicas = config.ModeDev, true, clusterReplicas
+	if contract.Subjects(cfg.Prefix).Prefix() != contract.DefaultPrefix {
+		return nil, fmt.Errorf("the local cluster runs deploy/nats/users.conf, whose subjects are under %q: unset AUTH_SUBJECT_PREFIX (it is %q)",
+			contract.DefaultPrefix, cfg.Prefix)
+	}
+	// The production topology, without the dev clock: the users of
+	// deploy/nats/users.conf refuse its subject and bucket to everyone.
+	cfg.Mode, cfg.DevClock, cfg.StreamReplicas = config.ModeDev, false, clusterReplicas
 	if cfg.VarDir, err = filepath.Abs(cfg.VarDir); err != nil {
 		return nil, err
 	}
@@ -199,6 +224,22 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	}
 	c.NATSURL = strings.Join(clientURLs, ",")
 
+	// The NATS users: deploy/nats/users.conf, written again at every start
+	// (the one of this build), included by every node; their passwords,
+	// kept from the first start, in the nodes' environment as in
+	// docker-compose.yml.
+	passwords, err := clusterNATSPasswords(cfg.VarDir)
+	if err != nil {
+		return c, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.conf"), deploy.NATSUsers, 0o600); err != nil {
+		return c, fmt.Errorf("write the NATS users: %w", err)
+	}
+	var nodeEnv []string
+	for _, u := range ClusterNATSUsers {
+		nodeEnv = append(nodeEnv, "NATS_PASSWORD_"+strings.ToUpper(u)+"="+passwords[u])
+	}
+
 	// The nodes: a configuration file each, rewritten at every start.
 	var routes []string
 	for i := range 3 {
@@ -213,24 +254,31 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 			return c, fmt.Errorf("write %s: %w", conf, err)
 		}
 		monitor := "http://" + node.Monitor
-		c.addProcess(name, bins["nats-server"], []string{"-c", conf}, config.ChildEnv(), monitor+"/healthz", monitor)
+		c.addProcess(name, bins["nats-server"], []string{"-c", conf}, config.ChildEnv(nodeEnv...), monitor+"/healthz", monitor)
 	}
 
 	// The components: production mode, each told everything it needs.
 	common := []string{
 		"AUTH_MODE=" + config.ModeProduction, "AUTH_NATS_URL=" + c.NATSURL, "AUTH_SUBJECT_PREFIX=" + cfg.Prefix,
-		"AUTH_LOG_LEVEL=" + cfg.LogLevel, "AUTH_DEV_CLOCK=1", "AUTH_STREAM_REPLICAS=" + strconv.Itoa(clusterReplicas),
+		"AUTH_LOG_LEVEL=" + cfg.LogLevel, "AUTH_STREAM_REPLICAS=" + strconv.Itoa(clusterReplicas),
 	}
 	key := "AUTH_SECRET_KEY_FILE=" + filepath.Join(cfg.VarDir, "secret.key")
 	if cfg.SecretKey != "" {
 		key = "AUTH_SECRET_KEY=" + cfg.SecretKey
 	}
-	env := func(opsPort int, more ...string) []string {
-		return config.ChildEnv(append(append(append([]string{}, common...), "AUTH_HTTP_ADDR="+hostPort(opsPort)), more...)...)
+	// Each connects as its user (the web front-end as frontend), its
+	// password read from its file.
+	env := func(opsPort int, user string, more ...string) []string {
+		return config.ChildEnv(append(append(append([]string{}, common...), "AUTH_HTTP_ADDR="+hostPort(opsPort),
+			config.EnvNATSUser+"="+user, config.EnvNATSPassword+"_FILE="+ClusterNATSPasswordFile(cfg.VarDir, user)), more...)...)
 	}
 	component := func(name, bin string, opsPort int, more ...string) {
+		user := bin
+		if bin == "web" {
+			user = "frontend"
+		}
 		ops := "http://" + hostPort(opsPort)
-		c.addProcess(name, bins[bin], nil, env(opsPort, more...), ops+"/readyz", ops)
+		c.addProcess(name, bins[bin], nil, env(opsPort, user, more...), ops+"/readyz", ops)
 	}
 	for i := range 2 {
 		component(fmt.Sprintf("commands-%d", i+1), "commands", ports.Commands[i], key, "AUTH_POLICY="+cfg.PolicyName)
@@ -266,8 +314,8 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	if err := c.startAll(ctx); err != nil {
 		return c, err
 	}
-	if c.Conn, err = nats.Connect(c.NATSURL, natsutil.ClientOptions("authctl-cluster", log)...); err != nil {
-		return c, fmt.Errorf("connect to the cluster: %w", err)
+	if c.Conn, err = c.connectAs("admin", "authctl-cluster"); err != nil {
+		return c, err
 	}
 	if c.JS, err = jetstream.New(c.Conn); err != nil {
 		return c, err
@@ -514,6 +562,12 @@ func lockDir(dir string) (*os.File, error) {
 // the cluster keeps it in <var>/cluster/demo.json.
 func (c *Cluster) EnsureDemoAccount(ctx context.Context) (created bool, err error) {
 	subjects := contract.Subjects(c.Config.Prefix)
+	// A back-office command: as the back-office's NATS user.
+	nc, err := c.connectAs("backoffice", "authctl-cluster-backoffice")
+	if err != nil {
+		return false, err
+	}
+	defer nc.Close()
 	return registerDemo(ctx, ClusterDir(c.Config.VarDir), func(ctx context.Context, subject string, body []byte) ([]byte, error) {
 		// An election in progress answers nothing, or "unavailable", for a
 		// few seconds: the request is sent again with its request id, as
@@ -522,7 +576,7 @@ func (c *Cluster) EnsureDemoAccount(ctx context.Context) (created bool, err erro
 		defer cancel()
 		for {
 			rctx, cancelReq := context.WithTimeout(ctx, 10*time.Second)
-			m, err := c.Conn.RequestWithContext(rctx, subjects.Command(subject), body)
+			m, err := nc.RequestWithContext(rctx, subjects.Command(subject), body)
 			cancelReq()
 			var rep struct {
 				Error *struct {
@@ -554,10 +608,102 @@ func (c *Cluster) DemoPasswordTruth(ctx context.Context) (DemoTruth, error) {
 	return demoPasswordTruth(ctx, c.Config, ClusterDir(c.Config.VarDir), store)
 }
 
-// DevClockOffset is how far ahead the cluster's dev clock is.
-func (c *Cluster) DevClockOffset(ctx context.Context) (time.Duration, error) {
-	return KeptDevClockOffset(ctx, c.JS, c.Config.Prefix)
+// connectAs connects to the cluster as the NATS user (one of
+// ClusterNATSUsers) with its password and its own inbox prefix
+// (_INBOX.<user>), as the components do; more options are added after.
+func (c *Cluster) connectAs(user, name string, more ...nats.Option) (*nats.Conn, error) {
+	pw, err := readClusterNATSPassword(ClusterNATSPasswordFile(c.Config.VarDir, user))
+	if err != nil {
+		return nil, err
+	}
+	opts, err := NATSOptions(config.NATSClient{User: user, Password: pw}, name, c.log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(c.NATSURL, append(opts, more...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster as %s: %w", user, err)
+	}
+	return nc, nil
 }
+
+// clusterNATSPasswords reads the password of each of ClusterNATSUsers from
+// its file, generating the missing ones (and the directory, mode 0700).
+func clusterNATSPasswords(varDir string) (map[string]string, error) {
+	if err := os.MkdirAll(filepath.Dir(ClusterNATSPasswordFile(varDir, "x")), 0o700); err != nil {
+		return nil, err
+	}
+	pws := map[string]string{}
+	for _, u := range ClusterNATSUsers {
+		path := ClusterNATSPasswordFile(varDir, u)
+		pw, err := readClusterNATSPassword(path)
+		if errors.Is(err, os.ErrNotExist) {
+			pw = newClusterNATSPassword()
+			// O_EXCL: the cluster's lock is held, yet never overwrite one.
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("the NATS password of %s: %w", u, err)
+			}
+			_, err = f.WriteString(pw + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, fmt.Errorf("write %s: %w", path, err)
+			}
+		} else if err != nil {
+			return nil, err
+		}
+		pws[u] = pw
+	}
+	return pws, nil
+}
+
+// readClusterNATSPassword reads a password file of the cluster, and
+// refuses one that deploy/nats/users.conf could not take as it is (a
+// letter then letters and digits: nats-server reads the value of
+// $NATS_PASSWORD_<USER> as a number, a boolean or a size when it looks
+// like one). Errors wrap os.ErrNotExist for a missing file, and never
+// carry the password.
+func readClusterNATSPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("the local cluster's NATS password: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if len(pw) < 16 || !isLetter(pw[0]) || strings.IndexFunc(pw, func(r rune) bool { return r > 127 || !isLetter(byte(r)) && !isDigit(byte(r)) }) >= 0 {
+		return "", fmt.Errorf("%s: not a password of the local cluster (at least 16 letters and digits, a letter first): delete it, the next start makes another", path)
+	}
+	return pw, nil
+}
+
+// newClusterNATSPassword is 32 random letters and digits, a letter first
+// (about 190 bits).
+func newClusterNATSPassword() string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	const alnum = letters + "0123456789"
+	b := make([]byte, 32)
+	for i := range b {
+		set := alnum
+		if i == 0 {
+			set = letters
+		}
+		b[i] = set[randIntn(len(set))]
+	}
+	return string(b)
+}
+
+// randIntn is a uniform random number in [0, n), from crypto/rand.
+func randIntn(n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		panic(err) // crypto/rand never fails on Linux (Go 1.24 and later)
+	}
+	return int(v.Int64())
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
 
 // ClusterState is what a running local cluster tells the other authctl
 // commands (its DevState: NATS URLs, database, prefix) and people
@@ -586,8 +732,11 @@ func ClusterStatePath(varDir string) string { return filepath.Join(varDir, "clus
 
 // State is what this cluster writes in <var>/cluster.json.
 func (c *Cluster) State() ClusterState {
-	st := ClusterState{DevState: DevState{PID: os.Getpid(), NATSURL: c.NATSURL, HTTPURL: c.PageURL, Prefix: c.Config.Prefix},
-		WebURL: c.WebURL}
+	st := ClusterState{DevState: DevState{PID: os.Getpid(), NATSURL: c.NATSURL, HTTPURL: c.PageURL, Prefix: c.Config.Prefix,
+		NATSPasswordFiles: map[string]string{}}, WebURL: c.WebURL}
+	for _, u := range ClusterNATSUsers {
+		st.NATSPasswordFiles[u] = ClusterNATSPasswordFile(c.Config.VarDir, u)
+	}
 	if c.DB != nil {
 		st.DatabaseURL = c.DB.URL
 	}
@@ -621,19 +770,20 @@ type natsNode struct {
 }
 
 // config is the node's nats-server configuration: deploy/nats/nats-server.conf's
-// settings (JetStream with sync always, the cluster "auth" routing to the
-// three nodes), on 127.0.0.1 with this node's ports and store. A test
-// checks that the two agree.
-//
-// No authorization yet: NATS users go in an `include users.conf` line
-// here, with each child's AUTH_NATS_USER and password in its environment
-// (StartCluster's component calls).
+// settings (the users of users.conf, JetStream with sync always, the
+// cluster "auth" routing to the three nodes), on 127.0.0.1 with this
+// node's ports and store. users.conf is beside it (StartCluster writes
+// deploy/nats/users.conf there), and the users' passwords come from the
+// node's environment (NATS_PASSWORD_<USER>). A test checks that the two
+// configurations agree.
 func (n natsNode) config() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s of the local cluster (authctl dev --cluster), written at each start from\n", n.Name)
 	fmt.Fprintf(&b, "# deploy/nats/nats-server.conf's settings: edits here are lost.\n\n")
 	fmt.Fprintf(&b, "server_name: %s\n", n.Name)
 	fmt.Fprintf(&b, "listen: %s\n", n.Client)
+	fmt.Fprintf(&b, "# deploy/nats/users.conf, copied at each start; passwords from NATS_PASSWORD_<USER>.\n")
+	fmt.Fprintf(&b, "include ./users.conf\n")
 	fmt.Fprintf(&b, "http: %s\n\n", n.Monitor)
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  sync_interval: always\n}\n\n", n.StoreDir)
 	fmt.Fprintf(&b, "cluster {\n  name: %s\n  listen: %s\n  routes: [\n", clusterNATSName, n.Route)

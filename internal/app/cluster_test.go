@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,25 +10,31 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/deploy"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 )
 
-// The local cluster of `make cluster`, as processes: the demo account is
-// registered, logs in through the web front-end (password, the code read
-// in the mail catcher, the home page's session check), then the node
-// leading the events stream and commands-1 are killed (SIGKILL), and the
-// same login succeeds again on what is left; both come back, the node
+// The local cluster of `make cluster`, as processes, with the NATS users
+// of deploy/nats/users.conf: a connection without a user is refused, the
+// front-end's user may not append an event, and nobody meets a refusal
+// doing their job; the dev clock is off. The demo account is registered
+// (as the back-office), logs in through the web front-end (password, the
+// code read in the mail catcher, the home page's session check), then the
+// node leading the events stream and commands-1 are killed (SIGKILL), and
+// the same login succeeds again on what is left; both come back, the node
 // catches up, and the projector has both logins in the read models.
 func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 	began := time.Now()
@@ -66,13 +73,69 @@ func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 			t.Errorf("no line of %s in the output, prefixed with its name", p.Name())
 		}
 	}
-	if st, ok, err := RunningCluster(cfg.VarDir); err != nil || !ok || st.NATSURL != c.NATSURL || st.WebURL != c.WebURL || len(st.Processes) != 9 {
+	st, ok, err := RunningCluster(cfg.VarDir)
+	if err != nil || !ok || st.NATSURL != c.NATSURL || st.WebURL != c.WebURL || len(st.Processes) != 9 || len(st.NATSPasswordFiles) != len(ClusterNATSUsers) {
 		t.Fatalf("cluster.json: %+v ok %v err %v", st, ok, err)
 	}
+	stateJSON, err := os.ReadFile(ClusterStatePath(cfg.VarDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The users' passwords: one file each, private, named by cluster.json
+	// and never written in it, nor in any process's output.
+	for _, u := range ClusterNATSUsers {
+		path := st.NATSPasswordFiles[u]
+		fi, err := os.Stat(path)
+		if err != nil || path != ClusterNATSPasswordFile(cfg.VarDir, u) || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("the password file of %s: %q %v %v", u, path, fi, err)
+		}
+		pw, err := readClusterNATSPassword(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(stateJSON), pw) {
+			t.Errorf("cluster.json holds the password of %s", u)
+		}
+		defer func() { // once every process has written its lines
+			if strings.Contains(out.String(), pw) {
+				t.Errorf("a process logged the NATS password of %s", u)
+			}
+		}()
+	}
 
-	// The topology: the stream and the buckets (the dev clock's too) on the
-	// three nodes.
-	for _, name := range []string{contract.EventsStream, "KV_" + DevClockBucket} {
+	// NATS refuses a connection without a user, and the front-end's user
+	// appending an event: the users are on.
+	if nc, err := nats.Connect(c.NATSURL, nats.NoReconnect()); err == nil || !strings.Contains(err.Error(), "Authorization Violation") {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("a connection without a user: %v, want an authorization violation", err)
+	}
+	refused := make(chan error, 8)
+	frontend, err := c.connectAs("frontend", "test-frontend", nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frontend.Close()
+	forged := contract.Default.Events("01M8QG8TQKRW4KX1C0B8KR11D2")
+	if err := frontend.Publish(forged, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if want := `Permissions Violation for Publish to "` + forged + `"`; !strings.Contains(err.Error(), want) {
+			t.Fatalf("the frontend user appending an event: %v, want %s", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the frontend user appended an event without a refusal")
+	}
+
+	// The topology: the stream and the buckets on the three nodes; no dev
+	// clock, whose bucket nobody may create.
+	if _, err := c.JS.KeyValue(ctx, DevClockBucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("the dev clock's bucket: %v, want none", err)
+	}
+	for _, name := range []string{contract.EventsStream, "KV_" + contract.NIRIndexBucket} {
 		info, err := c.JS.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -140,14 +203,25 @@ func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 	if strings.Contains(out.String(), DemoPassword) {
 		t.Error("a child logged the demo password")
 	}
+	// Nobody was refused anything doing its job (a permission missing
+	// from users.conf shows here): only the test's forged event was.
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, "Permissions Violation") || strings.Contains(line, "Publish Violation") ||
+			strings.Contains(line, "Subscription Violation") {
+			if !strings.Contains(line, forged) {
+				t.Errorf("a refusal in the cluster's output: %s", line)
+			}
+		}
+	}
 	t.Logf("binaries %s; cluster ready at %s; first login at %s; login after the kills took %s; everything back at %s; total %s",
 		built.Round(time.Millisecond), started.Round(time.Millisecond), firstLogin.Round(time.Millisecond),
 		loginAfterKill.Round(time.Millisecond), restarted.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 
 // The configuration each node is given carries deploy/nats/nats-server.conf's
-// settings: JetStream with sync always, the same cluster name, a route to
-// each of the three nodes.
+// settings: its users (deploy/nats/users.conf, the same users with the
+// same permissions, no anonymous access), JetStream with sync always, the
+// same cluster name, a route to each of the three nodes.
 func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
 	for _, u := range []string{"COMMANDS", "PROJECTOR", "NOTIFIER", "FRONTEND", "BACKOFFICE", "ADMIN"} {
@@ -165,6 +239,9 @@ func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(node.config()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "users.conf"), deploy.NATSUsers, 0o600); err != nil { // as StartCluster does
+		t.Fatal(err)
+	}
 	local, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, node.config())
@@ -174,6 +251,16 @@ func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 		t.Errorf("local node: jetstream %v sync always %v cluster %q routes %d; deployed: %v %v %q %d",
 			local.JetStream, local.SyncAlways, local.Cluster.Name, len(local.Routes),
 			deployed.JetStream, deployed.SyncAlways, deployed.Cluster.Name, len(deployed.Routes))
+	}
+	if len(local.Users) != len(ClusterNATSUsers) || len(local.Users) != len(deployed.Users) || local.NoAuthUser != "" {
+		t.Fatalf("local node: %d users (no-auth user %q), want the %d of users.conf", len(local.Users), local.NoAuthUser, len(deployed.Users))
+	}
+	for i, u := range local.Users {
+		d := deployed.Users[i]
+		if u.Username != ClusterNATSUsers[i] || u.Username != d.Username || u.Password != "pw"+strings.ToUpper(u.Username) ||
+			!reflect.DeepEqual(u.Permissions, d.Permissions) {
+			t.Errorf("local node's user %d: %q with %+v; deployed: %q with %+v", i, u.Username, u.Permissions, d.Username, d.Permissions)
+		}
 	}
 	if local.ServerName != "nats-2" || local.Host != "127.0.0.1" || local.Port != 4422 || local.Cluster.Port != 6422 ||
 		local.HTTPPort != 8422 || local.StoreDir != node.StoreDir {

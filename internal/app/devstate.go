@@ -20,6 +20,10 @@ type DevState struct {
 	DatabaseURL string `json:"database_url"`
 	HTTPURL     string `json:"http_url,omitempty"`
 	Prefix      string `json:"subject_prefix"`
+	// NATSPasswordFiles are the local cluster's NATS users (deploy/nats/users.conf)
+	// and the path of each one's password file, for authctl's commands run
+	// by hand: never a password here. Dev mode's server has no users: none.
+	NATSPasswordFiles map[string]string `json:"nats_password_files,omitempty"`
 }
 
 // DevStatePath is where dev mode writes its DevState.

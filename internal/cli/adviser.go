@@ -95,7 +95,7 @@ func newAdviserCmd(a adviserAct) *cobra.Command {
 			default:
 				body["account_id"] = accountID
 			}
-			nc, prefix, err := connect(cmd)
+			nc, prefix, err := connect(cmd, asBackoffice)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,9 +29,21 @@ const userAgent = "authctl"
 // defaultNATSURL is where authctl looks for NATS when nothing says where.
 const defaultNATSURL = "nats://127.0.0.1:4222"
 
-// connect opens a NATS connection with the global flags.
-func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
-	url := natsURL(cmd)
+// The NATS users of deploy/nats/users.conf authctl's commands connect as
+// on the local cluster (`make cluster`), by what each does.
+const (
+	asFrontend   = "frontend"   // login, password, req of a public command: a person's acts
+	asBackoffice = "backoffice" // account ..., req of a back-office command: an adviser's acts
+	asAdmin      = "admin"      // events, projections: reading the streams
+)
+
+// connect opens a NATS connection with the global flags. On the local
+// cluster running on --var-dir, authctl connects as the user as (one of
+// asFrontend, asBackoffice, asAdmin), its password read from the file
+// <var>/cluster.json names, unless AUTH_NATS_USER or AUTH_NATS_CREDS says
+// who to be.
+func connect(cmd *cobra.Command, as string) (*nats.Conn, string, error) {
+	url, running := natsTarget(cmd)
 	prefix, _ := cmd.Flags().GetString("subject-prefix")
 	// The components' reconnect options: a long `authctl login` or `req`
 	// rides over a NATS restart as the services do. Only losing the
@@ -40,6 +54,13 @@ func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
 	auth, err := config.LoadNATSClient()
 	if err != nil {
 		return nil, "", err
+	}
+	if file := running.NATSPasswordFiles[as]; file != "" && auth.User == "" && auth.Creds == "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("the local cluster's password of the NATS user %s: %w", as, err)
+		}
+		auth.User, auth.Password = as, strings.TrimSpace(string(b))
 	}
 	opts, err := app.NATSOptions(auth, "authctl", app.NewLogger("warn", config.LogText))
 	if err != nil {
@@ -56,13 +77,37 @@ func connect(cmd *cobra.Command) (*nats.Conn, string, error) {
 // running on --var-dir, which may listen elsewhere than 4222, else
 // defaultNATSURL.
 func natsURL(cmd *cobra.Command) string {
-	if url, _ := cmd.Flags().GetString("nats-url"); url != "" {
-		return url
+	url, _ := natsTarget(cmd)
+	return url
+}
+
+// natsTarget is natsURL, and the state of the dev mode or local cluster
+// running on --var-dir when that URL is its NATS (--nats-url naming one of
+// its nodes, or no --nats-url); else a zero state.
+func natsTarget(cmd *cobra.Command) (string, app.DevState) {
+	flag, _ := cmd.Flags().GetString("nats-url")
+	st, ok := runningDev(cmd)
+	switch {
+	case flag != "" && ok && sameNATS(flag, st.NATSURL):
+		return flag, st
+	case flag != "":
+		return flag, app.DevState{}
+	case ok && st.NATSURL != "":
+		return st.NATSURL, st
 	}
-	if st, ok := runningDev(cmd); ok && st.NATSURL != "" {
-		return st.NATSURL
+	return defaultNATSURL, app.DevState{}
+}
+
+// sameNATS tells whether two comma-separated lists of NATS URLs share one.
+func sameNATS(a, b string) bool {
+	for _, x := range strings.Split(a, ",") {
+		for _, y := range strings.Split(b, ",") {
+			if x = strings.TrimSpace(x); x != "" && x == strings.TrimSpace(y) {
+				return true
+			}
+		}
 	}
-	return defaultNATSURL
+	return false
 }
 
 // runningDev is the dev mode running on --var-dir, if any, else the local

@@ -33,6 +33,12 @@ func runCluster(cmd *cobra.Command, cfg config.Config, binDir string) error {
 		cfg.PublicURL = "http://" + cfg.WebAddr
 	}
 	cfg.StreamReplicas = 3
+	// No dev clock: the NATS users of deploy/nats/users.conf refuse it to
+	// everyone (docs/dev.md, "The cluster topology").
+	if cfg.DevClock && config.Explicit("AUTH_DEV_CLOCK") {
+		log.Warn("AUTH_DEV_CLOCK is ignored: the local cluster runs the production NATS users, which refuse the dev clock; make run has it")
+	}
+	cfg.DevClock = false
 	cfg.Log(log, config.Dev)
 	if binDir == "" {
 		binDir = defaultBinDir()
@@ -60,12 +66,8 @@ func runCluster(cmd *cobra.Command, cfg config.Config, binDir string) error {
 		stopCluster()
 		return err
 	}
-	offset, err := c.DevClockOffset(ctx)
-	if err != nil {
-		log.Warn("dev clock offset unknown", "err", err)
-	}
 	var banner bytes.Buffer
-	writeClusterBanner(&banner, c, truth, created, offset)
+	writeClusterBanner(&banner, c, truth, created)
 	_, _ = c.Write(banner.Bytes()) // whole, between the children's lines
 	<-ctx.Done()
 	stop() // a second Ctrl-C ends authctl at once (the children get SIGTERM from Linux)
@@ -87,7 +89,7 @@ func defaultBinDir() string {
 }
 
 // writeClusterBanner says where everything is and how to log in.
-func writeClusterBanner(out io.Writer, c *app.Cluster, truth app.DemoTruth, created bool, offset time.Duration) {
+func writeClusterBanner(out io.Writer, c *app.Cluster, truth app.DemoTruth, created bool) {
 	fmt.Fprintf(out, "\nameli-auth est prêt (grappe locale : 3 nœuds NATS, stream R3, commands x2, projector x2, notifier, web).\n")
 	fmt.Fprintf(out, "  Site web      %s\n", c.WebURL)
 	fmt.Fprintf(out, "  NATS          %s\n", c.NATSURL)
@@ -96,9 +98,8 @@ func writeClusterBanner(out io.Writer, c *app.Cluster, truth app.DemoTruth, crea
 		fmt.Fprintf(out, "  Mails reçus   %s/mails/\n", c.PageURL)
 	}
 	fmt.Fprintf(out, "  Processus     %s (pages ops de chacun ; adresses dans %s)\n", c.PageURL, app.ClusterStatePath(c.Config.VarDir))
-	if offset > 0 {
-		fmt.Fprintf(out, "  Horloge dev   %s d'avance\n", offset)
-	}
+	fmt.Fprintf(out, "  Comptes NATS  ceux de deploy/nats/users.conf ; mots de passe dans %s/\n",
+		filepath.Dir(app.ClusterNATSPasswordFile(c.Config.VarDir, "admin")))
 	state := "existant"
 	if created {
 		state = "créé"

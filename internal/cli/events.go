@@ -130,7 +130,7 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	if err != nil {
 		return err
 	}
-	nc, prefix, err := connect(cmd)
+	nc, prefix, err := connect(cmd, asAdmin)
 	if err != nil {
 		return err
 	}

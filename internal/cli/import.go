@@ -121,7 +121,7 @@ func runImport(cmd *cobra.Command, path string, o importOptions) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 
-	nc, prefix, err := connect(cmd)
+	nc, prefix, err := connect(cmd, asBackoffice)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func startLogin(cmd *cobra.Command, o loginOptions) (l *loginRun, done func(), e
 	if o.devicesFile == "" {
 		o.devicesFile = defaultDevicesFile()
 	}
-	nc, prefix, err := connect(cmd)
+	nc, prefix, err := connect(cmd, asFrontend)
 	if err != nil {
 		return nil, nil, err
 	}

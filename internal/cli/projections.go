@@ -138,7 +138,7 @@ goes on from the new tables' checkpoint.`,
 
 // connectJS connects with the global flags, for commands that read the stream.
 func connectJS(cmd *cobra.Command) (*app.NATS, error) {
-	nc, _, err := connect(cmd)
+	nc, _, err := connect(cmd, asAdmin)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,13 @@ same), when no reply comes, or when it is not JSON.`,
 				}
 				body = b
 			}
-			nc, prefix, err := connect(cmd)
+			// Who sends it on the local cluster: the back-office its
+			// commands, a front-end the others.
+			as := asFrontend
+			if contract.IsBackOffice(args[0]) {
+				as = asBackoffice
+			}
+			nc, prefix, err := connect(cmd, as)
 			if err != nil {
 				return err
 			}
