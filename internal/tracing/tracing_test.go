@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -38,8 +39,8 @@ func TestSetupWithoutEndpointInstallsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if otel.GetTracerProvider() != before {
-		t.Fatalf("Setup without an endpoint installed %T", otel.GetTracerProvider())
+	if otel.GetTracerProvider() != before || Exporting() {
+		t.Fatalf("Setup without an endpoint installed %T (exporting %v)", otel.GetTracerProvider(), Exporting())
 	}
 	if _, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); ok {
 		t.Fatal("an SDK provider is installed")
@@ -90,12 +91,15 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, span := otel.GetTracerProvider().Tracer("t").Start(context.Background(), "process auth.cmd.login.password")
-			if !span.IsRecording() {
-				t.Fatal("the installed provider does not record")
+			if !span.IsRecording() || !Exporting() {
+				t.Fatalf("the installed provider records %v, exporting %v", span.IsRecording(), Exporting())
 			}
 			span.End()
 			if err := shutdown(context.Background()); err != nil { // flushes the batch
 				t.Fatal(err)
+			}
+			if Exporting() {
+				t.Error("still exporting after shutdown")
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -162,6 +166,36 @@ func TestInjectExtractOverNATSHeaders(t *testing.T) {
 	for _, h := range []nats.Header{nil, {}, {"traceparent": {"00-garbage"}}} {
 		if got := trace.SpanContextFromContext(Extract(context.Background(), h)); got.IsValid() {
 			t.Errorf("Extract(%v) gave %v", h, got)
+		}
+	}
+}
+
+// A requester's tracestate is dropped where it comes in and never written:
+// with tracing on, the span under its traceparent has no trace state and
+// Inject writes that span's traceparent alone; from a map (an event's
+// headers) likewise. (TestReview15TracestateReachesTheEventWithoutTracing
+// is the same without an exporter.)
+func TestTracestateIsNeverPassedOn(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewInMemoryExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	parent := "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-01"
+	state := "vendor=" + strings.Repeat("x", 200) + ",other=y"
+	for name, ctx := range map[string]context.Context{
+		"header": Extract(context.Background(), nats.Header{"traceparent": {parent}, "tracestate": {state}}),
+		"map":    ExtractMap(context.Background(), map[string]string{"traceparent": parent, "tracestate": state}),
+	} {
+		remote := trace.SpanContextFromContext(ctx)
+		if remote.TraceID().String() != strings.Repeat("ab", 16) || remote.TraceState().Len() != 0 {
+			t.Errorf("%s: extracted trace %s with state %q", name, remote.TraceID(), remote.TraceState())
+		}
+		ctx, span := tp.Tracer("t").Start(ctx, "process")
+		h := nats.Header{}
+		Inject(ctx, h)
+		span.End()
+		sc := span.SpanContext()
+		want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+		if len(h) != 1 || h.Get("traceparent") != want || sc.TraceID() != remote.TraceID() {
+			t.Errorf("%s: injected %v, want only traceparent %s in the requester's trace", name, h, want)
 		}
 	}
 }
