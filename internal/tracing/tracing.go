@@ -41,6 +41,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Scope is the instrumentation scope prefix: each component's tracer is
@@ -117,22 +118,31 @@ func Setup(ctx context.Context, s Settings, log *slog.Logger) (shutdown func(con
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetErrorHandler(rateLimited(log, time.Minute))
 	otel.SetTracerProvider(tp)
-	exporting.Store(true)
 	log.Info("traces exported over OTLP/HTTP", "url", redacted(s.URL()), "service", s.Service)
-	return func(ctx context.Context) error {
-		exporting.Store(false)
-		return tp.Shutdown(ctx)
-	}, nil
+	return tp.Shutdown, nil
 }
 
-// exporting is set while the provider Setup installed exports.
-var exporting atomic.Bool
+// unset is the global provider as the process starts, before Setup (or a
+// test) installs one: its spans record nothing.
+var unset = otel.GetTracerProvider()
 
-// Exporting tells whether Setup installed an exporter in this process (and
-// its shutdown has not run): the global provider's spans may record. A
-// component uses it to skip work that only feeds spans (the web front-end
-// reads a login's trace field only then).
-func Exporting() bool { return exporting.Load() }
+// MayRecord tells whether tp's spans may record (be sampled and
+// exported): tp is nil for the global provider, which may, once Setup (or
+// a test) installed one; a noop provider never does. A component uses it
+// to skip work that only feeds spans (the web front-end reads a login's
+// trace field only then). A true answer leaves the decision to the
+// provider's sampler.
+func MayRecord(tp trace.TracerProvider) bool {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		return false
+	}
+	// unset's dynamic type is a pointer: the comparison never panics.
+	return tp != unset
+}
 
 // redacted is the URL with any password masked, for logs.
 func redacted(raw string) string {

@@ -15,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -39,8 +40,8 @@ func TestSetupWithoutEndpointInstallsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if otel.GetTracerProvider() != before || Exporting() {
-		t.Fatalf("Setup without an endpoint installed %T (exporting %v)", otel.GetTracerProvider(), Exporting())
+	if otel.GetTracerProvider() != before || MayRecord(nil) {
+		t.Fatalf("Setup without an endpoint installed %T (may record %v)", otel.GetTracerProvider(), MayRecord(nil))
 	}
 	if _, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); ok {
 		t.Fatal("an SDK provider is installed")
@@ -91,15 +92,12 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, span := otel.GetTracerProvider().Tracer("t").Start(context.Background(), "process auth.cmd.login.password")
-			if !span.IsRecording() || !Exporting() {
-				t.Fatalf("the installed provider records %v, exporting %v", span.IsRecording(), Exporting())
+			if !span.IsRecording() || !MayRecord(nil) {
+				t.Fatalf("the installed provider records %v, may record %v", span.IsRecording(), MayRecord(nil))
 			}
 			span.End()
 			if err := shutdown(context.Background()); err != nil { // flushes the batch
 				t.Fatal(err)
-			}
-			if Exporting() {
-				t.Error("still exporting after shutdown")
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -197,6 +195,27 @@ func TestTracestateIsNeverPassedOn(t *testing.T) {
 		if len(h) != 1 || h.Get("traceparent") != want || sc.TraceID() != remote.TraceID() {
 			t.Errorf("%s: injected %v, want only traceparent %s in the requester's trace", name, h, want)
 		}
+	}
+}
+
+// MayRecord: the global provider until one is installed, and a noop
+// provider, never record; an SDK provider, given or installed, may.
+func TestMayRecord(t *testing.T) {
+	keepGlobals(t)
+	sdk := sdktrace.NewTracerProvider()
+	defer func() { _ = sdk.Shutdown(context.Background()) }()
+	for _, c := range []struct {
+		name string
+		tp   trace.TracerProvider
+		want bool
+	}{{"the global, unset", nil, false}, {"noop", noop.NewTracerProvider(), false}, {"sdk", sdk, true}} {
+		if got := MayRecord(c.tp); got != c.want {
+			t.Errorf("%s: MayRecord = %v, want %v", c.name, got, c.want)
+		}
+	}
+	otel.SetTracerProvider(sdk)
+	if !MayRecord(nil) {
+		t.Error("the global provider, once installed, may not record")
 	}
 }
 
