@@ -433,8 +433,8 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 }
 
 // Append implements Store. The event's message carries its type, version
-// and id in headers, and a W3C traceparent: ctx's span context when it has
-// one, else a new trace's. The publish asserts the subject's last sequence
+// and id in headers, and a W3C traceparent: ctx's span's when that span
+// records (tracing on and sampled; never a tracestate), else a new trace's. The publish asserts the subject's last sequence
 // (Nats-Expected-Last-Subject-Sequence, sent for 0 too, where it means "no
 // message on this subject yet"), so the check and the write are one atomic
 // step on the stream leader.
@@ -451,9 +451,11 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 		return AppendResult{}, fmt.Errorf("append %s: %w", subject, err)
 	}
 	msg := eventMsg(subject, env, data)
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		// The caller's trace (the command's append span): the event's
-		// consumers continue it (internal/tracing).
+	if trace.SpanFromContext(ctx).IsRecording() {
+		// The caller's trace (the command's append span, sampled): the
+		// event's consumers continue it (internal/tracing). A span that
+		// does not record (no exporter) may still hold the requester's
+		// traceparent: the event does not keep what a caller chose.
 		tracing.Inject(ctx, msg.Header)
 	} else {
 		msg.Header.Set(HeaderTraceparent, newTraceparent())

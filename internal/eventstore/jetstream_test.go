@@ -12,13 +12,16 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/eventstore/storetest"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
@@ -196,13 +199,17 @@ func TestJetStreamAppendHeaders(t *testing.T) {
 	}
 }
 
-// An append made under a span carries that span's trace context, so the
-// event's consumers continue the caller's trace (internal/tracing); a
-// duplicate of it and a Load are unaffected by the header.
+// An append made under a recording span carries that span's trace
+// context, so the event's consumers continue the caller's trace
+// (internal/tracing); a duplicate of it and a Load are unaffected by the
+// header.
 func TestJetStreamAppendCarriesTheCallersTrace(t *testing.T) {
 	e := newJetStream(t)
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
-	ctx := trace.ContextWithSpanContext(ctxFor(t), sc)
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	ctx, span := tp.Tracer("t").Start(ctxFor(t), "append AUTH_EVENTS")
+	defer span.End()
+	sc := span.SpanContext()
 	acc := events.NewID(time.Now())
 	res, err := e.store.Append(ctx, acc, 0, failed(acc, 1), "req-1/0")
 	if err != nil {
@@ -230,6 +237,37 @@ func TestJetStreamAppendCarriesTheCallersTrace(t *testing.T) {
 	recs, err := e.store.Load(ctx, acc, 0)
 	if err != nil || len(recs) != 1 || recs[0].MsgID != "req-1/0" {
 		t.Fatalf("load: %+v, %v", recs, err)
+	}
+}
+
+// Tracing off: the span does not record but holds the requester's trace
+// context (a traceparent, a tracestate). The event gets a trace of its
+// own, and neither of the requester's headers.
+func TestJetStreamAppendKeepsNoTraceOfANonRecordingSpan(t *testing.T) {
+	e := newJetStream(t)
+	requester := "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-01"
+	ctx := tracing.Extract(ctxFor(t), nats.Header{"traceparent": {requester}, "tracestate": {"k=" + strings.Repeat("x", 200)}})
+	ctx, span := noop.NewTracerProvider().Tracer("t").Start(ctx, "append AUTH_EVENTS")
+	defer span.End()
+	if span.IsRecording() || !span.SpanContext().IsValid() {
+		t.Fatalf("want a non-recording span holding the requester's context: %v", span.SpanContext())
+	}
+	acc := events.NewID(time.Now())
+	res, err := e.store.Append(ctx, acc, 0, failed(acc, 1), "req-1/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(ctx, contract.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, res.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := raw.Header.Get(eventstore.HeaderTraceparent)
+	if !traceparentRE.MatchString(tp) || strings.Contains(tp, strings.Repeat("ab", 16)) || raw.Header.Get("tracestate") != "" {
+		t.Fatalf("stored traceparent %q, tracestate %q: want a new trace's, none of the requester's", tp, raw.Header.Get("tracestate"))
 	}
 }
 

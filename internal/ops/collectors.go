@@ -72,11 +72,12 @@ var (
 )
 
 // lagCollector reads each consumer's lag at each scrape (a stream info and
-// a message get; the projector's checkpoint from Postgres). A consumer
-// whose lag cannot be read within PingTimeout is left out of that scrape:
-// /readyz says why.
+// a message get; the projector's checkpoint from Postgres), through the
+// answer /readyz shares (CacheFor). A consumer whose lag cannot be read
+// within PingTimeout is left out of that scrape: /readyz says why.
 type lagCollector struct {
 	consumers []Consumer
+	lags      []*shared[lagRead] // by consumer
 }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -85,15 +86,13 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, cons := range c.consumers {
-		ctx, cancel := context.WithTimeout(context.Background(), PingTimeout)
-		lag, err := cons.Lag(ctx)
-		cancel()
-		if err != nil {
+	for i, cons := range c.consumers {
+		r, err := c.lags[i].get(context.Background())
+		if err != nil || r.err != nil {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(lag.Events), cons.Name)
-		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, lag.Seconds, cons.Name)
+		ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(r.lag.Events), cons.Name)
+		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, r.lag.Seconds, cons.Name)
 	}
 }
 

@@ -91,6 +91,21 @@ type Server struct {
 
 	mu       sync.Mutex
 	starting string // why the component is not started yet, "" once it is
+
+	// The checks that ask another server, each shared for CacheFor
+	// (cache.go): Postgres, the events stream, each consumer's lag (read
+	// by /readyz and /metrics both).
+	clock  func() time.Time // time.Now; a test's clock
+	ping   *shared[error]
+	stream *shared[error]
+	lags   []*shared[lagRead]
+}
+
+// lagRead is a consumer's lag as read, or why not.
+type lagRead struct {
+	lag      Lag
+	err      error
+	timedOut bool // not read within PingTimeout
 }
 
 // NewRegistry is a registry with the Go runtime's and the process's
@@ -111,13 +126,24 @@ func New(cfg Config) *Server {
 		cfg.MaxLag = DefaultMaxLag
 	}
 	reg := cfg.Registry
+	s := &Server{Registry: reg, cfg: cfg, mux: http.NewServeMux(), clock: time.Now}
+	now := func() time.Time { return s.clock() }
+	s.ping = newShared(now, func(ctx context.Context) error { return s.ask(ctx, "postgres", cfg.Ping) })
+	s.stream = newShared(now, func(ctx context.Context) error { return s.ask(ctx, "events stream", cfg.Stream) })
+	for _, c := range cfg.Consumers {
+		s.lags = append(s.lags, newShared(now, func(ctx context.Context) lagRead {
+			ctx, cancel := context.WithTimeout(ctx, PingTimeout)
+			defer cancel()
+			lag, err := c.Lag(ctx)
+			return lagRead{lag: lag, err: err, timedOut: err != nil && ctx.Err() != nil}
+		}))
+	}
 	if len(cfg.NATS) > 0 {
 		reg.MustRegister(newNATSCollector(cfg.NATS))
 	}
 	if len(cfg.Consumers) > 0 {
-		reg.MustRegister(&lagCollector{consumers: cfg.Consumers})
+		reg.MustRegister(&lagCollector{consumers: cfg.Consumers, lags: s.lags})
 	}
-	s := &Server{Registry: reg, cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -155,8 +181,11 @@ func (s *Server) Starting(what string) (started func()) {
 // Ready says why the component is not ready, or nil. The checks run in
 // order and the first failure is the answer: started, NATS connected,
 // Postgres answers, the events stream answers, each consumer within
-// MaxLag. A reason never holds a URL or an error's text (they may name
-// hosts and users): the component's log says more.
+// MaxLag. The first two are the process's own state, read each time; the
+// others ask another server, and their answers are shared for CacheFor
+// (cache.go): concurrent calls wait for the one check in flight. A reason
+// never holds a URL or an error's text (they may name hosts and users):
+// the component's log says more.
 func (s *Server) Ready(ctx context.Context) error {
 	s.mu.Lock()
 	starting := s.starting
@@ -173,29 +202,38 @@ func (s *Server) Ready(ctx context.Context) error {
 			return fmt.Errorf("nats not connected (%s)", status)
 		}
 	}
-	if err := s.ask(ctx, "postgres", s.cfg.Ping); err != nil {
+	if err := sharedCheck(ctx, "postgres", s.ping); err != nil {
 		return err
 	}
-	if err := s.ask(ctx, "events stream", s.cfg.Stream); err != nil {
+	if err := sharedCheck(ctx, "events stream", s.stream); err != nil {
 		return err
 	}
-	for _, c := range s.cfg.Consumers {
-		lctx, cancel := context.WithTimeout(ctx, PingTimeout)
-		lag, err := c.Lag(lctx)
-		timedOut := lctx.Err() != nil
-		cancel()
+	for i, c := range s.cfg.Consumers {
+		r, err := s.lags[i].get(ctx)
 		switch {
-		case err != nil && timedOut:
-			return fmt.Errorf("%s lag unknown: not read within %s", c.Name, PingTimeout)
 		case err != nil:
+			return fmt.Errorf("%s lag unknown: no answer", c.Name)
+		case r.err != nil && r.timedOut:
+			return fmt.Errorf("%s lag unknown: not read within %s", c.Name, PingTimeout)
+		case r.err != nil:
 			return fmt.Errorf("%s lag unknown: its position or the stream could not be read", c.Name)
 		}
-		if lag.Events > 0 && lag.Seconds > s.cfg.MaxLag.Seconds() {
+		if r.lag.Events > 0 && r.lag.Seconds > s.cfg.MaxLag.Seconds() {
 			return fmt.Errorf("%s behind: %d events, the oldest %s old (bound %s, AUTH_READY_MAX_LAG)",
-				c.Name, lag.Events, age(lag.Seconds), s.cfg.MaxLag)
+				c.Name, r.lag.Events, age(r.lag.Seconds), s.cfg.MaxLag)
 		}
 	}
 	return nil
+}
+
+// sharedCheck is the shared answer of a check: its reason, or, when the
+// caller stopped waiting or the check gave none, that there is none.
+func sharedCheck(ctx context.Context, what string, check *shared[error]) error {
+	reason, err := check.get(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: no answer", what)
+	}
+	return reason
 }
 
 // age is seconds as a readable duration: to the second above one.

@@ -88,6 +88,7 @@ func TestReadyzPingsPostgres(t *testing.T) {
 		t.Fatalf("/readyz: %d %q", code, body)
 	}
 	down.Store(true)
+	ops.ExpireChecks(s) // as after ops.CacheFor
 	code, body := get(t, srv, "/readyz")
 	if code != http.StatusServiceUnavailable || body != "not ready: postgres ping failed\n" {
 		t.Fatalf("/readyz with Postgres down: %d %q", code, body)
@@ -132,6 +133,7 @@ func TestReadyzChecksTheEventsStream(t *testing.T) {
 	if _, err := eventstore.OpenJetStream(context.Background(), js, eventstore.JetStreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
+	ops.ExpireChecks(s)
 	if code, body := get(t, srv, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz with the stream: %d %q", code, body)
 	}
@@ -171,6 +173,7 @@ func TestReadyzBoundsAConsumersLag(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			set(c.lag, c.err)
+			ops.ExpireChecks(s)
 			code, body := get(t, srv, "/readyz")
 			if c.want == "" && code != http.StatusOK || c.want != "" && (code != http.StatusServiceUnavailable || body != c.want) {
 				t.Fatalf("/readyz: %d %q, want %q", code, body, c.want)
@@ -188,6 +191,78 @@ func TestReadyzBoundsAConsumersLag(t *testing.T) {
 				t.Errorf("auth_consumer_lag_seconds = %v, want %v", got, c.lag.Seconds)
 			}
 		})
+	}
+}
+
+// Probes and scrapes share the checks that ask another server: 50
+// concurrent /readyz make one round (one ping, one stream info, one lag
+// read), the 49 that come while it runs waiting for it; /metrics within
+// ops.CacheFor reads the same lag; after it, the next probe asks again.
+func TestReadyzSharesOneCheckRound(t *testing.T) {
+	var pings, streams, lags atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	var clock atomic.Int64 // nanoseconds since t0
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	s := ops.New(ops.Config{Component: "projector",
+		Ping: func(context.Context) error {
+			pings.Add(1)
+			<-release // whatever the timeout: the test lets it answer
+			return nil
+		},
+		Stream:    func(context.Context) error { streams.Add(1); return nil },
+		Consumers: []ops.Consumer{{Name: "projector", Lag: func(context.Context) (ops.Lag, error) { lags.Add(1); return ops.Lag{Events: 3, Seconds: 0.5}, nil }}},
+	})
+	ops.SetClock(s, func() time.Time { return t0.Add(time.Duration(clock.Load())) })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	defer let() // before srv.Close, which waits for the probes, if the test fails first
+
+	const probes = 50
+	codes := make(chan int, probes)
+	for range probes {
+		go func() {
+			res, err := srv.Client().Get(srv.URL + "/readyz")
+			if err != nil {
+				t.Error(err)
+				codes <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	testwait.For(t, "49 probes waiting for the ping in flight", 10*time.Second, func() bool {
+		return ops.WaitingForPing(s) == probes-1
+	})
+	let()
+	for range probes {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("/readyz: %d", code)
+		}
+	}
+	if pings.Load() != 1 || streams.Load() != 1 || lags.Load() != 1 {
+		t.Fatalf("%d concurrent probes made %d pings, %d stream infos, %d lag reads; want one round", probes, pings.Load(), streams.Load(), lags.Load())
+	}
+
+	var wg sync.WaitGroup
+	for range probes {
+		wg.Go(func() {
+			if code, _ := get(t, srv, "/metrics"); code != http.StatusOK {
+				t.Errorf("/metrics: %d", code)
+			}
+		})
+	}
+	wg.Wait()
+	if got := opstest.Value(t, s.Registry, "auth_consumer_lag_events", "consumer", "projector"); got != 3 || lags.Load() != 1 {
+		t.Fatalf("scrapes within ops.CacheFor: lag %v, %d lag reads; want 3 from the shared read", got, lags.Load())
+	}
+
+	clock.Add(int64(ops.CacheFor))
+	if code, _ := get(t, srv, "/readyz"); code != http.StatusOK || pings.Load() != 2 || streams.Load() != 2 || lags.Load() != 2 {
+		t.Fatalf("after ops.CacheFor: %d, %d pings, %d stream infos, %d lag reads; want a second round", code, pings.Load(), streams.Load(), lags.Load())
 	}
 }
 

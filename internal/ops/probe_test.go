@@ -31,6 +31,7 @@ func TestProbeFollowsReadyz(t *testing.T) {
 		t.Fatalf("ready page: %v", err)
 	}
 	down.Store(true)
+	ops.ExpireChecks(s)
 	err := ops.Probe(context.Background(), srv.URL+"/readyz")
 	if err == nil {
 		t.Fatal("probe passed while /readyz answers 503")

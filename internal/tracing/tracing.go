@@ -41,6 +41,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Scope is the instrumentation scope prefix: each component's tracer is
@@ -121,6 +122,28 @@ func Setup(ctx context.Context, s Settings, log *slog.Logger) (shutdown func(con
 	return tp.Shutdown, nil
 }
 
+// unset is the global provider as the process starts, before Setup (or a
+// test) installs one: its spans record nothing.
+var unset = otel.GetTracerProvider()
+
+// MayRecord tells whether tp's spans may record (be sampled and
+// exported): tp is nil for the global provider, which may, once Setup (or
+// a test) installed one; a noop provider never does. A component uses it
+// to skip work that only feeds spans (the web front-end reads a login's
+// trace field only then). A true answer leaves the decision to the
+// provider's sampler.
+func MayRecord(tp trace.TracerProvider) bool {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		return false
+	}
+	// unset's dynamic type is a pointer: the comparison never panics.
+	return tp != unset
+}
+
 // redacted is the URL with any password masked, for logs.
 func redacted(raw string) string {
 	u, err := url.Parse(raw)
@@ -157,20 +180,33 @@ func Provider(tp trace.TracerProvider) trace.TracerProvider {
 // global propagator is.
 var propagator = propagation.TraceContext{}
 
-// Inject writes ctx's span context into h (the traceparent header, and
-// tracestate when there is one). Without a valid span context it writes
-// nothing.
+// Inject writes ctx's span context into h: the traceparent header only.
+// Without a valid span context it writes nothing.
+//
+// A tracestate is never passed on: it is the requester's (any vendor
+// data, up to the header limit), and what is injected here may end in an
+// event's headers, kept as long as the stream (docs/operations.md,
+// section Traces). The service's own spans put nothing in it.
 func Inject(ctx context.Context, h nats.Header) {
-	propagator.Inject(ctx, headerCarrier(h))
+	c := propagation.MapCarrier{}
+	propagator.Inject(ctx, c)
+	if tp := c[HeaderTraceparent]; tp != "" {
+		h.Set(HeaderTraceparent, tp)
+	}
 }
 
+// HeaderTraceparent is the W3C Trace Context header Inject writes and
+// Extract reads.
+const HeaderTraceparent = "traceparent"
+
 // Extract returns ctx with the remote span context read from h, if h
-// carries a valid traceparent; else ctx.
+// carries a valid traceparent; else ctx. A tracestate in h is ignored (see
+// Inject): the spans made under ctx, and what they inject, carry none.
 func Extract(ctx context.Context, h nats.Header) context.Context {
 	if h == nil {
 		return ctx
 	}
-	return propagator.Extract(ctx, headerCarrier(h))
+	return extract(ctx, h.Get(HeaderTraceparent))
 }
 
 // ExtractMap is Extract for headers read into a map of single values (a
@@ -179,23 +215,14 @@ func ExtractMap(ctx context.Context, m map[string]string) context.Context {
 	if m == nil {
 		return ctx
 	}
-	return propagator.Extract(ctx, propagation.MapCarrier(m))
+	return extract(ctx, m[HeaderTraceparent])
 }
 
-// headerCarrier is a nats.Header as a TextMapCarrier. NATS header names
-// are case-sensitive; the propagator's are lower case, as they are written.
-type headerCarrier nats.Header
-
-func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-
-func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
+func extract(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
 	}
-	return keys
+	return propagator.Extract(ctx, propagation.MapCarrier{HeaderTraceparent: traceparent})
 }
 
 // Attributes the components share. None may hold personal data.

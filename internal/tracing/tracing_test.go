@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -38,8 +40,8 @@ func TestSetupWithoutEndpointInstallsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if otel.GetTracerProvider() != before {
-		t.Fatalf("Setup without an endpoint installed %T", otel.GetTracerProvider())
+	if otel.GetTracerProvider() != before || MayRecord(nil) {
+		t.Fatalf("Setup without an endpoint installed %T (may record %v)", otel.GetTracerProvider(), MayRecord(nil))
 	}
 	if _, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); ok {
 		t.Fatal("an SDK provider is installed")
@@ -90,8 +92,8 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, span := otel.GetTracerProvider().Tracer("t").Start(context.Background(), "process auth.cmd.login.password")
-			if !span.IsRecording() {
-				t.Fatal("the installed provider does not record")
+			if !span.IsRecording() || !MayRecord(nil) {
+				t.Fatalf("the installed provider records %v, may record %v", span.IsRecording(), MayRecord(nil))
 			}
 			span.End()
 			if err := shutdown(context.Background()); err != nil { // flushes the batch
@@ -163,6 +165,57 @@ func TestInjectExtractOverNATSHeaders(t *testing.T) {
 		if got := trace.SpanContextFromContext(Extract(context.Background(), h)); got.IsValid() {
 			t.Errorf("Extract(%v) gave %v", h, got)
 		}
+	}
+}
+
+// A requester's tracestate is dropped where it comes in and never written:
+// with tracing on, the span under its traceparent has no trace state and
+// Inject writes that span's traceparent alone; from a map (an event's
+// headers) likewise. (TestReview15TracestateReachesTheEventWithoutTracing
+// is the same without an exporter.)
+func TestTracestateIsNeverPassedOn(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewInMemoryExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	parent := "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-01"
+	state := "vendor=" + strings.Repeat("x", 200) + ",other=y"
+	for name, ctx := range map[string]context.Context{
+		"header": Extract(context.Background(), nats.Header{"traceparent": {parent}, "tracestate": {state}}),
+		"map":    ExtractMap(context.Background(), map[string]string{"traceparent": parent, "tracestate": state}),
+	} {
+		remote := trace.SpanContextFromContext(ctx)
+		if remote.TraceID().String() != strings.Repeat("ab", 16) || remote.TraceState().Len() != 0 {
+			t.Errorf("%s: extracted trace %s with state %q", name, remote.TraceID(), remote.TraceState())
+		}
+		ctx, span := tp.Tracer("t").Start(ctx, "process")
+		h := nats.Header{}
+		Inject(ctx, h)
+		span.End()
+		sc := span.SpanContext()
+		want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+		if len(h) != 1 || h.Get("traceparent") != want || sc.TraceID() != remote.TraceID() {
+			t.Errorf("%s: injected %v, want only traceparent %s in the requester's trace", name, h, want)
+		}
+	}
+}
+
+// MayRecord: the global provider until one is installed, and a noop
+// provider, never record; an SDK provider, given or installed, may.
+func TestMayRecord(t *testing.T) {
+	keepGlobals(t)
+	sdk := sdktrace.NewTracerProvider()
+	defer func() { _ = sdk.Shutdown(context.Background()) }()
+	for _, c := range []struct {
+		name string
+		tp   trace.TracerProvider
+		want bool
+	}{{"the global, unset", nil, false}, {"noop", noop.NewTracerProvider(), false}, {"sdk", sdk, true}} {
+		if got := MayRecord(c.tp); got != c.want {
+			t.Errorf("%s: MayRecord = %v, want %v", c.name, got, c.want)
+		}
+	}
+	otel.SetTracerProvider(sdk)
+	if !MayRecord(nil) {
+		t.Error("the global provider, once installed, may not record")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
 // Traces (internal/tracing): a server span per page request, named by the
@@ -41,14 +43,17 @@ var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 func (s *Server) traced(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if r.Method == http.MethodPost {
-			// Every POST handler reads the form: reading it here first
-			// costs nothing more.
+		if s.readsTraceField(r) {
 			if parent := formParent(r); parent.IsValid() {
 				ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 			}
 		}
-		ctx, span := s.tracer.Start(ctx, r.Method, serverSpan)
+		method := spanMethod(r.Method)
+		name := method
+		if method == semconv.HTTPRequestMethodOther.Value.AsString() {
+			name = "HTTP" // the semantic conventions' name for an unknown method
+		}
+		ctx, span := s.tracer.Start(ctx, name, serverSpan)
 		defer span.End()
 		if !span.IsRecording() {
 			// No exporter: the span costs a context value.
@@ -58,15 +63,16 @@ func (s *Server) traced(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
 		next.ServeHTTP(sw, r)
-		// The mux has set the route on r by now.
+		// The mux has set the route on r by now: one of the patterns of
+		// routes(), never the path.
 		route := r.Pattern
 		if _, path, ok := strings.Cut(route, " "); ok {
 			route = path
 		}
 		if route != "" {
-			span.SetName(r.Method + " " + route)
+			span.SetName(name + " " + route)
 		}
-		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.HTTPRoute(route),
+		span.SetAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRoute(route),
 			semconv.HTTPResponseStatusCode(sw.status))
 		if sw.status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(sw.status))
@@ -74,10 +80,49 @@ func (s *Server) traced(next http.Handler) http.Handler {
 	})
 }
 
+// knownMethods are the HTTP methods of RFC 9110 and PATCH (RFC 5789): the
+// semantic conventions' known set. Any other is "_OTHER" on a span
+// (http.request.method), as the conventions ask: the method is the
+// client's, any token up to the header limit.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodDelete: true, http.MethodConnect: true, http.MethodOptions: true,
+	http.MethodTrace: true, http.MethodPatch: true,
+}
+
+// spanMethod is the method as a span shows it: one of knownMethods, or
+// "_OTHER".
+func spanMethod(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return semconv.HTTPRequestMethodOther.Value.AsString()
+}
+
+// readsTraceField tells whether the request's span may continue the trace
+// of its form's hidden field: only while spans may record
+// (tracing.MayRecord: a provider is installed or given; else the span
+// records nothing and the field is not read), for a url-encoded POST
+// within the body bound, that the cross-origin check lets through, to a
+// page of routes() (not a 404 or a 405). Anything else keeps its body
+// for its handler, if any, to read.
+func (s *Server) readsTraceField(r *http.Request) bool {
+	if r.Method != http.MethodPost || !tracing.MayRecord(s.tp) || !urlEncoded(r) ||
+		r.ContentLength < 0 || r.ContentLength > maxBodyBytes || s.csrf.Check(r) != nil {
+		return false
+	}
+	return strings.HasPrefix(s.Route(r), http.MethodPost+" ")
+}
+
 // formParent is the trace context of the login's previous page, from the
-// hidden field; invalid when there is none.
+// hidden field; invalid when there is none. The form is parsed as the
+// page's handler would (parseForm: a body over the bound stays an error
+// for it).
 func formParent(r *http.Request) trace.SpanContext {
-	tp := r.PostFormValue(formTrace)
+	if parseForm(r) != nil {
+		return trace.SpanContext{}
+	}
+	tp := r.PostForm.Get(formTrace)
 	if tp == "" || len(tp) > 128 {
 		return trace.SpanContext{}
 	}

@@ -139,7 +139,8 @@ func TestPageSpansAndTheLoginsTrace(t *testing.T) {
 	}
 }
 
-// Without an exporter nothing is added: no trace field, no traceparent.
+// Without an exporter nothing is added: no trace field, no traceparent,
+// not even when a form brings a trace field (it is not read).
 func TestNoTraceWithoutExporter(t *testing.T) {
 	f := newTracedFrontEnd(t, false)
 	page := f.do(t, "POST", "/connexion", url.Values{"nir": {"2690549588157"}, "password": {"x"}}, nil)
@@ -147,9 +148,36 @@ func TestNoTraceWithoutExporter(t *testing.T) {
 		t.Fatalf("the code page without tracing: login step %v, trace field %v",
 			strings.Contains(page, `name="login_id"`), strings.Contains(page, `name="trace"`))
 	}
+	forged := "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-01"
+	f.do(t, "POST", "/connexion/envoi-code", url.Values{"login_id": {"v1.sealed"}, "trace": {forged}}, nil)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.tps) != 1 || f.tps[0] != "" {
+	if len(f.tps) != 2 || f.tps[0] != "" || f.tps[1] != "" {
 		t.Fatalf("traceparents sent without tracing: %q", f.tps)
+	}
+}
+
+// A span shows a known method as is and any other as "_OTHER" (OTel's
+// HTTP semantic conventions), named "HTTP" and the route then (here the
+// not-found page's, "/"): the client's method never
+// reaches a span (TestReview15SpanNameFromClientMethod sends a long one).
+func TestSpanMethodIsKnownOrOther(t *testing.T) {
+	f := newTracedFrontEnd(t, true)
+	f.do(t, "PROPFIND", "/connexion", nil, nil)
+	f.do(t, "GET", "/connexion", nil, nil)
+	spans := f.spans.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2", len(spans))
+	}
+	for i, want := range [][2]string{{"HTTP /", "_OTHER"}, {"GET /connexion", "GET"}} {
+		method := ""
+		for _, a := range spans[i].Attributes {
+			if a.Key == "http.request.method" {
+				method = a.Value.AsString()
+			}
+		}
+		if spans[i].Name != want[0] || method != want[1] {
+			t.Errorf("span %q with http.request.method %q, want %q and %q", spans[i].Name, method, want[0], want[1])
+		}
 	}
 }

@@ -45,7 +45,12 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	mux     *http.ServeMux
+	csrf    *http.CrossOriginProtection
 	tracer  trace.Tracer
+	// tp is the configured provider, nil for the global one:
+	// tracing.MayRecord(tp) is asked per request (Setup may come after
+	// New).
+	tp trace.TracerProvider
 }
 
 // New checks the configuration and builds the handler.
@@ -73,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		cookies: newCookies(cfg.DevCookies),
 		log:     cfg.Logger,
 		tracer:  tracer,
+		tp:      cfg.TracerProvider,
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -97,28 +103,28 @@ func (s *Server) routes() http.Handler {
 
 	// Login (seed: Étapes 0 to 3, Cas 1 to 9).
 	mux.HandleFunc("GET /connexion", s.loginForm)
-	mux.HandleFunc("POST /connexion", s.loginPassword)
-	mux.HandleFunc("POST /connexion/envoi-code", s.loginSendCode)
-	mux.HandleFunc("POST /connexion/code", s.loginVerifyCode)
-	mux.HandleFunc("POST /deconnexion", s.logout)
+	mux.HandleFunc("POST /connexion", s.form(s.loginPassword))
+	mux.HandleFunc("POST /connexion/envoi-code", s.form(s.loginSendCode))
+	mux.HandleFunc("POST /connexion/code", s.form(s.loginVerifyCode))
+	mux.HandleFunc("POST /deconnexion", s.form(s.logout))
 
 	// Logged in.
 	mux.HandleFunc("GET /accueil", s.home)
 	mux.HandleFunc("GET /mes-informations", s.infos)
 	mux.HandleFunc("GET /rubrique/{tab}", s.tab)
-	mux.HandleFunc("POST /mes-informations/mot-de-passe/code", s.passwordChangeStart)
-	mux.HandleFunc("POST /mes-informations/mot-de-passe/verification", s.passwordChangeVerify)
-	mux.HandleFunc("POST /mes-informations/mot-de-passe", s.passwordChangeComplete)
+	mux.HandleFunc("POST /mes-informations/mot-de-passe/code", s.form(s.passwordChangeStart))
+	mux.HandleFunc("POST /mes-informations/mot-de-passe/verification", s.form(s.passwordChangeVerify))
+	mux.HandleFunc("POST /mes-informations/mot-de-passe", s.form(s.passwordChangeComplete))
 	mux.HandleFunc("GET /mes-informations/mail", s.emailForm)
-	mux.HandleFunc("POST /mes-informations/mail", s.emailChange)
-	mux.HandleFunc("POST /mes-informations/mail/confirmation", s.emailConfirm)
+	mux.HandleFunc("POST /mes-informations/mail", s.form(s.emailChange))
+	mux.HandleFunc("POST /mes-informations/mail/confirmation", s.form(s.emailConfirm))
 
 	// Forgotten password; /password/reset is the mailed link's page
 	// (AUTH_PUBLIC_URL + the notifier's reset path).
 	mux.HandleFunc("GET /mot-de-passe-oublie", s.forgotForm)
-	mux.HandleFunc("POST /mot-de-passe-oublie", s.forgot)
+	mux.HandleFunc("POST /mot-de-passe-oublie", s.form(s.forgot))
 	mux.HandleFunc("GET /password/reset", s.resetForm)
-	mux.HandleFunc("POST /password/reset", s.reset)
+	mux.HandleFunc("POST /password/reset", s.form(s.reset))
 
 	// Explanatory pages.
 	mux.HandleFunc("GET /creer-un-compte", s.static("create", "Créer mon compte ameli"))
@@ -126,9 +132,12 @@ func (s *Server) routes() http.Handler {
 
 	mux.HandleFunc("/", s.notFound)
 
-	csrf := http.NewCrossOriginProtection()
-	csrf.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
-	return s.traced(securityHeaders(s.recoverer(csrf.Handler(mux))))
+	// Outermost first: every body bounded (limits.go), the page's span
+	// (tracing.go), the headers, the recoverer, the cross-origin check,
+	// then the page; a POST page parses its form (s.form) only there.
+	s.csrf = http.NewCrossOriginProtection()
+	s.csrf.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
+	return bounded(s.traced(securityHeaders(s.recoverer(s.csrf.Handler(mux)))))
 }
 
 // securityHeaders: no script, no frame, no referrer (the reset link's token
