@@ -444,10 +444,12 @@ func TestNATSUsersPermissions(t *testing.T) {
 	commands.mayNotPublish(contract.Default.DeadLetters("notifier"))
 	commands.mayNotSubscribe("_INBOX.frontend.>")
 
-	// The admin: anything but appending events, deleting the stream and
-	// the dev clock.
+	// The admin: anything but appending events, deleting or updating the
+	// stream (an update could add a subject to append through) and the
+	// dev clock.
 	admin.mayNotPublish(acc)
 	admin.mayNotPublish(api("STREAM.DELETE.AUTH_EVENTS"))
+	admin.mayNotPublish(api("STREAM.UPDATE.AUTH_EVENTS"))
 	admin.mayNotPublish(contract.Default.DevClockAdvance())
 
 	// Nothing was appended by all this: the forged reply subject, the
