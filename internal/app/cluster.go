@@ -266,6 +266,11 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	if cfg.SecretKey != "" {
 		key = "AUTH_SECRET_KEY=" + cfg.SecretKey
 	}
+	// The keys it replaced, for a rotation's rehearsal (docs/keys.md).
+	keys := []string{key}
+	if cfg.SecretKeyPrev != "" {
+		keys = append(keys, config.EnvSecretKeyPrevious+"="+cfg.SecretKeyPrev)
+	}
 	// Each connects as its user (the web front-end as frontend), its
 	// password read from its file.
 	env := func(opsPort int, user string, more ...string) []string {
@@ -281,7 +286,7 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 		c.addProcess(name, bins[bin], nil, env(opsPort, user, more...), ops+"/readyz", ops)
 	}
 	for i := range 2 {
-		component(fmt.Sprintf("commands-%d", i+1), "commands", ports.Commands[i], key, "AUTH_POLICY="+cfg.PolicyName)
+		component(fmt.Sprintf("commands-%d", i+1), "commands", ports.Commands[i], append(append([]string{}, keys...), "AUTH_POLICY="+cfg.PolicyName)...)
 	}
 	projEnv := []string{"AUTH_DATABASE_URL=" + c.DB.URL}
 	if cfg.ProjectorBatch > 0 {
@@ -293,8 +298,8 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	for i := range 2 {
 		component(fmt.Sprintf("projector-%d", i+1), "projector", ports.Projector[i], projEnv...)
 	}
-	notEnv := []string{key, "AUTH_DATABASE_URL=" + c.DB.URL, "AUTH_SMTP_ADDR=" + smtpAddr,
-		"AUTH_SMTP_FROM=" + cfg.SMTPFrom, "AUTH_PUBLIC_URL=" + publicURL}
+	notEnv := append(append([]string{}, keys...), "AUTH_DATABASE_URL="+c.DB.URL, "AUTH_SMTP_ADDR="+smtpAddr,
+		"AUTH_SMTP_FROM="+cfg.SMTPFrom, "AUTH_PUBLIC_URL="+publicURL)
 	if smtpTLS != "" {
 		notEnv = append(notEnv, "AUTH_SMTP_TLS="+smtpTLS)
 	}

@@ -384,6 +384,9 @@ func (c *Config) parse() error {
 	default:
 		return fmt.Errorf("AUTH_MODE: %q is neither %s nor %s", c.Mode, ModeProduction, ModeDev)
 	}
+	if strings.Contains(c.DatabaseURL, ":"+Placeholder+"@") || strings.Contains(c.DatabaseURL, "password="+Placeholder) {
+		return fmt.Errorf("%s: its password is still %q, the placeholder of .env.example", EnvDatabaseURL, Placeholder)
+	}
 	switch c.devClock {
 	case "", "0":
 		c.DevClock = false

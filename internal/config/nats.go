@@ -58,6 +58,10 @@ func (n NATSClient) check() error {
 		return fmt.Errorf("%s (or %s_FILE) is set without %s", EnvNATSPassword, EnvNATSPassword, EnvNATSUser)
 	case (n.TLSCert == "") != (n.TLSKey == ""):
 		return fmt.Errorf("%s and %s go together (mutual TLS): set both or neither", EnvNATSTLSCert, EnvNATSTLSKey)
+	case n.Password == Placeholder:
+		// .env.example's value passes compose's ${VAR:?} check; left as is
+		// on every user, any component could log in as the admin.
+		return fmt.Errorf("%s is still %q, the placeholder of .env.example: give each NATS user its own password", EnvNATSPassword, Placeholder)
 	}
 	if n.InboxPrefix != "" {
 		if err := checkInbox(n.InboxPrefix); err != nil {
@@ -70,6 +74,10 @@ func (n NATSClient) check() error {
 	}
 	return nil
 }
+
+// Placeholder is the value .env.example gives every password: a component
+// refuses to start with it.
+const Placeholder = "change-me"
 
 // checkInbox accepts _INBOX or a subject under _INBOX. without wildcards.
 func checkInbox(p string) error {

@@ -154,3 +154,24 @@ func TestDatabaseURLWithTLSIsPrintedWithoutItsPassword(t *testing.T) {
 		}
 	}
 }
+
+// .env.example's placeholder passes compose's ${VAR:?} check; a component
+// refuses it, as a NATS password or in the database URL, without
+// printing a URL.
+func TestPlaceholderPasswordsAreRefused(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"nats password": {"AUTH_NATS_USER": "projector", "AUTH_NATS_PASSWORD": Placeholder},
+		"database url":  {"AUTH_DATABASE_URL": "postgres://auth:" + Placeholder + "@postgres:5432/auth?sslmode=disable"},
+	} {
+		clearEnv(t)
+		t.Setenv("AUTH_NATS_URL", "nats://n")
+		t.Setenv("AUTH_DATABASE_URL", "postgres://auth:pw@postgres:5432/auth")
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		_, err := LoadComponent(Projector, nil, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), Placeholder) || strings.Contains(err.Error(), "postgres://") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
