@@ -23,10 +23,13 @@ import (
 func (b *bus) history(tb testing.TB) []record {
 	tb.Helper()
 	ctx := context.Background()
-	cons, err := b.js.OrderedConsumer(ctx, DefaultStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	// On a cluster whose stream leader was just restarted the JetStream API
+	// may answer "no responders" for a moment: retried, not a failure.
+	var cons jetstream.Consumer
+	testwait.Until(tb, 30*time.Second, func() (err error) {
+		cons, err = b.js.OrderedConsumer(ctx, DefaultStream, jetstream.OrderedConsumerConfig{})
+		return err
+	})
 	last := b.lastSeq(tb)
 	var out []record
 	for uint64(len(out)) < last {
