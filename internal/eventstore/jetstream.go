@@ -65,6 +65,21 @@ type JetStreamConfig struct {
 	// NIRs).
 	ShadowTTL      time.Duration
 	ShadowMaxBytes int64
+	// Uncompressed keeps the file blocks of the stream and of the buckets
+	// as they are. By default they are compressed with S2 (issue 16: the
+	// events' JSON, header names and repeated values shrink to about half
+	// on disk; docs/retention.md has the figures). The server compresses a
+	// block once it is full (8 MiB for the stream), so the block being
+	// written is never compressed; readers see no difference.
+	Uncompressed bool
+}
+
+// compression is the store compression the configuration asks for.
+func (c JetStreamConfig) compression() jetstream.StoreCompression {
+	if c.Uncompressed {
+		return jetstream.NoCompression
+	}
+	return jetstream.S2Compression
 }
 
 func (c *JetStreamConfig) setDefaults() error {
@@ -148,15 +163,22 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		// (none in deploy/nats/users.conf).
 		DenyDelete: true,
 		DenyPurge:  true,
+		// An update that turns compression on for a stream made before is
+		// accepted (nats-server 2.15 has no rule against it); the server's
+		// file store takes it from its next start (it reads its
+		// compression when it loads the stream), and from then on each
+		// block compressed once full. Blocks written before stay as they
+		// are, readable either way.
+		Compression: cfg.compression(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
 	}
-	idx, err := openBucket(ctx, js, IndexBucket, "NIR uniqueness index: keyed NIR hash -> account id.", cfg.Replicas)
+	idx, err := openBucket(ctx, js, IndexBucket, "NIR uniqueness index: keyed NIR hash -> account id.", cfg)
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := openBucket(ctx, js, SnapshotBucket, "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg.Replicas)
+	snaps, err := openBucket(ctx, js, SnapshotBucket, "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -190,16 +212,17 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
 		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
-		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.Compression == want.Compression
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, cfg JetStreamConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: desc,
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+		Replicas:    cfg.Replicas,
+		Compression: !cfg.Uncompressed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", name, err)
