@@ -2,9 +2,7 @@ package eventstore
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -364,8 +362,10 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 }
 
 // Append implements Store. The event's message carries its type, version
-// and id in headers, and a W3C traceparent: ctx's span context when it has
-// one, else a new trace's. The publish asserts the subject's last sequence
+// and id in headers, and ctx's span context as a W3C traceparent when it
+// has one (a traced request: its consumers continue the trace); without
+// one, none (issue 16: a random traceparent was 70 bytes of every event
+// that no trace backend knew, and random bytes do not compress). The publish asserts the subject's last sequence
 // (Nats-Expected-Last-Subject-Sequence, sent for 0 too, where it means "no
 // message on this subject yet"), so the check and the write are one atomic
 // step on the stream leader.
@@ -390,8 +390,6 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 		// The caller's trace (the command's append span): the event's
 		// consumers continue it (internal/tracing).
 		tracing.Inject(ctx, msg.Header)
-	} else {
-		msg.Header.Set(HeaderTraceparent, newTraceparent())
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected)}
 	if msgID != "" {
@@ -489,30 +487,6 @@ func isWrongLastSeq(err error) bool {
 	}
 	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-}
-
-// newTraceparent returns a W3C trace context header for a new trace, so
-// each event can be followed through the consumers even when the caller
-// has no trace of its own (no span context in the append's ctx).
-func newTraceparent() string {
-	var b [24]byte // 16 bytes trace id, 8 bytes span id
-	for {
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-		// All-zero ids are invalid; astronomically unlikely, cheap to rule out.
-		if !allZero(b[:16]) && !allZero(b[16:]) {
-			break
-		}
-	}
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // kvIndex is the NIR index: KV create is atomic on the stream leader, so

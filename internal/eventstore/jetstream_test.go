@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,8 +138,6 @@ func TestJetStreamStreamAndBuckets(t *testing.T) {
 	}
 }
 
-var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`)
-
 // TestJetStreamAppendHeaders checks what goes on the wire, in particular
 // that expected 0 is sent (nats.go keeps the expectation as a pointer, so
 // 0 is not "unset"): without it a first append would not be guarded.
@@ -173,9 +170,10 @@ func TestJetStreamAppendHeaders(t *testing.T) {
 			t.Errorf("published header %s = %q, want %q", k, got, v)
 		}
 	}
-	tp := msg.Header.Get(eventstore.HeaderTraceparent)
-	if !traceparentRE.MatchString(tp) {
-		t.Errorf("traceparent %q is not a W3C trace context", tp)
+	// No trace in ctx: no traceparent (a random one was 70 bytes of every
+	// event, for a trace nobody recorded).
+	if tp, ok := msg.Header[eventstore.HeaderTraceparent]; ok {
+		t.Errorf("traceparent %q on an append without a trace", tp)
 	}
 	// The stored message keeps the event headers for consumers.
 	st, err := e.js.Stream(ctx, contract.EventsStream)
@@ -190,9 +188,6 @@ func TestJetStreamAppendHeaders(t *testing.T) {
 		if raw.Header.Get(k) != want[k] {
 			t.Errorf("stored header %s = %q, want %q", k, raw.Header.Get(k), want[k])
 		}
-	}
-	if raw.Header.Get(eventstore.HeaderTraceparent) != tp {
-		t.Errorf("stored traceparent %q, published %q", raw.Header.Get(eventstore.HeaderTraceparent), tp)
 	}
 }
 
