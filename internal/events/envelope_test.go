@@ -32,6 +32,50 @@ func TestEveryTypeRoundTrips(t *testing.T) {
 	}
 }
 
+// correlation_id is left out of the JSON when a reader can infer it (the
+// causation id, else the event id) and read back all the same; one that
+// says something else is kept, and events written with it read as before.
+func TestCorrelationIsLeftOutWhenImplied(t *testing.T) {
+	at := time.Date(2023, 1, 5, 13, 30, 0, 0, time.UTC)
+	e := PasswordFailed{Failures: 1, At: at}
+	for _, c := range []struct {
+		name    string
+		md      Metadata
+		onWire  bool
+		wantCor func(Envelope) string
+	}{
+		{"a request's: its request id", Metadata{CausationID: "web-1", CorrelationID: "web-1"}, false, func(Envelope) string { return "web-1" }},
+		{"no request id: the event's id", Metadata{}, false, func(e Envelope) string { return e.ID }},
+		{"a flow of its own", Metadata{CausationID: "web-2", CorrelationID: "flow-9"}, true, func(Envelope) string { return "flow-9" }},
+		{"the event id under a request", Metadata{CausationID: "web-3"}, true, func(e Envelope) string { return e.ID }},
+	} {
+		env := Wrap("01GNNA1J5X1V2RZ3E9W5YQ8K6T", e, at, c.md)
+		b, err := Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(b), `"correlation_id"`); got != c.onWire {
+			t.Errorf("%s: correlation_id on the wire %v, want %v: %s", c.name, got, c.onWire, b)
+		}
+		back, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := c.wantCor(env); back.CorrelationID != want || env.CorrelationID != want {
+			t.Errorf("%s: correlation %q read back, %q written, want %q", c.name, back.CorrelationID, env.CorrelationID, want)
+		}
+	}
+	// As written before issue 16: the same values, correlation_id spelt out.
+	old := `{"id":"01GNNA1J5X1V2RZ3E9W5YQ8K6T","type":"login.password_failed","version":1,"account_id":"01GNNA1J5X1V2RZ3E9W5YQ8K6A","occurred_at":"2023-01-05T13:30:00Z","causation_id":"web-1","correlation_id":"web-1","data":{"failures":1,"at":"2023-01-05T13:30:00Z"}}`
+	env, err := Unmarshal([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.CorrelationID != "web-1" || env.CausationID != "web-1" {
+		t.Fatalf("old event: causation %q correlation %q", env.CausationID, env.CorrelationID)
+	}
+}
+
 // testRenamed is a type whose version 1 had a field since renamed: old
 // events are upcast when read, never rewritten.
 type testRenamed struct {
