@@ -41,9 +41,9 @@ type EventSizeOptions struct {
 	Logins int
 	// Concurrency is the number of clients sending; default 32.
 	Concurrency int
-	// Stream is the events stream's configuration (compression, say);
-	// its names are always the production ones, on a server of its own.
-	Stream eventstore.JetStreamConfig
+	// Uncompressed keeps the stream's blocks uncompressed (the measure
+	// before S2: eventstore.JetStreamConfig.Uncompressed).
+	Uncompressed bool
 	// Progress receives one line per step; nil discards them.
 	Progress func(format string, args ...any)
 }
@@ -125,14 +125,9 @@ func EventSizes(ctx context.Context, o EventSizeOptions) (EventSizeReport, error
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
-	o.Stream.Prefix, o.Stream.Stream = "", "" // the production names
-	r := &runner{opts: Options{Progress: io.Discard}, res: &Result{}}
+	r := &runner{opts: Options{Progress: io.Discard}, res: &Result{}, uncompressed: o.Uncompressed}
 	defer r.close()
 	if err := r.setup(ctx); err != nil {
-		return EventSizeReport{}, err
-	}
-	var err error
-	if r.store, err = eventstore.OpenJetStream(ctx, r.js, o.Stream); err != nil {
 		return EventSizeReport{}, err
 	}
 	policy := domain.SeedPolicy()

@@ -173,7 +173,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, subjects: contract.Subjects(cfg.Prefix), policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
-		clock: cfg.Clock, log: cfg.Logger,
+		clock: clock.Millis{Clock: cfg.Clock}, log: cfg.Logger,
 		hashSem:  make(chan struct{}, cfg.HashWorkers),
 		gate:     newKeyGate(),
 		shadows:  newLRU[cachedShadow](cfg.CacheSize),
