@@ -113,3 +113,25 @@ func TestOldVersionsAreUpcastWhenRead(t *testing.T) {
 		t.Fatal("an unknown type must be refused")
 	}
 }
+
+// The attempts are the login steps and sessions, never what the account
+// is; a rehash at login stays.
+func TestIsAttempt(t *testing.T) {
+	attempts := map[string]bool{
+		TypePasswordFailed: true, TypePasswordVerified: true, TypeLoginRefused: true, TypeOTPIssued: true,
+		TypeOTPQuotaExceeded: true, TypeOTPFailed: true, TypeLoginSucceeded: true, TypeSessionEnded: true,
+		TypeBiometricChallengeIssued: true, TypeBiometricLoginFailed: true,
+	}
+	for _, typ := range Types() {
+		e, err := New(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := IsAttempt(reflect.ValueOf(e).Elem().Interface().(Event)); got != attempts[typ] {
+			t.Errorf("%s: IsAttempt %v, want %v", typ, got, attempts[typ])
+		}
+	}
+	if IsAttempt(PasswordVerified{LoginID: "l", NewPasswordHash: "$argon2id$..."}) || IsAttempt(LoginSucceeded{NewPasswordHash: "$argon2id$..."}) {
+		t.Error("an attempt with a new password hash may expire")
+	}
+}
