@@ -70,6 +70,13 @@ type JetStreamConfig struct {
 	// block once it is full (8 MiB for the stream), so the block being
 	// written is never compressed; readers see no difference.
 	Uncompressed bool
+	// AttemptsTTL is how long a login attempt (events.IsAttempt) stays in
+	// the stream: its message is published with that per-message TTL
+	// (Nats-TTL), after which the server removes it, deny delete and
+	// deny purge notwithstanding. 0 keeps every event for good. The
+	// caller keeps a snapshot of the account covering each attempt before
+	// it expires (the commands service does: docs/retention.md).
+	AttemptsTTL time.Duration
 }
 
 // compression is the store compression the configuration asks for.
@@ -104,8 +111,12 @@ func (c *JetStreamConfig) setDefaults() error {
 			return fmt.Errorf("eventstore: bad subject prefix %q", c.Prefix)
 		}
 	}
-	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 {
-		return fmt.Errorf("eventstore: negative replicas or duplicate window")
+	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 || c.AttemptsTTL < 0 {
+		return fmt.Errorf("eventstore: negative replicas, duplicate window, TTL or size")
+	}
+	if c.AttemptsTTL > 0 && c.AttemptsTTL < time.Second {
+		// Nats-TTL is in whole seconds.
+		return fmt.Errorf("eventstore: attempts TTL %s, want at least 1s", c.AttemptsTTL)
 	}
 	return nil
 }
@@ -168,6 +179,11 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		// block compressed once full. Blocks written before stay as they
 		// are, readable either way.
 		Compression: cfg.compression(),
+		// Per-message TTLs, for the login attempts (AttemptsTTL). Always
+		// on: the server refuses to turn it off again, so a service
+		// started once with a retention and then without must still open
+		// its stream. Messages without a TTL never expire.
+		AllowMsgTTL: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
@@ -210,7 +226,8 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
 		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
-		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.Compression == want.Compression
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.Compression == want.Compression &&
+		have.AllowMsgTTL == want.AllowMsgTTL
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, cfg JetStreamConfig) (jetstream.KeyValue, error) {
@@ -361,7 +378,8 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 	}
 }
 
-// Append implements Store. The event's message carries its type, version
+// Append implements Store. A login attempt (events.IsAttempt) is published
+// with the configured AttemptsTTL, if any. The event's message carries its type, version
 // and id in headers, and ctx's span context as a W3C traceparent when it
 // has one (a traced request: its consumers continue the trace); without
 // one, none (issue 16: a random traceparent was 70 bytes of every event
@@ -394,6 +412,9 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if j.cfg.AttemptsTTL > 0 && events.IsAttempt(env.Data) {
+		opts = append(opts, jetstream.WithMsgTTL(j.cfg.AttemptsTTL))
 	}
 	ack, err := j.publishExpecting(ctx, msg, opts)
 	if err != nil {
@@ -541,7 +562,11 @@ func (x kvSnapshots) Get(ctx context.Context, accountID string) (uint64, []byte,
 	return binary.BigEndian.Uint64(v[:8]), v[8:], nil
 }
 
-// Put implements Snapshots.
+// Put implements Snapshots. It never moves an account's snapshot back: a
+// Put older than the stored one (another instance's, written late) is
+// dropped, so a snapshot that covers a login attempt keeps covering it
+// until the attempt expires (docs/retention.md). The check and the write
+// are one compare-and-set on the key's revision, retried on a race.
 func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, state []byte) error {
 	if err := ValidateAccountID(accountID); err != nil {
 		return err
@@ -549,8 +574,27 @@ func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, stat
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
-	if _, err := x.kv.Put(ctx, accountID, v); err != nil {
-		return fmt.Errorf("snapshot put %s: %w", accountID, err)
+	for range snapshotPutTries {
+		e, err := x.kv.Get(ctx, accountID)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			_, err = x.kv.Create(ctx, accountID, v)
+		case err != nil:
+			return fmt.Errorf("snapshot put %s: %w", accountID, err)
+		case len(e.Value()) >= 8 && binary.BigEndian.Uint64(e.Value()[:8]) > seq:
+			return nil // a newer one is there
+		default:
+			_, err = x.kv.Update(ctx, accountID, v, e.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSeq(err) {
+			return fmt.Errorf("snapshot put %s: %w", accountID, err)
+		}
 	}
-	return nil
+	return fmt.Errorf("snapshot put %s: %w after %d tries", accountID, ErrConflict, snapshotPutTries)
 }
+
+// snapshotPutTries bounds the compare-and-set rounds of one snapshot Put.
+const snapshotPutTries = 5
