@@ -158,7 +158,8 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	// the events stream (deny delete, deny purge) and its buckets, and the
 	// notifier's dead letters. The projector's and the notifier's NATS
 	// users may not (deploy/nats/users.conf).
-	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas})
+	store, err := eventstore.OpenJetStream(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas,
+		AttemptsTTL: cfg.AttemptsRetention})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log, AttemptsRetention: cfg.AttemptsRetention}
 	if metrics != nil {
 		c.Observe, c.Metrics = metrics.Observe, metrics
 	}
