@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/ameli-auth/authsvc/internal/events"
 )
@@ -13,13 +14,17 @@ import (
 var (
 	sizeAccounts = flag.Int("size-accounts", 20_000, "BenchmarkEventSizes: accounts imported")
 	sizeLogins   = flag.Int("size-logins", 10_000, "BenchmarkEventSizes: web logins")
+	// The defaults are production's; -size-uncompressed -size-retention=0
+	// is the stream as it was before issue 16's S2 and retention.
+	sizeUncompressed = flag.Bool("size-uncompressed", false, "BenchmarkEventSizes: the stream without S2")
+	sizeRetention    = flag.Duration("size-retention", 8760*time.Hour, "BenchmarkEventSizes: AUTH_ATTEMPTS_RETENTION (0: none)")
 )
 
 // A tiny measurement: every event of the run is counted under its type,
 // the records add up to the stream's bytes (EventSizes checks it), and a
 // login is three events.
 func TestEventSizesCountEveryEvent(t *testing.T) {
-	rep, err := EventSizes(context.Background(), EventSizeOptions{Accounts: 40, Logins: 20, Concurrency: 8, Progress: t.Logf})
+	rep, err := EventSizes(context.Background(), EventSizeOptions{Accounts: 40, Logins: 20, Concurrency: 8, AttemptsRetention: 8760 * time.Hour, Progress: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +45,11 @@ func TestEventSizesCountEveryEvent(t *testing.T) {
 	if rep.IndexKeys != 40 {
 		t.Errorf("NIR index: %d keys, want 40", rep.IndexKeys)
 	}
+	// With a retention, each account that logged in has a snapshot
+	// covering its attempts.
+	if rep.SnapshotsKeys != 20 {
+		t.Errorf("snapshots: %d keys, want one per account that logged in (20)", rep.SnapshotsKeys)
+	}
 }
 
 // BenchmarkEventSizes measures the bytes of each event type, per
@@ -53,6 +63,7 @@ func TestEventSizesCountEveryEvent(t *testing.T) {
 func BenchmarkEventSizes(b *testing.B) {
 	for b.Loop() {
 		rep, err := EventSizes(context.Background(), EventSizeOptions{Accounts: *sizeAccounts, Logins: *sizeLogins,
+			Uncompressed: *sizeUncompressed, AttemptsRetention: *sizeRetention,
 			Progress: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }})
 		if err != nil {
 			b.Fatal(err)
