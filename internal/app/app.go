@@ -161,7 +161,8 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	// users may not (deploy/nats/users.conf).
 	// Every partition's stream and buckets (AUTH_PARTITIONS): the commands
 	// route each account to its partition (docs/scale.md).
-	store, err := eventstore.OpenPartitioned(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas, Partitions: cfg.Partitions})
+	store, err := eventstore.OpenPartitioned(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas,
+		Partitions: cfg.Partitions, AttemptsTTL: cfg.AttemptsRetention})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Logger: log, AttemptsRetention: cfg.AttemptsRetention}
 	if metrics != nil {
 		c.Observe, c.Metrics = metrics.Observe, metrics
 	}

@@ -45,6 +45,8 @@ type body struct {
 	AccountID      string `json:"account_id,omitempty"`
 	LoginID        string `json:"login_id,omitempty"`
 	Code           string `json:"code,omitempty"`
+	ClientIP       string `json:"client_ip,omitempty"`
+	UserAgent      string `json:"user_agent,omitempty"`
 }
 
 // requestID is what a front-end sends with each request (authctl does).

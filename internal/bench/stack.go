@@ -59,6 +59,8 @@ type runner struct {
 	private                *devpg.Server
 
 	hashObserver func(key string) // given to the commands instances started next
+	uncompressed bool             // the stream without S2 (EventSizes' before)
+	attemptsTTL  time.Duration    // the login attempts' retention (EventSizes)
 }
 
 func (r *runner) progress(format string, args ...any) {
@@ -79,7 +81,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if r.tmp, err = os.MkdirTemp("", "authbench-"); err != nil {
 		return err
 	}
-	r.streamCf = eventstore.JetStreamConfig{} // the production names on our own server
+	r.streamCf = eventstore.JetStreamConfig{Uncompressed: r.uncompressed, AttemptsTTL: r.attemptsTTL} // the production names on our own server
 	if r.opts.NATSURL == "" {
 		if r.srv, err = natsutil.StartEmbedded(natsutil.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(r.tmp, "nats")}); err != nil {
 			return err

@@ -177,3 +177,10 @@ func TestDevRaiseAndOnAdvance(t *testing.T) {
 		t.Fatalf("raise past MaxOffset: offset %v", d.Offset())
 	}
 }
+
+func TestMillisKeepsTheMillisecond(t *testing.T) {
+	at := time.Date(2023, 1, 5, 13, 30, 0, 123_456_789, time.UTC)
+	if got := (Millis{Clock: NewFixed(at)}).Now(); !got.Equal(time.Date(2023, 1, 5, 13, 30, 0, 123_000_000, time.UTC)) {
+		t.Fatalf("Millis: %s", got.Format(time.RFC3339Nano))
+	}
+}

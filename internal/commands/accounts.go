@@ -40,6 +40,7 @@ type accounts struct {
 	log       *slog.Logger
 
 	snapshotEvery uint64
+	coverAttempts bool // a snapshot covers each login attempt (Config.AttemptsRetention)
 	cache         *lru[cached]
 	locks         [lockStripes]sync.Mutex // per-account serialisation inside one instance, striped
 	snapshotSem   chan struct{}
@@ -138,6 +139,16 @@ func (r *accounts) load(ctx context.Context, accountID string) (cached, error) {
 	if c, ok := r.cache.get(accountID); ok {
 		return c, nil
 	}
+	c, err := r.loadStored(ctx, accountID)
+	if err != nil {
+		return cached{}, err
+	}
+	r.cache.put(accountID, c)
+	return c, nil
+}
+
+// loadStored reads the account from its snapshot and the events after it.
+func (r *accounts) loadStored(ctx context.Context, accountID string) (cached, error) {
 	c := cached{state: domain.Account{ID: accountID}}
 	seq, snap, err := r.snapshots.Get(ctx, accountID)
 	switch {
@@ -152,7 +163,12 @@ func (r *accounts) load(ctx context.Context, accountID string) (cached, error) {
 	if err != nil {
 		return cached{}, err
 	}
-	r.cache.put(accountID, c)
+	if r.coverAttempts && c.sinceSnap > 0 {
+		// Events after the snapshot: attempts whose snapshot was lost
+		// (a crash between append and snapshot, a failed write). Cover
+		// them now, before they can expire.
+		r.snapshotNow(&c)
+	}
 	return c, nil
 }
 
@@ -265,7 +281,14 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			if err != nil {
 				return outcome{}, fmt.Errorf("check account %s: %w", accountID, err)
 			}
-			if last != c.seq {
+			if last < c.seq {
+				// The account's newest events expired (login attempts past
+				// their retention); the state, which folded them in, is
+				// current.
+				if c, err = r.expiredTail(ctx, c, last); err != nil {
+					return outcome{}, err
+				}
+			} else if last != c.seq {
 				if c, err = r.catchUp(ctx, c); err != nil {
 					return outcome{}, err
 				}
@@ -286,8 +309,23 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		res, err := r.append(ctx, accountID, c.seq, env, msgID)
 		if errors.Is(err, eventstore.ErrConflict) {
 			r.metrics.Conflict(StoreAccount)
+			seen := c.seq
 			if c, err = r.catchUp(ctx, c); err != nil {
 				return outcome{}, err
+			}
+			if c.seq == seen {
+				// Nothing new after what we saw: the subject's newest
+				// events expired (login attempts past their retention), so
+				// its last sequence is below ours.
+				last, err := r.store.LastSeq(ctx, accountID)
+				if err != nil {
+					return outcome{}, fmt.Errorf("check account %s: %w", accountID, err)
+				}
+				if last < c.seq {
+					if c, err = r.expiredTail(ctx, c, last); err != nil {
+						return outcome{}, err
+					}
+				}
 			}
 			r.cache.put(accountID, c)
 			r.metrics.Retry(RetryConflict)
@@ -312,7 +350,11 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		c.seq = res.Seq
 		c.sinceSnap++
 		c.remember(msgID, res.Seq, now)
-		r.maybeSnapshot(&c)
+		if r.coverAttempts && events.IsAttempt(evs[0]) {
+			r.snapshotNow(&c)
+		} else {
+			r.maybeSnapshot(&c)
+		}
 		r.cache.put(accountID, c)
 		return outcome{state: c.state, recorded: evs, refusal: refusal}, nil
 	}
@@ -404,6 +446,44 @@ func (r *accounts) current(ctx context.Context, accountID string) (cached, error
 		r.cache.put(accountID, c)
 	}
 	return c, nil
+}
+
+// expiredTail is the account after its events above last expired (login
+// attempts past their retention): its stored state (the snapshot, which
+// covers every attempt before it expires, and the events after it), or
+// c when c is newer (this instance's own appends), appended to from last
+// on. A cached state is not trusted as it is: another instance's
+// attempts may have come and gone since it was read.
+func (r *accounts) expiredTail(ctx context.Context, c cached, last uint64) (cached, error) {
+	stored, err := r.loadStored(ctx, c.state.ID)
+	if err != nil {
+		return c, err
+	}
+	if stored.seq >= c.seq {
+		c = stored
+	}
+	r.log.Info("the account's newest events expired; appending after the last kept", "account_id", c.state.ID, "seq", c.seq, "last_kept", last)
+	c.seq = min(c.seq, last)
+	r.cache.put(c.state.ID, c)
+	return c, nil
+}
+
+// snapshotNow writes the state's snapshot before it returns: with a
+// retention, the only record of an attempt's effect once it expires. A
+// failure is logged and left for the next event or cold load to cover.
+func (r *accounts) snapshotNow(c *cached) {
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, State: c.state, Recent: c.recent})
+	if err != nil {
+		r.log.Error("snapshot encode", "account_id", c.state.ID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.snapshots.Put(ctx, c.state.ID, c.seq, b); err != nil {
+		r.log.Warn("snapshot write", "account_id", c.state.ID, "err", err)
+		return
+	}
+	c.sinceSnap = 0
 }
 
 // maybeSnapshot writes the state in the background every snapshotEvery

@@ -66,6 +66,14 @@ type Config struct {
 	MaxInFlight    int           // requests handled at once, 512 by default
 	CacheSize      int           // account states kept in memory, 100,000 by default
 	SnapshotEvery  int           // events between snapshots of an account, 25 by default
+	// AttemptsRetention is the store's AttemptsTTL (AUTH_ATTEMPTS_RETENTION):
+	// how long a login attempt stays in the stream. When set, the service
+	// writes the account's snapshot after each attempt it appends, and at
+	// a cold load whose tail is not covered yet, so that a snapshot covers
+	// every attempt before it expires (issue 16, docs/retention.md); it
+	// must be at least the policy's AttemptsMemory. 0: attempts stay for
+	// good, snapshots only every SnapshotEvery events.
+	AttemptsRetention time.Duration
 
 	// HashObserver, if set, is called before each argon2id or bcrypt
 	// computation with the key the work is for (an account id, or "nir:"
@@ -154,6 +162,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
+	if r, m := cfg.AttemptsRetention, cfg.Policy.AttemptsMemory(); r != 0 && r < m {
+		return nil, fmt.Errorf("commands: attempts retention %s is shorter than the longest time policy %s looks back at an attempt (%s)", r, cfg.Policy.Name, m)
+	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5 * time.Second
 	}
@@ -173,7 +184,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, subjects: contract.Subjects(cfg.Prefix), policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
-		clock: cfg.Clock, log: cfg.Logger,
+		clock: clock.Millis{Clock: cfg.Clock}, log: cfg.Logger,
 		hashSem:  make(chan struct{}, cfg.HashWorkers),
 		gate:     newKeyGate(),
 		shadows:  newLRU[cachedShadow](cfg.CacheSize),
@@ -182,7 +193,7 @@ func New(cfg Config) (*Service, error) {
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
 			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
-			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics,
+			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics, coverAttempts: cfg.AttemptsRetention > 0,
 		},
 	}
 	s.tracer = tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/commands")

@@ -103,6 +103,10 @@ type Config struct {
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
 	ReadyMaxLag time.Duration // AUTH_READY_MAX_LAG: a consumer whose oldest unhandled event is older is not ready
+	// AttemptsRetention is AUTH_ATTEMPTS_RETENTION: how long a login
+	// attempt stays in the events stream (docs/retention.md); 0 keeps
+	// them for good.
+	AttemptsRetention time.Duration
 	// OpenTelemetry's standard variables that switch traces on and name
 	// them (internal/tracing; docs/operations.md, Traces).
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
@@ -112,7 +116,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag string
+	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag, attemptsRetention string
 }
 
 // Setting is one row of the table.
@@ -262,6 +266,10 @@ var settings = []Setting{
 		Help:  "partitions of the accounts' events: 1 is the stream AUTH_EVENTS; N > 1 the streams AUTH_EVENTS_0 to _N-1 and their buckets (at most 64); every component of a deployment sets the same, and changing it is a migration (docs/scale.md)",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.partitions },
 		show: func(c Config) string { return strconv.Itoa(c.Partitions) }},
+	{Env: "AUTH_ATTEMPTS_RETENTION", Flag: "attempts-retention", Default: "8760h",
+		Help:  "how long a login attempt stays in the events stream, a Go duration (default 12 months); at least what the policy looks back at (seed: 4464h, 6 months of 31 days); 0 keeps them for good (docs/retention.md)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.attemptsRetention },
+		show: func(c Config) string { return c.AttemptsRetention.String() }},
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
@@ -434,6 +442,14 @@ func (c *Config) parse() error {
 		}
 		c.ReadyMaxLag = d
 	}
+	c.AttemptsRetention = 8760 * time.Hour
+	if c.attemptsRetention != "" {
+		d, err := time.ParseDuration(c.attemptsRetention)
+		if err != nil || d < 0 || (d > 0 && d < time.Second) {
+			return fmt.Errorf("AUTH_ATTEMPTS_RETENTION: %q is not a duration of at least 1s (e.g. 8760h), nor 0", c.attemptsRetention)
+		}
+		c.AttemptsRetention = d
+	}
 	if err := c.NATS.check(); err != nil {
 		return err
 	}
@@ -442,6 +458,9 @@ func (c *Config) parse() error {
 		return fmt.Errorf("AUTH_POLICY: %q is neither seed nor strict", c.PolicyName)
 	}
 	c.Policy = p
+	if r, m := c.AttemptsRetention, p.AttemptsMemory(); r > 0 && r < m {
+		return fmt.Errorf("AUTH_ATTEMPTS_RETENTION: %s is shorter than the %s the %s policy looks back at a login attempt (trusted devices)", r, m, p.Name)
+	}
 	switch c.SMTPTLS {
 	case "", "none", "starttls", "tls":
 	default:

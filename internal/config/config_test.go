@@ -147,6 +147,22 @@ func TestModeRules(t *testing.T) {
 			}},
 		{name: "stream_replicas_from_one_to_five", comp: Commands, env: with(prod, "AUTH_STREAM_REPLICAS", "7"),
 			err: []string{"AUTH_STREAM_REPLICAS", "1 to 5"}},
+		{name: "attempts_retention_twelve_months_by_default", comp: Commands, env: prod,
+			chk: func(t *testing.T, c Config) {
+				if c.AttemptsRetention != 8760*time.Hour {
+					t.Errorf("AttemptsRetention = %s, want 8760h", c.AttemptsRetention)
+				}
+			}},
+		{name: "attempts_retention_zero_keeps_them", comp: Commands, env: with(prod, "AUTH_ATTEMPTS_RETENTION", "0"),
+			chk: func(t *testing.T, c Config) {
+				if c.AttemptsRetention != 0 {
+					t.Errorf("AttemptsRetention = %s, want 0", c.AttemptsRetention)
+				}
+			}},
+		{name: "attempts_retention_not_shorter_than_the_trusted_devices", comp: Commands, env: with(prod, "AUTH_ATTEMPTS_RETENTION", "2160h"),
+			err: []string{"AUTH_ATTEMPTS_RETENTION", "2160h", "4464h"}},
+		{name: "attempts_retention_a_duration", comp: Commands, env: with(prod, "AUTH_ATTEMPTS_RETENTION", "1 year"),
+			err: []string{"AUTH_ATTEMPTS_RETENTION", "duration"}},
 		{name: "projector_batch_read_once_for_every_component", comp: Projector,
 			env: map[string]string{"AUTH_NATS_URL": "nats://n", "AUTH_DATABASE_URL": "postgres://db", "AUTH_PROJECTOR_BATCH": "150"},
 			chk: func(t *testing.T, c Config) {

@@ -183,6 +183,23 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// AttemptsMemory is the longest time a rule looks back at a login attempt
+// (events.IsAttempt): the trusted devices' months (a login that trusted a
+// device, counted as 31-day months), the password failures' memory, and
+// the windows, lifetimes and blocks of codes, logins, sessions and
+// challenges. The attempts' retention must not be shorter (config checks
+// AUTH_ATTEMPTS_RETENTION against it): then even an account replayed
+// without its snapshot decides as before, but for the counters a success
+// or an adviser clears (docs/retention.md).
+func (p Policy) AttemptsMemory() time.Duration {
+	m := time.Duration(p.TrustedDeviceMonths) * 31 * 24 * time.Hour
+	for _, d := range []time.Duration{p.PasswordFailureMemory, p.PasswordBlock, p.OTPLifetime, p.LoginLifetime,
+		p.OTPQuotaWindow, p.OTPQuotaBlock, p.OTPBlock, p.SessionLifetime, p.BiometricChallengeLifetime, time.Hour} {
+		m = max(m, d)
+	}
+	return m
+}
+
 // PolicyByName returns the named profile.
 func PolicyByName(name string) (Policy, bool) {
 	switch name {

@@ -2,9 +2,7 @@ package eventstore
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,6 +68,28 @@ type JetStreamConfig struct {
 	// NIRs).
 	ShadowTTL      time.Duration
 	ShadowMaxBytes int64
+	// Uncompressed keeps the file blocks of the stream and of the buckets
+	// as they are. By default they are compressed with S2 (issue 16: the
+	// events' JSON, header names and repeated values shrink to about half
+	// on disk; docs/retention.md has the figures). The server compresses a
+	// block once it is full (8 MiB for the stream), so the block being
+	// written is never compressed; readers see no difference.
+	Uncompressed bool
+	// AttemptsTTL is how long a login attempt (events.IsAttempt) stays in
+	// the stream: its message is published with that per-message TTL
+	// (Nats-TTL), after which the server removes it, deny delete and
+	// deny purge notwithstanding. 0 keeps every event for good. The
+	// caller keeps a snapshot of the account covering each attempt before
+	// it expires (the commands service does: docs/retention.md).
+	AttemptsTTL time.Duration
+}
+
+// compression is the store compression the configuration asks for.
+func (c JetStreamConfig) compression() jetstream.StoreCompression {
+	if c.Uncompressed {
+		return jetstream.NoCompression
+	}
+	return jetstream.S2Compression
 }
 
 func (c *JetStreamConfig) setDefaults() error {
@@ -99,8 +119,12 @@ func (c *JetStreamConfig) setDefaults() error {
 			return fmt.Errorf("eventstore: bad subject prefix %q", c.Prefix)
 		}
 	}
-	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 {
-		return fmt.Errorf("eventstore: negative replicas or duplicate window")
+	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 || c.AttemptsTTL < 0 {
+		return fmt.Errorf("eventstore: negative replicas, duplicate window, TTL or size")
+	}
+	if c.AttemptsTTL > 0 && c.AttemptsTTL < time.Second {
+		// Nats-TTL is in whole seconds.
+		return fmt.Errorf("eventstore: attempts TTL %s, want at least 1s", c.AttemptsTTL)
 	}
 	return nil
 }
@@ -192,15 +216,27 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		// (none in deploy/nats/users.conf).
 		DenyDelete: true,
 		DenyPurge:  true,
+		// An update that turns compression on for a stream made before is
+		// accepted (nats-server 2.15 has no rule against it); the server's
+		// file store takes it from its next start (it reads its
+		// compression when it loads the stream), and from then on each
+		// block compressed once full. Blocks written before stay as they
+		// are, readable either way.
+		Compression: cfg.compression(),
+		// Per-message TTLs, for the login attempts (AttemptsTTL). Always
+		// on: the server refuses to turn it off again, so a service
+		// started once with a retention and then without must still open
+		// its stream. Messages without a TTL never expire.
+		AllowMsgTTL: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
 	}
-	idx, err := openBucket(ctx, js, layout.IndexBucket(cfg.Partition), "NIR uniqueness index: keyed NIR hash -> account id.", cfg.Replicas)
+	idx, err := openBucket(ctx, js, layout.IndexBucket(cfg.Partition), "NIR uniqueness index: keyed NIR hash -> account id.", cfg)
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := openBucket(ctx, js, layout.SnapshotBucket(cfg.Partition), "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg.Replicas)
+	snaps, err := openBucket(ctx, js, layout.SnapshotBucket(cfg.Partition), "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +279,8 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
 		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
-		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge &&
-		sameMetadata(have.Metadata, want.Metadata)
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.Compression == want.Compression &&
+		have.AllowMsgTTL == want.AllowMsgTTL && sameMetadata(have.Metadata, want.Metadata)
 }
 
 // sameMetadata tells whether have holds every key of want with its value
@@ -258,13 +294,14 @@ func sameMetadata(have, want map[string]string) bool {
 	return true
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int) (jetstream.KeyValue, error) {
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, cfg JetStreamConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: desc,
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+		Replicas:    cfg.Replicas,
+		Compression: !cfg.Uncompressed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", name, err)
@@ -432,9 +469,13 @@ func (j *JetStream) scan(ctx context.Context, subject string, after, last uint64
 	}
 }
 
-// Append implements Store. The event's message carries its type, version
-// and id in headers, and a W3C traceparent: ctx's span's when that span
-// records (tracing on and sampled; never a tracestate), else a new trace's. The publish asserts the subject's last sequence
+// Append implements Store. A login attempt (events.IsAttempt) is published
+// with the configured AttemptsTTL, if any. The event's message carries its
+// type, version and id in headers, and ctx's span's W3C traceparent when
+// that span records (tracing on and sampled; never a tracestate: its
+// consumers continue the trace); else none (issue 16: a random
+// traceparent was 70 bytes of every event that no trace backend knew, and
+// random bytes do not compress). The publish asserts the subject's last sequence
 // (Nats-Expected-Last-Subject-Sequence, sent for 0 too, where it means "no
 // message on this subject yet"), so the check and the write are one atomic
 // step on the stream leader.
@@ -457,12 +498,13 @@ func (j *JetStream) Append(ctx context.Context, accountID string, expected uint6
 		// does not record (no exporter) may still hold the requester's
 		// traceparent: the event does not keep what a caller chose.
 		tracing.Inject(ctx, msg.Header)
-	} else {
-		msg.Header.Set(HeaderTraceparent, newTraceparent())
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if j.cfg.AttemptsTTL > 0 && events.IsAttempt(env.Data) {
+		opts = append(opts, jetstream.WithMsgTTL(j.cfg.AttemptsTTL))
 	}
 	ack, err := j.publishExpecting(ctx, msg, opts)
 	if err != nil {
@@ -558,30 +600,6 @@ func isWrongLastSeq(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
-// newTraceparent returns a W3C trace context header for a new trace, so
-// each event can be followed through the consumers even when the caller
-// has no trace of its own (no span context in the append's ctx).
-func newTraceparent() string {
-	var b [24]byte // 16 bytes trace id, 8 bytes span id
-	for {
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-		// All-zero ids are invalid; astronomically unlikely, cheap to rule out.
-		if !allZero(b[:16]) && !allZero(b[16:]) {
-			break
-		}
-	}
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // kvIndex is the NIR index: KV create is atomic on the stream leader, so
 // two registrations of one NIR cannot both win.
 type kvIndex struct{ kv jetstream.KeyValue }
@@ -634,7 +652,11 @@ func (x kvSnapshots) Get(ctx context.Context, accountID string) (uint64, []byte,
 	return binary.BigEndian.Uint64(v[:8]), v[8:], nil
 }
 
-// Put implements Snapshots.
+// Put implements Snapshots. It never moves an account's snapshot back: a
+// Put older than the stored one (another instance's, written late) is
+// dropped, so a snapshot that covers a login attempt keeps covering it
+// until the attempt expires (docs/retention.md). The check and the write
+// are one compare-and-set on the key's revision, retried on a race.
 func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, state []byte) error {
 	if err := ValidateAccountID(accountID); err != nil {
 		return err
@@ -642,10 +664,26 @@ func (x kvSnapshots) Put(ctx context.Context, accountID string, seq uint64, stat
 	v := make([]byte, 8+len(state))
 	binary.BigEndian.PutUint64(v, seq)
 	copy(v[8:], state)
-	if _, err := x.kv.Put(ctx, accountID, v); err != nil {
-		return fmt.Errorf("snapshot put %s: %w", accountID, err)
+	for range snapshotPutTries {
+		e, err := x.kv.Get(ctx, accountID)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			_, err = x.kv.Create(ctx, accountID, v)
+		case err != nil:
+			return fmt.Errorf("snapshot put %s: %w", accountID, err)
+		case len(e.Value()) >= 8 && binary.BigEndian.Uint64(e.Value()[:8]) > seq:
+			return nil // a newer one is there
+		default:
+			_, err = x.kv.Update(ctx, accountID, v, e.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSeq(err) {
+			return fmt.Errorf("snapshot put %s: %w", accountID, err)
+		}
 	}
-	return nil
+	return fmt.Errorf("snapshot put %s: %w after %d tries", accountID, ErrConflict, snapshotPutTries)
 }
 
 // EventMsg is the message of env on subject as Append writes it, less the
@@ -669,3 +707,6 @@ func eventMsg(subject string, env events.Envelope, data []byte) *nats.Msg {
 	msg.Header.Set(HeaderEventID, env.ID)
 	return msg
 }
+
+// snapshotPutTries bounds the compare-and-set rounds of one snapshot Put.
+const snapshotPutTries = 5

@@ -62,13 +62,6 @@ func TestScanCancelledMidwayCleansUp(t *testing.T) {
 	}
 }
 
-func TestTraceparent(t *testing.T) {
-	a, b := newTraceparent(), newTraceparent()
-	if len(a) != 55 || a[:3] != "00-" || a[35] != '-' || a[52:] != "-01" || a == b {
-		t.Fatalf("traceparents %q %q", a, b)
-	}
-}
-
 func TestValidateAccountID(t *testing.T) {
 	if err := ValidateAccountID(events.NewID(time.Now())); err != nil {
 		t.Fatalf("a ULID was refused: %v", err)

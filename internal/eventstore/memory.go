@@ -193,13 +193,17 @@ func (x memSnapshots) Get(ctx context.Context, accountID string) (uint64, []byte
 	return s.seq, append([]byte(nil), s.state...), nil
 }
 
-// Put implements Snapshots.
+// Put implements Snapshots; an older snapshot than the stored one is
+// dropped.
 func (x memSnapshots) Put(ctx context.Context, accountID string, seq uint64, state []byte) error {
 	if err := ValidateAccountID(accountID); err != nil {
 		return err
 	}
 	x.m.mu.Lock()
 	defer x.m.mu.Unlock()
+	if cur, ok := x.m.snapshots[accountID]; ok && cur.seq > seq {
+		return nil // never back: see kvSnapshots.Put
+	}
 	x.m.snapshots[accountID] = memSnapshot{seq: seq, state: append([]byte(nil), state...)}
 	return nil
 }

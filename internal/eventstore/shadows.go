@@ -48,6 +48,7 @@ func openShadows(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfi
 		MaxBytes:    cfg.ShadowMaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
+		Compression: !cfg.Uncompressed,
 	})
 	if err != nil {
 		return kvShadows{}, fmt.Errorf("open kv bucket %s: %w", ShadowBucket, err)

@@ -75,5 +75,7 @@ type Index interface {
 // the events after it.
 type Snapshots interface {
 	Get(ctx context.Context, accountID string) (seq uint64, state []byte, err error) // ErrNotFound when none
+	// Put stores the state at seq, unless the stored snapshot is of a
+	// later sequence: a snapshot never goes back.
 	Put(ctx context.Context, accountID string, seq uint64, state []byte) error
 }

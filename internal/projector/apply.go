@@ -15,9 +15,10 @@ import (
 // record is one event of a batch, decoded and reduced before the
 // transaction opens, so the transaction only writes.
 type record struct {
-	seq   uint64
-	at    time.Time
-	stmts []projections.Statement
+	seq     uint64
+	at      time.Time
+	stmts   []projections.Statement
+	attempt bool // a login attempt, which leaves the stream after its retention (events.IsAttempt)
 }
 
 // decode reads one stream message into a record: its sequence, subject,
@@ -34,7 +35,7 @@ func decode(seq uint64, subject, eventID string, data []byte) (record, error) {
 	if err := events.VerifyStored(subject, eventID, env); err != nil {
 		return record{}, err
 	}
-	return record{seq: seq, at: env.OccurredAt, stmts: projections.Reduce(seq, env)}, nil
+	return record{seq: seq, at: env.OccurredAt, stmts: projections.Reduce(seq, env), attempt: events.IsAttempt(env.Data)}, nil
 }
 
 // holesFunc tells whether the stream holds no event at any sequence of

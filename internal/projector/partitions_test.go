@@ -240,3 +240,21 @@ func TestThreeReplicasShareFourPartitionsAndTakeOver(t *testing.T) {
 		t.Fatalf("%d accounts, %v", n, errors.Join(rows.Err()))
 	}
 }
+
+// Two replicas lead two partitions each, within their share of 2 when a
+// third joins (ceil(4/3) = 2): the third must still get one, from a
+// replica that leads two more than it (before, 2, 2, 0 stayed for good).
+func TestALateReplicaGetsAPartition(t *testing.T) {
+	b := newPartBus(t)
+	url := newDB(t)
+	tune := func(c *Config) { c.BatchSize = 100; c.Partitions = testPartitions }
+	r1 := startReplica(t, newJS(t, b.srv), url, "r1", tune)
+	r2 := startReplica(t, newJS(t, b.srv), url, "r2", tune)
+	waitFor(t, "two replicas leading two partitions each", 30*time.Second, func() bool {
+		return r1.p.Leading() == 2 && r2.p.Leading() == 2
+	})
+	r3 := startReplica(t, newJS(t, b.srv), url, "r3", tune)
+	waitFor(t, "the third replica leading one", 60*time.Second, func() bool {
+		return r3.p.Leading() >= 1 && r1.p.Leading()+r2.p.Leading()+r3.p.Leading() == testPartitions
+	})
+}

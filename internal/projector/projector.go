@@ -372,7 +372,7 @@ func (p *part) waitToLead(ctx context.Context, conn *pgx.Conn) error {
 func (p *part) tryLead(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	p.claim.Lock()
 	defer p.claim.Unlock()
-	share, err := p.share(ctx, conn)
+	share, _, err := p.shares(ctx, conn)
 	if err != nil || int(p.leading.Load()) >= share {
 		return false, err
 	}
@@ -392,8 +392,12 @@ func (p *part) tryLead(ctx context.Context, conn *pgx.Conn) (bool, error) {
 func (p *part) overShare(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	p.claim.Lock()
 	defer p.claim.Unlock()
-	share, err := p.share(ctx, conn)
-	if err != nil || int(p.leading.Load()) <= share {
+	share, fewest, err := p.shares(ctx, conn)
+	leading := int(p.leading.Load())
+	// Over its share, or two more than the replica that leads the fewest
+	// (2, 2, 0 of four partitions on three replicas is within everyone's
+	// share of 2, and would leave the third idle for good).
+	if err != nil || leading <= share && leading <= fewest+1 {
 		return false, err
 	}
 	p.leader.Store(false)
@@ -412,18 +416,37 @@ func (p *part) stopLeading() {
 	}
 }
 
-// share is ceil(partitions / live replicas), a live replica being a
+// shares returns the replica's share, ceil(partitions / live replicas),
+// and the fewest partitions a live replica leads. A live replica is a
 // distinct application_name of the projector's sessions on this database
-// (each replica's sessions carry its Name).
-func (p *part) share(ctx context.Context, conn *pgx.Conn) (int, error) {
-	var replicas int
-	err := conn.QueryRow(ctx, "SELECT count(DISTINCT application_name) FROM pg_stat_activity "+
-		"WHERE datname = current_database() AND application_name LIKE 'authsvc-projector %'").Scan(&replicas)
+// (each replica's sessions carry its Name; a rebuild's session is not
+// one); a replica leads as many partitions as it has sessions holding an
+// advisory lock (a partition's session holds its leadership lock, and
+// a batch's shared swap lock only beside it).
+func (p *part) shares(ctx context.Context, conn *pgx.Conn) (share, fewest int, err error) {
+	rows, err := conn.Query(ctx, `SELECT count(DISTINCT l.pid) FROM pg_stat_activity a
+		LEFT JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+		WHERE a.datname = current_database() AND a.application_name LIKE 'authsvc-projector %'
+		AND a.application_name <> 'authsvc-projector rebuild'
+		GROUP BY a.application_name`)
 	if err != nil {
-		return 0, fmt.Errorf("count replicas: %w", err)
+		return 0, 0, fmt.Errorf("count replicas: %w", err)
+	}
+	defer rows.Close()
+	replicas, fewest := 0, p.n
+	for rows.Next() {
+		var led int
+		if err := rows.Scan(&led); err != nil {
+			return 0, 0, fmt.Errorf("count replicas: %w", err)
+		}
+		replicas++
+		fewest = min(fewest, led)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("count replicas: %w", err)
 	}
 	replicas = max(replicas, 1)
-	return (p.n + replicas - 1) / replicas, nil
+	return (p.n + replicas - 1) / replicas, fewest, nil
 }
 
 // prepared is a fetched batch, decoded and planned.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -158,6 +159,9 @@ type replayer struct {
 	holes    holesFunc
 	progress func(checkpoint, target uint64)
 	res      RebuildResult
+	// oldestAttempt is the sequence of the oldest login attempt the
+	// stream still had (0: none seen): the attempts before it expired.
+	oldestAttempt uint64
 }
 
 // replay applies batches until the shadow checkpoint reaches target.
@@ -181,6 +185,11 @@ func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error
 		}
 		if len(b.recs) == 0 && b.err != nil {
 			return fmt.Errorf("fetch: %w", b.err)
+		}
+		for _, rec := range b.recs {
+			if rec.attempt && (r.oldestAttempt == 0 || rec.seq < r.oldestAttempt) {
+				r.oldestAttempt = rec.seq
+			}
 		}
 		br, err := r.exec.applyBatch(ctx, db, b.recs, b.pre, r.holes, false, nil)
 		if err != nil {
@@ -288,6 +297,20 @@ func swap(ctx context.Context, conn *pgx.Conn, r *replayer) error {
 		}
 		if err := r.replay(ctx, tx, liveCP); err != nil {
 			return fmt.Errorf("swap: catch up with the live checkpoint %d: %w", liveCP, err)
+		}
+		// Login attempts that left the stream (past their retention,
+		// docs/retention.md) cannot be replayed: their rows move over as
+		// they were. Attempts share one TTL, so they expired oldest
+		// first: the rows of stream sequences (above 0) before the
+		// oldest attempt the replay saw, that the replay did not make.
+		before := uint64(math.MaxInt64)
+		if r.oldestAttempt != 0 {
+			before = r.oldestAttempt
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+id(shadowSchema)+".login_attempts SELECT * FROM "+id(Schema)+
+			".login_attempts l WHERE l.seq > 0 AND l.seq < $1 AND NOT EXISTS (SELECT 1 FROM "+id(shadowSchema)+
+			".login_attempts s WHERE s.seq = l.seq)", int64(before)); err != nil {
+			return fmt.Errorf("swap: keep the rows of expired attempts: %w", err)
 		}
 	}
 	if live {

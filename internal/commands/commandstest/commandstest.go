@@ -66,6 +66,10 @@ type Options struct {
 	Cluster *natsutil.TestCluster
 	// FrontEnd is the node of NC when Cluster is set.
 	FrontEnd int
+	// AttemptsTTL is the store's eventstore.JetStreamConfig.AttemptsTTL:
+	// login attempts leave the stream after it (retention tests; the
+	// instances' Config.AttemptsRetention is Configure's to set).
+	AttemptsTTL time.Duration
 }
 
 // Harness is the commands service on an embedded nats-server with a fixed
@@ -102,6 +106,7 @@ func Start(tb testing.TB, o Options) *Harness {
 		o.Policy = Policy()
 	}
 	srv, nc, storeCfg := startNATS(tb, o)
+	storeCfg.AttemptsTTL = o.AttemptsTTL
 	js, err := jetstream.New(nc)
 	if err != nil {
 		tb.Fatal(err)

@@ -567,10 +567,20 @@ func testSnapshots(t *testing.T, newStore NewStoreFunc) {
 	if seq, got, err := snaps.Get(ctx, acc); err != nil || seq != big || string(got) != "v2" {
 		t.Fatalf("Get after overwrite = %d, %q, %v; want %d, v2", seq, got, err, big)
 	}
-	if err := snaps.Put(ctx, acc, 7, nil); err != nil {
+	// A snapshot never goes back: an older one, written late, is dropped
+	// (with a retention, the newer one may be the only record of an
+	// expired attempt's effect).
+	if err := snaps.Put(ctx, acc, 7, []byte("older")); err != nil {
+		t.Fatalf("Put of an older snapshot: %v", err)
+	}
+	if seq, got, err := snaps.Get(ctx, acc); err != nil || seq != big || string(got) != "v2" {
+		t.Fatalf("Get after an older Put = %d, %q, %v; want %d, v2", seq, got, err, big)
+	}
+	acc2 := newAccount()
+	if err := snaps.Put(ctx, acc2, 7, nil); err != nil {
 		t.Fatalf("Put of an empty state: %v", err)
 	}
-	if seq, got, err := snaps.Get(ctx, acc); err != nil || seq != 7 || len(got) != 0 {
+	if seq, got, err := snaps.Get(ctx, acc2); err != nil || seq != 7 || len(got) != 0 {
 		t.Fatalf("Get of an empty state = %d, %q, %v; want 7, empty", seq, got, err)
 	}
 	// Another account's snapshot is separate.
