@@ -34,13 +34,14 @@ func newReplyCache(clk clock.Clock, ttl time.Duration, max int) *replyCache {
 	return &replyCache{clock: clk, ttl: ttl, max: max, items: map[string]cachedReply{}}
 }
 
-// hasRequestID tells whether a request carries a request_id: only those
-// are idempotent (their key is Keys.RequestKey of subject and body).
-func hasRequestID(data []byte) bool {
+// hasRequestID tells whether a request on subject carries a request_id:
+// only those are idempotent (their key is Keys.RequestKey of subject and
+// body).
+func hasRequestID(subject string, data []byte) bool {
 	var probe struct {
 		RequestID string `json:"request_id"`
 	}
-	return len(data) <= MaxRequestBytes && json.Unmarshal(data, &probe) == nil && probe.RequestID != ""
+	return len(data) <= maxRequestBytes(subject) && json.Unmarshal(data, &probe) == nil && probe.RequestID != ""
 }
 
 func (c *replyCache) get(k string) ([]byte, bool) {
