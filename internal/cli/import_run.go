@@ -174,7 +174,7 @@ func runImport(cmd *cobra.Command, path string, o importOptions) error {
 
 	out := cmd.OutOrStdout()
 	bar := newProgress(errw, "import", total)
-	bar.Set(int64(input.base))
+	bar.Start(int64(input.base))
 	n := before
 	var fatal error
 	// Results come in any order; they are reported in the file's order,
