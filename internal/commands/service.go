@@ -181,13 +181,13 @@ func New(cfg Config) (*Service, error) {
 		clock: cfg.Clock, log: cfg.Logger,
 		hashSem:    make(chan struct{}, cfg.HashWorkers),
 		gate:       newKeyGate(),
-		shadows:    newLRU[cachedShadow](cfg.CacheSize),
+		shadows:    newLRU[cachedShadow](cfg.CacheSize, CacheShadows, cfg.Metrics),
 		inflight:   make(chan struct{}, cfg.MaxInFlight),
-		replies:    newReplyCache(cfg.Clock, 2*time.Minute, 10_000),
+		replies:    newReplyCache(cfg.Clock, 2*time.Minute, maxReplies, maxReplyBytes, cfg.Metrics),
 		importJobs: make(chan importJob),
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
-			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
+			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize, CacheAccounts, cfg.Metrics),
 			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics,
 		},
 	}
