@@ -161,7 +161,7 @@ func TestImportBatchBounds(t *testing.T) {
 	}
 }
 
-// A batch of more rows than the instance's import window (256) imports
+// A batch of more rows than the instance's import window (512) imports
 // every row once. A batch retried under its request_id on another
 // instance (which has no reply cached) is answered from what each row
 // recorded: the same accounts, nothing appended.
@@ -184,7 +184,7 @@ func TestImportBatchRetriedElsewhere(t *testing.T) {
 		}
 		return r
 	}
-	large := decode(h.Handle(0, contract.CmdAccountImportBatch, batch(0, 300)))
+	large := decode(h.Handle(0, contract.CmdAccountImportBatch, batch(0, 600)))
 	seen := map[string]bool{}
 	for i, r := range large.Results {
 		if r.Status != contract.StatusRegistered || seen[r.AccountID] {
@@ -192,8 +192,8 @@ func TestImportBatchRetriedElsewhere(t *testing.T) {
 		}
 		seen[r.AccountID] = true
 	}
-	if n := h.StreamCount(); n != 300 {
-		t.Fatalf("stream has %d events for 300 rows", n)
+	if n := h.StreamCount(); n != 600 {
+		t.Fatalf("stream has %d events for 600 rows", n)
 	}
 
 	body := batch(1000, 20)
@@ -205,7 +205,7 @@ func TestImportBatchRetriedElsewhere(t *testing.T) {
 			t.Fatalf("row %d: first %+v, retry %+v", i, a, b)
 		}
 	}
-	if n := h.StreamCount(); n != 320 {
-		t.Fatalf("stream has %d events, want 320: the retry appended", n)
+	if n := h.StreamCount(); n != 620 {
+		t.Fatalf("stream has %d events, want 620: the retry appended", n)
 	}
 }
