@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -134,7 +136,12 @@ func runImport(cmd *cobra.Command, path string, o importOptions) error {
 	defer nc.Close()
 	c := newClient(nc, prefix, "backoffice", o.timeout)
 
-	ctx, cancel := context.WithCancel(cmd.Context())
+	// Ctrl-C (or SIGTERM) stops the import as a lost connection would: the
+	// state file is written, the report printed. A second one kills.
+	sigCtx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-sigCtx.Done(); stop() }()
+	ctx, cancel := context.WithCancel(sigCtx)
 	defer cancel()
 	rows := make(chan importRow, o.batch)
 	results := make(chan []importResult, o.concurrency)

@@ -134,6 +134,9 @@ func (m *CommandMetrics) Hashing(delta int) { m.hashing.Add(float64(delta)) }
 // CacheBound sets a cache's bound (commands.Metrics).
 func (m *CommandMetrics) CacheBound(cache string, max int) {
 	m.cacheMax.WithLabelValues(cache).Set(float64(max))
+	// The cache's series exist from the start, at 0.
+	m.cached.WithLabelValues(cache).Add(0)
+	m.evicted.WithLabelValues(cache).Add(0)
 }
 
 // Cached moves a cache's entries and counts its evictions
