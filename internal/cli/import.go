@@ -132,9 +132,9 @@ func readImportHeader(r *csv.Reader) (map[string]int, error) {
 }
 
 // readImportRows turns each record into a row (or a local refusal). The
-// reader starts after `base` rows, at byte offset `offset` and line `line`
-// of the file (0, 0 and 1 after the header when not resuming... see
-// importInput), so that rows carry the file's own numbers.
+// reader starts after in.base rows, in.offset bytes and in.line lines of
+// the file (all 0 unless resuming: importInput), so that rows carry the
+// file's own order, lines and offsets.
 func readImportRows(ctx context.Context, in importInput, cols map[string]int, rows chan<- importRow) error {
 	r := in.csv
 	for idx := in.base; ; idx++ {
