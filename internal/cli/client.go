@@ -186,6 +186,44 @@ func newRequestID() string {
 	return "authctl-" + hex.EncodeToString(b[:])
 }
 
+// request sends a command's body as it is and returns the reply's message.
+// A timeout or a moment without responders is retried with the same body:
+// the service answers a retry (same request_id) without deciding twice.
+func (c *client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	full := contract.Subjects(c.prefix).Command(subject)
+	// Its span, child of ctx's, goes with the request (internal/tracing);
+	// retries are the same request, under the same span.
+	ctx, span := startSend(ctx, full, subject)
+	defer span.End()
+	req := nats.NewMsg(full)
+	req.Data = data
+	tracing.Inject(ctx, req.Header)
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		msg, err := c.nc.RequestMsgWithContext(rctx, req)
+		cancel()
+		if err == nil {
+			return msg, nil
+		}
+		retry := errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)
+		if !retry || try >= c.tries || ctx.Err() != nil {
+			if errors.Is(err, nats.ErrNoResponders) {
+				return nil, fmt.Errorf("request %s: no commands service answers on %s (is it running?): %w", subject, full, errNoResponders)
+			}
+			return nil, fmt.Errorf("request %s: %w", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// errNoResponders: nothing serves the subject (the service is down, or
+// does not know the command).
+var errNoResponders = errors.New("no responders")
+
 // send sends one command (the subject after "<prefix>.cmd.") and decodes
 // the reply. A timeout or a moment without responders is retried with the
 // same request id: the service answers a retry without deciding twice.
@@ -199,34 +237,9 @@ func (c *client) send(ctx context.Context, subject string, body map[string]any) 
 	if err != nil {
 		return reply{}, err
 	}
-	full := contract.Subjects(c.prefix).Command(subject)
-	// Its span, child of ctx's, goes with the request (internal/tracing);
-	// retries are the same request, under the same span.
-	ctx, span := startSend(ctx, full, subject)
-	defer span.End()
-	req := nats.NewMsg(full)
-	req.Data = data
-	tracing.Inject(ctx, req.Header)
-	var msg *nats.Msg
-	for try := 1; ; try++ {
-		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		msg, err = c.nc.RequestMsgWithContext(rctx, req)
-		cancel()
-		if err == nil {
-			break
-		}
-		retry := errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)
-		if !retry || try >= c.tries || ctx.Err() != nil {
-			if errors.Is(err, nats.ErrNoResponders) {
-				return reply{}, fmt.Errorf("request %s: no commands service answers on %s (is it running?)", subject, full)
-			}
-			return reply{}, fmt.Errorf("request %s: %w", subject, err)
-		}
-		select {
-		case <-ctx.Done():
-			return reply{}, ctx.Err()
-		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
-		}
+	msg, err := c.request(ctx, subject, data)
+	if err != nil {
+		return reply{}, err
 	}
 	var rep reply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {

@@ -9,11 +9,11 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 )
@@ -32,7 +32,10 @@ func newAccountCmd() *cobra.Command {
 
 type importOptions struct {
 	concurrency int
+	batch       int
 	timeout     time.Duration
+	state       string
+	noState     bool
 }
 
 // importColumns are the CSV columns, required unless marked optional.
@@ -43,8 +46,8 @@ func newImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE.csv",
 		Short: "Create accounts from a CSV file, keeping their password hashes",
-		Long: `Send one account.import command per row of a CSV file (FILE "-" reads
-standard input). The header names the columns, in any order:
+		Long: `Create an account per row of a CSV file (FILE "-" reads standard input).
+The header names the columns, in any order:
 
   nir,email,affiliation,password_hash[,email_validated]
 
@@ -54,14 +57,26 @@ argon2id one at the first login (an argon2id hash holds commas: quote it,
 "$argon2id$v=19$m=19456,t=2,p=1$…"). affiliation is active, pending or none;
 email_validated is true or false (true when the column or the cell is empty).
 
-Each refused row is reported with its line number, the service's error code
-and its French message. An account that exists already (account_exists)
-counts as already present, so running the same file again is harmless. The
-last line counts the rows imported, already present and rejected.
+Rows go in account.import_batch requests of --batch rows, --concurrency of
+them in flight; the service decides each row as account.import would
+(--batch 1 sends one account.import per row, for a service that does not
+know account.import_batch). Each refused row is reported with its line
+number, the service's error code and its French message. An account that
+exists already (account_exists) counts as already present, so running the
+same file again is harmless. A progress bar shows on a terminal; the
+report counts the rows imported, already present and rejected, and the
+rate.
+
+Resuming: while it runs, the import keeps in FILE.csv.import-state (or
+--state) how far the file is done, and removes it at the end. Run again
+after a crash or Ctrl-C, it checks that the file's done part is unchanged
+(SHA-256) and goes on after it; the rows sent but not yet recorded there
+are met again and found present. No row creates two accounts: the NIR
+index is the uniqueness check.
 
 Exit status: 0 when no row was rejected, 1 otherwise.`,
 		Example: `  authctl account import comptes.csv
-  authctl account import --concurrency 16 comptes.csv
+  authctl account import --batch 1000 --concurrency 8 comptes.csv
 
   # comptes.csv
   nir,email,affiliation,password_hash,email_validated
@@ -71,135 +86,18 @@ Exit status: 0 when no row was rejected, 1 otherwise.`,
 			if o.concurrency < 1 || o.concurrency > 256 {
 				return usagef("--concurrency: %d is not between 1 and 256", o.concurrency)
 			}
+			if o.batch < 1 || o.batch > commands.MaxImportBatchRows {
+				return usagef("--batch: %d is not between 1 and %d", o.batch, commands.MaxImportBatchRows)
+			}
 			return runImport(cmd, args[0], o)
 		},
 	}
 	cmd.Flags().IntVar(&o.concurrency, "concurrency", 4, "requests in flight at once")
+	cmd.Flags().IntVar(&o.batch, "batch", 500, fmt.Sprintf("rows per account.import_batch request, at most %d; 1: one account.import per row", commands.MaxImportBatchRows))
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for each reply")
+	cmd.Flags().StringVar(&o.state, "state", "", "where to keep how far the import is done (default FILE.csv.import-state; none for standard input)")
+	cmd.Flags().BoolVar(&o.noState, "no-state", false, "neither resume from nor keep a state file")
 	return cmd
-}
-
-// importRow is one data row: its request, or why it cannot be sent.
-type importRow struct {
-	idx  int // 0-based order of the row, for reporting in file order
-	line int
-	body map[string]any
-	bad  *replyError
-}
-
-type importResult struct {
-	idx    int
-	line   int
-	status string // registered, reactivated, exists, rejected
-	err    *replyError
-	fatal  error
-}
-
-type importCounts struct{ imported, reactivated, exists, rejected int }
-
-func runImport(cmd *cobra.Command, path string, o importOptions) error {
-	var in io.Reader
-	var total int64
-	if path == "-" {
-		in = cmd.InOrStdin()
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
-		if _, tty := terminal(cmd.ErrOrStderr()); tty {
-			total = countRecords(path)
-		}
-	}
-	r := csv.NewReader(bufio.NewReader(&boundedLines{r: in, max: maxImportLine}))
-	r.TrimLeadingSpace = true
-	r.ReuseRecord = false
-	cols, err := readImportHeader(r)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-
-	nc, prefix, err := connect(cmd, asBackoffice)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	c := newClient(nc, prefix, "backoffice", o.timeout)
-
-	ctx, cancel := context.WithCancel(cmd.Context())
-	defer cancel()
-	rows := make(chan importRow, o.concurrency)
-	results := make(chan importResult, o.concurrency)
-	var readErr error
-	go func() {
-		defer close(rows)
-		readErr = readImportRows(ctx, r, cols, rows)
-	}()
-	var wg sync.WaitGroup
-	for range o.concurrency {
-		wg.Go(func() {
-			for row := range rows {
-				results <- importOne(ctx, c, row)
-			}
-		})
-	}
-	go func() { wg.Wait(); close(results) }()
-
-	out := cmd.OutOrStdout()
-	bar := newProgress(cmd.ErrOrStderr(), "import", total)
-	var n importCounts
-	var fatal error
-	// Results come in any order; they are reported in the file's order.
-	waiting := map[int]importResult{}
-	next := 0
-	for res := range results {
-		bar.Add(1)
-		waiting[res.idx] = res
-		for {
-			res, ok := waiting[next]
-			if !ok {
-				break
-			}
-			delete(waiting, next)
-			next++
-			switch {
-			case res.fatal != nil:
-				if fatal == nil {
-					fatal = fmt.Errorf("ligne %d: %w", res.line, res.fatal)
-					cancel() // the service cannot be reached: stop here
-				}
-			case res.status == "rejected":
-				n.rejected++
-				bar.Clear()
-				fmt.Fprintf(out, "ligne %d: %s: %s\n", res.line, res.err.Code, res.err.Message)
-			case res.status == "exists":
-				n.exists++
-			case res.status == "reactivated":
-				n.reactivated++
-				n.imported++
-			default:
-				n.imported++
-			}
-		}
-	}
-	bar.Done()
-	summary := fmt.Sprintf("importés : %d, déjà présents : %d, rejetés : %d", n.imported, n.exists, n.rejected)
-	if n.reactivated > 0 {
-		summary += fmt.Sprintf(" (dont %d compte(s) désactivé(s) réactivé(s))", n.reactivated)
-	}
-	fmt.Fprintln(out, summary)
-	if fatal != nil {
-		return &exitError{code: 1, msg: fatal.Error() + " (import interrompu; relancer le même fichier est sans risque)"}
-	}
-	if readErr != nil && !errors.Is(readErr, context.Canceled) {
-		return fmt.Errorf("%s: %w", path, readErr)
-	}
-	if n.rejected > 0 {
-		return silentExit(1)
-	}
-	return nil
 }
 
 // readImportHeader reads the header line and maps each column to its index.
@@ -233,21 +131,26 @@ func readImportHeader(r *csv.Reader) (map[string]int, error) {
 	return cols, nil
 }
 
-// readImportRows turns each record into a request (or a local refusal).
-func readImportRows(ctx context.Context, r *csv.Reader, cols map[string]int, rows chan<- importRow) error {
-	for idx := 0; ; idx++ {
+// readImportRows turns each record into a row (or a local refusal). The
+// reader starts after in.base rows, in.offset bytes and in.line lines of
+// the file (all 0 unless resuming: importInput), so that rows carry the
+// file's own order, lines and offsets.
+func readImportRows(ctx context.Context, in importInput, cols map[string]int, rows chan<- importRow) error {
+	r := in.csv
+	for idx := in.base; ; idx++ {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		row := importRow{idx: idx}
+		row := importRow{idx: idx, end: in.offset + r.InputOffset()}
 		var pe *csv.ParseError
 		switch {
 		case err == nil:
-			row.line, _ = r.FieldPos(0)
-			row.body, row.bad = importBody(rec, cols)
+			line, _ := r.FieldPos(0)
+			row.line = in.line + line
+			row.fields, row.bad = importFields(rec, cols)
 		case errors.As(err, &pe):
-			row.line = pe.StartLine
+			row.line = in.line + pe.StartLine
 			msg := fmt.Sprintf("ligne CSV illisible (%v)", pe.Err)
 			if errors.Is(pe.Err, csv.ErrFieldCount) {
 				msg = fmt.Sprintf("la ligne a %d champs, l'en-tête en a %d", len(rec), len(cols))
@@ -267,7 +170,22 @@ func readImportRows(ctx context.Context, r *csv.Reader, cols map[string]int, row
 	}
 }
 
-func importBody(rec []string, cols map[string]int) (map[string]any, *replyError) {
+// importRowFields are a row's fields as account.import and each row of
+// account.import_batch take them.
+type importRowFields struct {
+	NIR            string `json:"nir"`
+	Email          string `json:"email"`
+	PasswordHash   string `json:"password_hash"`
+	EmailValidated bool   `json:"email_validated"`
+	Affiliation    string `json:"affiliation"`
+}
+
+// size is about the bytes the row takes in a request's JSON.
+func (f importRowFields) size() int {
+	return len(f.NIR) + len(f.Email) + len(f.PasswordHash) + len(f.Affiliation) + 100
+}
+
+func importFields(rec []string, cols map[string]int) (importRowFields, *replyError) {
 	get := func(name string) string {
 		if i, ok := cols[name]; ok && i < len(rec) {
 			return strings.TrimSpace(rec[i])
@@ -280,38 +198,28 @@ func importBody(rec []string, cols map[string]int) (map[string]any, *replyError)
 	case "false", "0", "non", "n", "no":
 		validated = false
 	default:
-		return nil, &replyError{Code: domain.CodeInvalidRequest,
+		return importRowFields{}, &replyError{Code: domain.CodeInvalidRequest,
 			Message: fmt.Sprintf("Requête invalide : le champ « email_validated » doit valoir true ou false (et non %q).", get("email_validated"))}
 	}
-	return map[string]any{
-		"nir": get("nir"), "email": get("email"), "affiliation": get("affiliation"),
-		"password_hash": get("password_hash"), "email_validated": validated,
-	}, nil
+	return importRowFields{NIR: get("nir"), Email: get("email"), Affiliation: get("affiliation"),
+		PasswordHash: get("password_hash"), EmailValidated: validated}, nil
 }
 
+// importOne sends one row as an account.import (--batch 1).
 func importOne(ctx context.Context, c *client, row importRow) importResult {
-	res := importResult{idx: row.idx, line: row.line}
-	if row.bad != nil {
-		res.status, res.err = "rejected", row.bad
-		return res
-	}
+	res := importResult{idx: row.idx, line: row.line, end: row.end}
 	if ctx.Err() != nil {
 		res.fatal = ctx.Err()
 		return res
 	}
-	rep, err := c.send(ctx, contract.CmdAccountImport, row.body)
-	switch {
-	case err != nil:
+	f := row.fields
+	rep, err := c.send(ctx, contract.CmdAccountImport, map[string]any{"nir": f.NIR, "email": f.Email, "affiliation": f.Affiliation,
+		"password_hash": f.PasswordHash, "email_validated": f.EmailValidated})
+	if err != nil {
 		res.fatal = err
-	case rep.OK && rep.Status == contract.StatusReactivated:
-		res.status = "reactivated"
-	case rep.OK:
-		res.status = "registered"
-	case rep.Error.Code == domain.CodeAccountExists:
-		res.status = "exists"
-	default:
-		res.status, res.err = "rejected", rep.Error
+		return res
 	}
+	res.classify(rep.OK, rep.Status, rep.Error)
 	return res
 }
 

@@ -1,25 +1,36 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ameli-auth/authsvc/internal/commands"
+	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
-// An import of good and bad rows, run twice: the second run finds the
-// imported accounts present and rejects the same rows; an imported bcrypt
-// account then logs in with its old password.
+// An import of good and bad rows, run twice (in batches, then one request
+// per row): the second run finds the imported accounts present and
+// rejects the same rows; an imported bcrypt account then logs in with its
+// old password.
 func TestAccountImport(t *testing.T) {
 	e := newTestEnv(t)
 	bc, err := bcrypt.GenerateFromPassword([]byte("ancien-mot-de-passe"), bcrypt.MinCost)
@@ -44,9 +55,9 @@ func TestAccountImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	rejected := regexp.MustCompile(`(?m)^ligne (\d+): ([a-z_]+): (.*)$`)
-	run := func() (runResult, []string) {
+	run := func(flags ...string) (runResult, []string) {
 		t.Helper()
-		res := e.authctl(ctxTimeout(t, 20*time.Second), nil, "account", "import", "--concurrency", "3", csvPath)
+		res := e.authctl(ctxTimeout(t, 20*time.Second), nil, append(append([]string{"account", "import", "--concurrency", "3"}, flags...), csvPath)...)
 		var got []string
 		for _, m := range rejected.FindAllStringSubmatch(res.stdout, -1) {
 			got = append(got, m[1]+" "+m[2])
@@ -78,7 +89,8 @@ func TestAccountImport(t *testing.T) {
 		}
 	}
 
-	second, rej2 := run()
+	// Again, one account.import per row: the same outcome.
+	second, rej2 := run("--batch", "1")
 	t.Logf("second run:\n%s", second.stdout)
 	if second.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", second.code, second.stdout, second.stderr)
@@ -154,4 +166,145 @@ func TestImportLinesAreBounded(t *testing.T) {
 	if code != 1 || !strings.Contains(errw.String(), "dépasse") {
 		t.Fatalf("endless line: exit %d, stderr %q", code, errw.String())
 	}
+}
+
+// cancelAfter is an event store that calls cancel once the n-th append
+// has been asked for: it stops authctl in the middle of an import, as a
+// crash or a Ctrl-C would.
+type cancelAfter struct {
+	eventstore.Store
+	mu     sync.Mutex
+	n      int
+	cancel context.CancelFunc
+}
+
+func (s *cancelAfter) arm(n int, cancel context.CancelFunc) {
+	s.mu.Lock()
+	s.n, s.cancel = n, cancel
+	s.mu.Unlock()
+}
+
+func (s *cancelAfter) Append(ctx context.Context, accountID string, expected uint64, env events.Envelope, msgID string) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	if s.n--; s.n == 0 && s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	return s.Store.Append(ctx, accountID, expected, env, msgID)
+}
+
+// An import stopped in the middle (its context cancelled while batches are
+// in flight) and run again creates every account exactly once: the second
+// run goes on after the rows the state file says are done, finds present
+// those done after it, and removes the state file at the end. A file
+// changed since the interrupted run is not resumed but sent whole, and
+// still creates nothing twice.
+func TestAccountImportResumesAfterACrash(t *testing.T) {
+	store := &cancelAfter{}
+	h := commandstest.Start(t, commandstest.Options{Configure: func(c *commands.Config) {
+		store.Store = c.Store
+		c.Store = store
+	}})
+	e := &testEnv{t: t, h: h, srv: h.Server, nc: h.NC, js: h.JS, store: h.Store, keys: h.Keys, clock: h.Clock}
+	hash := secrets.HashPassword("ancien-mot-de-passe", commandstest.CheapArgon2)
+	dir := t.TempDir()
+	file := func(name string, from, n int) (string, []string) {
+		var b strings.Builder
+		b.WriteString("nir,email,affiliation,password_hash\n")
+		nirs := make([]string, n)
+		for i := range n {
+			nirs[i] = fmt.Sprintf("1%012d", 800_000_000_000+from+i)
+			fmt.Fprintf(&b, "%s,r%d@exemple.fr,active,\"%s\"\n", nirs[i], from+i, hash)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p, nirs
+	}
+	summary := regexp.MustCompile(`importés : (\d+), déjà présents : (\d+), rejetés : (\d+)`)
+	counts := func(out string) (imported, present int) {
+		m := summary.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no summary in\n%s", out)
+		}
+		imported, _ = strconv.Atoi(m[1])
+		present, _ = strconv.Atoi(m[2])
+		if m[3] != "0" {
+			t.Fatalf("rows rejected:\n%s", out)
+		}
+		return imported, present
+	}
+	interrupted := func(path string, after int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		store.arm(after, cancel)
+		res := e.authctl(ctx, nil, "account", "import", "--batch", "50", "--concurrency", "1", path)
+		if res.code != 1 || !strings.Contains(res.stderr, "interrompu") {
+			t.Fatalf("interrupted run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		}
+		st, err := os.ReadFile(path + ".import-state")
+		if err != nil {
+			t.Fatalf("no state file after the interrupted run: %v", err)
+		}
+		// The batch that made the after-th append was in flight; those
+		// before it are done.
+		var saved struct{ Rows int }
+		if err := json.Unmarshal(st, &saved); err != nil || saved.Rows < after-50 || saved.Rows >= after {
+			t.Fatalf("interrupted run:\n%s%sstate: %s", res.stdout, res.stderr, st)
+		}
+	}
+	// once checks that each NIR has one account with one event.
+	once := func(nirs []string) {
+		t.Helper()
+		for _, nir := range nirs {
+			id, err := h.Store.Index().Get(context.Background(), h.Keys.NIRIndexKey(nir))
+			if err != nil {
+				t.Fatalf("NIR %s not imported: %v", nir, err)
+			}
+			if last, err := h.Store.LastSeq(context.Background(), id); err != nil || last == 0 {
+				t.Fatalf("account of %s has no event: %v", nir, err)
+			}
+		}
+	}
+
+	// Stopped at the 150th of 600 accounts, then run again: resumed. With
+	// one batch of 50 in flight at a time, the 150th append comes after
+	// the replies of the first two batches: the state file has at least
+	// 100 rows done, and the third batch is the service's to finish.
+	path, nirs := file("comptes.csv", 0, 600)
+	interrupted(path, 150)
+	res := e.authctl(ctxTimeout(t, 60*time.Second), nil, "account", "import", "--batch", "50", "--concurrency", "2", path)
+	if res.code != 0 || !strings.Contains(res.stdout, "reprise après la ligne") {
+		t.Fatalf("resumed run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if imported, present := counts(res.stdout); imported+present != 600 || imported < 100 {
+		t.Fatalf("resumed run counts %d imported and %d present, want 600 in all (at least the 100 of the first two batches imported)\n%s", imported, present, res.stdout)
+	}
+	if _, err := os.Stat(path + ".import-state"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("state file left after a complete import: %v", err)
+	}
+	if n := h.StreamCount(); n != 600 {
+		t.Fatalf("stream has %d events for 600 accounts", n)
+	}
+	once(nirs)
+
+	// Stopped again on another file, which then changes in its done part:
+	// the state is ignored, the file sent whole, nothing created twice.
+	path, nirs = file("autres.csv", 600, 400)
+	interrupted(path, 175)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "r601@exemple.fr", "r601@exemple.com", 1)), 0o600)
+	res = e.authctl(ctxTimeout(t, 60*time.Second), nil, "account", "import", "--batch", "50", "--concurrency", "2", path)
+	if res.code != 0 || !strings.Contains(res.stderr, "le fichier a changé") || strings.Contains(res.stdout, "reprise") {
+		t.Fatalf("run on a changed file: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if imported, present := counts(res.stdout); imported+present != 400 || present < 100 {
+		t.Fatalf("run on a changed file counts %d imported and %d present, want 400 in all (at least 100 present)\n%s", imported, present, res.stdout)
+	}
+	if n := h.StreamCount(); n != 1000 {
+		t.Fatalf("stream has %d events for 1000 accounts", n)
+	}
+	once(nirs)
 }

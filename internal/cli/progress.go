@@ -11,7 +11,8 @@ import (
 )
 
 // progress is a one-line progress bar on a terminal (standard error),
-// redrawn at most every 100 ms. A nil *progress does nothing, so callers
+// redrawn at most every 100 ms: the count, the share of the total, the
+// time and the rate. A nil *progress does nothing, so callers
 // need not care whether there is a terminal.
 type progress struct {
 	mu     sync.Mutex
@@ -20,6 +21,7 @@ type progress struct {
 	label  string
 	total  int64 // 0: unknown
 	n      int64
+	first  int64 // n when the count began (Start): the rate counts from there
 	start  time.Time
 	drawn  time.Time
 	active bool // a bar is on the line
@@ -97,10 +99,14 @@ func (p *progress) drawLocked(now time.Time) {
 		width = w
 	}
 	elapsed := now.Sub(p.start).Truncate(time.Second)
+	rate := ""
+	if p.n > p.first && now.Sub(p.start) >= time.Second {
+		rate = fmt.Sprintf(" %.0f/s", float64(p.n-p.first)/now.Sub(p.start).Seconds())
+	}
 	var line string
 	if p.total > 0 {
 		n := min(p.n, p.total)
-		tail := fmt.Sprintf(" %d/%d %3d%% %s", p.n, p.total, n*100/p.total, elapsed)
+		tail := fmt.Sprintf(" %d/%d %3d%% %s%s", p.n, p.total, n*100/p.total, elapsed, rate)
 		barW := width - len(p.label) - len(tail) - 4
 		if barW < 10 {
 			barW = 10
@@ -108,13 +114,24 @@ func (p *progress) drawLocked(now time.Time) {
 		fill := int(int64(barW) * n / p.total)
 		line = p.label + " [" + strings.Repeat("=", fill) + strings.Repeat(" ", barW-fill) + "]" + tail
 	} else {
-		line = fmt.Sprintf("%s %d %s", p.label, p.n, elapsed)
+		line = fmt.Sprintf("%s %d %s%s", p.label, p.n, elapsed, rate)
 	}
 	if len(line) >= width {
 		line = line[:width-1]
 	}
 	fmt.Fprint(p.w, "\r"+line+"\033[K")
 	p.active = true
+}
+
+// Start sets the count to n items done before this run (a resumed
+// import's), from which the rate is counted.
+func (p *progress) Start(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.n, p.first, p.start = n, n, time.Now()
+	p.mu.Unlock()
 }
 
 // Set moves the count to n items done.

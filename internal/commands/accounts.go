@@ -361,6 +361,59 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 	return outcome{}, fmt.Errorf("account %s: still conflicting after %d attempts", accountID, maxAttempts)
 }
 
+// create records the first fact of an account whose id this instance has
+// just generated and claimed in the NIR index (claimIndexed returned it):
+// no event, snapshot or cached state of that id can exist yet, so the
+// decision is made on the empty account and appended with expected
+// sequence 0, without the cold load execute would pay (a snapshot get and
+// a stream read, two round trips). The expected sequence still guards it:
+// if another registration of the same NIR met the index entry and appended
+// first, or this very request was recorded already, execute decides again
+// on the account as the stream holds it.
+//
+// keep puts the new state in the cache: a registration, whose holder logs
+// in next. An import does not, so that a bulk import leaves the accounts in
+// use in the cache rather than millions of accounts nobody asked for.
+func (r *accounts) create(ctx context.Context, accountID string, now time.Time, md events.Metadata, cmd domain.Command, keep bool) (outcome, error) {
+	again := func() (outcome, error) {
+		return r.execute(ctx, accountID, now, md, func(domain.Account) (domain.Command, error) { return cmd, nil })
+	}
+	msgID := ""
+	if k := requestKey(ctx); k != "" {
+		msgID = accountID + ":" + k
+	}
+	c := cached{state: domain.Account{ID: accountID}}
+	evs, refusal := r.decider.Decide(c.state, cmd, now)
+	if len(evs) != 1 {
+		return again() // not a creation: the usual path says what it is
+	}
+	env := events.Wrap(accountID, evs[0], now, md)
+	res, err := r.append(ctx, accountID, 0, env, msgID)
+	switch {
+	case errors.Is(err, eventstore.ErrConflict):
+		r.metrics.Conflict(StoreAccount)
+		r.metrics.Retry(RetryConflict)
+		return again()
+	case err != nil:
+		return outcome{}, fmt.Errorf("append %s to account %s: %w", env.Type, accountID, err)
+	case res.Duplicate:
+		return again() // recorded by an earlier try: execute answers from it
+	}
+	r.metrics.Recorded(evs[0], false)
+	c.state = domain.Evolve(c.state, evs[0])
+	c.seq = res.Seq
+	c.sinceSnap = 1
+	c.remember(msgID, res.Seq, now)
+	if keep {
+		unlock := r.lock(accountID)
+		if old, ok := r.cache.get(accountID); !ok || old.seq < c.seq {
+			r.cache.put(accountID, c)
+		}
+		unlock()
+	}
+	return outcome{state: c.state, recorded: evs, refusal: refusal}, nil
+}
+
 // append appends under its own span, whose trace context the store writes
 // into the event's headers (eventstore.JetStream.Append), so the event's
 // consumers continue the trace. The span names the stream and the event's

@@ -21,7 +21,9 @@ func WaitSnapshots(s *Service) { s.accounts.snapshotWG.Wait() }
 // DropCachedStates forgets the account states kept in memory, as a
 // restarted instance would: the next command loads the snapshot and the
 // stream's tail.
-func DropCachedStates(s *Service) { s.accounts.cache = newLRU[cached](s.cfg.CacheSize) }
+func DropCachedStates(s *Service) {
+	s.accounts.cache = newLRU[cached](s.cfg.CacheSize, CacheAccounts, noMetrics{})
+}
 
 // EncodeSnapshot is a snapshot of state as the service writes it, under
 // another state version if asked (for tests of old snapshots).

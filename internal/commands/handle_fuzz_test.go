@@ -77,6 +77,7 @@ func FuzzHandle(f *testing.F) {
 		{contract.CmdAccountRegister, `{"nir":"2 84 03 2A 123 456","email":"a@b.fr","password":"motdepasse-long","email_validated":true,"affiliation":"active"}`},
 		{contract.CmdAccountImport, `{"nir":"1840375123457","email":"a@b.fr","password_hash":"$2a$04$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy","email_validated":false,"affiliation":"active","channel":"backoffice"}`},
 		{contract.CmdAccountImport, `{"nir":"1840375123458","email":"a@b.fr","password_hash":"$argon2id$v=19$m=1048576,t=9,p=4$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA","affiliation":"active","channel":"backoffice"}`},
+		{contract.CmdAccountImportBatch, `{"rows":[{"nir":"1840375123460","email":"a@b.fr","password_hash":"$2a$04$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy","email_validated":true,"affiliation":"active"},{"nir":"` + fuzzNIR + `","email":"a@b.fr","password_hash":"md5:x","email_validated":true,"affiliation":"none"}],"channel":"backoffice","request_id":"b-1"}`},
 		{contract.CmdAccountDeactivate, `{"nir":"` + fuzzNIR + `","channel":"backoffice","reason":"décès"}`},
 		{contract.CmdAccountSetAffiliation, `{"nir":"` + fuzzNIR + `","affiliation":"suspended","channel":"backoffice"}`},
 		{contract.CmdAccountUnlock, `{"account_id":"01GNNA1J5X1V2RZ3E9W5YQ8K6T","nir":"` + fuzzNIR + `","channel":"backoffice"}`},

@@ -37,6 +37,15 @@ type Metrics interface {
 	// Hashing is +1 when a worker starts an argon2id (or bcrypt)
 	// computation and -1 when it ends.
 	Hashing(delta int)
+	// CacheBound is told once, when the service is made, the most
+	// entries each of its caches keeps (CacheAccounts, CacheShadows,
+	// CacheReplies): every cache of the service is bounded, so its memory
+	// does not grow with the accounts or the NIRs it meets (issue 16).
+	CacheBound(cache string, max int)
+	// Cached is told each change of a cache: entries added (negative when
+	// more went than came) and evicted, the entries dropped to stay within
+	// the bound (the least recently used) or because they expired.
+	Cached(cache string, added, evicted int)
 }
 
 // Stores and reasons given to Metrics.
@@ -45,6 +54,10 @@ const (
 	StoreShadow   = "shadow"  // a NIR's shadow state (eventstore.Shadows.Put)
 	RetryConflict = "conflict"
 	RetryStale    = "stale"
+
+	CacheAccounts = "accounts" // account states (Config.CacheSize)
+	CacheShadows  = "shadows"  // shadow states of NIRs without an account (Config.CacheSize)
+	CacheReplies  = "replies"  // replies to requests with a request_id, 2 minutes (replyCache)
 )
 
 // noMetrics is the Metrics of a service configured without any.
@@ -55,3 +68,5 @@ func (noMetrics) Conflict(string)             {}
 func (noMetrics) Retry(string)                {}
 func (noMetrics) HashWaited(time.Duration)    {}
 func (noMetrics) Hashing(int)                 {}
+func (noMetrics) CacheBound(string, int)      {}
+func (noMetrics) Cached(string, int, int)     {}

@@ -102,15 +102,22 @@ func (s *Service) createAccount(ctx context.Context, subject string, c *Common, 
 	// of one NIR, one creates the key, the other finds it and meets the
 	// account (to reactivate it, or to be told it exists). A NIR indexed
 	// under a previous key is met the same way (claimIndexed).
-	accountID, err := s.claimIndexed(ctx, keys, events.NewID(now))
+	claimed := events.NewID(now)
+	accountID, err := s.claimIndexed(ctx, keys, claimed)
 	if err != nil {
 		return s.fail(subject, fmt.Errorf("NIR index: %w", err))
 	}
 	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
 		EmailValidated: validated, PasswordHash: hash, Affiliation: affiliation}
-	out, err := s.accounts.execute(ctx, accountID, now, metadata(c), func(domain.Account) (domain.Command, error) {
-		return cmd, nil
-	})
+	var out outcome
+	if accountID == claimed {
+		// A new account: nothing to load (accounts.create).
+		out, err = s.accounts.create(ctx, accountID, now, metadata(c), cmd, subject == contract.CmdAccountRegister)
+	} else {
+		out, err = s.accounts.execute(ctx, accountID, now, metadata(c), func(domain.Account) (domain.Command, error) {
+			return cmd, nil
+		})
+	}
 	if err != nil {
 		return s.fail(subject, err)
 	}

@@ -13,34 +13,50 @@ import (
 // timeout gets the very reply it missed (with the session token it carried)
 // instead of a decision made again on a changed account. The key is the
 // request's idempotency key (a keyed hash of subject and whole body): only
-// the holder of the identical request can read it.
+// the holder of the identical request can read it. It is bounded both in
+// replies and in bytes (an account.import_batch reply holds a result per
+// row); a reply it dropped early is rebuilt, where it can be, from the fact
+// the request recorded (docs/idempotency.md).
 type replyCache struct {
-	mu    sync.Mutex
-	clock clock.Clock // the service's: a test (or the dev clock) moves expiry with it
-	ttl   time.Duration
-	max   int
-	items map[string]cachedReply
-	order []string // keys, oldest first: with one TTL, insertion order is expiry order
+	mu       sync.Mutex
+	clock    clock.Clock // the service's: a test (or the dev clock) moves expiry with it
+	ttl      time.Duration
+	max      int
+	maxBytes int
+	bytes    int // of the replies and keys held
+	items    map[string]cachedReply
+	order    []string // keys, oldest first: with one TTL, insertion order is expiry order
+	metrics  Metrics
 }
+
+// The reply cache's bounds: 10,000 replies of a few hundred bytes (what
+// two minutes of retries of one instance need), and 32 MiB whatever the
+// replies (a 1,000-row batch's reply is about 80 KB).
+const (
+	maxReplies    = 10_000
+	maxReplyBytes = 32 << 20
+)
 
 type cachedReply struct {
 	body    []byte
 	expires time.Time
 }
 
-// newReplyCache keeps each reply ttl (on clk's time) and at most max
-// replies, the newest.
-func newReplyCache(clk clock.Clock, ttl time.Duration, max int) *replyCache {
-	return &replyCache{clock: clk, ttl: ttl, max: max, items: map[string]cachedReply{}}
+// newReplyCache keeps each reply ttl (on clk's time), and at most max
+// replies and maxBytes, the newest; its changes are told to metrics.
+func newReplyCache(clk clock.Clock, ttl time.Duration, max, maxBytes int, metrics Metrics) *replyCache {
+	metrics.CacheBound(CacheReplies, max)
+	return &replyCache{clock: clk, ttl: ttl, max: max, maxBytes: maxBytes, items: map[string]cachedReply{}, metrics: metrics}
 }
 
-// hasRequestID tells whether a request carries a request_id: only those
-// are idempotent (their key is Keys.RequestKey of subject and body).
-func hasRequestID(data []byte) bool {
+// hasRequestID tells whether a request on subject carries a request_id:
+// only those are idempotent (their key is Keys.RequestKey of subject and
+// body).
+func hasRequestID(subject string, data []byte) bool {
 	var probe struct {
 		RequestID string `json:"request_id"`
 	}
-	return len(data) <= MaxRequestBytes && json.Unmarshal(data, &probe) == nil && probe.RequestID != ""
+	return len(data) <= maxRequestBytes(subject) && json.Unmarshal(data, &probe) == nil && probe.RequestID != ""
 }
 
 func (c *replyCache) get(k string) ([]byte, bool) {
@@ -54,22 +70,44 @@ func (c *replyCache) get(k string) ([]byte, bool) {
 }
 
 // put keeps a reply, dropping from the front the expired ones and, past
-// max, the oldest: O(1) amortised, the newest replies kept.
+// max replies or maxBytes, the oldest: O(1) amortised, the newest replies
+// kept. A reply larger than maxBytes is not kept.
 func (c *replyCache) put(k string, body []byte) {
+	size := len(k) + len(body)
+	if size > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
+	added, evicted := 0, 0
+	if old, dup := c.items[k]; dup {
+		c.bytes -= len(k) + len(old.body)
+	} else {
+		c.order = append(c.order, k)
+		added++
+	}
+	c.items[k] = cachedReply{body: body, expires: now.Add(c.ttl)}
+	c.bytes += size
 	for len(c.order) > 0 {
 		oldest := c.order[0]
 		r, ok := c.items[oldest]
-		if ok && now.Before(r.expires) && len(c.items) < c.max {
+		if ok && now.Before(r.expires) && len(c.items) <= c.max && c.bytes <= c.maxBytes {
 			break
 		}
-		delete(c.items, oldest)
+		if ok {
+			c.bytes -= len(oldest) + len(r.body)
+			delete(c.items, oldest)
+			evicted++
+		}
 		c.order = c.order[1:]
 	}
-	if _, dup := c.items[k]; !dup {
-		c.order = append(c.order, k)
-	}
-	c.items[k] = cachedReply{body: body, expires: now.Add(c.ttl)}
+	c.metrics.Cached(CacheReplies, added-evicted, evicted)
+}
+
+// len is the number of replies held.
+func (c *replyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
 }

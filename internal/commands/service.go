@@ -132,6 +132,11 @@ type Service struct {
 	replies  *replyCache
 	flight   singleflight.Group // identical requests (same key) in flight
 
+	importJobs    chan importJob // rows of account.import_batch, to the import workers
+	importWorkers sync.Once      // starts them at the first batch
+	importStop    sync.Once      // Stop ends them (once: Stop may be called again)
+	importWG      sync.WaitGroup // and Stop waits for them
+
 	micro micro.Service
 	subs  []*nats.Subscription
 
@@ -185,14 +190,15 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, subjects: contract.Subjects(cfg.Prefix), policy: cfg.Policy, keys: cfg.Keys, index: cfg.Index,
 		clock: clock.Millis{Clock: cfg.Clock}, log: cfg.Logger,
-		hashSem:  make(chan struct{}, cfg.HashWorkers),
-		gate:     newKeyGate(),
-		shadows:  newLRU[cachedShadow](cfg.CacheSize),
-		inflight: make(chan struct{}, cfg.MaxInFlight),
-		replies:  newReplyCache(cfg.Clock, 2*time.Minute, 10_000),
+		hashSem:    make(chan struct{}, cfg.HashWorkers),
+		gate:       newKeyGate(),
+		shadows:    newLRU[cachedShadow](cfg.CacheSize, CacheShadows, cfg.Metrics),
+		inflight:   make(chan struct{}, cfg.MaxInFlight),
+		replies:    newReplyCache(cfg.Clock, 2*time.Minute, maxReplies, maxReplyBytes, cfg.Metrics),
+		importJobs: make(chan importJob),
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
-			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize),
+			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize, CacheAccounts, cfg.Metrics),
 			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics, coverAttempts: cfg.AttemptsRetention > 0,
 		},
 	}
@@ -231,6 +237,7 @@ func (s *Service) endpoints() map[string]handler {
 
 		contract.CmdAccountRegister:         s.register,
 		contract.CmdAccountImport:           s.importAccount,
+		contract.CmdAccountImportBatch:      s.importBatch,
 		contract.CmdAccountDeactivate:       s.deactivate,
 		contract.CmdAccountSetAffiliation:   s.setAffiliation,
 		contract.CmdAccountUnlock:           s.unlock,
@@ -281,7 +288,7 @@ func (s *Service) run(ctx context.Context, subject string, h handler, data []byt
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	if !hasRequestID(data) {
+	if !hasRequestID(subject, data) {
 		r := s.runOnce(ctx, subject, h, data)
 		traceOutcome(span, r)
 		return r.body, r.notBefore
@@ -520,6 +527,8 @@ func (s *Service) Stop() error {
 		_ = sub.Unsubscribe()
 	}
 	s.wg.Wait()
+	s.importStop.Do(func() { close(s.importJobs) }) // no batch is left to hand rows out
+	s.importWG.Wait()
 	s.delayWG.Wait()
 	s.accounts.snapshotWG.Wait()
 	return err

@@ -52,12 +52,24 @@ func errorReplyFor(channel string, err error) contract.Failure {
 	}}
 }
 
+// maxRequestBytes is the bound of a request on subject: MaxRequestBytes,
+// or MaxImportBatchBytes for account.import_batch.
+func maxRequestBytes(subject string) int {
+	if subject == contract.CmdAccountImportBatch {
+		return MaxImportBatchBytes
+	}
+	return MaxRequestBytes
+}
+
 // decode reads a request strictly: valid UTF-8, at most MaxRequestBytes, one
 // JSON object, no unknown field, the right types. Every refusal names the
 // field at fault ("body" for the whole payload).
-func decode(data []byte, into request) error {
-	if len(data) > MaxRequestBytes {
-		return domain.InvalidRequest("body", fmt.Sprintf("dépasse la taille maximale de %d octets", MaxRequestBytes))
+func decode(data []byte, into request) error { return decodeMax(data, into, MaxRequestBytes) }
+
+// decodeMax is decode with another bound than MaxRequestBytes.
+func decodeMax(data []byte, into request, max int) error {
+	if len(data) > max {
+		return domain.InvalidRequest("body", fmt.Sprintf("dépasse la taille maximale de %d octets", max))
 	}
 	if !utf8.Valid(data) {
 		return domain.InvalidRequest("body", "n'est pas encodé en UTF-8 valide")

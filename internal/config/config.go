@@ -99,6 +99,7 @@ type Config struct {
 	ProjectorBatch int    // AUTH_PROJECTOR_BATCH: events per projector transaction at most; 0: the projector's default
 	StreamReplicas int    // AUTH_STREAM_REPLICAS: replicas of the streams and the KV buckets the commands service creates (1 to 5)
 	Partitions     int    // AUTH_PARTITIONS: partitions of the events (contract.Layout), 1 to contract.MaxPartitions
+	CommandsCache  int    // AUTH_COMMANDS_CACHE: account states (and shadow states) the commands service keeps in memory; 0: its default
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
@@ -116,7 +117,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag, attemptsRetention string
+	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag, attemptsRetention, commandsCache string
 }
 
 // Setting is one row of the table.
@@ -227,6 +228,15 @@ var settings = []Setting{
 	{Env: EnvPolicy, Flag: "policy", Default: "seed",
 		Help:  "rules profile: seed or strict",
 		Users: []string{nameCommands, nameDev, nameBench}, field: func(c *Config) *string { return &c.PolicyName }},
+	{Env: "AUTH_COMMANDS_CACHE", Flag: "commands-cache", Default: "",
+		Help:  "account states the commands service keeps in memory, and as many states of NIRs without an account (default 100000: about 1 KB each, docs/commands.md)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.commandsCache },
+		show: func(c Config) string {
+			if c.CommandsCache == 0 {
+				return ""
+			}
+			return strconv.Itoa(c.CommandsCache)
+		}},
 	{Env: "AUTH_DEV_CLOCK", Flag: "dev-clock", Default: "0",
 		Help:  "1: serve or follow <prefix>.dev.clock.advance, in any mode; for dev and test deployments only (authctl dev turns it on)",
 		Users: services, field: func(c *Config) *string { return &c.devClock },
@@ -410,6 +420,14 @@ func (c *Config) parse() error {
 			return fmt.Errorf("AUTH_PROJECTOR_BATCH: %q is not a positive number", c.projectorBatch)
 		}
 		c.ProjectorBatch = b
+	}
+	c.CommandsCache = 0
+	if c.commandsCache != "" {
+		n, err := strconv.Atoi(c.commandsCache)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("AUTH_COMMANDS_CACHE: %q is not a positive number", c.commandsCache)
+		}
+		c.CommandsCache = n
 	}
 	c.StreamReplicas = 1
 	if c.streamReplicas != "" {

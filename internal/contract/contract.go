@@ -95,6 +95,7 @@ const (
 
 	CmdAccountRegister         = "account.register"
 	CmdAccountImport           = "account.import"
+	CmdAccountImportBatch      = "account.import_batch"
 	CmdAccountDeactivate       = "account.deactivate"
 	CmdAccountSetAffiliation   = "account.set_affiliation"
 	CmdAccountUnlock           = "account.unlock"
@@ -124,7 +125,7 @@ const CmdDevClockAdvance = "dev.clock.advance"
 func Commands() []string {
 	return []string{
 		CmdLoginPassword, CmdLoginOTPSend, CmdLoginOTPVerify, CmdSessionLogout, CmdSessionCheck,
-		CmdAccountRegister, CmdAccountImport, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics,
+		CmdAccountRegister, CmdAccountImport, CmdAccountImportBatch, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics,
 		CmdPasswordChangeStart, CmdPasswordChangeVerifyCode, CmdPasswordChangeComplete, CmdPasswordResetRequest, CmdPasswordResetComplete,
 		CmdEmailChange, CmdEmailConfirm,
 		CmdBiometricOffer, CmdBiometricEnroll, CmdBiometricChallenge, CmdBiometricLogin,
@@ -138,7 +139,7 @@ func Commands() []string {
 // front-ends) the PublicCommands only. A test keeps the file equal to
 // these lists.
 func BackOfficeCommands() []string {
-	return []string{CmdAccountRegister, CmdAccountImport, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics}
+	return []string{CmdAccountRegister, CmdAccountImport, CmdAccountImportBatch, CmdAccountDeactivate, CmdAccountSetAffiliation, CmdAccountUnlock, CmdAccountRevokeBiometrics}
 }
 
 // IsBackOffice tells whether name is one of BackOfficeCommands.

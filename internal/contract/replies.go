@@ -13,6 +13,7 @@ const (
 	StatusSessionValid      = "session_valid"      // session.check: SessionReply
 	StatusRegistered        = "registered"         // account.register, account.import: AccountReply
 	StatusReactivated       = "reactivated"        // account.register of a deactivated account: AccountReply
+	StatusImported          = "imported"           // account.import_batch: ImportBatchReply, a result per row
 	StatusDeactivated       = "deactivated"        // account.deactivate: AccountReply with deactivated_at
 	StatusAffiliationSet    = "affiliation_set"    // account.set_affiliation: AccountReply
 	StatusUnlocked          = "unlocked"           // account.unlock: AccountReply
@@ -33,7 +34,7 @@ const (
 func Statuses() []string {
 	return []string{
 		StatusOTPRequired, StatusOTPSent, StatusAuthenticated, StatusLoggedOut, StatusSessionValid,
-		StatusRegistered, StatusReactivated, StatusDeactivated, StatusAffiliationSet, StatusUnlocked, StatusBiometricsRevoked,
+		StatusRegistered, StatusReactivated, StatusImported, StatusDeactivated, StatusAffiliationSet, StatusUnlocked, StatusBiometricsRevoked,
 		StatusClockAdvanced,
 		StatusCodeSent, StatusCodeVerified, StatusPasswordChanged, StatusEmailChanged, StatusResetRequested, StatusPasswordReset,
 		StatusOfferRecorded, StatusBiometricEnrolled, StatusChallengeIssued,
@@ -110,6 +111,26 @@ type AccountReply struct {
 	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"` // deactivated only, UTC, whole seconds
 }
 
+// ImportBatchReply answers account.import_batch (status imported): one
+// result per row of the request, in its order, each the reply
+// account.import gives that row alone (registered or reactivated with the
+// account, or the refusal: invalid_request naming the field,
+// account_exists, unavailable...). A batch is not atomic: each row is
+// decided on its own.
+type ImportBatchReply struct {
+	Done
+	Results []ImportResult `json:"results,omitempty"`
+}
+
+// ImportResult is one row's outcome in an ImportBatchReply: AccountReply's
+// or Failure's fields, in the wire's order.
+type ImportResult struct {
+	OK        bool       `json:"ok"`
+	Status    string     `json:"status,omitempty"`
+	AccountID string     `json:"account_id,omitempty"`
+	Error     *ErrorBody `json:"error,omitempty"`
+}
+
 // ChangeReply answers a credential change that sends a code (code_sent:
 // where it went and until when) or confirms a new address (email_changed:
 // the new masked address).
@@ -174,19 +195,20 @@ type AnyReply struct {
 	OK     bool   `json:"ok"`
 	Status string `json:"status,omitempty"`
 
-	LoginID              string     `json:"login_id,omitempty"`
-	MaskedEmail          string     `json:"masked_email,omitempty"`
-	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
-	Message              string     `json:"message,omitempty"`
-	AccountID            string     `json:"account_id,omitempty"`
-	Session              *Session   `json:"session,omitempty"`
-	OfferBiometric       *bool      `json:"offer_biometric,omitempty"`
-	DeviceToken          string     `json:"device_token,omitempty"`
-	DeviceTokenExpiresAt *time.Time `json:"device_token_expires_at,omitempty"`
-	DeactivatedAt        *time.Time `json:"deactivated_at,omitempty"`
-	Challenge            string     `json:"challenge,omitempty"`
-	Now                  *time.Time `json:"now,omitempty"`
-	PreviousLoginAt      *time.Time `json:"previous_login_at,omitempty"`
+	LoginID              string         `json:"login_id,omitempty"`
+	MaskedEmail          string         `json:"masked_email,omitempty"`
+	ExpiresAt            *time.Time     `json:"expires_at,omitempty"`
+	Message              string         `json:"message,omitempty"`
+	AccountID            string         `json:"account_id,omitempty"`
+	Session              *Session       `json:"session,omitempty"`
+	OfferBiometric       *bool          `json:"offer_biometric,omitempty"`
+	DeviceToken          string         `json:"device_token,omitempty"`
+	DeviceTokenExpiresAt *time.Time     `json:"device_token_expires_at,omitempty"`
+	DeactivatedAt        *time.Time     `json:"deactivated_at,omitempty"`
+	Challenge            string         `json:"challenge,omitempty"`
+	Now                  *time.Time     `json:"now,omitempty"`
+	PreviousLoginAt      *time.Time     `json:"previous_login_at,omitempty"`
+	Results              []ImportResult `json:"results,omitempty"`
 
 	Error *ErrorBody `json:"error,omitempty"`
 }

@@ -224,7 +224,7 @@ type Notifier struct {
 
 	// Mails the SMTP server accepted but whose record could not be
 	// written yet: a redelivery to this process writes it instead of
-	// sending again.
+	// sending again. Bounded: rememberUnrecorded.
 	mu             sync.Mutex
 	pendingRecords map[string]unrecorded
 }
@@ -692,12 +692,38 @@ func (n *Notifier) markSent(ctx context.Context, eventID, messageID string, at t
 		case <-time.After(wait):
 			wait = min(2*wait, 2*time.Second)
 		case <-ctx.Done():
-			n.mu.Lock()
-			n.pendingRecords[eventID] = unrecorded{messageID: messageID, at: at}
-			n.mu.Unlock()
+			n.rememberUnrecorded(eventID, unrecorded{messageID: messageID, at: at})
 			return err
 		}
 	}
+}
+
+// Bounds of the mails remembered as sent but not recorded (markSent): a
+// redelivery may go to another replica and never come back here, so an
+// entry goes after a day (its claim ran out long before, and the other
+// replica has dealt with the event), and at most maxUnrecorded are kept
+// (past it, a redelivery here sends the mail again, as after a crash).
+const (
+	maxUnrecorded = 10_000
+	unrecordedTTL = 24 * time.Hour
+)
+
+// rememberUnrecorded keeps a mail sent but not recorded, within the bounds.
+func (n *Notifier) rememberUnrecorded(eventID string, u unrecorded) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.pendingRecords) >= maxUnrecorded {
+		for id, old := range n.pendingRecords {
+			if n.cfg.Clock.Now().Sub(old.at) > unrecordedTTL {
+				delete(n.pendingRecords, id)
+			}
+		}
+	}
+	if len(n.pendingRecords) >= maxUnrecorded {
+		n.log.Warn("too many mails sent but not recorded: this one is not remembered, a redelivery would send it again", "max", maxUnrecorded)
+		return
+	}
+	n.pendingRecords[eventID] = u
 }
 
 // recordPending writes the record of a mail sent earlier by this process

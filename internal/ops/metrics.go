@@ -32,6 +32,9 @@ type CommandMetrics struct {
 	retries   *prometheus.CounterVec
 	hashWait  prometheus.Histogram
 	hashing   prometheus.Gauge
+	cacheMax  *prometheus.GaugeVec
+	cached    *prometheus.GaugeVec
+	evicted   *prometheus.CounterVec
 }
 
 // NewCommandMetrics registers the commands' metrics on reg.
@@ -75,8 +78,21 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 			Name: "auth_hashes_in_flight",
 			Help: "Password hashes (argon2id, or bcrypt of imported accounts) being computed now.",
 		}),
+		cacheMax: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auth_cache_max_entries",
+			Help: "The most entries a cache of the commands service keeps, by cache: accounts (account states), shadows (NIRs without an account), replies (replies to retried requests).",
+		}, []string{"cache"}),
+		cached: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auth_cache_entries",
+			Help: "Entries a cache of the commands service holds now, by cache (at most auth_cache_max_entries).",
+		}, []string{"cache"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auth_cache_evictions_total",
+			Help: "Entries dropped from a cache of the commands service to stay within its bound (the least recently used) or because they expired, by cache.",
+		}, []string{"cache"}),
 	}
-	reg.MustRegister(m.total, m.duration, m.appended, m.lockouts, m.codes, m.conflicts, m.retries, m.hashWait, m.hashing)
+	reg.MustRegister(m.total, m.duration, m.appended, m.lockouts, m.codes, m.conflicts, m.retries, m.hashWait, m.hashing,
+		m.cacheMax, m.cached, m.evicted)
 	return m
 }
 
@@ -114,6 +130,25 @@ func (m *CommandMetrics) HashWaited(d time.Duration) { m.hashWait.Observe(d.Seco
 
 // Hashing moves the hashes in flight (commands.Metrics).
 func (m *CommandMetrics) Hashing(delta int) { m.hashing.Add(float64(delta)) }
+
+// CacheBound sets a cache's bound (commands.Metrics).
+func (m *CommandMetrics) CacheBound(cache string, max int) {
+	m.cacheMax.WithLabelValues(cache).Set(float64(max))
+	// The cache's series exist from the start, at 0.
+	m.cached.WithLabelValues(cache).Add(0)
+	m.evicted.WithLabelValues(cache).Add(0)
+}
+
+// Cached moves a cache's entries and counts its evictions
+// (commands.Metrics).
+func (m *CommandMetrics) Cached(cache string, added, evicted int) {
+	if added != 0 {
+		m.cached.WithLabelValues(cache).Add(float64(added))
+	}
+	if evicted > 0 {
+		m.evicted.WithLabelValues(cache).Add(float64(evicted))
+	}
+}
 
 // LockoutKind is the kind of block a fact records, "" if it blocks
 // nothing: the fact that reaches a limit carries the block itself (one

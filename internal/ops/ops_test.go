@@ -379,6 +379,15 @@ func TestCommandMetricsFollowTheDecisions(t *testing.T) {
 		t.Errorf("%v hashes in flight after the last reply", got)
 	}
 
+	// The caches: each instance's bound (the two share the metrics), the
+	// account in the caches, the unknown NIR's shadow state.
+	if got := val("auth_cache_max_entries", "cache", commands.CacheAccounts); got != 100_000 {
+		t.Errorf("accounts cache bound %v, want 100000", got)
+	}
+	if a, s := val("auth_cache_entries", "cache", commands.CacheAccounts), val("auth_cache_entries", "cache", commands.CacheShadows); a < 1 || a > 2 || s < 1 || s > 2 {
+		t.Errorf("cache entries: %v accounts, %v shadows; want 1 or 2 each (one per instance that met them)", a, s)
+	}
+
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 	code, body := get(t, srv, "/metrics")

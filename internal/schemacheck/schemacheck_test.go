@@ -433,6 +433,12 @@ func TestCommandExamples(t *testing.T) {
 		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + f.phc + `","email_validated":true,"affiliation":"active"}`, true},
 		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"md5:abc","email_validated":true,"affiliation":"active"}`, false},
 		{"account.import", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password":"Motdepasse-2023","email_validated":true,"affiliation":"active"}`, false},
+		{"account.import_batch", `{"rows":[{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + bcryptHash + `","email_validated":true,"affiliation":"active"},{"nir":"1 84 03 75 123 456","email":"a@b.fr","password_hash":"` + f.phc + `","email_validated":false,"affiliation":"none"}],` + common + `}`, true},
+		{"account.import_batch", `{"rows":[]}`, false},
+		{"account.import_batch", `{}`, false},
+		{"account.import_batch", `{"rows":[{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"md5:abc","email_validated":true,"affiliation":"active"}]}`, false},
+		{"account.import_batch", `{"rows":[{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + bcryptHash + `","email_validated":true,"affiliation":"active","password":"x"}]}`, false},
+		{"account.import_batch", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password_hash":"` + bcryptHash + `","email_validated":true,"affiliation":"active"}`, false},
 		{"session.logout", `{"session":"` + acc + `.token"}`, true},
 		{"session.logout", `{"session":""}`, false},
 		{"account.register", `{"nir":"2690549588157","email":"valerie@yahoo.fr","password":"Motdepasse-2023","email_validated":false,"affiliation":"pending","channel":"backoffice"}`, true},
@@ -491,6 +497,11 @@ func TestReplies(t *testing.T) {
 		{OK: true, Status: "challenge_issued", Challenge: f.challenge, ExpiresAt: utc(t0.Add(2 * time.Minute))},
 		{OK: true, Status: "authenticated", AccountID: f.accountID, Session: session, OfferBiometric: &no},
 		{OK: true, Status: "biometrics_revoked", AccountID: f.accountID},
+		{OK: true, Status: "imported", Results: []contract.ImportResult{
+			{OK: true, Status: "registered", AccountID: f.accountID},
+			{OK: true, Status: "reactivated", AccountID: f.accountID},
+			{Error: &contract.ErrorBody{Code: domain.CodeAccountExists, Message: (&domain.Error{Code: domain.CodeAccountExists}).Message()}},
+			{Error: &contract.ErrorBody{Code: domain.CodeInvalidRequest, Message: "m", Field: "password_hash"}}}},
 	}
 	for _, rep := range okReplies {
 		raw := encode(t, rep)
@@ -586,6 +597,10 @@ func TestReplies(t *testing.T) {
 		"unknown reason":               `{"ok":false,"error":{"code":"biometric_failed","message":"m","reason":"bad_luck"}}`,
 		"not JSON":                     `{"ok":true,`,
 		"two objects":                  `{"ok":true,"status":"logged_out"} {}`,
+		"imported without results":     `{"ok":true,"status":"imported"}`,
+		"results elsewhere":            `{"ok":true,"status":"registered","account_id":"` + f.accountID + `","results":[{"ok":true,"status":"registered","account_id":"` + f.accountID + `"}]}`,
+		"a result without its account": `{"ok":true,"status":"imported","results":[{"ok":true,"status":"registered"}]}`,
+		"results in a result":          `{"ok":true,"status":"imported","results":[{"ok":true,"status":"imported","results":[{"ok":true,"status":"registered","account_id":"` + f.accountID + `"}]}]}`,
 	} {
 		wantInvalidReply := schemacheck.ValidateReply([]byte(raw))
 		if wantInvalidReply == nil {
