@@ -100,20 +100,7 @@ func writeClusterBanner(out io.Writer, c *app.Cluster, truth app.DemoTruth, crea
 	fmt.Fprintf(out, "  Processus     %s (pages ops de chacun ; adresses dans %s)\n", c.PageURL, app.ClusterStatePath(c.Config.VarDir))
 	fmt.Fprintf(out, "  Comptes NATS  ceux de deploy/nats/users.conf ; mots de passe dans %s/\n",
 		filepath.Dir(app.ClusterNATSPasswordFile(c.Config.VarDir, "admin")))
-	state := "existant"
-	if created {
-		state = "créé"
-	}
-	switch truth.Hidden {
-	case "":
-		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe %s (%s)\n", truth.NIR, truth.Password, state)
-	case "changed":
-		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe changé depuis sa création : non affiché\n", truth.NIR)
-	case "deactivated":
-		fmt.Fprintf(out, "  Compte démo   NIR %s, compte désactivé\n", truth.NIR)
-	default:
-		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe inconnu de cette grappe : non affiché\n", truth.NIR)
-	}
+	writeDemoLine(out, truth, created, "cette grappe")
 	fmt.Fprintf(out, "\nSe connecter : %s/connexion avec ce NIR et ce mot de passe ; le code de sécurité\n", c.WebURL)
 	fmt.Fprintf(out, "s'affiche ici (ligne du mail) et dans les mails reçus. Ou, dans un autre terminal :\n")
 	fmt.Fprintf(out, "  bin/authctl login        (authctl trouve la grappe par %s)\n", app.ClusterStatePath(c.Config.VarDir))

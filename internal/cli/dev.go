@@ -106,6 +106,18 @@ func writeBanner(out io.Writer, d *app.Dev, truth app.DemoTruth, created bool) {
 	if off := d.Clock.Offset(); off > 0 {
 		fmt.Fprintf(out, "  Horloge dev   %s d'avance : il est %s (heure de Paris)\n", off, stampParis(d.Clock.Now()))
 	}
+	writeDemoLine(out, truth, created, "ce mode dev")
+	fmt.Fprintf(out, "\nDans un autre terminal (authctl trouve ce mode dev par %s) :\n", app.DevStatePath(d.Config.VarDir))
+	fmt.Fprintf(out, "  go run ./cmd/authctl login\n")
+	fmt.Fprintf(out, "  go run ./cmd/authctl req dev.clock.advance '{\"seconds\":900}'\n")
+	fmt.Fprintf(out, "  go run ./cmd/authctl projections status\n")
+	fmt.Fprintf(out, "Ailleurs : --nats-url %s.\nCtrl-C pour arrêter.\n\n", url)
+}
+
+// writeDemoLine is the banner's line about the demo account: its NIR, and
+// its password while it still opens the account. where names the stack
+// ("ce mode dev", "cette grappe") for a password it does not know.
+func writeDemoLine(out io.Writer, truth app.DemoTruth, created bool, where string) {
 	state := "existant"
 	if created {
 		state = "créé"
@@ -118,11 +130,6 @@ func writeBanner(out io.Writer, d *app.Dev, truth app.DemoTruth, created bool) {
 	case "deactivated":
 		fmt.Fprintf(out, "  Compte démo   NIR %s, compte désactivé\n", truth.NIR)
 	default:
-		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe inconnu de ce mode dev : non affiché\n", truth.NIR)
+		fmt.Fprintf(out, "  Compte démo   NIR %s, mot de passe inconnu de %s : non affiché\n", truth.NIR, where)
 	}
-	fmt.Fprintf(out, "\nDans un autre terminal (authctl trouve ce mode dev par %s) :\n", app.DevStatePath(d.Config.VarDir))
-	fmt.Fprintf(out, "  go run ./cmd/authctl login\n")
-	fmt.Fprintf(out, "  go run ./cmd/authctl req dev.clock.advance '{\"seconds\":900}'\n")
-	fmt.Fprintf(out, "  go run ./cmd/authctl projections status\n")
-	fmt.Fprintf(out, "Ailleurs : --nats-url %s.\nCtrl-C pour arrêter.\n\n", url)
 }
