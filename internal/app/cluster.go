@@ -445,12 +445,9 @@ func (c *Cluster) jetStreamReady(ctx context.Context, client *http.Client) error
 	return nil
 }
 
+// getJSON decodes the JSON of a 200 answer to a GET of url into v.
 func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	res, err := client.Do(req)
+	res, err := get(ctx, client, url)
 	if err != nil {
 		return err
 	}
@@ -462,6 +459,15 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any) error 
 		return fmt.Errorf("%s: %w", url, err)
 	}
 	return nil
+}
+
+// get is a GET of url under ctx; the caller closes the body.
+func get(ctx context.Context, client *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return client.Do(req)
 }
 
 func (c *Cluster) addProcess(name, bin string, args, env []string, readyURL, opsURL string) {

@@ -162,11 +162,7 @@ func (p *ClusterProcess) exitErrLocked() error {
 }
 
 func getOK(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	res, err := client.Do(req)
+	res, err := get(ctx, client, url)
 	if err != nil {
 		return err
 	}
