@@ -161,6 +161,15 @@ func Scale(ctx context.Context, o ScaleOptions) (res ScaleResult, err error) {
 	s := &scaleRun{runner: &runner{opts: Options{DatabaseURL: o.DatabaseURL, Progress: o.Progress, Logger: o.Logger}, res: &Result{}}, o: o}
 	defer func() {
 		s.stopAll()
+		if s.cmd != nil {
+			select {
+			case <-s.exited:
+			default:
+				if _, serr := s.stopServer(syscall.SIGTERM); serr != nil && err == nil {
+					err = serr
+				}
+			}
+		}
 		if cerr := s.close(); cerr != nil && err == nil {
 			err = cerr
 		}
