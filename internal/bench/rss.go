@@ -64,8 +64,11 @@ func (p *peaks) observe() float64 {
 func highWaterMB() float64 { return statusMB("VmHWM:") }
 
 // statusMB reads a field of /proc/self/status, in MiB.
-func statusMB(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+func statusMB(field string) float64 { return statusFileMB("/proc/self/status", field) }
+
+// statusFileMB reads a field of a /proc status file, in MiB.
+func statusFileMB(path, field string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		// Not Linux: what the Go runtime holds from the system.
 		var m runtime.MemStats

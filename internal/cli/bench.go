@@ -27,6 +27,7 @@ func newBenchCmd() *cobra.Command {
 		memProfile    string
 		only          []string
 		logLevel      string
+		scale         bench.ScaleOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -47,13 +48,35 @@ default are not used here) and --database-url point it at servers: it then
 works on streams, consumers and a database of its own, and removes them.
 
 It prints a table (field, value, target, met?) and, with --json, one JSON
-object alone on the last line. docs/bench.md has the results and the profile.`,
+object alone on the last line. docs/bench.md has the results and the profile.
+
+--scale N runs the scale benchmark instead (docs/scale.md, "Measured"): a
+nats-server process of its own (--nats-server, the pinned version built by
+go build -o bin/ github.com/nats-io/nats-server/v2), N accounts imported
+through account.import_batch, and at --scale-baseline and at N: bytes on disk,
+the server's memory, its restart after a clean stop and after kill -9, cold
+logins (p50, p99 and their ratio); then the projector's catch-up on a fresh
+database.`,
 		Example: `  authctl bench
   authctl bench --quick
   authctl bench --json
-  authctl bench --only otp --cpuprofile otp.pprof`,
+  authctl bench --only otp --cpuprofile otp.pprof
+  go build -o bin/ github.com/nats-io/nats-server/v2 && authctl bench --scale 1000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scale.Accounts > 0 {
+				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				scale.DatabaseURL, scale.Progress = databaseURL, cmd.ErrOrStderr()
+				if logLevel != "" {
+					scale.Logger = app.NewLogger(logLevel, config.LogText)
+				}
+				res, err := bench.Scale(ctx, scale)
+				if err != nil {
+					return err
+				}
+				return bench.WriteScaleReport(cmd.OutOrStdout(), res, asJSON)
+			}
 			cfg, err := config.Load(config.Bench.Name, nil, io.Discard)
 			if err != nil {
 				return err
@@ -123,6 +146,13 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.StringSliceVar(&only, "only", nil, "run only these phases: "+strings.Join(bench.AllPhases, ", "))
 	f.StringVar(&logLevel, "log-level", "", "show the components' logs at this level (debug, info, warn, error)")
+	f.IntVar(&scale.Accounts, "scale", 0, "run the scale benchmark with this many accounts (docs/scale.md) instead of the other phases")
+	f.IntVar(&scale.Baseline, "scale-baseline", 10_000, "--scale: the size the figures at N are compared with")
+	f.StringVar(&scale.NATSServer, "nats-server", "bin/nats-server", "--scale: the nats-server executable, run as a process of its own")
+	f.StringVar(&scale.Dir, "scale-dir", "", "--scale: where the server's store goes (default: the temporary directory); removed at the end")
+	f.IntVar(&scale.Partitions, "partitions", 1, "--scale: AUTH_PARTITIONS of the stream layout")
+	f.IntVar(&scale.Logins, "scale-logins", 500, "--scale: cold logins timed at each size")
+	f.BoolVar(&scale.SkipProjector, "skip-projector", false, "--scale: leave out the projector's catch-up")
 	return cmd
 }
 

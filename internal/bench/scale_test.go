@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ameli-auth/authsvc/internal/pgtest"
+)
+
+// asNATSServer makes the test binary a nats-server (the scale run starts
+// its server as a process of its own: this binary, with the same pinned
+// server, needs no build).
+const asNATSServer = "AUTHBENCH_TEST_AS_NATS_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asNATSServer) == "1" {
+		fs := flag.NewFlagSet("nats-server", flag.ExitOnError)
+		opts, err := server.ConfigureOptions(fs, os.Args[1:], server.PrintServerAndExit, fs.Usage, server.PrintTLSHelpAndDie)
+		if err != nil {
+			server.PrintAndDie(err.Error())
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			server.PrintAndDie(err.Error())
+		}
+		s.ConfigureLogger()
+		if err := server.Run(s); err != nil {
+			server.PrintAndDie(err.Error())
+		}
+		s.WaitForShutdown()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestScaleMeasuresEveryFigure runs the scale benchmark, tiny (2,000
+// accounts against 500), on a nats-server process and the test Postgres,
+// and checks that every figure was measured: the store grew with the
+// accounts, both restarts came back, the logins were timed at both sizes
+// and the projector caught up with every event; and that the report
+// prints them with the JSON last.
+func TestScaleMeasuresEveryFigure(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	res, err := Scale(ctx, ScaleOptions{Accounts: 2000, Baseline: 500, Logins: 50, NATSServer: os.Args[0],
+		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), DatabaseURL: db, Progress: &progress})
+	if err != nil {
+		t.Fatalf("scale: %v\n%s", err, progress.String())
+	}
+	b, n := res.Baseline, res.AtN
+	if b.Accounts != 500 || n.Accounts != 2000 {
+		t.Fatalf("points at %d and %d accounts, want 500 and 2000", b.Accounts, n.Accounts)
+	}
+	if res.ImportPerS <= 0 || n.DiskBytes <= b.DiskBytes || res.DiskPerAccount <= 0 {
+		t.Errorf("import %.0f/s, disk %d -> %d bytes: want a rate and a growing store", res.ImportPerS, b.DiskBytes, n.DiskBytes)
+	}
+	for _, p := range []ScalePoint{b, n} {
+		if p.ServerRSSMB <= 0 || p.RestartRSSMB <= 0 || p.CleanStartS <= 0 || p.KillStartS <= 0 || p.LoginP50Ms <= 0 || p.LoginP99Ms < p.LoginP50Ms {
+			t.Errorf("point %+v: a figure is missing", p)
+		}
+	}
+	if res.LoginP99Ratio <= 0 {
+		t.Errorf("p99 ratio %v", res.LoginP99Ratio)
+	}
+	// 2,000 registrations and 100 logins (one attempt each, at least).
+	if res.ProjectorEvents < 2100 || res.ProjectorPerS <= 0 {
+		t.Errorf("projector caught up with %d events at %.0f/s, want at least 2,100", res.ProjectorEvents, res.ProjectorPerS)
+	}
+	var out bytes.Buffer
+	if err := WriteScaleReport(&out, res, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var back ScaleResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back.AtN.Accounts != 2000 {
+		t.Errorf("last line %q: not the result's JSON (%v)", lines[len(lines)-1], err)
+	}
+	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "projector catch-up"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
