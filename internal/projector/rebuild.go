@@ -35,6 +35,9 @@ type RebuildResult struct {
 	Duration   time.Duration // replay and swap
 }
 
+// rebuildApplication is the application_name of a rebuild's session.
+const rebuildApplication = "authsvc-projector rebuild"
+
 // ErrRebuildRunning: another rebuild holds the rebuild lock.
 var ErrRebuildRunning = errors.New("another rebuild is running")
 
@@ -68,7 +71,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("AUTH_DATABASE_URL: %w", err)
 	}
-	pgcfg.RuntimeParams["application_name"] = "authsvc-projector rebuild"
+	pgcfg.RuntimeParams["application_name"] = rebuildApplication
 	sessionSettings(pgcfg)
 	conn, err := pgx.ConnectConfig(ctx, pgcfg)
 	if err != nil {
