@@ -54,6 +54,12 @@ object alone on the last line. docs/bench.md has the results and the profile.`,
   authctl bench --only otp --cpuprofile otp.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The phases run on streams of their own, one partition each:
+			// the figures would not be those of the layout asked for.
+			if p, _ := cmd.Flags().GetString("partitions"); strings.TrimSpace(p) != "" && strings.TrimSpace(p) != "1" {
+				return usagef("--partitions (AUTH_PARTITIONS) %s: authctl bench measures one partition, on streams of its own; "+
+					"unset it (appends over N partitions: go test -run '^$' -bench PartitionedAppendOnCluster ./internal/eventstore, docs/scale.md)", p)
+			}
 			cfg, err := config.Load(config.Bench.Name, nil, io.Discard)
 			if err != nil {
 				return err

@@ -48,3 +48,13 @@ func TestNATSUsersPrintsTheCommittedFiles(t *testing.T) {
 		t.Errorf("65 partitions: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// authctl bench measures one partition on streams of its own: asked for
+// more, it says so instead of printing figures of another layout.
+func TestBenchRefusesPartitions(t *testing.T) {
+	var out, errw syncBuffer
+	code := Run(ctxTimeout(t, 10*time.Second), []string{"--partitions", "4", "bench", "--quick"}, strings.NewReader(""), &out, &errw)
+	if code != 2 || !strings.Contains(errw.String(), "authctl bench measures one partition") {
+		t.Fatalf("exit %d: %s", code, errw.String())
+	}
+}
