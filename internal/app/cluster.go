@@ -25,12 +25,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ameli-auth/authsvc/deploy"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/natsusers"
 )
 
 // The local cluster (`make cluster`, `authctl dev --cluster`) runs the
@@ -224,15 +224,20 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	}
 	c.NATSURL = strings.Join(clientURLs, ",")
 
-	// The NATS users: deploy/nats/users.conf, written again at every start
-	// (the one of this build), included by every node; their passwords,
-	// kept from the first start, in the nodes' environment as in
+	// The NATS users: deploy/nats/users.conf, or the file of
+	// AUTH_PARTITIONS (natsusers, the files of deploy/nats), written again
+	// at every start (the one of this build), included by every node; their
+	// passwords, kept from the first start, in the nodes' environment as in
 	// docker-compose.yml.
 	passwords, err := clusterNATSPasswords(cfg.VarDir)
 	if err != nil {
 		return c, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.conf"), deploy.NATSUsers, 0o600); err != nil {
+	users, err := natsusers.Conf(cfg.Layout())
+	if err != nil {
+		return c, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.conf"), users, 0o600); err != nil {
 		return c, fmt.Errorf("write the NATS users: %w", err)
 	}
 	var nodeEnv []string
@@ -261,6 +266,7 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	common := []string{
 		"AUTH_MODE=" + config.ModeProduction, "AUTH_NATS_URL=" + c.NATSURL, "AUTH_SUBJECT_PREFIX=" + cfg.Prefix,
 		"AUTH_LOG_LEVEL=" + cfg.LogLevel, "AUTH_STREAM_REPLICAS=" + strconv.Itoa(clusterReplicas),
+		config.EnvPartitions + "=" + strconv.Itoa(max(cfg.Partitions, 1)),
 	}
 	key := "AUTH_SECRET_KEY_FILE=" + filepath.Join(cfg.VarDir, "secret.key")
 	if cfg.SecretKey != "" {

@@ -20,10 +20,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ameli-auth/authsvc/deploy"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/natsusers"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 )
 
@@ -239,7 +239,11 @@ func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(node.config()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.conf"), deploy.NATSUsers, 0o600); err != nil { // as StartCluster does
+	users, err := natsusers.Conf(contract.Layout{}) // as StartCluster does
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.conf"), users, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	local, err := server.ProcessConfigFile(conf)

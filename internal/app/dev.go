@@ -22,7 +22,6 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
-	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/devpg"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/ops"
@@ -197,8 +196,8 @@ func (d *Dev) serveHTTP(cfg config.Config) error {
 	}
 	d.Page = ops.New(ops.Config{Component: "dev", Registry: d.Metrics,
 		NATS: []*nats.Conn{d.NATS.Conn, d.Web.conn, d.Notifier.conn}, Ping: pool.Ping,
-		Stream:    ops.StreamCheck(d.NATS.JS, contract.EventsStream),
-		Consumers: []ops.Consumer{projectorLag(pool, d.NATS, cfg.Prefix), notifierLag(d.Notifier)},
+		Stream:    ops.StreamCheck(d.NATS.JS, cfg.Layout().Streams()...),
+		Consumers: []ops.Consumer{projectorLag(pool, d.NATS, cfg), notifierLag(d.Notifier)},
 		MaxLag:    cfg.ReadyMaxLag, DevClock: true, Extra: extra,
 		// Say it where a probe or a person looks, not only in the log.
 		Health: func() string {

@@ -27,6 +27,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
+	"github.com/ameli-auth/authsvc/internal/natsusers"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
@@ -38,22 +39,47 @@ func natsPassword(user string) string { return user + "-Pw7xq2" }
 // restricted is a server run with deploy/nats/nats-server.conf and its
 // users.conf, and the components, each connected as its own user.
 type restricted struct {
-	t     *testing.T
-	srv   *server.Server
-	dbURL string
-	mails *catcher.Catcher
-	pwDir string
-	logs  map[string]*testwait.Log // each component's log
+	t          *testing.T
+	srv        *server.Server
+	dbURL      string
+	mails      *catcher.Catcher
+	pwDir      string
+	partitions int                      // AUTH_PARTITIONS of the components
+	logs       map[string]*testwait.Log // each component's log
 }
 
 func startRestricted(t *testing.T) *restricted {
+	t.Helper()
+	return startRestrictedOn(t, 1)
+}
+
+// startRestrictedOn runs the server with deploy/nats/nats-server.conf and
+// the users file deploy/nats holds for n partitions (users.conf for one,
+// users-<n>.conf), as docker-compose.yml mounts it, and the components with
+// AUTH_PARTITIONS=n.
+func startRestrictedOn(t *testing.T, n int) *restricted {
 	t.Helper()
 	for _, u := range []string{"commands", "projector", "notifier", "frontend", "backoffice", "admin"} {
 		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), natsPassword(u))
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
-	r := &restricted{t: t, pwDir: t.TempDir(), logs: map[string]*testwait.Log{}}
-	r.srv = natsutil.RunConfiguredTestServer(t, filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"))
+	r := &restricted{t: t, pwDir: t.TempDir(), partitions: n, logs: map[string]*testwait.Log{}}
+	deployed := filepath.Join("..", "..", "deploy", "nats")
+	conf := filepath.Join(deployed, "nats-server.conf")
+	if n > 1 {
+		dir := t.TempDir()
+		for target, source := range map[string]string{"nats-server.conf": "nats-server.conf", "users.conf": natsusers.FileName(n)} {
+			b, err := os.ReadFile(filepath.Join(deployed, source))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, target), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf = filepath.Join(dir, "nats-server.conf")
+	}
+	r.srv = natsutil.RunConfiguredTestServer(t, conf)
 	r.dbURL = pgtestDB(t)
 	var err error
 	// A mailbox that refuses for good: its mails go to the dead letters.
@@ -88,7 +114,7 @@ func (r *restricted) config(user string) config.Config {
 	t.Setenv("AUTH_SECRET_KEY", base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
 	cfg, err := config.Load("test", []string{"-nats-url", r.srv.ClientURL(), "-nats-user", user, "-database-url", r.dbURL,
 		"-smtp-addr", r.mails.Addr(), "-smtp-tls", "none", "-http-addr", "", "-web-addr", "127.0.0.1:0",
-		"-public-url", "http://127.0.0.1:1", "-var-dir", t.TempDir()}, io.Discard)
+		"-public-url", "http://127.0.0.1:1", "-var-dir", t.TempDir(), "-partitions", strconv.Itoa(max(r.partitions, 1))}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,8 @@ func StartNotifier(ctx context.Context, cfg config.Config, n *NATS, clk clock.Cl
 	}
 	// The notifier creates no stream (its NATS user may not): the commands
 	// service does, at its start, which may come after this one's.
-	if err := AwaitStreams(ctx, n.JS, streamPatience, log, contract.EventsStream, contract.DLQStream); err != nil {
+	// Every partition's events stream (AUTH_PARTITIONS), and the dead letters'.
+	if err := AwaitStreams(ctx, n.JS, streamPatience, log, append(cfg.Layout().Streams(), contract.DLQStream)...); err != nil {
 		return nil, err
 	}
 	if x.conn, err = connectSubscriber(cfg, n, log); err != nil {

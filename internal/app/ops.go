@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ameli-auth/authsvc/internal/config"
-	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/ops"
 	"github.com/ameli-auth/authsvc/internal/projector"
 )
@@ -25,7 +24,7 @@ import (
 // connection is connected and the events stream answers.
 func CommandsOps(cfg config.Config, n *NATS, reg *prometheus.Registry) *ops.Server {
 	return ops.New(ops.Config{Component: "commands", Registry: reg, NATS: []*nats.Conn{n.Conn},
-		Stream: ops.StreamCheck(n.JS, contract.EventsStream), DevClock: cfg.DevClock})
+		Stream: ops.StreamCheck(n.JS, cfg.Layout().Streams()...), DevClock: cfg.DevClock})
 }
 
 // ProjectorOps is the projector's ops page: ready while NATS is connected,
@@ -46,15 +45,16 @@ func ProjectorOps(cfg config.Config, n *NATS, reg *prometheus.Registry) (s *ops.
 		return nil, nil, err
 	}
 	s = ops.New(ops.Config{Component: "projector", Registry: reg, NATS: []*nats.Conn{n.Conn}, Ping: pool.Ping,
-		Stream: ops.StreamCheck(n.JS, contract.EventsStream), Consumers: []ops.Consumer{projectorLag(pool, n, cfg.Prefix)},
+		Stream: ops.StreamCheck(n.JS, cfg.Layout().Streams()...), Consumers: []ops.Consumer{projectorLag(pool, n, cfg)},
 		MaxLag: cfg.ReadyMaxLag, DevClock: cfg.DevClock})
 	return s, pool.Close, nil
 }
 
-// projectorLag reads the read models' lag over db.
-func projectorLag(db projector.Querier, n *NATS, prefix string) ops.Consumer {
+// projectorLag reads the read models' lag over db: every partition's, the
+// oldest event not applied in any of them deciding readiness.
+func projectorLag(db projector.Querier, n *NATS, cfg config.Config) ops.Consumer {
 	return ops.Consumer{Name: "projector", Lag: func(ctx context.Context) (ops.Lag, error) {
-		l, err := projector.ReadLag(ctx, db, projector.StatusConfig{JS: n.JS, Prefix: prefix})
+		l, err := projector.ReadLag(ctx, db, projector.StatusConfig{JS: n.JS, Prefix: cfg.Prefix, Partitions: cfg.Partitions})
 		return ops.Lag{Events: l.Events, Seconds: l.Seconds}, err
 	}}
 }
@@ -65,7 +65,7 @@ func projectorLag(db projector.Querier, n *NATS, prefix string) ops.Consumer {
 // dev mail catcher, the page also lists the mails at /mails/.
 func NotifierOps(cfg config.Config, n *NATS, x *Notifier, reg *prometheus.Registry) *ops.Server {
 	c := ops.Config{Component: "notifier", Registry: reg, NATS: []*nats.Conn{n.Conn, x.conn}, Ping: x.Store.Ping,
-		Stream: ops.StreamCheck(n.JS, contract.EventsStream), Consumers: []ops.Consumer{notifierLag(x)},
+		Stream: ops.StreamCheck(n.JS, cfg.Layout().Streams()...), Consumers: []ops.Consumer{notifierLag(x)},
 		MaxLag: cfg.ReadyMaxLag, DevClock: cfg.DevClock}
 	if x.Catcher != nil {
 		c.Extra = map[string]http.Handler{"/mails/": http.StripPrefix("/mails", x.Catcher.Handler())}

@@ -61,20 +61,20 @@ func MigrateReadModels(ctx context.Context, cfg config.Config) error {
 	return projector.Migrate(ctx, cfg.DatabaseURL)
 }
 
-// RebuildReadModels replays the whole stream into fresh tables and swaps
-// them in (`authctl projections rebuild`). The live projector may keep
-// running.
+// RebuildReadModels replays every partition's stream (cfg.Partitions) into
+// fresh tables and swaps them in (`authctl projections rebuild`). The live
+// projector may keep running.
 func RebuildReadModels(ctx context.Context, cfg config.Config, n *NATS, log *slog.Logger, progress func(checkpoint, target uint64)) (projector.RebuildResult, error) {
 	if err := projector.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return projector.RebuildResult{}, err
 	}
-	return projector.Rebuild(ctx, projector.RebuildConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Logger: log, Progress: progress})
+	return projector.Rebuild(ctx, projector.RebuildConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Partitions: cfg.Partitions, Logger: log, Progress: progress})
 }
 
 // ReadModelStatus tells how far the read models are behind the stream
 // (`authctl projections status`).
 func ReadModelStatus(ctx context.Context, cfg config.Config, n *NATS) (projector.Status, error) {
-	return projector.ReadStatus(ctx, projector.StatusConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix})
+	return projector.ReadStatus(ctx, projector.StatusConfig{DatabaseURL: cfg.DatabaseURL, JS: n.JS, Prefix: cfg.Prefix, Partitions: cfg.Partitions})
 }
 
 func migrateWithRetry(ctx context.Context, url string, patience time.Duration, log *slog.Logger) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -64,7 +65,18 @@ database.`,
   go build -o bin/ github.com/nats-io/nats-server/v2 && authctl bench --scale 1000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := strings.TrimSpace(mustFlag(cmd, "partitions"))
 			if scale.Accounts > 0 {
+				// The scale benchmark builds the layout asked for
+				// (--partitions, the global flag, or AUTH_PARTITIONS).
+				scale.Partitions = 1
+				if p != "" {
+					n, err := strconv.Atoi(p)
+					if err != nil || n < 1 {
+						return usagef("--partitions: %q is not a positive number", p)
+					}
+					scale.Partitions = n
+				}
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
 				scale.DatabaseURL, scale.Progress = databaseURL, cmd.ErrOrStderr()
@@ -76,6 +88,12 @@ database.`,
 					return err
 				}
 				return bench.WriteScaleReport(cmd.OutOrStdout(), res, asJSON)
+			}
+			// The other phases run on streams of their own, one partition
+			// each: the figures would not be those of the layout asked for.
+			if p != "" && p != "1" {
+				return usagef("--partitions (AUTH_PARTITIONS) %s: authctl bench measures one partition, on streams of its own; "+
+					"unset it, or use --scale (appends over N partitions: go test -run '^$' -bench PartitionedAppendOnCluster ./internal/eventstore, docs/scale.md)", p)
 			}
 			cfg, err := config.Load(config.Bench.Name, nil, io.Discard)
 			if err != nil {
@@ -150,7 +168,6 @@ database.`,
 	f.IntVar(&scale.Baseline, "scale-baseline", 10_000, "--scale: the size the figures at N are compared with")
 	f.StringVar(&scale.NATSServer, "nats-server", "bin/nats-server", "--scale: the nats-server executable, run as a process of its own")
 	f.StringVar(&scale.Dir, "scale-dir", "", "--scale: where the server's store goes (default: the temporary directory); removed at the end")
-	f.IntVar(&scale.Partitions, "partitions", 1, "--scale: AUTH_PARTITIONS of the stream layout")
 	f.IntVar(&scale.Logins, "scale-logins", 500, "--scale: cold logins timed at each size")
 	f.BoolVar(&scale.SkipProjector, "skip-projector", false, "--scale: leave out the projector's catch-up")
 	return cmd
@@ -163,4 +180,10 @@ func configLine(v config.View) string {
 		parts = append(parts, fmt.Sprintf("%s=%q", it.Env, it.Value))
 	}
 	return strings.Join(parts, " ")
+}
+
+// mustFlag is a string flag's value ("" when the command has none).
+func mustFlag(cmd *cobra.Command, name string) string {
+	v, _ := cmd.Flags().GetString(name)
+	return v
 }

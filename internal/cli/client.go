@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -19,6 +21,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/tracing"
 )
 
@@ -71,6 +74,22 @@ func connect(cmd *cobra.Command, as string) (*nats.Conn, string, error) {
 		return nil, "", fmt.Errorf("connect to %s: %w", config.Redact(url), err)
 	}
 	return nc, prefix, nil
+}
+
+// eventsLayout is where the events are: --partitions (or AUTH_PARTITIONS),
+// else the layout of the streams on the server (eventstore.FindLayout),
+// under --subject-prefix.
+func eventsLayout(ctx context.Context, cmd *cobra.Command, js jetstream.JetStream) (contract.Layout, error) {
+	prefix, _ := cmd.Flags().GetString("subject-prefix")
+	flag, _ := cmd.Flags().GetString("partitions")
+	if flag = strings.TrimSpace(flag); flag == "" {
+		return eventstore.FindLayout(ctx, js, prefix)
+	}
+	n, err := strconv.Atoi(flag)
+	if err != nil || n < 1 || n > contract.MaxPartitions {
+		return contract.Layout{}, usagef("--partitions (AUTH_PARTITIONS): %q is not a number from 1 to %d", flag, contract.MaxPartitions)
+	}
+	return contract.Layout{Prefix: prefix, Partitions: n}, nil
 }
 
 // natsURL is --nats-url (or AUTH_NATS_URL), else the NATS of the dev mode

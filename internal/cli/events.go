@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +67,13 @@ they were stored are found all the same.
 --type keeps the events of the given types (repeatable, or comma-separated);
 a value ending in "." or "*" (login., login.*) keeps every type it prefixes.
 
+With several partitions (AUTH_PARTITIONS, --partitions; unset, as the streams
+on the server say), every partition's stream AUTH_EVENTS_<p> is read and the
+replay merged by occurred_at, then partition, then sequence (each partition's
+order, and so each account's, stands); SEQ reads <partition>:<sequence>.
+--account reads its partition only. With --follow, new events are printed as
+they arrive from any partition. --stream reads one stream alone.
+
 Output: a table (times in Paris; DETAILS summarises the event's data and
 never shows a sealed value nor a hash), or jsonl: each envelope exactly as
 stored, one per line (it then holds sealed values and hashes, which only the
@@ -89,7 +99,7 @@ terminal and the output is not.`,
 	f.BoolVarP(&o.follow, "follow", "f", false, "after the replay, print new events until Ctrl-C")
 	f.StringVarP(&o.output, "output", "o", "table", "table or jsonl")
 	// Never the key as the flag's default: --help would print it.
-	f.StringVar(&o.stream, "stream", contract.EventsStream, "the events stream")
+	f.StringVar(&o.stream, "stream", "", "read this stream alone (a copy of the events, say); default: the events streams, every partition's")
 	return cmd
 }
 
@@ -159,20 +169,9 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 			defer cancel()
 		}
 	}
-	stream, err := js.Stream(ctx, o.stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("no stream %s on %s: has the commands service run there?", o.stream, nc.ConnectedUrlRedacted())
-	}
+	sources, err := openSources(ctx, cmd, js, o, prefix, nc.ConnectedUrlRedacted())
 	if err != nil {
-		return fmt.Errorf("open stream %s: %w", o.stream, err)
-	}
-	subject := contract.Subjects(prefix).AllEvents()
-	if o.account != "" {
-		id, err := resolveAccount(ctx, js, o)
-		if err != nil {
-			return err
-		}
-		subject = contract.Subjects(prefix).Events(id)
+		return err
 	}
 
 	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
@@ -183,16 +182,14 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	}
 	pr.header()
 
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", o.stream, err)
+	var msgs uint64
+	for _, src := range sources {
+		msgs += src.msgs
 	}
-	last := info.State.LastSeq // the replay's end
-	if !follow && info.State.Msgs == 0 {
+	if !follow && msgs == 0 {
 		return nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
 	}
@@ -205,25 +202,43 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &start
 	}
-	cons, err := js.OrderedConsumer(ctx, o.stream, cfg)
-	if err != nil {
-		return fmt.Errorf("consumer on %s: %w", o.stream, err)
-	}
+	rctx, stopReading := context.WithCancel(ctx)
+	var readers sync.WaitGroup
 	defer func() {
+		stopReading()
+		readers.Wait()
 		// Ordered consumers are ephemeral; delete ours now rather than
-		// leave it to the inactivity threshold.
-		if ci := cons.CachedInfo(); ci != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = js.DeleteConsumer(dctx, o.stream, ci.Name)
-			cancel()
+		// leave them to the inactivity threshold.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, src := range sources {
+			if src.cons == nil {
+				continue
+			}
+			if ci := src.cons.CachedInfo(); ci != nil {
+				_ = js.DeleteConsumer(dctx, src.stream, ci.Name)
+			}
 		}
 	}()
 	var pending uint64
-	if ci := cons.CachedInfo(); ci != nil {
-		pending = ci.NumPending
+	for _, src := range sources {
+		c := cfg
+		c.FilterSubjects = []string{src.subject}
+		if src.cons, err = js.OrderedConsumer(ctx, src.stream, c); err != nil {
+			return fmt.Errorf("consumer on %s: %w", src.stream, err)
+		}
+		if ci := src.cons.CachedInfo(); ci != nil {
+			src.pending = ci.NumPending
+		}
+		pending += src.pending
 	}
 	if !follow && pending == 0 {
 		return nil
+	}
+	for _, src := range sources {
+		if err := src.start(rctx, &readers); err != nil {
+			return err
+		}
 	}
 	var bar *progress
 	if _, stdoutTTY := terminal(cmd.OutOrStdout()); !stdoutTTY {
@@ -231,64 +246,333 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	}
 	defer func() { bar.Done() }() // the bar as it is then: nil once caught up
 
-	it, err := cons.Messages(jetstream.PullMaxMessages(500))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", o.stream, err)
-	}
-	defer it.Stop()
-	caughtUp := pending == 0
-	for {
-		if ctx.Err() != nil {
-			return nil // Ctrl-C, or --until reached while following
+	show := func(m sourced) error {
+		if m.skip != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "authctl: %s: %v\n", m.where(), m.skip)
+			return nil
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
+		if !flt.keep(m.head) {
+			return nil
+		}
+		return pr.row(m.seqLabel(), m.data, m.head)
+	}
+	// The replay: every source up to its end at the start, merged.
+	carried, err := replayMerged(ctx, sources, follow, func(m sourced) error {
+		bar.Add(1)
+		if err := show(m); err != nil {
+			return err
+		}
+		if out.Buffered() > 32<<10 {
+			return out.Flush()
+		}
+		return nil
+	})
+	if err != nil || ctx.Err() != nil || !follow {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C, or --until reached
+		}
+		return err
+	}
+	bar.Done()
+	bar = nil
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	// Following: what came after the replay, as it arrives.
+	slices.SortFunc(carried, sourced.compare)
+	for _, m := range carried {
+		if err := show(m); err != nil {
+			return err
+		}
+	}
+	all := fanIn(rctx, sources, &readers)
+	for {
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		var m sourced
+		select {
+		case <-ctx.Done():
+			return nil // Ctrl-C, or --until reached while following
+		case m = <-all:
+		}
+		if m.err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("read %s: %w", o.stream, err)
+			return m.err
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("read %s: %w", o.stream, err)
+		if err := show(m); err != nil {
+			return err
 		}
-		seq := md.Sequence.Stream
-		if !follow && seq > last {
-			return nil // stored after the start: not part of this replay
-		}
-		bar.Add(1)
-		var head envelopeHead
-		if err := json.Unmarshal(msg.Data(), &head); err != nil && msg.Headers().Get(eventstore.HeaderEventID) != "" {
-			fmt.Fprintf(cmd.ErrOrStderr(), "authctl: seq %d: unreadable envelope: %v\n", seq, err)
-		} else if err := events.VerifyStored(msg.Subject(), msg.Headers().Get(eventstore.HeaderEventID),
-			events.Envelope{ID: head.ID, AccountID: head.AccountID}); err != nil {
-			// Not part of the audit trail: an API answer or a copy that a
-			// reader of the stream had stored there (docs/operations.md).
-			fmt.Fprintf(cmd.ErrOrStderr(), "authctl: seq %d: skipped: %v\n", seq, err)
-		} else if flt.keep(head) {
-			if err := pr.row(seq, msg.Data(), head); err != nil {
-				return err
+		for len(all) > 0 && out.Buffered() <= 32<<10 {
+			if m = <-all; m.err != nil {
+				return m.err
 			}
-		}
-		if md.NumPending == 0 {
-			if !follow {
-				return nil
-			}
-			if !caughtUp {
-				caughtUp = true
-				bar.Done()
-				bar = nil
-			}
-		}
-		if !follow && seq >= last {
-			return nil
-		}
-		if md.NumPending == 0 || out.Buffered() > 32<<10 {
-			if err := out.Flush(); err != nil {
+			if err := show(m); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// eventSource is one stream the replay reads: a partition's, or the one
+// stream of --account's partition or of --stream.
+type eventSource struct {
+	partition int               // -1: the SEQ column shows the sequence alone
+	stream    string            // its name
+	subject   string            // the consumer's filter
+	last      uint64            // the stream's last sequence at the start: the replay's end
+	msgs      uint64            // messages in the stream at the start
+	meta      map[string]string // the stream's metadata
+	cons      jetstream.Consumer
+	pending   uint64       // what the consumer had to deliver when made
+	out       chan sourced // read ahead by the source's goroutine
+}
+
+// sourced is a message of a source, decoded as far as the filters read.
+type sourced struct {
+	src        *eventSource
+	seq        uint64
+	numPending uint64 // the consumer's messages after this one
+	data       []byte
+	head       envelopeHead
+	skip       error // not part of the audit trail, or unreadable
+	err        error // reading the stream failed: the source stops
+}
+
+func (m sourced) where() string {
+	if m.src.partition < 0 {
+		return fmt.Sprintf("seq %d", m.seq)
+	}
+	return fmt.Sprintf("%s seq %d", m.src.stream, m.seq)
+}
+
+// seqLabel is the SEQ column: the stream sequence, prefixed with the
+// partition when there are several ("3:1042").
+func (m sourced) seqLabel() string {
+	if m.src.partition < 0 {
+		return strconv.FormatUint(m.seq, 10)
+	}
+	return strconv.Itoa(m.src.partition) + ":" + strconv.FormatUint(m.seq, 10)
+}
+
+// compare orders the merged replay: by occurred_at, then partition, then
+// stream sequence. Within a partition, the stream's own order stands
+// whatever the times (replayMerged only ever compares the sources' next
+// messages), so each account's events keep their order.
+func (m sourced) compare(o sourced) int {
+	if c := m.head.OccurredAt.Compare(o.head.OccurredAt); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(m.src.partition, o.src.partition); c != 0 {
+		return c
+	}
+	return cmp.Compare(m.seq, o.seq)
+}
+
+// openSources finds the streams to read: --stream alone; else --account's
+// partition only; else every partition of the layout (--partitions, or the
+// server's).
+func openSources(ctx context.Context, cmd *cobra.Command, js jetstream.JetStream, o eventsOptions, prefix, where string) ([]*eventSource, error) {
+	var layout contract.Layout
+	names := []string{o.stream}
+	if o.stream == "" {
+		var err error
+		if layout, err = eventsLayout(ctx, cmd, js); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, fmt.Errorf("no stream %s (nor %s_0, for several partitions) on %s: has the commands service run there?",
+					contract.EventsStream, contract.EventsStream, where)
+			}
+			return nil, err
+		}
+		names = layout.Streams()
+	}
+	var srcs []*eventSource
+	for p, name := range names {
+		stream, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("no stream %s on %s: has the commands service run there?", name, where)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", name, err)
+		}
+		info := stream.CachedInfo()
+		src := &eventSource{partition: -1, stream: name, subject: contract.Subjects(prefix).AllEvents(),
+			last: info.State.LastSeq, msgs: info.State.Msgs, meta: info.Config.Metadata}
+		if o.stream == "" {
+			if err := eventstore.CheckLayout(info.Config, layout, p); err != nil {
+				return nil, err
+			}
+			src.subject = layout.StreamSubjects(p)
+			if layout.Split() {
+				src.partition = p
+			}
+		}
+		srcs = append(srcs, src)
+	}
+	if o.account == "" {
+		return srcs, nil
+	}
+	if o.stream != "" {
+		// A NIR is looked up in the buckets of the server's layout, and the
+		// account's events in --stream under the subject of the layout its
+		// metadata says (a copy of a stream keeps it).
+		layout, _ = eventsLayout(ctx, cmd, js)
+	}
+	id, err := resolveAccount(ctx, js, o, layout)
+	if err != nil {
+		return nil, err
+	}
+	if o.stream != "" {
+		n, _ := strconv.Atoi(srcs[0].meta[eventstore.MetaPartitions])
+		srcs[0].subject = contract.Layout{Prefix: prefix, Partitions: n}.Events(id)
+		return srcs, nil
+	}
+	src := srcs[layout.PartitionOf(id)]
+	src.subject = layout.Events(id)
+	return []*eventSource{src}, nil
+}
+
+// start reads the source's consumer ahead into src.out until ctx ends or
+// reading fails (the last message sent then carries the error).
+func (src *eventSource) start(ctx context.Context, wg *sync.WaitGroup) error {
+	it, err := src.cons.Messages(jetstream.PullMaxMessages(500))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", src.stream, err)
+	}
+	src.out = make(chan sourced, 256)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer it.Stop()
+		for {
+			m := src.next(ctx, it)
+			select {
+			case src.out <- m:
+			case <-ctx.Done():
+				return
+			}
+			if m.err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// next reads and decodes one message.
+func (src *eventSource) next(ctx context.Context, it jetstream.MessagesContext) sourced {
+	m := sourced{src: src}
+	msg, err := it.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		m.err = fmt.Errorf("read %s: %w", src.stream, err)
+		return m
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		m.err = fmt.Errorf("read %s: %w", src.stream, err)
+		return m
+	}
+	m.seq, m.numPending, m.data = md.Sequence.Stream, md.NumPending, msg.Data()
+	eventID := msg.Headers().Get(eventstore.HeaderEventID)
+	if err := json.Unmarshal(m.data, &m.head); err != nil && eventID != "" {
+		m.skip = fmt.Errorf("unreadable envelope: %w", err)
+	} else if err := events.VerifyStored(msg.Subject(), eventID, events.Envelope{ID: m.head.ID, AccountID: m.head.AccountID}); err != nil {
+		// Not part of the audit trail: an API answer or a copy that a
+		// reader of the stream had stored there (docs/operations.md).
+		m.skip = fmt.Errorf("skipped: %w", err)
+	}
+	return m
+}
+
+// replayMerged is the replay: each source up to its last sequence at the
+// start (or until its consumer has nothing more), merged by a k-way merge
+// of the sources' next messages (sourced.compare). Messages stored after
+// the start are dropped, or, when following, returned to be shown first.
+func replayMerged(ctx context.Context, sources []*eventSource, follow bool, emit func(sourced) error) (carried []sourced, err error) {
+	var active []*eventSource
+	for _, src := range sources {
+		if src.pending > 0 {
+			active = append(active, src)
+		}
+	}
+	heads := make(map[*eventSource]sourced, len(active))
+	for len(active) > 0 {
+		for i := 0; i < len(active); i++ {
+			src := active[i]
+			if _, ok := heads[src]; ok {
+				continue
+			}
+			var m sourced
+			select {
+			case <-ctx.Done():
+				return carried, nil
+			case m = <-src.out:
+			}
+			if m.err != nil {
+				return carried, m.err
+			}
+			if m.seq > src.last {
+				// Stored after the start: not part of this replay.
+				if follow {
+					carried = append(carried, m)
+				}
+				active = slices.Delete(active, i, i+1)
+				i--
+				continue
+			}
+			heads[src] = m
+		}
+		if len(active) == 0 {
+			break
+		}
+		next := active[0]
+		for _, src := range active[1:] {
+			if heads[src].compare(heads[next]) < 0 {
+				next = src
+			}
+		}
+		m := heads[next]
+		delete(heads, next)
+		if err := emit(m); err != nil {
+			return carried, err
+		}
+		if m.seq >= next.last || m.numPending == 0 {
+			active = slices.DeleteFunc(active, func(s *eventSource) bool { return s == next })
+		}
+	}
+	return carried, nil
+}
+
+// fanIn forwards every source's messages, as they come, to one channel.
+func fanIn(ctx context.Context, sources []*eventSource, wg *sync.WaitGroup) <-chan sourced {
+	all := make(chan sourced, 256)
+	for _, src := range sources {
+		if src.out == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-src.out:
+					select {
+					case all <- m:
+					case <-ctx.Done():
+						return
+					}
+					if m.err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	return all
 }
 
 // eventsFilter reads --since, --until and --type, durations counting back
@@ -317,7 +601,7 @@ func eventsFilter(o eventsOptions, now time.Time) (filter, error) {
 
 // resolveAccount reads --account: an account id, or a NIR looked up in the
 // index.
-func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions) (string, error) {
+func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions, layout contract.Layout) (string, error) {
 	v := strings.TrimSpace(o.account)
 	if len(v) == 26 {
 		if id, err := ulid.ParseStrict(strings.ToUpper(v)); err == nil {
@@ -340,19 +624,21 @@ func resolveAccount(ctx context.Context, js jetstream.JetStream, o eventsOptions
 	if err != nil {
 		return "", fmt.Errorf("--account by NIR: %w", err)
 	}
-	kv, err := js.KeyValue(ctx, eventstore.IndexBucket)
-	if err != nil {
-		return "", fmt.Errorf("open bucket %s: %w", eventstore.IndexBucket, err)
-	}
 	// An account registered before a key rotation is indexed under a
 	// previous key until it is next looked up by the service (docs/keys.md).
+	// Each key is in its own partition's bucket.
 	for _, k := range keys.NIRIndexKeys(nir) {
+		bucket := layout.IndexBucket(contract.Partition(k, layout.N()))
+		kv, err := js.KeyValue(ctx, bucket)
+		if err != nil {
+			return "", fmt.Errorf("open bucket %s: %w", bucket, err)
+		}
 		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("look up the NIR in %s: %w", eventstore.IndexBucket, err)
+			return "", fmt.Errorf("look up the NIR in %s: %w", bucket, err)
 		}
 		return string(e.Value()), nil
 	}
@@ -426,7 +712,7 @@ func typeMatcher(specs []string) (func(string) bool, error) {
 // printer writes the events of a replay.
 type printer interface {
 	header()
-	row(seq uint64, raw []byte, head envelopeHead) error
+	row(seq string, raw []byte, head envelopeHead) error
 }
 
 // jsonlPrinter writes each envelope as stored.
@@ -434,7 +720,7 @@ type jsonlPrinter struct{ w io.Writer }
 
 func (jsonlPrinter) header() {}
 
-func (p jsonlPrinter) row(_ uint64, raw []byte, _ envelopeHead) error {
+func (p jsonlPrinter) row(_ string, raw []byte, _ envelopeHead) error {
 	if _, err := p.w.Write(raw); err != nil {
 		return err
 	}
@@ -452,14 +738,14 @@ func (p tablePrinter) header() {
 	fmt.Fprintf(p.w, tableFormat, "SEQ", "TIME", "ACCOUNT", "TYPE", "CHANNEL", "CLIENT_IP", "DETAILS")
 }
 
-func (p tablePrinter) row(seq uint64, raw []byte, head envelopeHead) error {
+func (p tablePrinter) row(seq string, raw []byte, head envelopeHead) error {
 	details := ""
 	if env, err := events.Unmarshal(raw); err != nil {
 		details = "(illisible par cette version : " + err.Error() + ")"
 	} else {
 		details = summarize(env)
 	}
-	line := fmt.Sprintf(tableFormat, fmt.Sprint(seq), stampParis(head.OccurredAt), head.AccountID,
+	line := fmt.Sprintf(tableFormat, seq, stampParis(head.OccurredAt), head.AccountID,
 		head.Type, dash(head.Channel), dash(head.ClientIP), details)
 	_, err := io.WriteString(p.w, strings.TrimRight(line, " \n")+"\n")
 	return err

@@ -236,20 +236,26 @@ func TestEventsFollow(t *testing.T) {
 func waitNoConsumers(t *testing.T, e *testEnv) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
+	streams := []string{contract.EventsStream}
+	if e.h.Parts != nil {
+		streams = e.h.Parts.Layout().Streams()
+	}
 	for {
-		stream, err := e.js.Stream(context.Background(), contract.EventsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
 		n := 0
-		for range stream.ListConsumers(context.Background()).Info() {
-			n++
+		for _, name := range streams {
+			stream, err := e.js.Stream(context.Background(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range stream.ListConsumers(context.Background()).Info() {
+				n++
+			}
 		}
 		if n == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d consumers left on the stream", n)
+			t.Fatalf("%d consumers left on the streams", n)
 		}
 		time.Sleep(50 * time.Millisecond) // polling, until the deadline above
 	}

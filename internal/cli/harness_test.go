@@ -58,11 +58,22 @@ func newTestEnv(t *testing.T) *testEnv {
 	return newTestEnvOn(t, nil)
 }
 
+// newPartitionedTestEnv runs the service with its events in n partitions
+// (AUTH_PARTITIONS=n: the streams AUTH_EVENTS_0 to _n-1).
+func newPartitionedTestEnv(t *testing.T, n int) *testEnv {
+	t.Helper()
+	return newTestEnvWith(t, commandstest.Options{Partitions: n}, nil)
+}
+
 // newTestEnvOn runs the service on clk (nil: the harness's fixed clock);
 // e.clock is set when the service's clock is a *clock.Fixed.
 func newTestEnvOn(t *testing.T, clk clock.Clock) *testEnv {
 	t.Helper()
-	var o commandstest.Options
+	return newTestEnvWith(t, commandstest.Options{}, clk)
+}
+
+func newTestEnvWith(t *testing.T, o commandstest.Options, clk clock.Clock) *testEnv {
+	t.Helper()
 	if clk != nil {
 		o.Configure = func(c *commands.Config) { c.Clock = clk }
 	}

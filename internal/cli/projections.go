@@ -12,6 +12,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/domain"
+	"github.com/ameli-auth/authsvc/internal/projector"
 )
 
 // databaseFlag adds --database-url, defaulting to AUTH_DATABASE_URL.
@@ -78,23 +79,14 @@ func newProjectionsCmd() *cobra.Command {
 			return err
 		}
 		defer n.Close()
+		if cfg.Partitions, err = readModelPartitions(cmd, n); err != nil {
+			return err
+		}
 		st, err := app.ReadModelStatus(cmd.Context(), cfg, n)
 		if err != nil {
 			return err
 		}
-		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "checkpoint      %d (stream at %d)\n", st.Checkpoint, st.StreamLastSeq)
-		fmt.Fprintf(out, "lag             %d events, %.1f s\n", st.LagEvents, st.LagSeconds)
-		if !st.LastEventAt.IsZero() {
-			fmt.Fprintf(out, "last applied    %s (heure de Paris)\n", domain.FormatDash(st.LastEventAt))
-		}
-		leader := st.Leader
-		if leader == "" {
-			leader = "none running"
-		}
-		fmt.Fprintf(out, "active replica  %s\n", leader)
-		fmt.Fprintf(out, "rebuilding      %v\n", st.Rebuilding)
-		fmt.Fprintf(out, "schema          %d (latest %d)\n", st.SchemaVersion, st.LatestMigration)
+		printStatus(cmd.OutOrStdout(), st)
 		return nil
 	}
 
@@ -104,7 +96,9 @@ func newProjectionsCmd() *cobra.Command {
 		Long: `Replays AUTH_EVENTS from its first event into fresh tables (schema
 auth_rebuild), then swaps them for the live ones in one transaction: readers see
 the old tables or the new ones, never a half-built model. A running projector
-goes on from the new tables' checkpoint.`,
+goes on from the new tables' checkpoint. With several partitions
+(AUTH_PARTITIONS, or as the streams say), every partition's stream
+AUTH_EVENTS_<p> is replayed, each into its own checkpoint.`,
 		Example: "  authctl projections rebuild --database-url postgres://...",
 		Args:    cobra.NoArgs,
 	}
@@ -119,6 +113,9 @@ goes on from the new tables' checkpoint.`,
 			return err
 		}
 		defer n.Close()
+		if cfg.Partitions, err = readModelPartitions(cmd, n); err != nil {
+			return err
+		}
 		bar := newProgress(cmd.ErrOrStderr(), "rebuild", 0)
 		res, err := app.RebuildReadModels(cmd.Context(), cfg, n, slog.New(slog.NewTextHandler(io.Discard, nil)),
 			func(checkpoint, target uint64) {
@@ -128,6 +125,11 @@ goes on from the new tables' checkpoint.`,
 		bar.Done()
 		if err != nil {
 			return err
+		}
+		if len(res.Checkpoints) > 1 {
+			fmt.Fprintf(cmd.OutOrStdout(), "rebuilt: %d events replayed from %d partitions, checkpoints %v, in %s\n",
+				res.Events, len(res.Checkpoints), res.Checkpoints, res.Duration.Round(time.Millisecond))
+			return nil
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "rebuilt: %d events replayed, checkpoint %d, in %s\n", res.Events, res.Checkpoint, res.Duration.Round(time.Millisecond))
 		return nil
@@ -148,4 +150,39 @@ func connectJS(cmd *cobra.Command) (*app.NATS, error) {
 		return nil, err
 	}
 	return &app.NATS{Conn: nc, JS: js}, nil
+}
+
+// readModelPartitions is the number of partitions of the events the read
+// models follow: --partitions (AUTH_PARTITIONS), else the streams'.
+func readModelPartitions(cmd *cobra.Command, n *app.NATS) (int, error) {
+	l, err := eventsLayout(cmd.Context(), cmd, n.JS)
+	return l.N(), err
+}
+
+// printStatus writes the read models' status: the totals, and with several
+// partitions a line for each.
+func printStatus(out io.Writer, st projector.Status) {
+	fmt.Fprintf(out, "checkpoint      %d (stream at %d)\n", st.Checkpoint, st.StreamLastSeq)
+	fmt.Fprintf(out, "lag             %d events, %.1f s\n", st.LagEvents, st.LagSeconds)
+	if !st.LastEventAt.IsZero() {
+		fmt.Fprintf(out, "last applied    %s (heure de Paris)\n", domain.FormatDash(st.LastEventAt))
+	}
+	leader := st.Leader
+	if leader == "" {
+		leader = "none running"
+	}
+	fmt.Fprintf(out, "active replica  %s\n", leader)
+	fmt.Fprintf(out, "rebuilding      %v\n", st.Rebuilding)
+	fmt.Fprintf(out, "schema          %d (latest %d)\n", st.SchemaVersion, st.LatestMigration)
+	if len(st.Partitions) < 2 {
+		return
+	}
+	fmt.Fprintf(out, "\n%-9s  %-16s  %10s  %10s  %10s  %8s  %s\n", "PARTITION", "STREAM", "CHECKPOINT", "STREAM_END", "LAG", "LAG_S", "LEADER")
+	for _, p := range st.Partitions {
+		leader := p.Leader
+		if leader == "" {
+			leader = "-"
+		}
+		fmt.Fprintf(out, "%-9d  %-16s  %10d  %10d  %10d  %8.1f  %s\n", p.Partition, p.Stream, p.Checkpoint, p.StreamLastSeq, p.LagEvents, p.LagSeconds, leader)
+	}
 }

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -91,4 +93,53 @@ func TestProjectionsStatusFindsDevMode(t *testing.T) {
 		!strings.Contains(out.String(), "checkpoint      1 (stream at 1)") {
 		t.Fatalf("status with the local cluster running, without flags: exit %d\n%s%s", code, out.String(), errw.String())
 	}
+}
+
+// With four partitions, rebuild and status find them on the server (no
+// flag), replay every partition and show each one's checkpoint; told one
+// partition, they look for AUTH_EVENTS and say it is not there.
+func TestRebuildStatusOverFourPartitions(t *testing.T) {
+	e := newPartitionedTestEnv(t, 4)
+	db := pgtest.NewDatabase(t)
+	for i, nir := range []string{"2690549588157", "1933304075242", "1840376451089", "2550814168025"} {
+		e.register(nir, fmt.Sprintf("titulaire%d@exemple.fr", i))
+	}
+	ctx := ctxTimeout(t, time.Minute)
+	r := e.authctl(ctx, nil, "projections", "rebuild", "--database-url", db)
+	if r.code != 0 || !strings.Contains(r.stdout, "rebuilt: 4 events replayed from 4 partitions") {
+		t.Fatalf("rebuild: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	var n int
+	if err := pgxQueryRow(t, db, "SELECT count(*) FROM auth.accounts").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("accounts after rebuild: %d %v", n, err)
+	}
+	st := e.authctl(ctx, nil, "projections", "status", "--database-url", db)
+	if st.code != 0 || !strings.Contains(st.stdout, "checkpoint      4 (stream at 4)") || !strings.Contains(st.stdout, "lag             0 events") {
+		t.Fatalf("status: %d %q %q", st.code, st.stdout, st.stderr)
+	}
+	rows := regexp.MustCompile(`(?m)^([0-3]) +AUTH_EVENTS_([0-3]) +(\d+) +(\d+) +0 +0\.0 +-$`).FindAllStringSubmatch(st.stdout, -1)
+	if len(rows) != 4 {
+		t.Fatalf("status: want a line per partition, caught up, no replica running:\n%s", st.stdout)
+	}
+	for _, row := range rows {
+		if row[1] != row[2] || row[3] != row[4] {
+			t.Errorf("partition line %q", row[0])
+		}
+	}
+	if r := e.authctl(ctx, nil, "--partitions", "1", "projections", "status", "--database-url", db); r.code == 0 || !strings.Contains(r.stderr, "stream not found") {
+		t.Fatalf("status told one partition: %d %q", r.code, r.stderr)
+	}
+	if r := e.authctl(ctx, nil, "--partitions", "65", "projections", "status", "--database-url", db); r.code != 2 {
+		t.Fatalf("--partitions 65: exit %d %q, want a usage error", r.code, r.stderr)
+	}
+}
+
+func pgxQueryRow(t *testing.T, url, query string) pgx.Row {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn.QueryRow(context.Background(), query)
 }

@@ -114,9 +114,12 @@ on this machine (dev).`,
 	pf.String("nats-url", config.Lookup(config.EnvNATSURL),
 		"NATS server URL (AUTH_NATS_URL; default: the dev mode running on --var-dir, else "+defaultNATSURL+")")
 	pf.String("subject-prefix", config.Lookup(config.EnvPrefix), "subject prefix (AUTH_SUBJECT_PREFIX)")
+	// Unset, the number the streams on the server say (eventstore.FindLayout).
+	pf.String("partitions", config.LookupSet(config.EnvPartitions),
+		"partitions of the events (AUTH_PARTITIONS, 1 to 64); default: as the events streams on the server say (docs/scale.md)")
 	pf.String("var-dir", config.Lookup(config.EnvVarDir),
 		"dev mode's data: its secret key, and dev.json, where a running dev mode says its NATS and Postgres URLs (AUTH_VAR_DIR)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd(), newProbeCmd(), newKeysCmd())
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd(), newProbeCmd(), newKeysCmd(), newNATSCmd())
 	return root
 }

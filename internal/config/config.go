@@ -60,6 +60,7 @@ const (
 	EnvPolicy      = "AUTH_POLICY"
 	EnvVarDir      = "AUTH_VAR_DIR"
 	EnvLogLevel    = "AUTH_LOG_LEVEL"
+	EnvPartitions  = "AUTH_PARTITIONS"
 
 	EnvNATSUser        = "AUTH_NATS_USER"
 	EnvNATSPassword    = "AUTH_NATS_PASSWORD"
@@ -272,7 +273,7 @@ var settings = []Setting{
 		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, and of the dev clock's bucket, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
-	{Env: "AUTH_PARTITIONS", Flag: "partitions", Default: "1",
+	{Env: EnvPartitions, Flag: "partitions", Default: "1",
 		Help:  "partitions of the accounts' events: 1 is the stream AUTH_EVENTS; N > 1 the streams AUTH_EVENTS_0 to _N-1 and their buckets (at most 64); every component of a deployment sets the same, and changing it is a migration (docs/scale.md)",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.partitions },
 		show: func(c Config) string { return strconv.Itoa(c.Partitions) }},
@@ -338,6 +339,17 @@ func Lookup(env string) string {
 		return v
 	}
 	return s.Default
+}
+
+// LookupSet is a setting's value as the environment gives it, "" when it
+// is unset (not its default): for authctl's flags whose default is "as
+// the server says" when the variable is unset (AUTH_PARTITIONS). It panics
+// as Lookup does.
+func LookupSet(env string) string {
+	if _, ok := lookupSetting(env); !ok {
+		panic("config: " + env + " is not in the settings table")
+	}
+	return os.Getenv(env)
 }
 
 // secretFlag is the flag a secret would have had: refused, with a pointer
@@ -599,6 +611,12 @@ func LoadDev(name string, out io.Writer) (Config, error) {
 // Dev tells whether this is dev mode, asked for with AUTH_MODE=dev or
 // `authctl dev`; never because a variable is missing.
 func (c Config) Dev() bool { return c.Mode == ModeDev }
+
+// Layout is where the events are: the subject prefix and AUTH_PARTITIONS
+// (docs/scale.md, "Partitions").
+func (c Config) Layout() contract.Layout {
+	return contract.Layout{Prefix: c.Prefix, Partitions: c.Partitions}
+}
 
 // Item is one setting of a View.
 type Item struct {

@@ -1,6 +1,7 @@
 package deploycheck
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"maps"
@@ -22,6 +23,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/natsusers"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
 
@@ -248,7 +250,15 @@ func TestComponentsGetKnownSettingsAndStartInProduction(t *testing.T) {
 	// With .env.example's placeholders replaced, as the operator must: a
 	// component refuses a placeholder password (config's
 	// TestPlaceholderPasswordsAreRefused).
-	p := loadProject(t, distinctEnv(t))
+	four := distinctEnv(t)
+	four[config.EnvPartitions] = "4"
+	for name, env := range map[string]map[string]string{".env.example": distinctEnv(t), "AUTH_PARTITIONS=4": four} {
+		t.Run(name, func(t *testing.T) { componentsStart(t, env) })
+	}
+}
+
+func componentsStart(t *testing.T, environment map[string]string) {
+	p := loadProject(t, environment)
 	table := map[string]config.Setting{}
 	for _, s := range config.Settings() {
 		table[s.Env] = s
@@ -294,6 +304,22 @@ func TestComponentsGetKnownSettingsAndStartInProduction(t *testing.T) {
 			}
 			if slices.Contains(table["AUTH_STREAM_REPLICAS"].Users, comp.Name) && cfg.StreamReplicas != len(nodes) {
 				t.Errorf("%s creates the stream and buckets with %d replicas on %d nats nodes", s.Name, cfg.StreamReplicas, len(nodes))
+			}
+			// Every reader of AUTH_PARTITIONS gets it, and the nats nodes'
+			// users name the streams and buckets of that many partitions.
+			if slices.Contains(table[config.EnvPartitions].Users, comp.Name) {
+				if _, set := s.Environment[config.EnvPartitions]; !set {
+					t.Errorf("%s reads %s and is not given it: it would take the default", s.Name, config.EnvPartitions)
+				}
+				want, err := natsusers.Conf(cfg.Layout())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range nodes {
+					if !bytes.Equal(natsUsersFile(t, n), want) {
+						t.Errorf("%s runs with %s=%d, and %s's users are not the generated ones for it", s.Name, config.EnvPartitions, cfg.Partitions, n.Name)
+					}
+				}
 			}
 			if cfg.SecretKey != "" {
 				if _, err := cfg.Keys(); err != nil {
@@ -503,9 +529,13 @@ func TestDependenciesWaitForHealthyServers(t *testing.T) {
 	}
 }
 
-// natsOptions reads deploy/nats/nats-server.conf with the nats-server's
-// own parser, in the node's environment (its name, the users' passwords):
-// a variable the configuration needs and the node lacks fails here.
+// natsOptions reads the node's configuration with the nats-server's own
+// parser, in the node's environment (its name, the users' passwords): a
+// variable the configuration needs and the node lacks fails here. The
+// files are read as the container sees them: each bind mount under the
+// configuration's directory (deploy/nats/nats-server.conf, and the users
+// file of AUTH_PARTITIONS as users.conf, which it includes) is copied to
+// its place in a directory of the test.
 func natsOptions(t *testing.T, node types.ServiceConfig) *natsserver.Options {
 	t.Helper()
 	confPath := ""
@@ -514,13 +544,26 @@ func natsOptions(t *testing.T, node types.ServiceConfig) *natsserver.Options {
 			confPath = node.Command[i+1]
 		}
 	}
-	host := ""
+	dir := t.TempDir()
+	confDir := path.Dir(confPath)
 	for _, v := range node.Volumes {
-		if v.Type == types.VolumeTypeBind && strings.HasPrefix(confPath, v.Target+"/") {
-			host = filepath.Join(v.Source, strings.TrimPrefix(confPath, v.Target+"/"))
+		rel, under := strings.CutPrefix(v.Target, confDir+"/")
+		if v.Type != types.VolumeTypeBind || v.Target != confDir && !under {
+			continue
+		}
+		if v.Target == confDir {
+			t.Fatalf("%s: %s is mounted whole: mount each file, as the users file depends on AUTH_PARTITIONS", node.Name, v.Source)
+		}
+		b, err := os.ReadFile(v.Source)
+		if err != nil {
+			t.Fatalf("%s: %s, mounted at %s: %v", node.Name, v.Source, v.Target, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), b, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if host == "" {
+	host := filepath.Join(dir, path.Base(confPath))
+	if _, err := os.Stat(host); confPath == "" || err != nil {
 		t.Fatalf("%s: its configuration %q is not mounted from the repository", node.Name, confPath)
 	}
 	for k, v := range node.Environment {
@@ -530,9 +573,29 @@ func natsOptions(t *testing.T, node types.ServiceConfig) *natsserver.Options {
 	}
 	opts, err := natsserver.ProcessConfigFile(host)
 	if err != nil {
-		t.Fatalf("%s: %s: %v", node.Name, host, err)
+		t.Fatalf("%s: %s: %v", node.Name, confPath, err)
 	}
 	return opts
+}
+
+// natsUsersFile is what the node mounts as the users file nats-server.conf
+// includes (users.conf beside it).
+func natsUsersFile(t *testing.T, node types.ServiceConfig) []byte {
+	t.Helper()
+	for _, v := range node.Volumes {
+		if v.Type == types.VolumeTypeBind && path.Base(v.Target) == "users.conf" {
+			if v.Bind == nil || v.Bind.CreateHostPath {
+				t.Errorf("%s: the users file %s would be made a directory when missing: set bind.create_host_path false", node.Name, v.Source)
+			}
+			b, err := os.ReadFile(v.Source)
+			if err != nil {
+				t.Fatalf("%s: %v", node.Name, err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("%s mounts no users.conf", node.Name)
+	return nil
 }
 
 // The nats nodes are the cluster deploy/nats describes: each is named as

@@ -2,7 +2,9 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -125,4 +127,39 @@ func (x partitionedSnapshots) Put(ctx context.Context, accountID string, seq uin
 		return err
 	}
 	return x.p.Of(accountID).Snapshots().Put(ctx, accountID, seq, state)
+}
+
+// FindLayout reads, from the streams on the server, the layout the
+// commands service created: the stream AUTH_EVENTS is the one partition
+// of the historical layout; else the metadata of AUTH_EVENTS_0 (every
+// layout with several partitions names its first stream so) says how many
+// there are. For the tools that read the events (authctl) without being
+// told AUTH_PARTITIONS. It fails, wrapping jetstream.ErrStreamNotFound,
+// when neither stream exists, and with ErrLayout when AUTH_EVENTS_0 does
+// not say a number of partitions.
+func FindLayout(ctx context.Context, js jetstream.JetStream, prefix string) (contract.Layout, error) {
+	l := contract.Layout{Prefix: prefix, Partitions: 1}
+	_, err := js.Stream(ctx, l.Stream(0))
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return l, fmt.Errorf("stream %s: %w", l.Stream(0), err)
+	}
+	first := contract.Layout{Prefix: prefix, Partitions: 2}.Stream(0)
+	s, err := js.Stream(ctx, first)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return l, fmt.Errorf("no events stream (%s, or %s for several partitions): the commands service creates them at its start: %w",
+			l.Stream(0), first, err)
+	}
+	if err != nil {
+		return l, fmt.Errorf("stream %s: %w", first, err)
+	}
+	n, err := strconv.Atoi(s.CachedInfo().Config.Metadata[MetaPartitions])
+	if err != nil || n < 2 || n > contract.MaxPartitions {
+		return l, fmt.Errorf("%w: stream %s does not say its number of partitions (metadata %s=%q)",
+			ErrLayout, first, MetaPartitions, s.CachedInfo().Config.Metadata[MetaPartitions])
+	}
+	l.Partitions = n
+	return l, nil
 }

@@ -128,3 +128,28 @@ func TestPartitionedRefusesAnotherLayout(t *testing.T) {
 		t.Error("AUTH_EVENTS created beside four partitions")
 	}
 }
+
+// FindLayout reads the layout from the server's streams: none, one
+// partition (AUTH_EVENTS), four (AUTH_EVENTS_0's metadata).
+func TestFindLayout(t *testing.T) {
+	ctx := ctxFor(t)
+	for _, n := range []int{1, 4} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			srv := natsutil.RunTestServer(t)
+			js, err := jetstream.New(natsutil.Connect(t, srv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eventstore.FindLayout(ctx, js, "auth"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Fatalf("no stream: %v, want stream not found", err)
+			}
+			if _, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{Partitions: n, Prefix: "auth"}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := eventstore.FindLayout(ctx, js, "auth")
+			if err != nil || l.N() != n || l.Prefix != "auth" {
+				t.Fatalf("%+v %v, want %d partitions", l, err, n)
+			}
+		})
+	}
+}

@@ -96,11 +96,16 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// StreamCheck is a Config.Stream: a stream info request on the named
-// stream (the events stream, contract.EventsStream).
-func StreamCheck(js jetstream.JetStream, stream string) func(context.Context) error {
+// StreamCheck is a Config.Stream: a stream info request on each named
+// stream (the events streams, contract.Layout.Streams: one per partition),
+// failing at the first that does not answer.
+func StreamCheck(js jetstream.JetStream, streams ...string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		_, err := js.Stream(ctx, stream)
-		return err
+		for _, name := range streams {
+			if _, err := js.Stream(ctx, name); err != nil {
+				return fmt.Errorf("stream %s: %w", name, err)
+			}
+		}
+		return nil
 	}
 }

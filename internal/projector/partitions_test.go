@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/testwait"
@@ -258,4 +262,197 @@ func TestALateReplicaGetsAPartition(t *testing.T) {
 	waitFor(t, "the third replica leading one", 60*time.Second, func() bool {
 		return r3.p.Leading() >= 1 && r1.p.Leading()+r2.p.Leading()+r3.p.Leading() == testPartitions
 	})
+}
+
+// A rebuild over four partitions replaces damaged read models while a
+// replica leads every partition and events keep coming: each partition is
+// replayed into its own checkpoint, the swap catches each up with its live
+// checkpoint, and the result is exactly a fresh replay's. The rebuild's
+// session is no replica: the live one keeps its four partitions.
+func TestRebuildOverFourPartitions(t *testing.T) {
+	ctx := context.Background()
+	b := newPartBus(t)
+	s := newSim(400)
+	accs := s.Accounts(40)
+	b.produce(t, s, accs, 1200)
+	url := newDB(t)
+	live := startReplica(t, newJS(t, b.srv), url, "live", func(c *Config) { c.Partitions = testPartitions; c.BatchSize = 100 })
+	waitPartitionsCaughtUp(t, url, b.lastSeqs(t), 30*time.Second)
+
+	// Damage the live model in every partition.
+	conn := connect(t, url)
+	if _, err := conn.Exec(ctx, `INSERT INTO auth.login_attempts (partition, event_id, seq, account_id, at, step, outcome)
+		VALUES (3, 'tampered', -1, 'x', now(), 'x', 'x'); DELETE FROM auth.login_attempts WHERE seq % 5 = 0;
+		UPDATE auth.accounts SET status = 'tampered' WHERE account_id IN (SELECT account_id FROM auth.accounts LIMIT 5)`); err != nil {
+		t.Fatal(err)
+	}
+	// The rebuild's session does not count as a replica.
+	rb := connect(t, url)
+	if _, err := rb.Exec(ctx, "SET application_name = '"+rebuildApplication+"'"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := live.p.parts[0].balance(ctx, rb); err != nil || b.replicas != 1 || b.most() != testPartitions {
+		t.Fatalf("one replica and a rebuild's session: %+v (%v), want one replica leading all %d", b, err, testPartitions)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			b.produce(t, s, accs, 30)
+			time.Sleep(10 * time.Millisecond) // pacing, not synchronisation: appends during the rebuild
+		}
+	}()
+	var reported []uint64
+	res, err := Rebuild(ctx, RebuildConfig{DatabaseURL: url, JS: newJS(t, b.srv), Partitions: testPartitions, BatchSize: 100,
+		Logger: testLogger(), Progress: func(cp, target uint64) { reported = append(reported, cp) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	last := b.lastSeqs(t)
+	waitPartitionsCaughtUp(t, url, last, 30*time.Second)
+	if live.p.Leading() != testPartitions {
+		t.Errorf("the live replica leads %d partitions after the rebuild, want %d", live.p.Leading(), testPartitions)
+	}
+	live.stop()
+
+	if len(res.Checkpoints) != testPartitions || res.Events < 1200 {
+		t.Fatalf("rebuild: %+v", res)
+	}
+	var sum uint64
+	for p, cp := range res.Checkpoints {
+		if cp == 0 || cp > last[p] {
+			t.Errorf("partition %d: rebuilt to %d, its stream ends at %d", p, cp, last[p])
+		}
+		sum += cp
+	}
+	if res.Checkpoint != sum || len(reported) == 0 || reported[len(reported)-1] != sum {
+		t.Errorf("checkpoint %d, progress %v, want the sum %d", res.Checkpoint, reported, sum)
+	}
+	got := dumpTables(t, url)
+	if strings.Contains(got, "tampered") {
+		t.Fatal("the damage survived the rebuild")
+	}
+	fresh := newDB(t)
+	r := startReplica(t, newJS(t, b.srv), fresh, "fresh", func(c *Config) {
+		c.Consumer = "fresh_replay"
+		c.BatchSize = 1000
+		c.Partitions = testPartitions
+	})
+	waitPartitionsCaughtUp(t, fresh, last, 60*time.Second)
+	r.stop()
+	if want := dumpTables(t, fresh); got != want {
+		t.Fatalf("rebuilt read models differ from a fresh replay: %s", diff(got, want))
+	}
+	for _, schema := range []string{shadowSchema, retiredSchema} {
+		if count(t, conn, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema) != 0 {
+			t.Errorf("schema %s left behind", schema)
+		}
+	}
+}
+
+// A rebuild told another number of partitions than the streams' refuses
+// before it drops anything.
+func TestRebuildRefusesAnotherLayout(t *testing.T) {
+	ctx := context.Background()
+	b := newPartBus(t)
+	s := newSim(410)
+	b.produce(t, s, s.Accounts(5), 50)
+	url := newDB(t)
+	r := startReplica(t, newJS(t, b.srv), url, "live", func(c *Config) { c.Partitions = testPartitions })
+	waitPartitionsCaughtUp(t, url, b.lastSeqs(t), 30*time.Second)
+	r.stop()
+	before := dumpTables(t, url)
+	_, err := Rebuild(ctx, RebuildConfig{DatabaseURL: url, JS: b.js, Partitions: 2})
+	if !errors.Is(err, eventstore.ErrLayout) {
+		t.Fatalf("rebuild with 2 partitions over 4: %v, want %v", err, eventstore.ErrLayout)
+	}
+	if _, err := Rebuild(ctx, RebuildConfig{DatabaseURL: url, JS: b.js}); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("rebuild with one partition (AUTH_EVENTS) over 4: %v, want stream not found", err)
+	}
+	if after := dumpTables(t, url); after != before {
+		t.Fatalf("a refused rebuild changed the read models: %s", diff(after, before))
+	}
+}
+
+// Status and lag over four partitions: each partition's checkpoint, stream
+// end and lag, their sums, and the age of the oldest event not applied in
+// any of them, which decides readiness.
+func TestStatusAndLagOverFourPartitions(t *testing.T) {
+	ctx := context.Background()
+	b := newPartBus(t)
+	s := newSim(420)
+	accs := s.Accounts(20)
+	b.produce(t, s, accs, 400)
+	url := newDB(t)
+	r := startReplica(t, newJS(t, b.srv), url, "status", func(c *Config) { c.Partitions = testPartitions })
+	before := b.lastSeqs(t)
+	waitPartitionsCaughtUp(t, url, before, 30*time.Second)
+	cfg := StatusConfig{DatabaseURL: url, JS: b.js, Partitions: testPartitions}
+	st, err := ReadStatus(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Checkpoint != 400 || st.StreamLastSeq != 400 || st.LagEvents != 0 || st.LagSeconds != 0 || len(st.Partitions) != testPartitions ||
+		st.Leader != "authsvc-projector status" || st.SchemaVersion != st.LatestMigration || st.LastEventAt.IsZero() {
+		t.Fatalf("caught up: %+v", st)
+	}
+	for p, ps := range st.Partitions {
+		if ps.Partition != p || ps.Stream != fmt.Sprintf("AUTH_EVENTS_%d", p) || ps.Checkpoint != before[p] || ps.StreamLastSeq != before[p] ||
+			ps.LagEvents != 0 || !strings.HasPrefix(ps.Leader, "authsvc-projector status (pid ") {
+			t.Errorf("partition %d caught up: %+v", p, ps)
+		}
+	}
+	r.stop()
+
+	b.produce(t, s, accs, 60)
+	after := b.lastSeqs(t)
+	// The oldest event not applied, over every partition that has one.
+	var oldest time.Time
+	for p := range after {
+		if after[p] == before[p] {
+			continue
+		}
+		stream, err := b.js.Stream(ctx, fmt.Sprintf("AUTH_EVENTS_%d", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := stream.GetMsg(ctx, before[p]+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oldest.IsZero() || m.Time.Before(oldest) {
+			oldest = m.Time
+		}
+	}
+	cfg.Clock = clock.NewFixed(oldest.Add(90 * time.Second))
+	st, err = ReadStatus(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LagEvents != 60 || st.LagSeconds != 90 || st.Leader != "" || st.Checkpoint != 400 || st.StreamLastSeq != 460 {
+		t.Fatalf("behind: %+v", st)
+	}
+	for p, ps := range st.Partitions {
+		if ps.LagEvents != after[p]-before[p] || ps.Leader != "" || ps.LagSeconds > 90 {
+			t.Errorf("partition %d behind by %d: %+v", p, after[p]-before[p], ps)
+		}
+	}
+	lag, err := ReadLag(ctx, connect(t, url), cfg)
+	if err != nil || lag.Events != 60 || lag.Seconds != 90 || lag.Checkpoint != 400 {
+		t.Fatalf("lag %+v, %v", lag, err)
+	}
+
+	// A partition no replica has led yet counts from 0.
+	if _, err := connect(t, url).Exec(ctx, "DELETE FROM auth.projector_checkpoint WHERE partition = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if lag, err = ReadLag(ctx, connect(t, url), cfg); err != nil || lag.Events != 60+before[2] || lag.Checkpoint != 400-before[2] {
+		t.Fatalf("without partition 2's checkpoint: %+v, %v", lag, err)
+	}
+	// Told one partition, the status looks for AUTH_EVENTS.
+	if _, err := ReadStatus(ctx, StatusConfig{DatabaseURL: url, JS: b.js}); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("status of one partition over four: %v", err)
+	}
 }

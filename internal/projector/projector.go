@@ -136,10 +136,11 @@ type Projector struct {
 	exec  *executor
 	log   *slog.Logger
 
-	parts   []*part
-	claim   sync.Mutex   // orders the partitions' checks of their share and their claims
-	leading atomic.Int32 // partitions this replica leads
-	applied atomic.Uint64
+	parts      []*part
+	leaderKeys []int64      // every partition's leadership lock
+	claim      sync.Mutex   // orders the partitions' checks of their share and their claims
+	leading    atomic.Int32 // partitions this replica leads
+	applied    atomic.Uint64
 }
 
 // part is the replica's work on one partition: its own session, lock,
@@ -181,6 +182,7 @@ func New(cfg Config) (*Projector, error) {
 			pt.log = p.log.With("partition", i)
 		}
 		p.parts = append(p.parts, pt)
+		p.leaderKeys = append(p.leaderKeys, pt.lock)
 	}
 	return p, nil
 }
@@ -342,12 +344,13 @@ const shareCheckEvery = 5 * time.Second
 
 // waitToLead returns once the session holds the partition's leadership
 // lock. With one partition it waits on the lock: the first standby gets it
-// when the leader's session ends. With several, each replica leads its
-// share, ceil(partitions / replicas), replicas being the projector
-// sessions' distinct application names on the database: a replica under
-// its share tries the lock every IdleWait, so a dead replica's partitions
+// when the leader's session ends. With several, each replica leads at most
+// ceil(partitions / replicas), replicas being the projector sessions'
+// distinct application names on the database (balance): a replica under
+// that tries the lock every IdleWait, so a dead replica's partitions
 // (their sessions end, and their locks with them) go to the others, and
-// the count of live replicas shrinks with it.
+// the count of live replicas shrinks with it; a leading replica hands a
+// partition over when it leads too many (overShare, every shareCheckEvery).
 func (p *part) waitToLead(ctx context.Context, conn *pgx.Conn) error {
 	if p.n == 1 {
 		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", p.lock); err != nil {
@@ -372,8 +375,8 @@ func (p *part) waitToLead(ctx context.Context, conn *pgx.Conn) error {
 func (p *part) tryLead(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	p.claim.Lock()
 	defer p.claim.Unlock()
-	share, _, err := p.shares(ctx, conn)
-	if err != nil || int(p.leading.Load()) >= share {
+	b, err := p.balance(ctx, conn)
+	if err != nil || int(p.leading.Load()) >= b.most() {
 		return false, err
 	}
 	var got bool
@@ -386,19 +389,22 @@ func (p *part) tryLead(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	return got, nil
 }
 
-// overShare tells whether the replica leads more partitions than its
-// share; if so it counts this one as handed over (the caller ends its
-// session, which releases the lock).
+// overShare tells whether the replica should hand this partition over:
+// it leads more than the most a replica may, or more than the least while
+// another replica leads less than the least (2, 2 and 0 of four
+// partitions: the last waits for a lock no one frees). If so it counts
+// this one as handed over (the caller ends its session, which releases
+// the lock).
 func (p *part) overShare(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	p.claim.Lock()
 	defer p.claim.Unlock()
-	share, fewest, err := p.shares(ctx, conn)
-	leading := int(p.leading.Load())
-	// Over its share, or two more than the replica that leads the fewest
-	// (2, 2, 0 of four partitions on three replicas is within everyone's
-	// share of 2, and would leave the third idle for good).
-	if err != nil || leading <= share && leading <= fewest+1 {
+	b, err := p.balance(ctx, conn)
+	if err != nil {
 		return false, err
+	}
+	leading := int(p.leading.Load())
+	if leading <= b.most() && (leading <= b.least() || b.fewest >= b.least()) {
+		return false, nil
 	}
 	p.leader.Store(false)
 	p.leading.Add(-1)
@@ -416,37 +422,40 @@ func (p *part) stopLeading() {
 	}
 }
 
-// shares returns the replica's share, ceil(partitions / live replicas),
-// and the fewest partitions a live replica leads. A live replica is a
-// distinct application_name of the projector's sessions on this database
-// (each replica's sessions carry its Name; a rebuild's session is not
-// one); a replica leads as many partitions as it has sessions holding an
-// advisory lock (a partition's session holds its leadership lock, and
-// a batch's shared swap lock only beside it).
-func (p *part) shares(ctx context.Context, conn *pgx.Conn) (share, fewest int, err error) {
-	rows, err := conn.Query(ctx, `SELECT count(DISTINCT l.pid) FROM pg_stat_activity a
-		LEFT JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
-		WHERE a.datname = current_database() AND a.application_name LIKE 'authsvc-projector %'
-		AND a.application_name <> 'authsvc-projector rebuild'
-		GROUP BY a.application_name`)
+// balance is how the partitions are shared: the live replicas and the
+// fewest partitions one of them leads.
+type balance struct {
+	partitions, replicas, fewest int
+}
+
+// most is ceil(partitions / replicas): no replica leads more.
+func (b balance) most() int { return (b.partitions + b.replicas - 1) / b.replicas }
+
+// least is floor(partitions / replicas): every replica leads at least as
+// many once the partitions are shared.
+func (b balance) least() int { return b.partitions / b.replicas }
+
+// balance reads the live replicas, each a distinct application_name of
+// the projector's sessions on this database (each replica's sessions carry
+// its Name; a replica leading nothing still waits on every partition), and
+// the leadership locks each holds. A rebuild's session
+// (rebuildApplication) is not a replica: it leads no partition, and
+// counted, it would make the replicas hand partitions over to nobody for
+// the length of the rebuild.
+func (p *part) balance(ctx context.Context, conn *pgx.Conn) (balance, error) {
+	b := balance{partitions: p.n}
+	err := conn.QueryRow(ctx, `SELECT count(*), coalesce(min(held), 0) FROM (
+		SELECT a.application_name, count(l.pid) AS held
+		FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.objsubid = 1
+		  AND l.classid::bigint * 4294967296 + l.objid::bigint = ANY($2::bigint[])
+		WHERE a.datname = current_database() AND a.application_name LIKE 'authsvc-projector %' AND a.application_name <> $1
+		GROUP BY a.application_name) r`, rebuildApplication, p.leaderKeys).Scan(&b.replicas, &b.fewest)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count replicas: %w", err)
+		return b, fmt.Errorf("count replicas: %w", err)
 	}
-	defer rows.Close()
-	replicas, fewest := 0, p.n
-	for rows.Next() {
-		var led int
-		if err := rows.Scan(&led); err != nil {
-			return 0, 0, fmt.Errorf("count replicas: %w", err)
-		}
-		replicas++
-		fewest = min(fewest, led)
-	}
-	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("count replicas: %w", err)
-	}
-	replicas = max(replicas, 1)
-	return (p.n + replicas - 1) / replicas, fewest, nil
+	b.replicas = max(b.replicas, 1)
+	return b, nil
 }
 
 // prepared is a fetched batch, decoded and planned.

@@ -14,36 +14,55 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
+	"github.com/ameli-auth/authsvc/internal/projections"
 )
 
-// RebuildConfig says where the stream and the database are.
+// RebuildConfig says where the streams and the database are.
 type RebuildConfig struct {
 	DatabaseURL string
 	JS          jetstream.JetStream
-	Stream      string // default AUTH_EVENTS
+	Stream      string // default AUTH_EVENTS; only with one partition (the layout names the streams of several)
 	Prefix      string // default auth
-	BatchSize   int    // default 20000
-	Logger      *slog.Logger
+	// Partitions is AUTH_PARTITIONS (0 or 1: one, the stream AUTH_EVENTS):
+	// every partition's stream is replayed (docs/scale.md).
+	Partitions int
+	BatchSize  int // default 20000
+	Logger     *slog.Logger
 	// Progress, when set, is told after each batch how far the replay is
-	// (the shadow checkpoint) and where it goes (the stream's last sequence).
+	// and where it goes: the shadow checkpoints and the streams' last
+	// sequences, each summed over the partitions.
 	Progress func(checkpoint, target uint64)
 }
 
 // RebuildResult tells what a rebuild did.
 type RebuildResult struct {
-	Events     int           // events replayed into the new tables
-	Checkpoint uint64        // the new tables' checkpoint at the swap
-	Duration   time.Duration // replay and swap
+	Events int // events replayed into the new tables
+	// Checkpoint is the new tables' checkpoint at the swap; with several
+	// partitions, the sum of theirs (Checkpoints).
+	Checkpoint  uint64
+	Checkpoints []uint64      // each partition's, partition 0 first
+	Duration    time.Duration // replay and swap
 }
+
+// rebuildApplication is the application_name of a rebuild's session.
+const rebuildApplication = "authsvc-projector rebuild"
 
 // ErrRebuildRunning: another rebuild holds the rebuild lock.
 var ErrRebuildRunning = errors.New("another rebuild is running")
 
-// Rebuild replays the stream from its first event into fresh tables (schema
-// auth_rebuild), then swaps them for the live ones in one transaction:
-// readers see the old tables or the new ones, never a half-built model.
-// The live projector keeps running: it is held only for the instant of the
-// swap, then catches up from the new tables' checkpoint.
+// Rebuild replays every partition's stream from its first event into fresh
+// tables (schema auth_rebuild), then swaps them for the live ones in one
+// transaction: readers see the old tables or the new ones, never a
+// half-built model. The live projector keeps running: it is held only for
+// the instant of the swap, then catches up from the new tables'
+// checkpoints.
+//
+// Partitions are replayed one after the other, each in its stream's order
+// into its own checkpoint row: their accounts are disjoint and their login
+// attempts keyed by (partition, seq), so their order between them does not
+// matter. Only one partition's reads are in flight at a time (a batch
+// applied, one read ahead), whatever the number of partitions.
 func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	start := time.Now()
 	if cfg.DatabaseURL == "" {
@@ -51,6 +70,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	}
 	if cfg.JS == nil {
 		return RebuildResult{}, errors.New("rebuild: no JetStream handle")
+	}
+	if cfg.Partitions < 0 || cfg.Partitions > contract.MaxPartitions {
+		return RebuildResult{}, fmt.Errorf("rebuild: %d partitions, want 1 to %d", cfg.Partitions, contract.MaxPartitions)
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStream
@@ -69,7 +91,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("AUTH_DATABASE_URL: %w", err)
 	}
-	pgcfg.RuntimeParams["application_name"] = "authsvc-projector rebuild"
+	pgcfg.RuntimeParams["application_name"] = rebuildApplication
 	sessionSettings(pgcfg)
 	conn, err := pgx.ConnectConfig(ctx, pgcfg)
 	if err != nil {
@@ -84,98 +106,165 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 		return RebuildResult{}, ErrRebuildRunning
 	}
 
-	// Fresh shadow tables, by the same migrations as the live ones.
+	// The streams first: a layout that is not the servers' fails before
+	// anything is dropped.
+	layout := contract.Layout{Prefix: cfg.Prefix, Partitions: cfg.Partitions}
+	r := &replayer{js: cfg.JS, batch: cfg.BatchSize, log: log, progress: cfg.Progress}
+	shadow := newExecutor(shadowSchema)
+	for p := range layout.N() {
+		name := layout.Stream(p)
+		if !layout.Split() {
+			name = cfg.Stream
+		}
+		stream, err := cfg.JS.Stream(ctx, name)
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("stream %s: %w", name, err)
+		}
+		if err := eventstore.CheckLayout(stream.CachedInfo().Config, layout, p); err != nil {
+			return RebuildResult{}, err
+		}
+		r.parts = append(r.parts, &partReplay{partition: p, name: name, subjects: layout.StreamSubjects(p),
+			stream: stream, exec: shadow.forPartition(p), target: stream.CachedInfo().State.LastSeq})
+	}
+
+	// Fresh shadow tables, by the same migrations as the live ones, with
+	// a checkpoint row per partition (the migrations make partition 0's).
 	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{shadowSchema}.Sanitize()+" CASCADE"); err != nil {
 		return RebuildResult{}, fmt.Errorf("drop old shadow schema: %w", err)
 	}
 	if _, err := migrateSchema(ctx, cfg.DatabaseURL, shadowSchema); err != nil {
 		return RebuildResult{}, err
 	}
-	stream, err := cfg.JS.Stream(ctx, cfg.Stream)
-	if err != nil {
-		return RebuildResult{}, fmt.Errorf("stream %s: %w", cfg.Stream, err)
-	}
-	cons, err := cfg.JS.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{contract.Subjects(cfg.Prefix).AllEvents()},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: time.Minute,
-	})
-	if err != nil {
-		return RebuildResult{}, fmt.Errorf("rebuild consumer: %w", err)
-	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = cfg.JS.DeleteConsumer(dctx, cfg.Stream, info.Name)
-			cancel()
-		}
-	}()
-	x := newExecutor(shadowSchema)
-	if err := x.setup(ctx, conn); err != nil {
+	if err := shadow.setup(ctx, conn); err != nil {
 		return RebuildResult{}, err
 	}
-	fctx, stopFetch := context.WithCancel(ctx)
-	ch := make(chan prepared, 1)
-	go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) {
-		return fetchBatch(ctx, cons, cfg.BatchSize, time.Second)
-	}, x, log, ch)
-	defer func() {
-		stopFetch()
-		for range ch {
+	for _, pr := range r.parts {
+		if _, err := conn.Exec(ctx, shadow.sql.ensureCheckpoint, projections.Name, pr.partition); err != nil {
+			return RebuildResult{}, fmt.Errorf("shadow checkpoint of partition %d: %w", pr.partition, err)
 		}
-	}()
-	r := &replayer{batches: ch, exec: x, progress: cfg.Progress,
-		holes: func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, stream, from, to) }}
+	}
 
-	// Replay up to the stream's end; while the stream grows, go on until
-	// less than a batch is left, which the swap applies.
-	for {
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return r.res, fmt.Errorf("stream info: %w", err)
-		}
-		target := info.State.LastSeq
-		if r.res.Checkpoint >= target || r.res.Checkpoint > 0 && target-r.res.Checkpoint <= uint64(cfg.BatchSize) {
-			break
-		}
-		log.Info("rebuild: replaying", "from", r.res.Checkpoint+1, "to", target)
-		if err := r.replay(ctx, conn, target); err != nil {
-			return r.res, err
+	// Replay each partition up to its stream's end; while the stream
+	// grows, go on until less than a batch is left, which the swap applies.
+	for _, pr := range r.parts {
+		for {
+			info, err := pr.stream.Info(ctx)
+			if err != nil {
+				return r.result(), fmt.Errorf("stream %s info: %w", pr.name, err)
+			}
+			pr.target = info.State.LastSeq
+			if pr.checkpoint >= pr.target || pr.checkpoint > 0 && pr.target-pr.checkpoint <= uint64(cfg.BatchSize) {
+				break
+			}
+			log.Info("rebuild: replaying", "stream", pr.name, "from", pr.checkpoint+1, "to", pr.target)
+			if err := r.replay(ctx, conn, pr, pr.target); err != nil {
+				return r.result(), err
+			}
 		}
 	}
 	if err := swap(ctx, conn, r); err != nil {
-		return r.res, err
+		return r.result(), err
 	}
-	r.res.Duration = time.Since(start)
-	log.Info("rebuild: swapped in", "events", r.res.Events, "checkpoint", r.res.Checkpoint, "took", r.res.Duration.Round(time.Millisecond))
-	return r.res, nil
+	res := r.result()
+	res.Duration = time.Since(start)
+	log.Info("rebuild: swapped in", "events", res.Events, "checkpoints", res.Checkpoints, "took", res.Duration.Round(time.Millisecond))
+	return res, nil
 }
 
-// replayer applies the stream, in order, to the shadow tables, from
-// batches read ahead.
+// replayer applies the partitions' streams, each in order, to the shadow
+// tables, from batches read ahead.
 type replayer struct {
-	batches  <-chan prepared
-	exec     *executor
-	holes    holesFunc
+	js       jetstream.JetStream
+	batch    int
+	log      *slog.Logger
 	progress func(checkpoint, target uint64)
-	res      RebuildResult
+	parts    []*partReplay
+	events   int
+}
+
+// partReplay is one partition's replay: its stream and how far the shadow
+// tables are.
+type partReplay struct {
+	partition  int
+	name       string // the stream
+	subjects   string // its subjects, the consumer's filter
+	stream     jetstream.Stream
+	exec       *executor // the shadow tables, for this partition
+	checkpoint uint64    // the shadow checkpoint
+	target     uint64    // the stream's last sequence when last read
 	// oldestAttempt is the sequence of the oldest login attempt the
 	// stream still had (0: none seen): the attempts before it expired.
 	oldestAttempt uint64
 }
 
-// replay applies batches until the shadow checkpoint reaches target.
-func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error {
-	for r.res.Checkpoint < target {
+func (r *replayer) result() RebuildResult {
+	res := RebuildResult{Events: r.events, Checkpoints: make([]uint64, len(r.parts))}
+	for i, pr := range r.parts {
+		res.Checkpoints[i] = pr.checkpoint
+		res.Checkpoint += pr.checkpoint
+	}
+	return res
+}
+
+func (r *replayer) report() {
+	if r.progress == nil {
+		return
+	}
+	var cp, target uint64
+	for _, pr := range r.parts {
+		cp += pr.checkpoint
+		target += max(pr.target, pr.checkpoint)
+	}
+	r.progress(cp, target)
+}
+
+// replay applies partition pr's stream, from the event after its shadow
+// checkpoint, until the checkpoint reaches target: an ordered consumer
+// delivers it, one batch read ahead, and is deleted at the end.
+func (r *replayer) replay(ctx context.Context, db beginner, pr *partReplay, target uint64) error {
+	if pr.checkpoint >= target {
+		return nil
+	}
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{pr.subjects},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute,
+	}
+	if pr.checkpoint > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pr.checkpoint+1
+	}
+	cons, err := r.js.OrderedConsumer(ctx, pr.name, occ)
+	if err != nil {
+		return fmt.Errorf("rebuild consumer on %s: %w", pr.name, err)
+	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = r.js.DeleteConsumer(dctx, pr.name, info.Name)
+			cancel()
+		}
+	}()
+	fctx, stopFetch := context.WithCancel(ctx)
+	ch := make(chan prepared, 1)
+	go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) {
+		return fetchBatch(ctx, cons, r.batch, time.Second)
+	}, pr.exec, r.log, ch)
+	defer func() {
+		stopFetch()
+		for range ch {
+		}
+	}()
+	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, pr.stream, from, to) }
+	for pr.checkpoint < target {
 		var b prepared
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case b, ok = <-r.batches:
+		case b, ok = <-ch:
 		}
 		if !ok {
-			return errors.New("rebuild: reading the stream stopped")
+			return fmt.Errorf("rebuild: reading the stream %s stopped", pr.name)
 		}
 		if b.msgs == nil && b.err == nil {
 			if ctx.Err() != nil {
@@ -184,24 +273,22 @@ func (r *replayer) replay(ctx context.Context, db beginner, target uint64) error
 			continue // nothing yet
 		}
 		if len(b.recs) == 0 && b.err != nil {
-			return fmt.Errorf("fetch: %w", b.err)
+			return fmt.Errorf("fetch from %s: %w", pr.name, b.err)
 		}
 		for _, rec := range b.recs {
-			if rec.attempt && (r.oldestAttempt == 0 || rec.seq < r.oldestAttempt) {
-				r.oldestAttempt = rec.seq
+			if rec.attempt && (pr.oldestAttempt == 0 || rec.seq < pr.oldestAttempt) {
+				pr.oldestAttempt = rec.seq
 			}
 		}
-		br, err := r.exec.applyBatch(ctx, db, b.recs, b.pre, r.holes, false, nil)
+		br, err := pr.exec.applyBatch(ctx, db, b.recs, b.pre, holes, false, nil)
 		if err != nil {
-			return fmt.Errorf("apply batch: %w", err)
+			return fmt.Errorf("apply batch of %s: %w", pr.name, err)
 		}
-		r.res.Events += br.applied
-		r.res.Checkpoint = br.checkpoint
-		if r.progress != nil {
-			r.progress(r.res.Checkpoint, target)
-		}
+		r.events += br.applied
+		pr.checkpoint = br.checkpoint
+		r.report()
 		if br.gap {
-			return fmt.Errorf("rebuild: ordered delivery skipped events after %d", br.checkpoint)
+			return fmt.Errorf("rebuild: ordered delivery of %s skipped events after %d", pr.name, br.checkpoint)
 		}
 		if b.err != nil {
 			return b.err
@@ -264,11 +351,12 @@ func beginSwap(ctx context.Context, conn *pgx.Conn) (pgx.Tx, bool, error) {
 
 // swap puts the shadow tables in place of the live ones in one
 // transaction. The exclusive swap lock waits for the live projector's batch
-// in flight and holds the next one until the commit. Under it, the shadow
-// catches up with the live checkpoint, so readers never step back in time;
-// dropping the old tables in the same transaction invalidates every
-// session's cached plans on them, so the projector's next batch resolves
-// "auth" to the new tables and goes on from the same checkpoint.
+// in flight and holds the next one until the commit. Under it, each
+// partition of the shadow catches up with its live checkpoint, so readers
+// never step back in time; dropping the old tables in the same transaction
+// invalidates every session's cached plans on them, so the projector's next
+// batch resolves "auth" to the new tables and goes on from the same
+// checkpoints.
 //
 // Every live table is locked before anything else is done: a reader's
 // transaction that reads two of them could otherwise deadlock with the
@@ -291,26 +379,35 @@ func swap(ctx context.Context, conn *pgx.Conn, r *replayer) error {
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 	id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
 	if live {
-		liveCP, _, err := newExecutor(Schema).readCheckpoint(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("swap: %w", err)
-		}
-		if err := r.replay(ctx, tx, liveCP); err != nil {
-			return fmt.Errorf("swap: catch up with the live checkpoint %d: %w", liveCP, err)
+		liveX := newExecutor(Schema)
+		for _, pr := range r.parts {
+			liveCP, _, err := liveX.forPartition(pr.partition).readCheckpoint(ctx, tx)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // a partition the live projector never led
+			}
+			if err != nil {
+				return fmt.Errorf("swap: %w", err)
+			}
+			if err := r.replay(ctx, tx, pr, liveCP); err != nil {
+				return fmt.Errorf("swap: catch up with the live checkpoint %d of %s: %w", liveCP, pr.name, err)
+			}
 		}
 		// Login attempts that left the stream (past their retention,
 		// docs/retention.md) cannot be replayed: their rows move over as
 		// they were. Attempts share one TTL, so they expired oldest
 		// first: the rows of stream sequences (above 0) before the
 		// oldest attempt the replay saw, that the replay did not make.
-		before := uint64(math.MaxInt64)
-		if r.oldestAttempt != 0 {
-			before = r.oldestAttempt
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+id(shadowSchema)+".login_attempts SELECT * FROM "+id(Schema)+
-			".login_attempts l WHERE l.seq > 0 AND l.seq < $1 AND NOT EXISTS (SELECT 1 FROM "+id(shadowSchema)+
-			".login_attempts s WHERE s.seq = l.seq)", int64(before)); err != nil {
-			return fmt.Errorf("swap: keep the rows of expired attempts: %w", err)
+		// Per partition: each stream numbers its events from 1.
+		for _, pr := range r.parts {
+			before := uint64(math.MaxInt64)
+			if pr.oldestAttempt != 0 {
+				before = pr.oldestAttempt
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO "+id(shadowSchema)+".login_attempts SELECT * FROM "+id(Schema)+
+				".login_attempts l WHERE l.partition = $2 AND l.seq > 0 AND l.seq < $1 AND NOT EXISTS (SELECT 1 FROM "+id(shadowSchema)+
+				".login_attempts s WHERE s.partition = l.partition AND s.seq = l.seq)", int64(before), pr.partition); err != nil {
+				return fmt.Errorf("swap: keep the rows of expired attempts of %s: %w", pr.name, err)
+			}
 		}
 	}
 	if live {

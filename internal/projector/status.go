@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,85 +15,186 @@ import (
 	"github.com/ameli-auth/authsvc/internal/contract"
 )
 
-// StatusConfig says where the stream and the database are.
+// StatusConfig says where the streams and the database are.
 type StatusConfig struct {
 	DatabaseURL string
 	JS          jetstream.JetStream
-	Stream      string      // default AUTH_EVENTS
-	Prefix      string      // default auth
-	Clock       clock.Clock // what LagSeconds is measured by; default the system clock
+	Stream      string // default AUTH_EVENTS; only with one partition (the layout names the streams of several)
+	Prefix      string // default auth
+	// Partitions is AUTH_PARTITIONS (0 or 1: one, the stream AUTH_EVENTS).
+	Partitions int
+	Clock      clock.Clock // what LagSeconds is measured by; default the system clock
 }
 
-// Status is how far the read models are behind the stream.
+func (c *StatusConfig) setDefaults() error {
+	if c.JS == nil {
+		return errors.New("status: no JetStream handle")
+	}
+	if c.Partitions < 0 || c.Partitions > contract.MaxPartitions {
+		return fmt.Errorf("status: %d partitions, want 1 to %d", c.Partitions, contract.MaxPartitions)
+	}
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System{}
+	}
+	return nil
+}
+
+// streams are the partitions' streams and their subject filters.
+func (c *StatusConfig) streams() (names, subjects []string) {
+	l := contract.Layout{Prefix: c.Prefix, Partitions: c.Partitions}
+	for p := range l.N() {
+		names, subjects = append(names, l.Stream(p)), append(subjects, l.StreamSubjects(p))
+	}
+	if !l.Split() {
+		names[0] = c.Stream
+	}
+	return names, subjects
+}
+
+// Status is how far the read models are behind the streams. With one
+// partition its totals are the stream's; with several, sums over the
+// partitions (checkpoints, last sequences, events behind) and the worst
+// of them (the oldest event not applied), and Partitions has each one.
 type Status struct {
-	Checkpoint    uint64    // stream sequence of the last applied event
-	LastEventAt   time.Time // when that event happened
-	UpdatedAt     time.Time // when the checkpoint last moved
-	StreamLastSeq uint64
-	LagEvents     uint64 // events in the stream after the checkpoint
-	// LagSeconds is the age of the oldest event not applied yet: 0 when the
-	// read models are up to date.
-	LagSeconds      float64
-	Leader          string // the active replica (its application_name), "" if none
-	Rebuilding      bool   // a rebuild holds its lock
+	Checkpoint    uint64    // stream sequence of the last applied event (summed)
+	LastEventAt   time.Time // when that event happened (the latest of the partitions')
+	UpdatedAt     time.Time // when a checkpoint last moved
+	StreamLastSeq uint64    // (summed)
+	LagEvents     uint64    // events in the streams after the checkpoints
+	// LagSeconds is the age of the oldest event not applied yet, in any
+	// partition: 0 when the read models are up to date.
+	LagSeconds float64
+	// Leader is the active replica (its application_name and the pid of
+	// its session), "" if none; with several partitions, the replicas
+	// leading at least one, by application name, comma-separated.
+	Leader          string
+	Rebuilding      bool // a rebuild holds its lock
 	SchemaVersion   int64
 	LatestMigration int64
+	Partitions      []PartitionStatus // partition 0 first
 }
 
-// ReadStatus reads the checkpoint and the stream's end.
+// PartitionStatus is one partition's checkpoint and lag.
+type PartitionStatus struct {
+	Partition     int
+	Stream        string // its events stream
+	Checkpoint    uint64 // 0 for a partition no replica has led yet
+	LastEventAt   time.Time
+	UpdatedAt     time.Time
+	StreamLastSeq uint64
+	LagEvents     uint64
+	LagSeconds    float64
+	Leader        string // the session leading it (application_name and pid), "" if none
+}
+
+// checkpointRow is a partition's row of auth.projector_checkpoint.
+type checkpointRow struct {
+	seq       uint64
+	eventAt   time.Time
+	updatedAt time.Time
+}
+
+// readCheckpoints reads every partition's checkpoint row, by partition;
+// it fails when the table has none (not migrated).
+func readCheckpoints(ctx context.Context, db Querier) (map[int]checkpointRow, error) {
+	rows, err := db.Query(ctx, "SELECT partition, last_seq, last_event_at, updated_at FROM "+
+		pgx.Identifier{Schema, "projector_checkpoint"}.Sanitize()+" WHERE projection = $1", Schema)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints (run `authctl migrate` first?): %w", err)
+	}
+	defer rows.Close()
+	out := map[int]checkpointRow{}
+	for rows.Next() {
+		var p int
+		var seq int64
+		var at *time.Time
+		var r checkpointRow
+		if err := rows.Scan(&p, &seq, &at, &r.updatedAt); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		r.seq = uint64(seq)
+		if at != nil {
+			r.eventAt = *at
+		}
+		out[p] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoints (run `authctl migrate` first?): %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("read checkpoints: no checkpoint row (run `authctl migrate` first?)")
+	}
+	return out, nil
+}
+
+// ReadStatus reads the checkpoints and the streams' ends.
 func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 	var st Status
 	if cfg.DatabaseURL == "" {
 		return st, ErrNoDatabase
 	}
-	if cfg.JS == nil {
-		return st, errors.New("status: no JetStream handle")
-	}
-	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.System{}
+	if err := cfg.setDefaults(); err != nil {
+		return st, err
 	}
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return st, fmt.Errorf("connect to postgres: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var last int64
-	var lastAt *time.Time
-	err = conn.QueryRow(ctx, "SELECT last_seq, last_event_at, updated_at FROM "+pgx.Identifier{Schema, "projector_checkpoint"}.Sanitize()+
-		" WHERE projection = $1", Schema).Scan(&last, &lastAt, &st.UpdatedAt)
-	if err != nil {
-		return st, fmt.Errorf("read checkpoint (run `authctl migrate` first?): %w", err)
-	}
-	st.Checkpoint = uint64(last)
-	if lastAt != nil {
-		st.LastEventAt = *lastAt
-	}
-	st.Leader, err = lockHolder(ctx, conn, lockKey("leader", Schema))
+	cps, err := readCheckpoints(ctx, conn)
 	if err != nil {
 		return st, err
+	}
+	names, subjects := cfg.streams()
+	now := cfg.Clock.Now()
+	var leaders []string
+	for p, name := range names {
+		cp := cps[p]
+		ps := PartitionStatus{Partition: p, Stream: name, Checkpoint: cp.seq, LastEventAt: cp.eventAt, UpdatedAt: cp.updatedAt}
+		if ps.Leader, err = lockHolder(ctx, conn, leaderLock(p, len(names))); err != nil {
+			return st, err
+		}
+		ps.StreamLastSeq, ps.LagEvents, ps.LagSeconds, err = streamLag(ctx, cfg.JS, name, subjects[p], ps.Checkpoint, now)
+		if err != nil {
+			return st, err
+		}
+		st.Partitions = append(st.Partitions, ps)
+		st.Checkpoint += ps.Checkpoint
+		st.StreamLastSeq += ps.StreamLastSeq
+		st.LagEvents += ps.LagEvents
+		st.LagSeconds = max(st.LagSeconds, ps.LagSeconds)
+		if ps.LastEventAt.After(st.LastEventAt) {
+			st.LastEventAt = ps.LastEventAt
+		}
+		if ps.UpdatedAt.After(st.UpdatedAt) {
+			st.UpdatedAt = ps.UpdatedAt
+		}
+		if app, _, _ := strings.Cut(ps.Leader, " (pid "); app != "" && !slices.Contains(leaders, app) {
+			leaders = append(leaders, app)
+		}
+	}
+	st.Leader = strings.Join(leaders, ", ")
+	if len(names) == 1 {
+		st.Leader = st.Partitions[0].Leader
 	}
 	rb, err := lockHolder(ctx, conn, lockKey("rebuild", Schema))
 	if err != nil {
 		return st, err
 	}
 	st.Rebuilding = rb != ""
-	if st.SchemaVersion, st.LatestMigration, err = MigrationVersion(ctx, cfg.DatabaseURL); err != nil {
-		return st, err
-	}
-
-	st.StreamLastSeq, st.LagEvents, st.LagSeconds, err = streamLag(ctx, cfg.JS, cfg.Stream, cfg.Prefix, st.Checkpoint, cfg.Clock.Now())
+	st.SchemaVersion, st.LatestMigration, err = MigrationVersion(ctx, cfg.DatabaseURL)
 	return st, err
 }
 
 // streamLag reads the stream's last sequence, the events after checkpoint
 // and the age at now of the first of them (0 when there are none).
-func streamLag(ctx context.Context, js jetstream.JetStream, streamName, prefix string, checkpoint uint64, now time.Time) (last, events uint64, seconds float64, err error) {
+func streamLag(ctx context.Context, js jetstream.JetStream, streamName, subjects string, checkpoint uint64, now time.Time) (last, events uint64, seconds float64, err error) {
 	stream, err := js.Stream(ctx, streamName) // a stream info request
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("stream %s: %w", streamName, err)
@@ -102,59 +205,62 @@ func streamLag(ctx context.Context, js jetstream.JetStream, streamName, prefix s
 	}
 	events = last - checkpoint
 	// The first event after the checkpoint (deleted sequences skipped).
-	m, err := stream.GetMsg(ctx, checkpoint+1, jetstream.WithGetMsgSubject(contract.Subjects(prefix).AllEvents()))
+	m, err := stream.GetMsg(ctx, checkpoint+1, jetstream.WithGetMsgSubject(subjects))
 	switch {
 	case err == nil:
 		seconds = max(0, now.Sub(m.Time).Seconds())
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	default:
-		return last, events, 0, fmt.Errorf("oldest unapplied event: %w", err)
+		return last, events, 0, fmt.Errorf("oldest unapplied event of %s: %w", streamName, err)
 	}
 	return last, events, seconds, nil
 }
 
-// Querier is what ReadLag reads the checkpoint with: a *pgx.Conn or a
+// Querier is what ReadLag reads the checkpoints with: a *pgx.Conn or a
 // *pgxpool.Pool.
 type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Lag is how far the read models are behind the stream.
+// Lag is how far the read models are behind the streams: with several
+// partitions, the events summed and the age of the oldest of all, so that
+// the partition furthest behind decides readiness.
 type Lag struct {
-	Checkpoint uint64  // the last applied event's stream sequence
-	Events     uint64  // events in the stream after it
-	Seconds    float64 // age of the first of them by the stream's timestamp; 0 when Events is 0
+	Checkpoint uint64  // the last applied event's stream sequence (summed over the partitions)
+	Events     uint64  // events in the streams after the checkpoints
+	Seconds    float64 // age of the oldest of them by the stream's timestamp; 0 when Events is 0
 }
 
-// ReadLag reads the read models' lag: the checkpoint over db (one query)
-// and the stream's end (a stream info and a message get), as
+// ReadLag reads the read models' lag: the checkpoints over db (one query)
+// and each partition's stream end (a stream info and a message get), as
 // `authctl projections status` does, but on a connection the caller keeps
 // (the ops page's, for /readyz and /metrics); of cfg it uses JS, Stream,
-// Prefix and Clock. It measures the read models,
-// whichever replica leads; it fails before the first migration (no
-// checkpoint table yet). Ages are by the system clock.
+// Prefix, Partitions and Clock. It measures the read models, whichever
+// replicas lead; a partition no replica has led yet counts from 0; it
+// fails before the first migration (no checkpoint table yet). Ages are by
+// cfg.Clock.
 func ReadLag(ctx context.Context, db Querier, cfg StatusConfig) (Lag, error) {
-	if cfg.JS == nil {
-		return Lag{}, errors.New("lag: no JetStream handle")
+	if err := cfg.setDefaults(); err != nil {
+		return Lag{}, err
 	}
-	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.System{}
-	}
-	var cp int64
-	err := db.QueryRow(ctx, "SELECT last_seq FROM "+pgx.Identifier{Schema, "projector_checkpoint"}.Sanitize()+
-		" WHERE projection = $1", Schema).Scan(&cp)
+	cps, err := readCheckpoints(ctx, db)
 	if err != nil {
-		return Lag{}, fmt.Errorf("read checkpoint: %w", err)
+		return Lag{}, err
 	}
-	lag := Lag{Checkpoint: uint64(cp)}
-	_, lag.Events, lag.Seconds, err = streamLag(ctx, cfg.JS, cfg.Stream, cfg.Prefix, lag.Checkpoint, cfg.Clock.Now())
-	return lag, err
+	names, subjects := cfg.streams()
+	now := cfg.Clock.Now()
+	var lag Lag
+	for p, name := range names {
+		cp := cps[p].seq
+		_, events, seconds, err := streamLag(ctx, cfg.JS, name, subjects[p], cp, now)
+		if err != nil {
+			return lag, err
+		}
+		lag.Checkpoint += cp
+		lag.Events += events
+		lag.Seconds = max(lag.Seconds, seconds)
+	}
+	return lag, nil
 }
 
 // lockHolder names the session holding an advisory lock, "" if none.

@@ -70,6 +70,10 @@ type Options struct {
 	// login attempts leave the stream after it (retention tests; the
 	// instances' Config.AttemptsRetention is Configure's to set).
 	AttemptsTTL time.Duration
+	// Partitions, if more than 1, puts the events in that many partitions
+	// (AUTH_PARTITIONS, eventstore.Partitioned): the streams AUTH_EVENTS_0
+	// to _N-1 instead of AUTH_EVENTS.
+	Partitions int
 }
 
 // Harness is the commands service on an embedded nats-server with a fixed
@@ -79,10 +83,14 @@ type Harness struct {
 	Server *server.Server
 	NC     *nats.Conn // the front-ends' connection
 	JS     jetstream.JetStream
-	Store  *eventstore.JetStream
-	Keys   *secrets.Keys
-	Clock  *clock.Fixed
-	Svcs   []*commands.Service // every instance started, stopped ones included
+	// Store is the events store; with Options.Partitions, partition 0's,
+	// and Parts has them all (History, StreamCount and the schema check
+	// read every partition).
+	Store *eventstore.JetStream
+	Parts *eventstore.Partitioned // nil with one partition
+	Keys  *secrets.Keys
+	Clock *clock.Fixed
+	Svcs  []*commands.Service // every instance started, stopped ones included
 	// Cluster is Options.Cluster (Server is nil then); SvcNodes[i] is the
 	// node Svcs[i] first connected to.
 	Cluster  *natsutil.TestCluster
@@ -107,11 +115,22 @@ func Start(tb testing.TB, o Options) *Harness {
 	}
 	srv, nc, storeCfg := startNATS(tb, o)
 	storeCfg.AttemptsTTL = o.AttemptsTTL
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
+	js, err0 := jetstream.New(nc)
+	if err0 != nil {
+		tb.Fatal(err0)
 	}
-	store, err := eventstore.OpenJetStream(context.Background(), js, storeCfg)
+	var store *eventstore.JetStream
+	var parts *eventstore.Partitioned
+	var err error
+	if o.Partitions > 1 {
+		storeCfg.Partitions = o.Partitions
+		parts, err = eventstore.OpenPartitioned(context.Background(), js, storeCfg)
+		if err == nil {
+			store = parts.Partitions()[0]
+		}
+	} else {
+		store, err = eventstore.OpenJetStream(context.Background(), js, storeCfg)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -119,7 +138,7 @@ func Start(tb testing.TB, o Options) *Harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &Harness{T: tb, Server: srv, NC: nc, JS: js, Store: store, Keys: keys, Clock: clock.NewFixed(T0), configure: o.Configure, Cluster: o.Cluster}
+	h := &Harness{T: tb, Server: srv, NC: nc, JS: js, Store: store, Parts: parts, Keys: keys, Clock: clock.NewFixed(T0), configure: o.Configure, Cluster: o.Cluster}
 	// Cleanups run last in, first out: registered here, the schema check runs
 	// after every instance has stopped (nothing more is appended) and before
 	// NC and the test server, registered earlier, go away.
@@ -135,6 +154,9 @@ func (h *Harness) AddInstance(policy domain.Policy) *commands.Service {
 	h.T.Helper()
 	cfg := commands.Config{Policy: policy, Keys: h.Keys, Store: h.Store, Index: h.Store.Index(), Snapshots: h.Store.Snapshots(),
 		Shadows: h.Store.Shadows(), Clock: h.Clock, ResponseFloor: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if h.Parts != nil {
+		cfg.Store, cfg.Index, cfg.Snapshots, cfg.Shadows = h.Parts, h.Parts.Index(), h.Parts.Snapshots(), h.Parts.Shadows()
+	}
 	if h.configure != nil {
 		h.configure(&cfg)
 	}
@@ -232,7 +254,11 @@ func (h *Harness) Register(nir, email, password string) string {
 // History returns the account's events as stored.
 func (h *Harness) History(accountID string) []events.Envelope {
 	h.T.Helper()
-	recs, err := h.Store.Load(context.Background(), accountID, 0)
+	var store eventstore.Store = h.Store
+	if h.Parts != nil {
+		store = h.Parts
+	}
+	recs, err := store.Load(context.Background(), accountID, 0)
 	if err != nil {
 		h.T.Fatal(err)
 	}
@@ -299,18 +325,30 @@ func (h *Harness) Login(accountID, nir, password string) string {
 	return rep.Session.Token
 }
 
-// StreamCount is the number of messages in the events stream.
+// streams are the events streams' names, partition 0 first.
+func (h *Harness) streams() []string {
+	if h.Parts == nil {
+		return []string{h.Store.StreamName()}
+	}
+	return h.Parts.Layout().Streams()
+}
+
+// StreamCount is the number of messages in the events streams.
 func (h *Harness) StreamCount() uint64 {
 	h.T.Helper()
-	st, err := h.JS.Stream(context.Background(), h.Store.StreamName())
-	if err != nil {
-		h.T.Fatal(err)
+	var n uint64
+	for _, name := range h.streams() {
+		st, err := h.JS.Stream(context.Background(), name)
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		n += info.State.Msgs
 	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	return info.State.Msgs
+	return n
 }
 
 // Count is the number of envelopes of a type.
@@ -363,36 +401,48 @@ func (h *Harness) CheckSchemas() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stream, err := h.JS.Stream(ctx, h.Store.StreamName())
+	bad = 0
+	for _, name := range h.streams() {
+		if !h.checkStreamSchemas(ctx, name, &bad) {
+			return
+		}
+	}
+	if bad > maxReported {
+		h.T.Errorf("%d events in all do not match their schema", bad)
+	}
+}
+
+// checkStreamSchemas validates every event of one stream, counting the bad
+// ones in bad; false if the stream could not be read.
+func (h *Harness) checkStreamSchemas(ctx context.Context, name string, bad *int) bool {
+	const maxReported = 10
+	stream, err := h.JS.Stream(ctx, name)
 	if err != nil {
-		h.T.Errorf("schema check: open stream: %v", err)
-		return
+		h.T.Errorf("schema check: open stream %s: %v", name, err)
+		return false
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
 		h.T.Errorf("schema check: stream info: %v", err)
-		return
+		return false
 	}
 	if info.State.Msgs == 0 {
-		return
+		return true
 	}
-	bad = 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted
 		}
 		if err != nil {
-			h.T.Errorf("schema check: read event %d: %v", seq, err)
-			return
+			h.T.Errorf("schema check: read event %d of %s: %v", seq, name, err)
+			return false
 		}
 		if err := schemacheck.ValidateEvent(msg.Data); err != nil {
-			if bad++; bad <= maxReported {
+			if *bad++; *bad <= maxReported {
 				h.T.Errorf("event %d on %s does not match its schema: %v\n%s", seq, msg.Subject, err, msg.Data)
 			}
 		}
 	}
-	if bad > maxReported {
-		h.T.Errorf("%d events in all do not match their schema", bad)
-	}
+	return true
 }

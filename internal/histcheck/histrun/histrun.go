@@ -41,6 +41,10 @@ type Config struct {
 	FaultRate    float64       // chance of a fault between rounds (0.1)
 	Faults       Faults        // nil: RestartServer
 	ReplyTimeout time.Duration // how long a client waits for a reply (5 s)
+	// Partitions of the events (AUTH_PARTITIONS; 0 or 1: the one stream
+	// AUTH_EVENTS): the service runs over that many streams, and the
+	// checker reads them all.
+	Partitions int
 }
 
 func (c *Config) defaults() {
@@ -133,7 +137,7 @@ func Execute(tb testing.TB, cfg Config) Result {
 		cfg.Faults = RestartServer{}
 	}
 	start := time.Now()
-	r := &Run{TB: tb, Cfg: cfg, H: commandstest.Start(tb, commandstest.Options{Instances: cfg.Instances})}
+	r := &Run{TB: tb, Cfg: cfg, H: commandstest.Start(tb, commandstest.Options{Instances: cfg.Instances, Partitions: cfg.Partitions})}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 14))
 	for i := range cfg.Accounts {
 		r.accounts = append(r.accounts, &account{
@@ -218,21 +222,34 @@ func (r *Run) WaitAnswering(limit time.Duration) error {
 	}
 }
 
-// readStream reads the whole events stream, in order, by account.
+// readStream reads the whole events stream (every partition's), in order,
+// by account: an account's events are all in one partition's stream, in
+// its order.
 func (r *Run) readStream() map[string][]events.Envelope {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stream, err := r.H.JS.Stream(ctx, r.H.Store.StreamName())
+	streams := []string{r.H.Store.StreamName()}
+	if r.H.Parts != nil {
+		streams = r.H.Parts.Layout().Streams()
+	}
+	out := map[string][]events.Envelope{}
+	for _, name := range streams {
+		r.readOne(ctx, name, out)
+	}
+	return out
+}
+
+func (r *Run) readOne(ctx context.Context, name string, out map[string][]events.Envelope) {
+	stream, err := r.H.JS.Stream(ctx, name)
 	if err != nil {
-		r.TB.Fatalf("open stream: %v", err)
+		r.TB.Fatalf("open stream %s: %v", name, err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
 		r.TB.Fatalf("stream info: %v", err)
 	}
-	out := map[string][]events.Envelope{}
 	if info.State.Msgs == 0 {
-		return out
+		return
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
@@ -240,7 +257,7 @@ func (r *Run) readStream() map[string][]events.Envelope {
 			continue
 		}
 		if err != nil {
-			r.TB.Fatalf("read event %d: %v", seq, err)
+			r.TB.Fatalf("read event %d of %s: %v", seq, name, err)
 		}
 		env, err := events.Unmarshal(msg.Data)
 		if err != nil {
@@ -248,5 +265,4 @@ func (r *Run) readStream() map[string][]events.Envelope {
 		}
 		out[env.AccountID] = append(out[env.AccountID], env)
 	}
-	return out
 }

@@ -32,6 +32,7 @@ func TestHistory(t *testing.T) {
 		Duration:    time.Duration(envInt(t, "HISTCHECK_SECONDS", 10)) * time.Second,
 		Instances:   envInt(t, "HISTCHECK_INSTANCES", 2),
 		Seed:        uint64(envInt(t, "HISTCHECK_SEED", 0)),
+		Partitions:  envInt(t, "HISTCHECK_PARTITIONS", 1),
 	}
 	res := Execute(t, cfg)
 	t.Logf("%s", res)
