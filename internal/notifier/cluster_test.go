@@ -192,17 +192,25 @@ func TestClusterSMTPOutageWithStreamLeaderKilled(t *testing.T) {
 	c.WaitStream(contract.EventsStream)
 	h.drained()
 	// Every mail once: across the catcher before the outage and the one
-	// after, one message per event, none missing, none twice.
+	// after, one message per event, none missing, none twice, but for the
+	// SMTP window of a server closing after taking a mail and before
+	// replying (lostReply, TestServerDownBeforeItsReplySendsTheMailAgain).
 	byID := map[string]int{}
 	for _, cat := range []*catcher.Catcher{before, h.catcher} {
 		for _, m := range cat.Messages() {
 			byID[m.MessageID]++
 		}
 	}
-	lost := 0
+	lost, lostReplies := 0, 0
 	for _, env := range sent {
 		id := env.ID + ".login-code@app.assurance-maladie.fr"
 		switch n := byID[id]; {
+		case n == 2 && lostReplies == 0 && lostReply(before, env.ID):
+			// SMTP's own window (RFC 1047), not the notifier's: the server
+			// closed after keeping this mail and before its 250 was read,
+			// so the mail went again to the next server. At most one.
+			lostReplies++
+			t.Logf("event %s mailed twice: the first server's last mail, its reply lost as it closed", env.ID)
 		case n > 1:
 			t.Errorf("event %s mailed %d times", env.ID, n)
 		case n == 0:
@@ -218,8 +226,8 @@ func TestClusterSMTPOutageWithStreamLeaderKilled(t *testing.T) {
 	for id, n := range byID {
 		t.Errorf("mail %s (%d times) for no event that asked for it", id, n)
 	}
-	if got := before.Count() + h.catcher.Count(); got != want {
-		t.Errorf("%d mails, %d events to mail", got, want)
+	if got := before.Count() + h.catcher.Count(); got != want+lostReplies {
+		t.Errorf("%d mails, %d events to mail (%d replies lost)", got, want, lostReplies)
 	}
 
 	// The permanent refusal, and only it, is a dead letter, as on one

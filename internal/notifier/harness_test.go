@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,4 +377,18 @@ func (o *outcomes) waitOutcome(t testing.TB, kind, outcome string, n int) {
 	if got := o.count(kind, outcome); got != n {
 		t.Errorf("%d %q %s, want %d", got, kind, outcome, n)
 	}
+}
+
+// lostReply tells whether the event's mail on the closed server is the
+// SMTP window RFC 1047 describes, which no notifier can close: the server
+// kept the mail, then went down before its "250" reached the notifier,
+// which therefore sent it again. The evidence: the mail is the last the
+// server received, as one worker sends one mail at a time, so only the
+// last can have been in flight when it closed. (The failed attempt is not
+// in the logs: the in-process retry that follows it fails to connect, and
+// only the last error of a delivery is logged.)
+func lostReply(closed *catcher.Catcher, eventID string) bool {
+	msgs := closed.Messages()
+	return len(msgs) > 0 && msgs[len(msgs)-1].ID == strconv.Itoa(closed.Count()) &&
+		strings.HasPrefix(msgs[len(msgs)-1].MessageID, eventID+".")
 }

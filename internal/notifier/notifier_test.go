@@ -489,3 +489,41 @@ func TestMailsSealedUnderAPreviousKey(t *testing.T) {
 		t.Errorf("dead letter reason %q: want the address refused, naming key id %s", reason, oldKeys.ID())
 	}
 }
+
+// The SMTP server's own window (RFC 1047): a server that goes down after
+// keeping a mail and before its "250" reached the notifier. The notifier
+// cannot know the mail was taken, so it sends it again once the server is
+// back: two copies, one per server, and the second attempt's record says
+// sent. TestClusterSMTPOutageWithStreamLeaderKilled closes its server under
+// load and tolerates this case, and only it (lostReply).
+func TestServerDownBeforeItsReplySendsTheMailAgain(t *testing.T) {
+	h := newHarness(t, clock.NewFixed(t0.Add(time.Minute)))
+	entered, hold := make(chan struct{}, 1), make(chan struct{})
+	h.catcherHold(entered, hold)
+	h.start(h.testConfig())
+	env := h.otp(events.NewID(t0), "a@example.fr", "123456", t0)
+	<-entered // the whole mail is with the server, which has not answered
+	addr, before := h.catcher.Addr(), h.catcher
+	_ = before.Close() // down, dropping the connection
+	h.catcherHold(nil, nil)
+	close(hold) // the closed server keeps the mail; its 250 goes nowhere
+	testwait.For(t, "the lost reply to fail the attempt", 10*time.Second, func() bool {
+		return h.logs.Count("mail not sent, will retry", env.ID) > 0
+	})
+	h.catcher = h.startCatcher(addr) // back up
+	h.waitMail(nil)
+	h.record(env.ID, notifier.StatusSent)
+	h.settled(1)
+	if before.Count() != 1 || h.catcher.Count() != 1 {
+		t.Fatalf("%d mails before, %d after; want the mail on both servers", before.Count(), h.catcher.Count())
+	}
+	if !lostReply(before, env.ID) {
+		t.Error("not recognised as a lost reply")
+	}
+	// A mail that is not its server's last is not a lost reply.
+	other := h.otp(events.NewID(t0), "b@example.fr", "654321", t0)
+	h.waitCount(2)
+	if lostReply(h.catcher, env.ID) || !lostReply(h.catcher, other.ID) {
+		t.Error("only the server's last mail can be a lost reply")
+	}
+}
