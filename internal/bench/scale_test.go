@@ -85,9 +85,34 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back.AtN.Accounts != 2000 {
 		t.Errorf("last line %q: not the result's JSON (%v)", lines[len(lines)-1], err)
 	}
-	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "projector catch-up"} {
+	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "projector catch-up", "compression s2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestScaleUncompressed runs the scale benchmark tiny with Uncompressed
+// (authctl bench --scale --uncompressed) and checks that the server's
+// stream really has no compression, as the report says: the comparison
+// with S2 in docs/scale.md rests on it.
+func TestScaleUncompressed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	res, err := Scale(ctx, ScaleOptions{Accounts: 300, Baseline: 100, Logins: 10, NATSServer: os.Args[0],
+		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), SkipProjector: true, Uncompressed: true, Progress: &progress})
+	if err != nil {
+		t.Fatalf("scale: %v\n%s", err, progress.String())
+	}
+	if res.Compression != "none" {
+		t.Errorf("compression %q, want none", res.Compression)
+	}
+	var out bytes.Buffer
+	if err := WriteScaleReport(&out, res, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "compression none") {
+		t.Errorf("report does not say the stream is uncompressed:\n%s", out.String())
 	}
 }

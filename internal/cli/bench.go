@@ -170,6 +170,7 @@ database.`,
 	f.StringVar(&scale.Dir, "scale-dir", "", "--scale: where the server's store goes (default: the temporary directory); removed at the end")
 	f.IntVar(&scale.Logins, "scale-logins", 500, "--scale: cold logins timed at each size")
 	f.BoolVar(&scale.SkipProjector, "skip-projector", false, "--scale: leave out the projector's catch-up")
+	f.BoolVar(&scale.Uncompressed, "uncompressed", false, "--scale: the stream and buckets without S2 (production compresses): cold reads without block decompression")
 	return cmd
 }
 
