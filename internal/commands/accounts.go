@@ -277,18 +277,11 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		if len(evs) == 0 {
 			// Nothing to append, so no expected sequence checks the state:
 			// confirm it is current before telling the user.
-			last, err := r.store.LastSeq(ctx, accountID)
-			if err != nil {
-				return outcome{}, fmt.Errorf("check account %s: %w", accountID, err)
+			var last uint64
+			if c, last, err = r.checkTail(ctx, c); err != nil {
+				return outcome{}, err
 			}
-			if last < c.seq {
-				// The account's newest events expired (login attempts past
-				// their retention); the state, which folded them in, is
-				// current.
-				if c, err = r.expiredTail(ctx, c, last); err != nil {
-					return outcome{}, err
-				}
-			} else if last != c.seq {
+			if last != c.seq {
 				if c, err = r.catchUp(ctx, c); err != nil {
 					return outcome{}, err
 				}
@@ -315,16 +308,9 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 			}
 			if c.seq == seen {
 				// Nothing new after what we saw: the subject's newest
-				// events expired (login attempts past their retention), so
-				// its last sequence is below ours.
-				last, err := r.store.LastSeq(ctx, accountID)
-				if err != nil {
-					return outcome{}, fmt.Errorf("check account %s: %w", accountID, err)
-				}
-				if last < c.seq {
-					if c, err = r.expiredTail(ctx, c, last); err != nil {
-						return outcome{}, err
-					}
+				// events may have expired, its last sequence below ours.
+				if c, _, err = r.checkTail(ctx, c); err != nil {
+					return outcome{}, err
 				}
 			}
 			r.cache.put(accountID, c)
@@ -507,6 +493,24 @@ func (r *accounts) current(ctx context.Context, accountID string) (cached, error
 // c when c is newer (this instance's own appends), appended to from last
 // on. A cached state is not trusted as it is: another instance's
 // attempts may have come and gone since it was read.
+// checkTail reads the account's last stream sequence. Below the state's
+// (its newest events expired: login attempts past their retention; the
+// state, which folded them in, is current), the state moves to it through
+// expiredTail, so that afterwards last != c.seq means only that the stream
+// holds events the state has not seen.
+func (r *accounts) checkTail(ctx context.Context, c cached) (cached, uint64, error) {
+	last, err := r.store.LastSeq(ctx, c.state.ID)
+	if err != nil {
+		return c, 0, fmt.Errorf("check account %s: %w", c.state.ID, err)
+	}
+	if last < c.seq {
+		if c, err = r.expiredTail(ctx, c, last); err != nil {
+			return c, 0, err
+		}
+	}
+	return c, last, nil
+}
+
 func (r *accounts) expiredTail(ctx context.Context, c cached, last uint64) (cached, error) {
 	stored, err := r.loadStored(ctx, c.state.ID)
 	if err != nil {
