@@ -374,7 +374,11 @@ func (s *Service) runOnce(ctx context.Context, subject string, h handler, data [
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(subject, outcome, d)
 	}
-	return ranRequest{body: mustJSON(rep), final: ok || outcome != domain.CodeUnavailable, notBefore: notBefore, outcome: outcome}
+	// A reply part of which may be sent again (an import batch with rows
+	// answered unavailable) is not final, as an unavailable one is not.
+	partial, _ := rep.(interface{ Partial() bool })
+	final := (ok || outcome != domain.CodeUnavailable) && (partial == nil || !partial.Partial())
+	return ranRequest{body: mustJSON(rep), final: final, notBefore: notBefore, outcome: outcome}
 }
 
 // waitUntil waits until t, or until ctx ends.

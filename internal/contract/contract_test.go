@@ -158,3 +158,26 @@ func TestStandardLibraryOnly(t *testing.T) {
 		}
 	}
 }
+
+// An import batch with a row answered unavailable is partial: that row may
+// be sent again, so the commands service does not keep the reply as final.
+func TestImportBatchReplyPartial(t *testing.T) {
+	row := func(code string) contract.ImportResult {
+		if code == "" {
+			return contract.ImportResult{OK: true, Status: "registered", AccountID: "01J0000000000000000000000A"}
+		}
+		return contract.ImportResult{Error: &contract.ErrorBody{Code: code, Message: "m"}}
+	}
+	for _, r := range []struct {
+		rows    []contract.ImportResult
+		partial bool
+	}{
+		{[]contract.ImportResult{row(""), row("account_exists"), row("invalid_request")}, false},
+		{[]contract.ImportResult{row(""), row("unavailable")}, true},
+		{nil, false},
+	} {
+		if got := (contract.ImportBatchReply{Done: contract.OK(contract.StatusImported), Results: r.rows}).Partial(); got != r.partial {
+			t.Errorf("%+v: partial %v, want %v", r.rows, got, r.partial)
+		}
+	}
+}

@@ -122,6 +122,18 @@ type ImportBatchReply struct {
 	Results []ImportResult `json:"results,omitempty"`
 }
 
+// Partial tells whether a row was answered unavailable: the batch as a
+// whole succeeded, but that row may be sent again, so the reply is not
+// kept as the request's final answer (commands: the idempotency cache).
+func (r ImportBatchReply) Partial() bool {
+	for _, row := range r.Results {
+		if row.Error != nil && row.Error.Code == "unavailable" {
+			return true
+		}
+	}
+	return false
+}
+
 // ImportResult is one row's outcome in an ImportBatchReply: AccountReply's
 // or Failure's fields, in the wire's order.
 type ImportResult struct {
