@@ -161,10 +161,16 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 	// users may not (deploy/nats/users.conf).
 	// Every partition's stream and buckets (AUTH_PARTITIONS): the commands
 	// route each account to its partition (docs/scale.md).
+	// Each partition on the nodes of its tags (AUTH_PARTITION_PLACEMENT);
+	// a changed value makes the server move the streams, which is said.
 	store, err := eventstore.OpenPartitioned(ctx, n.JS, eventstore.JetStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas,
-		Partitions: cfg.Partitions, AttemptsTTL: cfg.AttemptsRetention})
+		Partitions: cfg.Partitions, AttemptsTTL: cfg.AttemptsRetention, Placement: cfg.Placement})
 	if err != nil {
 		return nil, err
+	}
+	for _, mv := range store.Moved() {
+		log.Warn("placement changed: the server moves the stream's replicas to the nodes of its new tags (docs/scale.md, Placement)",
+			"stream", mv.Stream, "from", strings.Join(mv.From, ","), "to", strings.Join(mv.To, ","))
 	}
 	if err := notifier.EnsureDLQStream(ctx, n.JS, notifier.DLQStreamConfig{Prefix: cfg.Prefix, Replicas: cfg.StreamReplicas}); err != nil {
 		return nil, err

@@ -61,6 +61,7 @@ const (
 	EnvVarDir      = "AUTH_VAR_DIR"
 	EnvLogLevel    = "AUTH_LOG_LEVEL"
 	EnvPartitions  = "AUTH_PARTITIONS"
+	EnvPlacement   = "AUTH_PARTITION_PLACEMENT"
 
 	EnvNATSUser        = "AUTH_NATS_USER"
 	EnvNATSPassword    = "AUTH_NATS_PASSWORD"
@@ -109,6 +110,9 @@ type Config struct {
 	// attempt stays in the events stream (docs/retention.md); 0 keeps
 	// them for good.
 	AttemptsRetention time.Duration
+	// Placement is AUTH_PARTITION_PLACEMENT: the tag sets of the nodes
+	// each partition's stream and buckets go on; empty: the server chooses.
+	Placement contract.Placement
 	// OpenTelemetry's standard variables that switch traces on and name
 	// them (internal/tracing; docs/operations.md, Traces).
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
@@ -118,7 +122,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, partitions, readyMaxLag, attemptsRetention, commandsCache string
+	devClock, projectorBatch, streamReplicas, partitions, placement, readyMaxLag, attemptsRetention, commandsCache string
 }
 
 // Setting is one row of the table.
@@ -277,6 +281,11 @@ var settings = []Setting{
 		Help:  "partitions of the accounts' events: 1 is the stream AUTH_EVENTS; N > 1 the streams AUTH_EVENTS_0 to _N-1 and their buckets (at most 64); every component of a deployment sets the same, and changing it is a migration (docs/scale.md)",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.partitions },
 		show: func(c Config) string { return strconv.Itoa(c.Partitions) }},
+	{Env: EnvPlacement, Flag: "partition-placement", Default: "",
+		Help: "JetStream placement tags of each partition's stream and buckets: tag sets separated by ';', tags of a set by ','; partition p goes on the nodes whose server_tags hold every tag of set p mod the number of sets " +
+			"(e.g. group:a;group:b); empty: the server chooses; a changed value moves the existing streams (docs/scale.md, Placement)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.placement },
+		show: func(c Config) string { return c.Placement.String() }},
 	{Env: "AUTH_ATTEMPTS_RETENTION", Flag: "attempts-retention", Default: "8760h",
 		Help:  "how long a login attempt stays in the events stream, a Go duration (default 12 months); at least what the policy looks back at (seed: 4464h, 6 months of 31 days); 0 keeps them for good (docs/retention.md)",
 		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.attemptsRetention },
@@ -457,6 +466,11 @@ func (c *Config) parse() error {
 		}
 		c.Partitions = n
 	}
+	pl, err := contract.ParsePlacement(c.placement)
+	if err != nil {
+		return fmt.Errorf("AUTH_PARTITION_PLACEMENT: %w", err)
+	}
+	c.Placement = pl
 	switch c.LogFormat {
 	case "", LogText:
 		c.LogFormat = LogText

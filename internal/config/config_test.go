@@ -147,6 +147,20 @@ func TestModeRules(t *testing.T) {
 			}},
 		{name: "stream_replicas_from_one_to_five", comp: Commands, env: with(prod, "AUTH_STREAM_REPLICAS", "7"),
 			err: []string{"AUTH_STREAM_REPLICAS", "1 to 5"}},
+		{name: "partition_placement_none_by_default", comp: Commands, env: prod,
+			chk: func(t *testing.T, c Config) {
+				if c.Placement != nil {
+					t.Errorf("Placement = %v, want none", c.Placement)
+				}
+			}},
+		{name: "partition_placement_tag_sets", comp: Commands, env: with(prod, "AUTH_PARTITION_PLACEMENT", "group:a;group:b,ssd"),
+			chk: func(t *testing.T, c Config) {
+				if got := c.Placement.String(); got != "group:a;group:b,ssd" || len(c.Placement.Tags(3)) != 2 {
+					t.Errorf("Placement = %q, want group:a;group:b,ssd", got)
+				}
+			}},
+		{name: "partition_placement_refuses_an_empty_set", comp: Commands, env: with(prod, "AUTH_PARTITION_PLACEMENT", "group:a;;group:b"),
+			err: []string{"AUTH_PARTITION_PLACEMENT", "tag set 1"}},
 		{name: "attempts_retention_twelve_months_by_default", comp: Commands, env: prod,
 			chk: func(t *testing.T, c Config) {
 				if c.AttemptsRetention != 8760*time.Hour {

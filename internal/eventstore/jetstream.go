@@ -82,6 +82,26 @@ type JetStreamConfig struct {
 	// caller keeps a snapshot of the account covering each attempt before
 	// it expires (the commands service does: docs/retention.md).
 	AttemptsTTL time.Duration
+	// Placement is AUTH_PARTITION_PLACEMENT: partition p's stream and its
+	// two buckets get placement tags Placement.Tags(p), so their replicas
+	// live on the nodes whose server_tags hold them (docs/scale.md,
+	// "Placement"). Empty places nothing, and keeps the placement an
+	// existing stream has. A stream or bucket whose tags differ is updated
+	// with the new ones: on a cluster the server then moves its replicas
+	// (a stream move: new peers catch up, then the old ones leave); see
+	// JetStream.Moved. The shadow bucket is not placed: it is shared by
+	// every partition.
+	Placement contract.Placement
+}
+
+// placement is the JetStream placement of the configured partition, nil
+// for none.
+func (c JetStreamConfig) placement() *jetstream.Placement {
+	tags := c.Placement.Tags(c.Partition)
+	if len(tags) == 0 {
+		return nil
+	}
+	return &jetstream.Placement{Tags: slices.Clone(tags)}
 }
 
 // compression is the store compression the configuration asks for.
@@ -169,6 +189,15 @@ type JetStream struct {
 	index   kvIndex
 	snaps   kvSnapshots
 	shadows kvShadows
+	moved   []Move
+}
+
+// Move is a stream (or a bucket's stream, KV_<bucket>) whose placement an
+// open changed: on a cluster, the server moves its replicas to nodes with
+// the new tags, in the background.
+type Move struct {
+	Stream   string
+	From, To []string // placement tags; From nil: none
 }
 
 var (
@@ -187,7 +216,8 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		return nil, err
 	}
 	layout := cfg.layout()
-	stream, err := ensureStream(ctx, js, layout, cfg.Partition, jetstream.StreamConfig{
+	var moved []Move
+	stream, mv, err := ensureStream(ctx, js, layout, cfg.Partition, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "Authentication events, one subject per account: the source of truth.",
 		Subjects:    []string{layout.StreamSubjects(cfg.Partition)},
@@ -228,23 +258,57 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		// started once with a retention and then without must still open
 		// its stream. Messages without a TTL never expire.
 		AllowMsgTTL: true,
+		Placement:   cfg.placement(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, err)
 	}
-	idx, err := openBucket(ctx, js, layout.IndexBucket(cfg.Partition), "NIR uniqueness index: keyed NIR hash -> account id.", cfg)
+	moved = append(moved, mv...)
+	idx, mv, err := openBucket(ctx, js, layout.IndexBucket(cfg.Partition), "NIR uniqueness index: keyed NIR hash -> account id.", cfg)
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := openBucket(ctx, js, layout.SnapshotBucket(cfg.Partition), "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg)
+	moved = append(moved, mv...)
+	snaps, mv, err := openBucket(ctx, js, layout.SnapshotBucket(cfg.Partition), "Account state snapshots: 8-byte big-endian stream sequence, then the state.", cfg)
 	if err != nil {
 		return nil, err
 	}
+	moved = append(moved, mv...)
 	shadows, err := openShadows(ctx, js, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows}, nil
+	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows, moved: moved}, nil
+}
+
+// Moved lists the streams and buckets whose placement this open changed
+// (JetStreamConfig.Placement), for the caller to log: each is being moved
+// by the server.
+func (j *JetStream) Moved() []Move { return j.moved }
+
+// keepPlacement settles the placement an open asks for, given the one the
+// server has (nil for a new stream): none configured keeps the server's;
+// tags configured keep its cluster (a cluster left out would read as a
+// change, hence a move). The Move is set when the tags change on an
+// existing stream.
+func keepPlacement(stream string, have *jetstream.StreamConfig, want *jetstream.Placement) (*jetstream.Placement, []Move) {
+	if have == nil {
+		return want, nil
+	}
+	if want == nil {
+		return have.Placement, nil
+	}
+	var from []string
+	if have.Placement != nil {
+		from = have.Placement.Tags
+		if want.Cluster == "" {
+			want.Cluster = have.Placement.Cluster
+		}
+	}
+	if slices.Equal(from, want.Tags) {
+		return want, nil
+	}
+	return want, []Move{{Stream: stream, From: from, To: want.Tags}}
 }
 
 // ensureStream creates the stream, or updates it only where its
@@ -255,21 +319,27 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 //
 // A stream of another layout (metadata, see CheckLayout) is refused, not
 // updated.
-func ensureStream(ctx context.Context, js jetstream.JetStream, l contract.Layout, p int, want jetstream.StreamConfig) (jetstream.Stream, error) {
+func ensureStream(ctx context.Context, js jetstream.JetStream, l contract.Layout, p int, want jetstream.StreamConfig) (jetstream.Stream, []Move, error) {
 	st, err := js.Stream(ctx, want.Name)
+	var moved []Move
 	if err == nil {
 		have := st.CachedInfo().Config
 		if err := CheckLayout(have, l, p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		want.Placement, moved = keepPlacement(want.Name, &have, want.Placement)
 		if sameStreamConfig(have, want) {
-			return st, nil
+			return st, nil, nil
 		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, err
+		return nil, nil, err
 	}
-	return js.CreateOrUpdateStream(ctx, want)
+	st, err = js.CreateOrUpdateStream(ctx, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, moved, nil
 }
 
 // sameStreamConfig compares the fields OpenJetStream sets.
@@ -280,7 +350,15 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Discard == want.Discard &&
 		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect &&
 		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.Compression == want.Compression &&
-		have.AllowMsgTTL == want.AllowMsgTTL && sameMetadata(have.Metadata, want.Metadata)
+		have.AllowMsgTTL == want.AllowMsgTTL && sameMetadata(have.Metadata, want.Metadata) &&
+		samePlacement(have.Placement, want.Placement)
+}
+
+func samePlacement(a, b *jetstream.Placement) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Cluster == b.Cluster && slices.Equal(a.Tags, b.Tags)
 }
 
 // sameMetadata tells whether have holds every key of want with its value
@@ -294,7 +372,21 @@ func sameMetadata(have, want map[string]string) bool {
 	return true
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, cfg JetStreamConfig) (jetstream.KeyValue, error) {
+// openBucket creates or updates one of the partition's buckets, placed
+// as its stream (JetStreamConfig.Placement), and says whether that moved
+// it.
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, cfg JetStreamConfig) (jetstream.KeyValue, []Move, error) {
+	// The bucket's stream, to keep its placement when none is configured
+	// and to tell a move.
+	var have *jetstream.StreamConfig
+	st, err := js.Stream(ctx, kvStream(name))
+	switch {
+	case err == nil:
+		have = &st.CachedInfo().Config
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil, fmt.Errorf("open kv bucket %s: %w", name, err)
+	}
+	placement, moved := keepPlacement(kvStream(name), have, cfg.placement())
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: desc,
@@ -302,12 +394,16 @@ func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, 
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Compression: !cfg.Uncompressed,
+		Placement:   placement,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", name, err)
+		return nil, nil, fmt.Errorf("open kv bucket %s: %w", name, err)
 	}
-	return kv, nil
+	return kv, moved, nil
 }
+
+// kvStream is the name of a KV bucket's stream.
+func kvStream(bucket string) string { return "KV_" + bucket }
 
 // Index returns the NIR index over the partition's AUTH_NIR_INDEX bucket.
 func (j *JetStream) Index() Index { return j.index }

@@ -56,6 +56,17 @@ func OpenPartitioned(ctx context.Context, js jetstream.JetStream, cfg JetStreamC
 	return p, nil
 }
 
+// Moved lists the streams and buckets whose placement the open changed
+// (JetStreamConfig.Placement), partition 0's first: the server is moving
+// each to the nodes of its new tags.
+func (p *Partitioned) Moved() []Move {
+	var out []Move
+	for _, j := range p.parts {
+		out = append(out, j.Moved()...)
+	}
+	return out
+}
+
 // Layout is the store's layout.
 func (p *Partitioned) Layout() contract.Layout { return p.layout }
 

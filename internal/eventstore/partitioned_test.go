@@ -2,7 +2,10 @@ package eventstore_test
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +152,89 @@ func TestFindLayout(t *testing.T) {
 			l, err := eventstore.FindLayout(ctx, js, "auth")
 			if err != nil || l.N() != n || l.Prefix != "auth" {
 				t.Fatalf("%+v %v, want %d partitions", l, err, n)
+			}
+		})
+	}
+}
+
+// Each partition's stream and buckets get their tag set (the sets cycle;
+// one partition takes the first). Reopened without a placement they keep
+// theirs; with another, each is updated and reported as a move. A single
+// server keeps the placement in the configuration and moves nothing: the
+// move itself is the cluster test's (internal/commands,
+// TestPlacementSplitsPartitionsOverTaggedNodes).
+func TestPlacementTagsEveryStreamOfAPartition(t *testing.T) {
+	ctx := ctxFor(t)
+	placement := func(s string) contract.Placement {
+		pl, err := contract.ParsePlacement(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl
+	}
+	for _, n := range []int{1, 3} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			srv := natsutil.RunTestServer(t)
+			js, err := jetstream.New(natsutil.Connect(t, srv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := contract.Layout{Partitions: n}
+			tagsOf := func() map[string]string {
+				out := map[string]string{}
+				for p := range n {
+					for _, name := range []string{l.Stream(p), "KV_" + l.IndexBucket(p), "KV_" + l.SnapshotBucket(p)} {
+						st, err := js.Stream(ctx, name)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if pl := st.CachedInfo().Config.Placement; pl != nil {
+							out[name] = strings.Join(pl.Tags, ",")
+						} else {
+							out[name] = ""
+						}
+					}
+				}
+				return out
+			}
+			want := func(tags ...string) map[string]string {
+				out := map[string]string{}
+				for p := range n {
+					for _, name := range []string{l.Stream(p), "KV_" + l.IndexBucket(p), "KV_" + l.SnapshotBucket(p)} {
+						out[name] = tags[p%len(tags)]
+					}
+				}
+				return out
+			}
+			open := func(pl string) []eventstore.Move {
+				t.Helper()
+				s, err := eventstore.OpenPartitioned(ctx, js, eventstore.JetStreamConfig{Partitions: n, Placement: placement(pl)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.Moved()
+			}
+			if mv := open("group:a;group:b,ssd"); len(mv) != 0 {
+				t.Errorf("created, moved %v", mv)
+			}
+			if got, w := tagsOf(), want("group:a", "group:b,ssd"); !maps.Equal(got, w) {
+				t.Errorf("placed %v, want %v", got, w)
+			}
+			if mv := open(""); len(mv) != 0 {
+				t.Errorf("reopened without a placement, moved %v", mv)
+			}
+			if got, w := tagsOf(), want("group:a", "group:b,ssd"); !maps.Equal(got, w) {
+				t.Errorf("reopened without a placement: %v, want %v kept", got, w)
+			}
+			mv := open("group:c")
+			if got, w := tagsOf(), want("group:c"); !maps.Equal(got, w) {
+				t.Errorf("replaced: %v, want %v", got, w)
+			}
+			if len(mv) != 3*n || mv[0].Stream != l.Stream(0) || !slices.Equal(mv[0].From, []string{"group:a"}) || !slices.Equal(mv[0].To, []string{"group:c"}) {
+				t.Errorf("moves %+v, want the %d streams and buckets", mv, 3*n)
+			}
+			if mv := open("group:c"); len(mv) != 0 {
+				t.Errorf("reopened with its placement, moved %v", mv)
 			}
 		})
 	}
