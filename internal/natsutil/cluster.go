@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type TestCluster struct {
 
 type testNode struct {
 	name        string
+	tags        []string // server_tags (JetStream placement tags)
 	storeDir    string
 	clientPort  int // 0 before the first start, then kept for restarts
 	clusterPort int
@@ -47,11 +49,27 @@ type testNode struct {
 // after a leader is lost, and the race detector slows everything down.
 const ClusterReadyTimeout = 45 * time.Second
 
+// ClusterOption shapes a TestCluster.
+type ClusterOption func(*TestCluster)
+
+// WithServerTags gives node i the server_tags tags[i] (nats-server
+// lowercases them), for the tests of JetStream placement; nodes past the
+// list get none.
+func WithServerTags(tags ...[]string) ClusterOption {
+	return func(c *TestCluster) {
+		for i, nd := range c.nodes {
+			if i < len(tags) {
+				nd.tags = slices.Clone(tags[i])
+			}
+		}
+	}
+}
+
 // StartTestCluster starts n clustered servers on 127.0.0.1 (random ports,
 // a store each in tb.TempDir()) and waits until every node routes to every
 // other and the JetStream meta group has a leader. Everything stops when the
 // test ends.
-func StartTestCluster(tb testing.TB, n int) *TestCluster {
+func StartTestCluster(tb testing.TB, n int, opts ...ClusterOption) *TestCluster {
 	tb.Helper()
 	if n < 2 {
 		tb.Fatalf("test cluster: %d nodes, want at least 2", n)
@@ -93,6 +111,9 @@ func StartTestCluster(tb testing.TB, n int) *TestCluster {
 	for i := range n {
 		c.nodes = append(c.nodes, &testNode{name: fmt.Sprintf("n%d", i), storeDir: tb.TempDir()})
 	}
+	for _, o := range opts {
+		o(c)
+	}
 	tb.Cleanup(c.stop)
 	// Later nodes dial the ones already up, so the mesh forms without
 	// waiting for the servers' one-second route retry.
@@ -105,6 +126,13 @@ func StartTestCluster(tb testing.TB, n int) *TestCluster {
 
 // Size is the number of nodes.
 func (c *TestCluster) Size() int { return len(c.nodes) }
+
+// NodeName is node i's server name (n0, n1...), as stream infos name the
+// peers.
+func (c *TestCluster) NodeName(i int) string { return c.nodes[i].name }
+
+// Tags is node i's server_tags (WithServerTags).
+func (c *TestCluster) Tags(i int) []string { return slices.Clone(c.nodes[i].tags) }
 
 // Server is node i's running server, nil while it is down.
 func (c *TestCluster) Server(i int) *server.Server { return c.nodes[i].srv }
@@ -159,7 +187,7 @@ func (c *TestCluster) options(i int) *server.Options {
 		}
 		return p
 	}
-	return &server.Options{
+	o := &server.Options{
 		ServerName: nd.name,
 		Host:       "127.0.0.1",
 		Port:       port(nd.clientPort),
@@ -175,6 +203,8 @@ func (c *TestCluster) options(i int) *server.Options {
 		},
 		Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 	}
+	o.Tags.Add(nd.tags...)
+	return o
 }
 
 // Start starts node i, which must be down, on its ports and store (random
@@ -299,20 +329,52 @@ func (c *TestCluster) readiness() error {
 }
 
 // WaitStream waits until the stream (in the default account) has a leader
-// among the running nodes and every running node is current on it.
+// among the running nodes and every running node that hosts a replica is
+// current on it, as many as the stream has replicas (with placement tags,
+// on more nodes than replicas, the others hold none).
 func (c *TestCluster) WaitStream(stream string) {
 	c.tb.Helper()
 	c.poll("stream "+stream+" ready", ClusterReadyTimeout, func() error {
 		if c.StreamLeader(stream) < 0 {
 			return fmt.Errorf("stream %s has no leader", stream)
 		}
-		for _, nd := range c.nodes {
-			if nd.srv != nil && !nd.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+		hosts, err := c.hosts(stream)
+		if err != nil {
+			return err
+		}
+		for _, nd := range hosts {
+			if !nd.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
 				return fmt.Errorf("%s not current on stream %s", nd.name, stream)
 			}
 		}
 		return nil
 	})
+}
+
+// hosts lists the running nodes the stream (in the default account) is
+// assigned to, and fails unless they and the nodes down are at least as
+// many as its replicas (its leader's configuration says): a running node
+// that has not learned the assignment yet is not left out.
+func (c *TestCluster) hosts(stream string) ([]*testNode, error) {
+	leader := c.StreamLeader(stream)
+	if leader < 0 {
+		return nil, fmt.Errorf("stream %s has no leader", stream)
+	}
+	replicas := streamReplicas(c.nodes[leader].srv, stream)
+	var hosts []*testNode
+	down := 0
+	for _, nd := range c.nodes {
+		switch {
+		case nd.srv == nil:
+			down++
+		case nd.srv.JetStreamIsStreamAssigned(server.DEFAULT_GLOBAL_ACCOUNT, stream):
+			hosts = append(hosts, nd)
+		}
+	}
+	if len(hosts)+down < replicas {
+		return nil, fmt.Errorf("stream %s: %d running nodes host it (%d down), it has %d replicas", stream, len(hosts), down, replicas)
+	}
+	return hosts, nil
 }
 
 // WaitApplied waits until every running node's replica of the stream (in
@@ -323,16 +385,34 @@ func (c *TestCluster) WaitStream(stream string) {
 func (c *TestCluster) WaitApplied(stream string, seq uint64) {
 	c.tb.Helper()
 	c.poll(fmt.Sprintf("stream %s applied up to %d", stream, seq), ClusterReadyTimeout, func() error {
-		for _, nd := range c.nodes {
-			if nd.srv == nil {
-				continue
-			}
+		hosts, err := c.hosts(stream)
+		if err != nil {
+			return err
+		}
+		for _, nd := range hosts {
 			if last := streamLastSeq(nd.srv, stream); last < seq {
 				return fmt.Errorf("%s has stream %s up to %d", nd.name, stream, last)
 			}
 		}
 		return nil
 	})
+}
+
+// streamReplicas is the stream's replicas in srv's configuration of it, 0
+// if srv does not hold it.
+func streamReplicas(srv *server.Server, stream string) int {
+	jsz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Config: true})
+	if err != nil {
+		return 0
+	}
+	for _, acc := range jsz.AccountDetails {
+		for _, st := range acc.Streams {
+			if st.Name == stream && st.Config != nil {
+				return max(st.Config.Replicas, 1)
+			}
+		}
+	}
+	return 0
 }
 
 func streamLastSeq(srv *server.Server, stream string) uint64 {

@@ -30,7 +30,11 @@ func startNATS(tb testing.TB, o Options) (*server.Server, *nats.Conn, eventstore
 		srv := natsutil.RunTestServer(tb)
 		return srv, natsutil.Connect(tb, srv), eventstore.JetStreamConfig{}
 	}
-	return nil, o.Cluster.Connect(tb, o.FrontEnd), eventstore.JetStreamConfig{Replicas: o.Cluster.Size()}
+	replicas := o.Replicas
+	if replicas == 0 {
+		replicas = o.Cluster.Size()
+	}
+	return nil, o.Cluster.Connect(tb, o.FrontEnd), eventstore.JetStreamConfig{Replicas: replicas}
 }
 
 // instanceConn is the connection of the next instance: to the server, or

@@ -74,6 +74,12 @@ type Options struct {
 	// (AUTH_PARTITIONS, eventstore.Partitioned): the streams AUTH_EVENTS_0
 	// to _N-1 instead of AUTH_EVENTS.
 	Partitions int
+	// Replicas, with Cluster, is the stream's and buckets' replicas;
+	// default one per node.
+	Replicas int
+	// Placement is the store's placement tags per partition
+	// (AUTH_PARTITION_PLACEMENT, eventstore.JetStreamConfig.Placement).
+	Placement contract.Placement
 }
 
 // Harness is the commands service on an embedded nats-server with a fixed
@@ -115,6 +121,7 @@ func Start(tb testing.TB, o Options) *Harness {
 	}
 	srv, nc, storeCfg := startNATS(tb, o)
 	storeCfg.AttemptsTTL = o.AttemptsTTL
+	storeCfg.Placement = o.Placement
 	js, err0 := jetstream.New(nc)
 	if err0 != nil {
 		tb.Fatal(err0)
