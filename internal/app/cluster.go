@@ -59,6 +59,12 @@ var ClusterNATSUsers = []string{"commands", "projector", "notifier", "frontend",
 // clusterNATSName is the cluster's name, deploy/nats/nats-server.conf's.
 const clusterNATSName = "auth"
 
+// clusterNodeTag is the placement tag (server_tags) of every node, as
+// docker-compose.yml gives its three nodes: one group of three, where
+// AUTH_PARTITION_PLACEMENT=group:a places every partition (docs/scale.md,
+// "Placement").
+const clusterNodeTag = "group:a"
+
 // clusterReplicas is the replicas of the stream and buckets on the three
 // nodes (AUTH_STREAM_REPLICAS=3 in production).
 const clusterReplicas = 3
@@ -292,7 +298,10 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 		c.addProcess(name, bins[bin], nil, env(opsPort, user, more...), ops+"/readyz", ops)
 	}
 	for i := range 2 {
-		component(fmt.Sprintf("commands-%d", i+1), "commands", ports.Commands[i], append(append([]string{}, keys...), "AUTH_POLICY="+cfg.PolicyName)...)
+		// The three nodes are the one group clusterNodeTag names: a
+		// placement other than that tag finds no nodes.
+		component(fmt.Sprintf("commands-%d", i+1), "commands", ports.Commands[i], append(append([]string{}, keys...), "AUTH_POLICY="+cfg.PolicyName,
+			config.EnvPlacement+"="+cfg.Placement.String())...)
 	}
 	projEnv := []string{"AUTH_DATABASE_URL=" + c.DB.URL}
 	if cfg.ProjectorBatch > 0 {
@@ -798,6 +807,7 @@ func (n natsNode) config() string {
 	fmt.Fprintf(&b, "# %s of the local cluster (authctl dev --cluster), written at each start from\n", n.Name)
 	fmt.Fprintf(&b, "# deploy/nats/nats-server.conf's settings: edits here are lost.\n\n")
 	fmt.Fprintf(&b, "server_name: %s\n", n.Name)
+	fmt.Fprintf(&b, "server_tags: %q\n", clusterNodeTag)
 	fmt.Fprintf(&b, "listen: %s\n", n.Client)
 	fmt.Fprintf(&b, "# deploy/nats/users.conf, copied at each start; passwords from NATS_PASSWORD_<USER>.\n")
 	fmt.Fprintf(&b, "include ./users.conf\n")

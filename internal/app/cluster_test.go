@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +225,7 @@ func TestClusterProcessesServeALoginAcrossANodeAndACommandsKill(t *testing.T) {
 // same cluster name, a route to each of the three nodes.
 func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", clusterNodeTag)
 	for _, u := range []string{"COMMANDS", "PROJECTOR", "NOTIFIER", "FRONTEND", "BACKOFFICE", "ADMIN"} {
 		t.Setenv("NATS_PASSWORD_"+u, "pw"+u) // the users' passwords, read by deploy/nats/users.conf
 	}
@@ -251,10 +253,11 @@ func TestClusterNodeConfigIsTheDeployedOne(t *testing.T) {
 		t.Fatalf("%v\n%s", err, node.config())
 	}
 	if local.JetStream != deployed.JetStream || local.SyncAlways != deployed.SyncAlways || !local.SyncAlways ||
-		local.Cluster.Name != deployed.Cluster.Name || len(local.Routes) != len(deployed.Routes) {
-		t.Errorf("local node: jetstream %v sync always %v cluster %q routes %d; deployed: %v %v %q %d",
-			local.JetStream, local.SyncAlways, local.Cluster.Name, len(local.Routes),
-			deployed.JetStream, deployed.SyncAlways, deployed.Cluster.Name, len(deployed.Routes))
+		local.Cluster.Name != deployed.Cluster.Name || len(local.Routes) != len(deployed.Routes) ||
+		!slices.Equal(local.Tags, deployed.Tags) {
+		t.Errorf("local node: jetstream %v sync always %v cluster %q routes %d tags %v; deployed: %v %v %q %d %v",
+			local.JetStream, local.SyncAlways, local.Cluster.Name, len(local.Routes), local.Tags,
+			deployed.JetStream, deployed.SyncAlways, deployed.Cluster.Name, len(deployed.Routes), deployed.Tags)
 	}
 	if len(local.Users) != len(ClusterNATSUsers) || len(local.Users) != len(deployed.Users) || local.NoAuthUser != "" {
 		t.Fatalf("local node: %d users (no-auth user %q), want the %d of users.conf", len(local.Users), local.NoAuthUser, len(deployed.Users))

@@ -35,6 +35,7 @@ func startBare(t *testing.T) (r *restricted, store *eventstore.JetStream, admin 
 		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), natsPassword(u))
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", "group:a")
 	r = &restricted{t: t, logs: map[string]*testwait.Log{}}
 	r.srv = natsutil.RunConfiguredTestServer(t, filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"))
 	ctx := context.Background()

@@ -63,6 +63,7 @@ func startRestrictedOn(t *testing.T, n int) *restricted {
 		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), natsPassword(u))
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", "group:a")
 	r := &restricted{t: t, pwDir: t.TempDir(), partitions: n, logs: map[string]*testwait.Log{}}
 	deployed := filepath.Join("..", "..", "deploy", "nats")
 	conf := filepath.Join(deployed, "nats-server.conf")

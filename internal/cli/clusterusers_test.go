@@ -25,6 +25,7 @@ func TestAuthctlConnectsAsTheUserOfTheLocalCluster(t *testing.T) {
 		t.Setenv(env, "")
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", "group:a")
 	varDir := t.TempDir()
 	files := map[string]string{}
 	for _, u := range app.ClusterNATSUsers {

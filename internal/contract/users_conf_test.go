@@ -23,6 +23,7 @@ func TestUsersConfMatchesTheContract(t *testing.T) {
 		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), "pw")
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", "group:a")
 	o, err := server.ProcessConfigFile(filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"))
 	if err != nil {
 		t.Fatal(err)

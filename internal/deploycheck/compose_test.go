@@ -3,6 +3,7 @@ package deploycheck
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -23,6 +24,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ameli-auth/authsvc/internal/config"
+	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/natsusers"
 	"github.com/ameli-auth/authsvc/internal/secrets"
 )
@@ -685,5 +687,77 @@ func TestDatabaseURLMatchesThePostgresService(t *testing.T) {
 			strings.TrimPrefix(u.Path, "/") != env(pg, "POSTGRES_DB") {
 			t.Errorf("%s: AUTH_DATABASE_URL's user, password or database is not the postgres service's", s.Name)
 		}
+	}
+}
+
+// placementFits tells whether every partition of the commands service's
+// AUTH_PARTITIONS finds, among the nodes' server_tags, as many nodes as
+// AUTH_STREAM_REPLICAS holding every tag of its AUTH_PARTITION_PLACEMENT
+// set (a tag "!t" excludes the nodes tagged t), as nats-server's peer
+// selection requires (else "no suitable peers" at the first start).
+func placementFits(t *testing.T, p *types.Project) error {
+	t.Helper()
+	cmd, err := p.GetService("commands")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := contract.ParsePlacement(env(cmd, config.EnvPlacement))
+	if err != nil {
+		return err
+	}
+	n, err1 := strconv.Atoi(env(cmd, config.EnvPartitions))
+	replicas, err2 := strconv.Atoi(env(cmd, "AUTH_STREAM_REPLICAS"))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("commands: AUTH_PARTITIONS %q, AUTH_STREAM_REPLICAS %q", env(cmd, config.EnvPartitions), env(cmd, "AUTH_STREAM_REPLICAS"))
+	}
+	var nodeTags [][]string
+	for _, node := range natsNodes(p) {
+		nodeTags = append(nodeTags, natsOptions(t, node).Tags)
+	}
+	for part := range n {
+		fit := 0
+		for _, tags := range nodeTags {
+			if slices.IndexFunc(pl.Tags(part), func(want string) bool {
+				if ex, ok := strings.CutPrefix(want, "!"); ok {
+					return slices.Contains(tags, ex)
+				}
+				return !slices.Contains(tags, want)
+			}) < 0 {
+				fit++
+			}
+		}
+		if fit < replicas {
+			return fmt.Errorf("partition %d: %d nodes have the tags %v, it needs %d replicas", part, fit, pl.Tags(part), replicas)
+		}
+	}
+	return nil
+}
+
+// Each node has a placement tag (NATS_SERVER_TAG), and the commands
+// service's placement finds enough nodes for every partition: unset, as
+// .env.example has it, and set to the three nodes' group, on one
+// partition and on four. A group no node has is caught.
+func TestPlacementFindsTheNodes(t *testing.T) {
+	for _, node := range natsNodes(loadProject(t, distinctEnv(t))) {
+		if tags := natsOptions(t, node).Tags; len(tags) != 1 || !strings.HasPrefix(tags[0], "group:") {
+			t.Errorf("%s: server_tags %v, want one group:<name> tag (NATS_SERVER_TAG)", node.Name, tags)
+		}
+	}
+	for _, set := range []map[string]string{
+		{},
+		{config.EnvPlacement: "group:a"},
+		{config.EnvPlacement: "group:a", config.EnvPartitions: "4"},
+		{config.EnvPlacement: "group:a;!group:b", config.EnvPartitions: "2"},
+	} {
+		e := distinctEnv(t)
+		maps.Copy(e, set)
+		if err := placementFits(t, loadProject(t, e)); err != nil {
+			t.Errorf("with %v: %v", set, err)
+		}
+	}
+	e := distinctEnv(t)
+	e[config.EnvPlacement], e[config.EnvPartitions] = "group:a;group:b", "2"
+	if err := placementFits(t, loadProject(t, e)); err == nil || !strings.Contains(err.Error(), "partition 1") {
+		t.Errorf("group:b, which no node has: %v, want partition 1 refused", err)
 	}
 }

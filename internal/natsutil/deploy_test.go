@@ -17,6 +17,7 @@ import (
 // (TestUsersConfMatchesTheContract).
 func TestDeployedServerConfig(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_TAG", "group:a")
 	users := []string{"commands", "projector", "notifier", "frontend", "backoffice", "admin"}
 	for _, u := range users {
 		t.Setenv("NATS_PASSWORD_"+strings.ToUpper(u), "pw-of-"+u)
