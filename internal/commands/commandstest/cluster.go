@@ -27,7 +27,10 @@ func StartCluster(tb testing.TB, o Options) *Harness {
 func startNATS(tb testing.TB, o Options) (*server.Server, *nats.Conn, eventstore.JetStreamConfig) {
 	tb.Helper()
 	if o.Cluster == nil {
-		srv := natsutil.RunTestServer(tb)
+		srv := o.Server
+		if srv == nil {
+			srv = natsutil.RunTestServer(tb)
+		}
 		return srv, natsutil.Connect(tb, srv), eventstore.JetStreamConfig{}
 	}
 	replicas := o.Replicas

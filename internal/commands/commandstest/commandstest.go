@@ -77,6 +77,10 @@ type Options struct {
 	// Replicas, with Cluster, is the stream's and buckets' replicas;
 	// default one per node.
 	Replicas int
+	// Server, if set (and Cluster not), is the embedded server to use
+	// instead of starting one: a harness after another on the same
+	// streams (a migration's tests).
+	Server *server.Server
 	// Placement is the store's placement tags per partition
 	// (AUTH_PARTITION_PLACEMENT, eventstore.JetStreamConfig.Placement).
 	Placement contract.Placement
