@@ -120,6 +120,6 @@ on this machine (dev).`,
 	pf.String("var-dir", config.Lookup(config.EnvVarDir),
 		"dev mode's data: its secret key, and dev.json, where a running dev mode says its NATS and Postgres URLs (AUTH_VAR_DIR)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd(), newProbeCmd(), newKeysCmd(), newNATSCmd())
+	root.AddCommand(newRequestCmd(), newLoginCmd(), newPasswordCmd(), newEventsCmd(), newAccountCmd(), newDevCmd(), newMigrateCmd(), newProjectionsCmd(), newBenchCmd(), newProbeCmd(), newKeysCmd(), newNATSCmd(), newPartitionsCmd())
 	return root
 }

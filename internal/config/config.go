@@ -274,8 +274,8 @@ var settings = []Setting{
 			return strconv.Itoa(c.ProjectorBatch)
 		}},
 	{Env: "AUTH_STREAM_REPLICAS", Flag: "stream-replicas", Default: "1",
-		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates, and of the dev clock's bucket, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
-		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.streamReplicas },
+		Help:  "replicas of the streams (events, dead letters) and the KV buckets the commands service creates (and authctl partitions migrate), and of the dev clock's bucket, 1 to 5; production on the 3-node cluster: 3 (docs/durability.md)",
+		Users: []string{nameCommands, nameProjector, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.streamReplicas },
 		show: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
 	{Env: EnvPartitions, Flag: "partitions", Default: "1",
 		Help:  "partitions of the accounts' events: 1 is the stream AUTH_EVENTS; N > 1 the streams AUTH_EVENTS_0 to _N-1 and their buckets (at most 64); every component of a deployment sets the same, and changing it is a migration (docs/scale.md)",
@@ -284,7 +284,7 @@ var settings = []Setting{
 	{Env: EnvPlacement, Flag: "partition-placement", Default: "",
 		Help: "JetStream placement tags of each partition's stream and buckets: tag sets separated by ';', tags of a set by ','; partition p goes on the nodes whose server_tags hold every tag of set p mod the number of sets " +
 			"(e.g. group:a;group:b); empty: the server chooses; a changed value moves the existing streams (docs/scale.md, Placement)",
-		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.placement },
+		Users: []string{nameCommands, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.placement },
 		show: func(c Config) string { return c.Placement.String() }},
 	{Env: "AUTH_ATTEMPTS_RETENTION", Flag: "attempts-retention", Default: "8760h",
 		Help:  "how long a login attempt stays in the events stream, a Go duration (default 12 months); at least what the policy looks back at (seed: 4464h, 6 months of 31 days); 0 keeps them for good (docs/retention.md)",

@@ -139,7 +139,8 @@ type run struct {
 	store    *eventstore.Partitioned
 }
 
-// Run migrates, or resumes a migration stopped before its end. It refuses
+// Run migrates, or resumes a migration stopped before its end; one run at
+// a time (two at once would both copy). It refuses
 // (ErrRefused) while a commands service answers, when the server holds
 // another layout than From (and no migration from it is under way), when
 // a stream of the new layout holds messages of its own, or when the old
@@ -318,7 +319,8 @@ func (r *run) check(ctx context.Context) error {
 				return err
 			}
 			if info.State.LastSeq != 0 {
-				return fmt.Errorf("%w: %s, of the new layout, already holds %d messages: they are not from this migration", ErrRefused, name, info.State.Msgs)
+				return fmt.Errorf("%w: %s, of the new layout, already has messages (%d now, up to sequence %d): they are not from this migration",
+					ErrRefused, name, info.State.Msgs, info.State.LastSeq)
 			}
 		}
 	}
