@@ -21,6 +21,9 @@ import (
 
 const password = "Motdepasse-2023"
 
+// attemptsTTL is the old layout's retention of the login attempts.
+const attemptsTTL = 8760 * time.Hour
+
 type account struct{ id, nir string }
 
 func nirOf(i int) string { return fmt.Sprintf("1850175%06d", 100000+i) }
@@ -49,7 +52,8 @@ func TestMigrateAndResume(t *testing.T) {
 			var accs []account
 			before := map[string][]string{}
 			t.Run("old layout", func(t *testing.T) {
-				h := commandstest.Start(t, commandstest.Options{Server: srv, Partitions: c.from})
+				// Login attempts with a retention (Nats-TTL), as in production.
+				h := commandstest.Start(t, commandstest.Options{Server: srv, Partitions: c.from, AttemptsTTL: attemptsTTL})
 				for i := range accounts {
 					nir := nirOf(i)
 					accs = append(accs, account{h.Register(nir, fmt.Sprintf("u%d@example.fr", i), password), nir})
@@ -121,6 +125,44 @@ func TestMigrateAndResume(t *testing.T) {
 					t.Fatal(err)
 				}
 				stored += st.CachedInfo().State.Msgs
+			}
+			// Each login attempt keeps what is left of its retention; the
+			// other events have none.
+			attempts := 0
+			for _, a := range accs[:10] {
+				cons, err := js.OrderedConsumer(ctx, l.Stream(l.PartitionOf(a.id)), jetstream.OrderedConsumerConfig{FilterSubjects: []string{l.Events(a.id)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch, err := cons.Fetch(len(before[a.id]), jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for msg := range batch.Messages() {
+					n++
+					env, err := events.Unmarshal(msg.Data())
+					if err != nil {
+						t.Fatal(err)
+					}
+					raw := msg.Headers().Get(jetstream.MsgTTLHeader)
+					if !events.IsAttempt(env.Data) {
+						if raw != "" {
+							t.Errorf("account %s: %s has Nats-TTL %q", a.id, env.Type, raw)
+						}
+						continue
+					}
+					attempts++
+					if ttl, err := time.ParseDuration(raw); err != nil || ttl > attemptsTTL || ttl < attemptsTTL-time.Hour {
+						t.Errorf("account %s: attempt %s with Nats-TTL %q, want a little under %s", a.id, env.Type, raw, attemptsTTL)
+					}
+				}
+				if n != len(before[a.id]) {
+					t.Errorf("account %s: %d messages read, want %d", a.id, n, len(before[a.id]))
+				}
+			}
+			if attempts == 0 {
+				t.Error("no login attempt among the first accounts")
 			}
 			if stored != want || rep.Total != int(want) {
 				t.Errorf("the new streams hold %d messages (report: %d), the histories %d events", stored, rep.Total, want)
