@@ -553,6 +553,11 @@ func (r *run) copyMirror(ctx context.Context, p int, pr progress, resumed bool, 
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		// What is left expired in the mirror (login attempts).
+		pr.Seq = last
+		return r.saveProgress(ctx, p, pr)
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
@@ -641,7 +646,9 @@ func (r *run) copyMirror(ctx context.Context, p int, pr progress, resumed bool, 
 		if err := settle(r.o.Window); err != nil {
 			return err
 		}
-		if seq >= last {
+		// The mirror's last message may have expired meanwhile (a login
+		// attempt): nothing pending is the end too.
+		if seq >= last || md.NumPending == 0 {
 			break
 		}
 	}
