@@ -9,6 +9,7 @@ import (
 
 	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/commands/commandstest"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
@@ -38,8 +39,8 @@ func (m *coverMetrics) count(how string) int {
 // coverHarness runs instances whose store expires login attempts after
 // ttl (so the coverers wait ttl/4 before covering one: commands'
 // coverDelay), all telling m.
-func coverHarness(t *testing.T, instances int, ttl time.Duration, m *coverMetrics) *harness {
-	return &harness{commandstest.Start(t, commandstest.Options{Instances: instances, AttemptsTTL: ttl, Configure: func(c *commands.Config) {
+func coverHarness(t *testing.T, instances, partitions int, ttl time.Duration, m *coverMetrics) *harness {
+	return &harness{commandstest.Start(t, commandstest.Options{Instances: instances, Partitions: partitions, AttemptsTTL: ttl, Configure: func(c *commands.Config) {
 		c.AttemptsRetention = 8760 * time.Hour
 		c.Metrics = m
 	}})}
@@ -48,11 +49,18 @@ func coverHarness(t *testing.T, instances int, ttl time.Duration, m *coverMetric
 // covered tells whether the account's snapshot covers its last event.
 func (h *harness) covered(acc string) bool {
 	ctx := context.Background()
-	last, err := h.Store.LastSeq(ctx, acc)
+	var store interface {
+		eventstore.Store
+		Snapshots() eventstore.Snapshots
+	} = h.Store
+	if h.Parts != nil {
+		store = h.Parts
+	}
+	last, err := store.LastSeq(ctx, acc)
 	if err != nil {
 		return false
 	}
-	seq, _, err := h.Store.Snapshots().Get(ctx, acc)
+	seq, _, err := store.Snapshots().Get(ctx, acc)
 	return err == nil && seq >= last
 }
 
@@ -61,7 +69,7 @@ func (h *harness) covered(acc string) bool {
 // path; the other two find it there.
 func TestALoginIsCoveredByOneSnapshot(t *testing.T) {
 	m := newCoverMetrics()
-	h := coverHarness(t, 1, 8*time.Second, m)
+	h := coverHarness(t, 1, 1, 8*time.Second, m)
 	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	h.Login(acc, nir1, password)
 	if h.covered(acc) {
@@ -85,7 +93,7 @@ func TestALoginIsCoveredByOneSnapshot(t *testing.T) {
 // next instance covers them, long before they expire.
 func TestAStoppedInstanceLeavesItsAttemptsToAnother(t *testing.T) {
 	m := newCoverMetrics()
-	h := coverHarness(t, 1, 20*time.Second, m)
+	h := coverHarness(t, 1, 1, 20*time.Second, m)
 	acc := h.Register(nir1, "valerie@yahoo.fr", password)
 	h.StartLogin(nir1, password)
 	if err := h.Svcs[0].Stop(); err != nil {
@@ -101,12 +109,12 @@ func TestAStoppedInstanceLeavesItsAttemptsToAnother(t *testing.T) {
 	}
 }
 
-// Two instances share the coverers' consumer: logins in parallel on 30
-// accounts over both are all covered, each attempt handled once, with at
+// Two instances share the coverers' consumers, one per partition (3
+// here): logins in parallel on 30 accounts over both are all covered, each attempt handled once, with at
 // most one snapshot per account and instance.
 func TestParallelLoginsOverTwoInstancesAreAllCovered(t *testing.T) {
 	m := newCoverMetrics()
-	h := coverHarness(t, 2, 8*time.Second, m)
+	h := coverHarness(t, 2, 3, 8*time.Second, m)
 	const n = 30
 	accs := make([]string, n)
 	for i := range n {
