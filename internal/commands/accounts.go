@@ -40,7 +40,6 @@ type accounts struct {
 	log       *slog.Logger
 
 	snapshotEvery uint64
-	coverAttempts bool // a snapshot covers each login attempt (Config.AttemptsRetention)
 	cache         *lru[cached]
 	locks         [lockStripes]sync.Mutex // per-account serialisation inside one instance, striped
 	snapshotSem   chan struct{}
@@ -162,12 +161,6 @@ func (r *accounts) loadStored(ctx context.Context, accountID string) (cached, er
 	c, err = r.catchUp(ctx, c)
 	if err != nil {
 		return cached{}, err
-	}
-	if r.coverAttempts && c.sinceSnap > 0 {
-		// Events after the snapshot: attempts whose snapshot was lost
-		// (a crash between append and snapshot, a failed write). Cover
-		// them now, before they can expire.
-		r.snapshotNow(&c)
 	}
 	return c, nil
 }
@@ -336,11 +329,9 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		c.seq = res.Seq
 		c.sinceSnap++
 		c.remember(msgID, res.Seq, now)
-		if r.coverAttempts && events.IsAttempt(evs[0]) {
-			r.snapshotNow(&c)
-		} else {
-			r.maybeSnapshot(&c)
-		}
+		// With a retention, the coverer (cover.go) covers an attempt
+		// with a snapshot a minute later, off the request path.
+		r.maybeSnapshot(&c)
 		r.cache.put(accountID, c)
 		return outcome{state: c.state, recorded: evs, refusal: refusal}, nil
 	}
@@ -525,22 +516,21 @@ func (r *accounts) expiredTail(ctx context.Context, c cached, last uint64) (cach
 	return c, nil
 }
 
-// snapshotNow writes the state's snapshot before it returns: with a
-// retention, the only record of an attempt's effect once it expires. A
-// failure is logged and left for the next event or cold load to cover.
-func (r *accounts) snapshotNow(c *cached) {
+// writeSnapshot writes the state's snapshot before it returns (the
+// coverer's, cover.go: with a retention, the only record of an attempt's
+// effect once it expires) and reports a failure.
+func (r *accounts) writeSnapshot(ctx context.Context, c *cached) error {
 	b, err := json.Marshal(snapshot{Version: snapshotVersion, State: c.state, Recent: c.recent})
 	if err != nil {
-		r.log.Error("snapshot encode", "account_id", c.state.ID, "err", err)
-		return
+		return fmt.Errorf("snapshot encode %s: %w", c.state.ID, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := r.snapshots.Put(ctx, c.state.ID, c.seq, b); err != nil {
-		r.log.Warn("snapshot write", "account_id", c.state.ID, "err", err)
-		return
+		return err
 	}
 	c.sinceSnap = 0
+	return nil
 }
 
 // maybeSnapshot writes the state in the background every snapshotEvery

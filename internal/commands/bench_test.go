@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,3 +126,82 @@ type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkVerifyCode is login.otp.verify over NATS (the right code: a
+// session opened, one append) from 64 concurrent clients, each on an
+// account of its own pending login, against the bound it cannot beat: raw
+// expected-sequence appends of an event of the same size, from 64 writers
+// on the same store (issue 17: code checks at 0.6x raw append or better).
+// "retention" is the production configuration (AUTH_ATTEMPTS_RETENTION
+// set: login attempts expire, snapshots cover them).
+//
+//	go test -run '^$' -bench VerifyCode -benchtime 3000x -count 3 ./internal/commands/
+//
+// VERIFY_PROFILE=FILE writes a CPU profile of the timed part alone (the
+// set-up, with its hashes, would drown it).
+func BenchmarkVerifyCode(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		retention time.Duration
+	}{{"no_retention", 0}, {"retention", 365 * 24 * time.Hour}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHarnessWith(b, 1, testPolicy(), func(cfg *commands.Config) { cfg.AttemptsRetention = c.retention })
+			type pending struct{ loginID, code string }
+			todo := make([]pending, b.N)
+			for i := range todo {
+				nir := testNIR(i)
+				acc := h.Register(nir, fmt.Sprintf("u%d@exemple.fr", i), password)
+				id := h.StartLogin(nir, password)
+				todo[i] = pending{id, h.LastCode(acc)}
+			}
+			var next atomic.Int64
+			b.SetParallelism(32)
+			if f := os.Getenv("VERIFY_PROFILE"); f != "" {
+				out, _ := os.Create(f)
+				_ = pprof.StartCPUProfile(out)
+				defer pprof.StopCPUProfile()
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p := todo[next.Add(1)-1]
+					body := fmt.Appendf(nil, `{"login_id":%q,"code":%q,"channel":"web"}`, p.loginID, p.code)
+					rep, err := h.NC.Request("auth.cmd.login.otp.verify", body, 10*time.Second)
+					if err != nil || !bytes.Contains(rep.Data, []byte(`"authenticated"`)) {
+						b.Errorf("%v %s", err, rep.Data)
+						return
+					}
+				}
+			})
+		})
+	}
+	b.Run("raw_append", func(b *testing.B) {
+		h := newHarness(b, 1, testPolicy())
+		ctx := context.Background()
+		accs := make([]string, 64)
+		for i := range accs {
+			accs[i] = h.Register(testNIR(i), fmt.Sprintf("u%d@exemple.fr", i), password)
+		}
+		var next atomic.Int64
+		b.SetParallelism(32)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			acc := accs[next.Add(1)-1]
+			seq, err := h.Store.LastSeq(ctx, acc)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for pb.Next() {
+				at := t0.Add(time.Duration(seq) * time.Second)
+				env := events.Wrap(acc, events.LoginSucceeded{LoginID: events.NewID(at), Method: "otp", Channel: "web", SessionHash: "f3a1c2d4e5b6a7980112233445566778899aabbccddeeff00112233445566778", SessionExpiresAt: at.Add(time.Hour), At: at}, at, events.Metadata{Channel: "web"})
+				res, err := h.Store.Append(ctx, acc, seq, env, "")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				seq = res.Seq
+			}
+		})
+	})
+}

@@ -30,11 +30,12 @@ func newCacheMetrics() *cacheMetrics {
 	return &cacheMetrics{bound: map[string]int{}, entries: map[string]int{}, evicted: map[string]int{}}
 }
 
-func (m *cacheMetrics) Recorded(events.Event, bool) {}
-func (m *cacheMetrics) Conflict(string)             {}
-func (m *cacheMetrics) Retry(string)                {}
-func (m *cacheMetrics) HashWaited(time.Duration)    {}
-func (m *cacheMetrics) Hashing(int)                 {}
+func (m *cacheMetrics) Recorded(events.Event, bool)   {}
+func (m *cacheMetrics) Conflict(string)               {}
+func (m *cacheMetrics) Retry(string)                  {}
+func (m *cacheMetrics) Covered(string, time.Duration) {}
+func (m *cacheMetrics) HashWaited(time.Duration)      {}
+func (m *cacheMetrics) Hashing(int)                   {}
 
 func (m *cacheMetrics) CacheBound(cache string, max int) {
 	m.mu.Lock()

@@ -46,6 +46,11 @@ type Metrics interface {
 	// more went than came) and evicted, the entries dropped to stay within
 	// the bound (the least recently used) or because they expired.
 	Cached(cache string, added, evicted int)
+	// Covered is told each login attempt the coverer handled (cover.go):
+	// how (CoveredAlready, CoveredSnapshot, CoveredGone) and its age then,
+	// from its append: a minute when the coverers keep up, more when they
+	// fall behind (an alert well before the retention).
+	Covered(how string, age time.Duration)
 }
 
 // Stores and reasons given to Metrics.
@@ -63,10 +68,11 @@ const (
 // noMetrics is the Metrics of a service configured without any.
 type noMetrics struct{}
 
-func (noMetrics) Recorded(events.Event, bool) {}
-func (noMetrics) Conflict(string)             {}
-func (noMetrics) Retry(string)                {}
-func (noMetrics) HashWaited(time.Duration)    {}
-func (noMetrics) Hashing(int)                 {}
-func (noMetrics) CacheBound(string, int)      {}
-func (noMetrics) Cached(string, int, int)     {}
+func (noMetrics) Recorded(events.Event, bool)   {}
+func (noMetrics) Conflict(string)               {}
+func (noMetrics) Retry(string)                  {}
+func (noMetrics) HashWaited(time.Duration)      {}
+func (noMetrics) Hashing(int)                   {}
+func (noMetrics) CacheBound(string, int)        {}
+func (noMetrics) Cached(string, int, int)       {}
+func (noMetrics) Covered(string, time.Duration) {}

@@ -67,9 +67,10 @@ type Config struct {
 	CacheSize      int           // account states kept in memory, 100,000 by default
 	SnapshotEvery  int           // events between snapshots of an account, 25 by default
 	// AttemptsRetention is the store's AttemptsTTL (AUTH_ATTEMPTS_RETENTION):
-	// how long a login attempt stays in the stream. When set, the service
-	// writes the account's snapshot after each attempt it appends, and at
-	// a cold load whose tail is not covered yet, so that a snapshot covers
+	// how long a login attempt stays in the stream. When set, and the
+	// store expires attempts (eventstore.AttemptsFollower), the service's
+	// coverer (cover.go) writes the account's snapshot about a minute
+	// after each attempt, off the request path, so that a snapshot covers
 	// every attempt before it expires (issue 16, docs/retention.md); it
 	// must be at least the policy's AttemptsMemory. 0: attempts stay for
 	// good, snapshots only every SnapshotEvery events.
@@ -125,6 +126,7 @@ type Service struct {
 	gate     *keyGate           // one password check at a time per account or NIR
 	shadows  *lru[cachedShadow] // shadow states of NIRs without an account, as the account cache
 	inflight chan struct{}
+	workers  *workers // run the requests (workers.go)
 	wg       sync.WaitGroup
 	delayed  atomic.Int64   // replies waiting for their response floor, off the in-flight slots
 	delayWG  sync.WaitGroup // those replies, sent before Stop returns
@@ -139,6 +141,9 @@ type Service struct {
 
 	micro micro.Service
 	subs  []*nats.Subscription
+
+	coverStop context.CancelFunc // ends the coverer (cover.go), if one runs
+	coverWG   sync.WaitGroup
 
 	tracer    trace.Tracer
 	spanNames map[string]string // command name -> its server span's name
@@ -194,12 +199,13 @@ func New(cfg Config) (*Service, error) {
 		gate:       newKeyGate(),
 		shadows:    newLRU[cachedShadow](cfg.CacheSize, CacheShadows, cfg.Metrics),
 		inflight:   make(chan struct{}, cfg.MaxInFlight),
+		workers:    newWorkers(),
 		replies:    newReplyCache(cfg.Clock, 2*time.Minute, maxReplies, maxReplyBytes, cfg.Metrics),
 		importJobs: make(chan importJob),
 		accounts: &accounts{
 			store: cfg.Store, snapshots: cfg.Snapshots, decider: domain.Decider{Policy: cfg.Policy},
 			log: cfg.Logger, snapshotEvery: uint64(cfg.SnapshotEvery), cache: newLRU[cached](cfg.CacheSize, CacheAccounts, cfg.Metrics),
-			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics, coverAttempts: cfg.AttemptsRetention > 0,
+			snapshotSem: make(chan struct{}, 8), metrics: cfg.Metrics,
 		},
 	}
 	s.tracer = tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/commands")
@@ -451,6 +457,7 @@ func (s *Service) Start(nc *nats.Conn) error {
 		}
 		s.subs = append(s.subs, sub)
 	}
+	s.startCoverer()
 	// The server must know the subscriptions before Start returns, or the
 	// first requests find no responder.
 	if err := nc.Flush(); err != nil {
@@ -489,7 +496,7 @@ func (s *Service) dispatch(subject string, h handler, req micro.Request) {
 		return
 	}
 	s.wg.Add(1)
-	go func() {
+	s.workers.run(func() {
 		defer s.wg.Done()
 		// The request's trace context (internal/tracing): the front-end's.
 		ctx := tracing.Extract(context.Background(), nats.Header(req.Headers()))
@@ -517,7 +524,7 @@ func (s *Service) dispatch(subject string, h handler, req micro.Request) {
 			s.delayed.Add(-1)
 			s.delayWG.Done()
 		})
-	}()
+	})
 }
 
 // Stop stops taking requests, finishes those in flight and waits for the
@@ -531,6 +538,10 @@ func (s *Service) Stop() error {
 		_ = sub.Unsubscribe()
 	}
 	s.wg.Wait()
+	if s.coverStop != nil {
+		s.coverStop()
+		s.coverWG.Wait()
+	}
 	s.importStop.Do(func() { close(s.importJobs) }) // no batch is left to hand rows out
 	s.importWG.Wait()
 	s.delayWG.Wait()

@@ -35,6 +35,8 @@ type CommandMetrics struct {
 	cacheMax  *prometheus.GaugeVec
 	cached    *prometheus.GaugeVec
 	evicted   *prometheus.CounterVec
+	covered   *prometheus.CounterVec
+	coverAge  prometheus.Histogram
 }
 
 // NewCommandMetrics registers the commands' metrics on reg.
@@ -90,9 +92,18 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 			Name: "auth_cache_evictions_total",
 			Help: "Entries dropped from a cache of the commands service to stay within its bound (the least recently used) or because they expired, by cache.",
 		}, []string{"cache"}),
+		covered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auth_attempts_covered_total",
+			Help: "Login attempts the coverer handled (a snapshot must cover each before its retention ends), by outcome: already (a snapshot covered it), snapshot (one was written), gone (it had expired first: its effect is lost).",
+		}, []string{"outcome"}),
+		coverAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "auth_attempts_cover_age_seconds",
+			Help:    "Age of a login attempt when the coverer handled it, from its append: about 60 s when the coverers keep up.",
+			Buckets: []float64{1, 30, 60, 65, 90, 120, 300, 900, 3600, 21600, 86400, 604800},
+		}),
 	}
 	reg.MustRegister(m.total, m.duration, m.appended, m.lockouts, m.codes, m.conflicts, m.retries, m.hashWait, m.hashing,
-		m.cacheMax, m.cached, m.evicted)
+		m.cacheMax, m.cached, m.evicted, m.covered, m.coverAge)
 	return m
 }
 
@@ -148,6 +159,12 @@ func (m *CommandMetrics) Cached(cache string, added, evicted int) {
 	if evicted > 0 {
 		m.evicted.WithLabelValues(cache).Add(float64(evicted))
 	}
+}
+
+// Covered counts a login attempt the coverer handled (commands.Metrics).
+func (m *CommandMetrics) Covered(outcome string, age time.Duration) {
+	m.covered.WithLabelValues(outcome).Inc()
+	m.coverAge.Observe(age.Seconds())
 }
 
 // LockoutKind is the kind of block a fact records, "" if it blocks
