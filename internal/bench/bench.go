@@ -117,7 +117,7 @@ func FullSizes() Sizes {
 	return Sizes{
 		Warmup: time.Second, Rounds: 6, Settle: 500 * time.Millisecond,
 		LoginTime: 9 * time.Second, LoginAccounts: 4,
-		FloodTime: 10 * time.Second, FloodAttackers: 200, EnumerationNIRs: 300,
+		FloodTime: 12 * time.Second, FloodAttackers: 200, EnumerationNIRs: 300, // 2 s flood windows, as with 5 rounds of 10 s before
 		OTPClients: 64, OTPVerifications: 30_000, P99Rate: 1000, P99Time: 5 * time.Second,
 		AppendClients: 64, AppendTime: 5 * time.Second,
 		HistoryEvents: 10_000, HistoryRuns: 200,
