@@ -35,6 +35,14 @@ type pendingLogin struct{ loginID, code string }
 func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 	s := r.sizes
 	rounds := max(1, s.Rounds)
+	var o *otpLoad
+	if doOTP {
+		var err error
+		if o, err = r.prepareOTP(ctx); err != nil {
+			return err
+		}
+		defer o.stop()
+	}
 	var ap *pausable
 	if doAppend {
 		var a *appenders
@@ -46,14 +54,6 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 			return err
 		}
 		ap.pause()
-	}
-	var o *otpLoad
-	if doOTP {
-		var err error
-		if o, err = r.prepareOTP(ctx); err != nil {
-			return err
-		}
-		defer o.stop()
 	}
 	d := &r.res.Details
 	var verified, appended int64
