@@ -186,23 +186,28 @@ const SchemaVersion = 2
 // issue 11's flood figures, and those of issue 17 (SchemaVersion); Details
 // (not in the JSON) says how each was obtained.
 type Result struct {
-	SchemaVersion       int     `json:"schema_version"`
-	HashPerS            float64 `json:"hash_per_s"`
-	LoginFlowsPerS      float64 `json:"login_flows_per_s"`
-	LoginVsHash         float64 `json:"login_vs_hash"`
-	FloodHashes         float64 `json:"flood_hashes"`
-	FloodLoginP99Ratio  float64 `json:"flood_login_p99_ratio"`
-	EnumerationAUC      float64 `json:"enumeration_auc"`
-	OTPVerifyPerS       float64 `json:"otp_verify_per_s"`
-	OTPVerifyP99Ms      float64 `json:"otp_verify_p99_ms"`
-	AppendPerS          float64 `json:"append_per_s"`
-	OTPVerifyVsAppend   float64 `json:"otp_verify_vs_append"`
-	History10kVsFresh   float64 `json:"history_10k_vs_fresh"`
-	ProjectorEventsPerS float64 `json:"projector_events_per_s"`
-	CopyRowsPerS        float64 `json:"copy_rows_per_s"`
-	ProjectorVsCopy     float64 `json:"projector_vs_copy"`
-	NotifierMailsPerS   float64 `json:"notifier_mails_per_s"`
-	RSSMB               RSS     `json:"rss_mb"`
+	SchemaVersion      int     `json:"schema_version"`
+	HashPerS           float64 `json:"hash_per_s"`
+	LoginFlowsPerS     float64 `json:"login_flows_per_s"`
+	LoginVsHash        float64 `json:"login_vs_hash"`
+	LoginVsHashPerCPU  float64 `json:"login_vs_hash_per_cpu"`
+	FloodHashes        float64 `json:"flood_hashes"`
+	FloodLoginP99Ratio float64 `json:"flood_login_p99_ratio"`
+	EnumerationAUC     float64 `json:"enumeration_auc"`
+	OTPVerifyPerS      float64 `json:"otp_verify_per_s"`
+	OTPVerifyP99Ms     float64 `json:"otp_verify_p99_ms"`
+	AppendPerS         float64 `json:"append_per_s"`
+	OTPVerifyVsAppend  float64 `json:"otp_verify_vs_append"`
+	// OTPVerifyVsAppendPerCPU and LoginVsHashPerCPU are the ratios of
+	// the rates per CPU-second of the process instead of per second:
+	// what each window costs, whatever share of the machine it got.
+	OTPVerifyVsAppendPerCPU float64 `json:"otp_verify_vs_append_per_cpu"`
+	History10kVsFresh       float64 `json:"history_10k_vs_fresh"`
+	ProjectorEventsPerS     float64 `json:"projector_events_per_s"`
+	CopyRowsPerS            float64 `json:"copy_rows_per_s"`
+	ProjectorVsCopy         float64 `json:"projector_vs_copy"`
+	NotifierMailsPerS       float64 `json:"notifier_mails_per_s"`
+	RSSMB                   RSS     `json:"rss_mb"`
 
 	// LoadAvgStart and LoadAvgEnd are /proc/loadavg's 1-minute load
 	// average when the run started and when it ended (the end includes
@@ -243,6 +248,10 @@ type Details struct {
 	Elapsed time.Duration
 
 	Hashes int
+
+	// The CPU time of the process per second of the windows (cores it
+	// got) in the hash, login, verification and append windows.
+	HashCores, LoginCores, OTPCores, AppendCores float64
 
 	LoginClients, LoginFlows, LoginErrors int
 	LoginP50, LoginP99                    time.Duration
@@ -324,6 +333,7 @@ func (r Result) fields() []figure {
 		{"hash_per_s", r.HashPerS, "/s"},
 		{"login_flows_per_s", r.LoginFlowsPerS, "/s"},
 		{"login_vs_hash", r.LoginVsHash, ""},
+		{"login_vs_hash_per_cpu", r.LoginVsHashPerCPU, ""},
 		{"flood_hashes", r.FloodHashes, ""},
 		{"flood_login_p99_ratio", r.FloodLoginP99Ratio, ""},
 		{"enumeration_auc", r.EnumerationAUC, ""},
@@ -331,6 +341,7 @@ func (r Result) fields() []figure {
 		{"otp_verify_p99_ms", r.OTPVerifyP99Ms, "ms"},
 		{"append_per_s", r.AppendPerS, "/s"},
 		{"otp_verify_vs_append", r.OTPVerifyVsAppend, ""},
+		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, ""},
 		{"history_10k_vs_fresh", r.History10kVsFresh, ""},
 		{"projector_events_per_s", r.ProjectorEventsPerS, "/s"},
 		{"copy_rows_per_s", r.CopyRowsPerS, "/s"},
@@ -392,8 +403,8 @@ func (r Result) Notes() []string {
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	add("machine: %s; policy %s", d.Machine, d.Policy)
 	if d.Hashes > 0 {
-		add("hash: %d argon2id hashes on %d goroutines, in %d windows of %s alternating with the login windows",
-			d.Hashes, runtime.GOMAXPROCS(0), max(1, d.Sizes.Rounds), d.Sizes.LoginTime/time.Duration(max(1, d.Sizes.Rounds)))
+		add("hash: %d argon2id hashes on %d goroutines, in %d windows of %s alternating with the login windows; the process used %.2f cores in the hash windows, %.2f in the login windows",
+			d.Hashes, runtime.GOMAXPROCS(0), max(1, d.Sizes.Rounds), d.Sizes.LoginTime/time.Duration(max(1, d.Sizes.Rounds)), d.HashCores, d.LoginCores)
 	}
 	if d.LoginFlows > 0 {
 		add("login: %d flows by %d clients (password, code sent, code read from the stream, code verified), %d errors; flow p50 %s, p99 %s",
@@ -414,8 +425,8 @@ func (r Result) Notes() []string {
 			d.OpenLoopSent, d.OpenLoopRate, ms(d.OpenLoopP50), d.OTPErrors)
 	}
 	if d.Appends > 0 {
-		add("append: %d appends by %d clients, one account each, in %d windows (as long as the verification rounds they alternate with, when both ran)",
-			d.Appends, d.Sizes.AppendClients, max(1, d.Sizes.Rounds))
+		add("append: %d appends by %d clients, one account each, in %d windows (as long as the verification rounds they alternate with, when both ran); the process used %.2f cores in the append windows, %.2f in the verification rounds",
+			d.Appends, d.Sizes.AppendClients, max(1, d.Sizes.Rounds), d.AppendCores, d.OTPCores)
 	}
 	if d.HistoryColdNew > 0 {
 		add("history (account.set_affiliation, medians of %d): cold (new instance: snapshot + events after it) %s on a new account, %s with %d events, %s with %d events; warm %s with %d events, %s with %d events",
@@ -608,13 +619,31 @@ func (r *runner) spreads() map[string]Spread {
 // retries after timeouts.
 func (r Result) warnings(rounds map[string][]float64) []string {
 	out := []string{}
+	d := r.Details
 	for _, b := range []struct {
-		field string
-		ratio float64
-	}{{"login_vs_hash", r.LoginVsHash}, {"otp_verify_vs_append", r.OTPVerifyVsAppend}, {"projector_vs_copy", r.ProjectorVsCopy}} {
-		if w := boundWarning(b.field, b.ratio, rounds[b.field]); w != "" {
-			out = append(out, w)
+		field       string
+		ratio       float64
+		bound, flow string
+		boundCores  float64
+		flowCores   float64
+		perCPUField string
+		perCPURatio float64
+	}{
+		{"login_vs_hash", r.LoginVsHash, "hash", "login", d.HashCores, d.LoginCores, "login_vs_hash_per_cpu", r.LoginVsHashPerCPU},
+		{"login_vs_hash_per_cpu", r.LoginVsHashPerCPU, "", "", 0, 0, "", 0},
+		{"otp_verify_vs_append", r.OTPVerifyVsAppend, "append", "verification", d.AppendCores, d.OTPCores, "otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU},
+		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, "", "", 0, 0, "", 0},
+		{"projector_vs_copy", r.ProjectorVsCopy, "", "", 0, 0, "", 0},
+	} {
+		w := boundWarning(b.field, b.ratio, rounds[b.field])
+		if w == "" {
+			continue
 		}
+		if b.boundCores > 0 && b.flowCores > 0 {
+			w += fmt.Sprintf("; the process used %.2f cores in the %s windows and %.2f in the %s windows, and per CPU-second the ratio (%s) is %.3f",
+				b.boundCores, b.bound, b.flowCores, b.flow, b.perCPUField, b.perCPURatio)
+		}
+		out = append(out, w)
 	}
 	if cpus := runtime.NumCPU(); r.LoadAvgStart > float64(cpus) {
 		out = append(out, fmt.Sprintf("load average %.2f at the start on %d CPUs (%.2f at the end): other work shared the machine, so absolute figures are a share of it; compare the ratios to bounds measured in the same run",

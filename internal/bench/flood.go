@@ -61,7 +61,7 @@ func (r *runner) flood(ctx context.Context) error {
 	for round := range rounds {
 		// Quiet window.
 		mark := len(l.lat.all())
-		if _, _, err := l.timedWindow(ctx, s.Settle, per); err != nil {
+		if _, err := l.timedWindow(ctx, s.Settle, per); err != nil {
 			return err
 		}
 		quietRound := l.lat.all()[mark:]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -126,14 +127,20 @@ func (l *pausable) failed() error {
 // in their stride, so the steps in flight at either edge are neither lost
 // nor counted twice), then counts the steps that end during d, and pauses
 // it again. The rate is over exactly the time counted.
-func (l *pausable) timedWindow(ctx context.Context, settle, d time.Duration) (n int64, took time.Duration, err error) {
+func (l *pausable) timedWindow(ctx context.Context, settle, d time.Duration) (span, error) {
 	l.resume()
-	n, took, err = window(ctx, settle, d, l.done.Load)
+	if err := sleep(ctx, settle); err != nil {
+		l.pause()
+		return span{}, err
+	}
+	c0, t0, cpu0 := l.done.Load(), time.Now(), processCPU()
+	err := sleep(ctx, d)
+	sp := span{n: l.done.Load() - c0, took: time.Since(t0), cpu: processCPU() - cpu0}
 	l.pause()
 	if err != nil {
-		return 0, 0, err
+		return span{}, err
 	}
-	return n, took, l.failed()
+	return sp, l.failed()
 }
 
 func (l *pausable) stop() {
@@ -145,4 +152,75 @@ func (l *pausable) stop() {
 	if l.stopFn != nil {
 		l.stopFn()
 	}
+}
+
+// span is what one timed window did: the steps counted, the wall time, and
+// the CPU time of the whole process meanwhile (every component runs in it:
+// see docs/bench.md).
+type span struct {
+	n    int64
+	took time.Duration
+	cpu  time.Duration
+}
+
+// spans are the windows of one measurement, and their sum.
+type spans struct {
+	all    span
+	rounds []span
+}
+
+func (s *spans) add(x span) {
+	s.all.n, s.all.took, s.all.cpu = s.all.n+x.n, s.all.took+x.took, s.all.cpu+x.cpu
+	s.rounds = append(s.rounds, x)
+}
+
+// rate is the steps per second over every window.
+func (s *spans) rate() float64 { return rate(s.all.n, s.all.took) }
+
+// perCPU is the steps per CPU-second of the process over every window.
+func (s *spans) perCPU() float64 { return rate(s.all.n, s.all.cpu) }
+
+// cores is the CPU time the process had per second of the windows: what
+// share of the machine it got (GOMAXPROCS at most, less when other work
+// takes the cores).
+func (s *spans) cores() float64 {
+	if s.all.took <= 0 {
+		return 0
+	}
+	return s.all.cpu.Seconds() / s.all.took.Seconds()
+}
+
+// rates are each window's steps per second; perCPUs its steps per
+// CPU-second.
+func (s *spans) rates() []float64 {
+	var out []float64
+	for _, x := range s.rounds {
+		out = append(out, rate(x.n, x.took))
+	}
+	return out
+}
+
+func (s *spans) perCPUs() []float64 {
+	var out []float64
+	for _, x := range s.rounds {
+		out = append(out, rate(x.n, x.cpu))
+	}
+	return out
+}
+
+func (s *spans) last() float64 {
+	if len(s.rounds) == 0 {
+		return 0
+	}
+	x := s.rounds[len(s.rounds)-1]
+	return rate(x.n, x.took)
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

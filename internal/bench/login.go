@@ -59,28 +59,25 @@ func (r *runner) hashLogin(ctx context.Context, doHash, doLogin bool) error {
 		}
 		l.pause()
 	}
-	var hashes, flows int64
-	var hashTook, loginTook time.Duration
-	var hashRounds, loginRounds []float64
-	measure := func(load *pausable, n *int64, took *time.Duration, rounds *[]float64) func() error {
+	var hash, login spans
+	measure := func(load *pausable, into *spans) func() error {
 		return func() error {
 			runtime.GC() // the previous window's garbage, untimed
-			c, t, err := load.timedWindow(ctx, s.Settle, per)
+			sp, err := load.timedWindow(ctx, s.Settle, per)
 			if err != nil {
 				return err
 			}
-			*n, *took = *n+c, *took+t
-			*rounds = append(*rounds, rate(c, t))
+			into.add(sp)
 			return nil
 		}
 	}
 	for round := range rounds {
 		var order []func() error
 		if doHash {
-			order = append(order, measure(hashers, &hashes, &hashTook, &hashRounds))
+			order = append(order, measure(hashers, &hash))
 		}
 		if doLogin {
-			order = append(order, measure(l, &flows, &loginTook, &loginRounds))
+			order = append(order, measure(l, &login))
 		}
 		if round%2 == 1 {
 			slices.Reverse(order)
@@ -91,26 +88,32 @@ func (r *runner) hashLogin(ctx context.Context, doHash, doLogin bool) error {
 			}
 		}
 		r.progress("hash/login: round %d of %d: %.1f hashes/s, %.1f logins/s (so far %.1f and %.1f)", round+1, rounds,
-			last(hashRounds), last(loginRounds), rate(hashes, hashTook), rate(flows, loginTook))
+			hash.last(), login.last(), hash.rate(), login.rate())
 	}
 	d := &r.res.Details
 	if doHash {
-		r.res.HashPerS = rate(hashes, hashTook)
-		d.Hashes = int(hashes)
-		r.rounds("hash_per_s", hashRounds)
-		r.progress("hash: %.1f argon2id/s on %d goroutines (%d in %s)", r.res.HashPerS, runtime.GOMAXPROCS(0), hashes, hashTook.Round(time.Millisecond))
+		r.res.HashPerS = hash.rate()
+		d.Hashes, d.HashCores = int(hash.all.n), hash.cores()
+		r.rounds("hash_per_s", hash.rates())
+		r.progress("hash: %.1f argon2id/s on %d goroutines (%d in %s, %.2f cores)", r.res.HashPerS, runtime.GOMAXPROCS(0),
+			hash.all.n, hash.all.took.Round(time.Millisecond), d.HashCores)
 	}
 	if doLogin {
-		r.res.LoginFlowsPerS = rate(flows, loginTook)
+		r.res.LoginFlowsPerS = login.rate()
 		ds := l.lat.all()
-		d.LoginClients, d.LoginFlows, d.LoginErrors = l.workers, int(flows), int(l.failures.Load())
+		d.LoginClients, d.LoginFlows, d.LoginErrors = l.workers, int(login.all.n), int(l.failures.Load())
 		d.LoginP50, d.LoginP99 = percentile(ds, 0.5), percentile(ds, 0.99)
-		r.rounds("login_flows_per_s", loginRounds)
-		r.progress("login: %.1f flows/s (%d in %s), p50 %s, p99 %s, %d errors",
-			r.res.LoginFlowsPerS, flows, loginTook.Round(time.Millisecond), ms(d.LoginP50), ms(d.LoginP99), d.LoginErrors)
+		d.LoginCores = login.cores()
+		r.rounds("login_flows_per_s", login.rates())
+		r.progress("login: %.1f flows/s (%d in %s, %.2f cores), p50 %s, p99 %s, %d errors",
+			r.res.LoginFlowsPerS, login.all.n, login.all.took.Round(time.Millisecond), d.LoginCores, ms(d.LoginP50), ms(d.LoginP99), d.LoginErrors)
 	}
 	if doHash && doLogin {
-		r.rounds("login_vs_hash", perRoundRatios(loginRounds, hashRounds))
+		r.rounds("login_vs_hash", perRoundRatios(login.rates(), hash.rates()))
+		if hash.perCPU() > 0 {
+			r.res.LoginVsHashPerCPU = login.perCPU() / hash.perCPU()
+			r.rounds("login_vs_hash_per_cpu", perRoundRatios(login.perCPUs(), hash.perCPUs()))
+		}
 	}
 	return nil
 }
@@ -120,14 +123,6 @@ func rate(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
-}
-
-// last is the last value of vs, 0 for none.
-func last(vs []float64) float64 {
-	if len(vs) == 0 {
-		return 0
-	}
-	return vs[len(vs)-1]
 }
 
 // startLoginLoad starts a commands instance with the run's policy and

@@ -56,30 +56,26 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 		ap.pause()
 	}
 	d := &r.res.Details
-	var verified, appended int64
-	var verifyTook, appendTook time.Duration
-	var verifyRounds, appendRounds []float64
+	var ver, app spans
 	pairLen := s.AppendTime / time.Duration(rounds) // the next append window's length
 	verifyRound := func(round int) error {
 		runtime.GC() // the previous window's garbage, untimed
 		lo, hi := round*s.OTPVerifications/rounds, (round+1)*s.OTPVerifications/rounds
-		n, took, err := o.verifyAll(ctx, o.pending[lo:hi])
+		sp, err := o.verifyAll(ctx, o.pending[lo:hi])
 		if err != nil {
 			return err
 		}
-		verified, verifyTook = verified+n, verifyTook+took
-		verifyRounds = append(verifyRounds, rate(n, took))
-		pairLen = took
+		ver.add(sp)
+		pairLen = sp.took
 		return nil
 	}
 	appendRound := func() error {
 		runtime.GC()
-		n, took, err := ap.timedWindow(ctx, s.Settle, pairLen)
+		sp, err := ap.timedWindow(ctx, s.Settle, pairLen)
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		appended, appendTook = appended+n, appendTook+took
-		appendRounds = append(appendRounds, rate(n, took))
+		app.add(sp)
 		return nil
 	}
 	for round := range rounds {
@@ -103,15 +99,15 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 				}
 			}
 		}
-		r.progress("otp/append: round %d of %d: %.0f verifications/s, %.0f appends/s", round+1, rounds, last(verifyRounds), last(appendRounds))
+		r.progress("otp/append: round %d of %d: %.0f verifications/s, %.0f appends/s", round+1, rounds, ver.last(), app.last())
 	}
 	if doAppend {
-		r.res.AppendPerS = rate(appended, appendTook)
-		d.Appends = int(appended)
-		r.rounds("append_per_s", appendRounds)
+		r.res.AppendPerS = app.rate()
+		d.Appends, d.AppendCores = int(app.all.n), app.cores()
+		r.rounds("append_per_s", app.rates())
 		ds := ap.lat.all()
-		r.progress("append: %.0f appends/s (%d in %s), p99 %s (%d clients, one account each)",
-			r.res.AppendPerS, appended, appendTook.Round(time.Millisecond), ms(percentile(ds, 0.99)), s.AppendClients)
+		r.progress("append: %.0f appends/s (%d in %s, %.2f cores), p99 %s (%d clients, one account each)",
+			r.res.AppendPerS, app.all.n, app.all.took.Round(time.Millisecond), d.AppendCores, ms(percentile(ds, 0.99)), s.AppendClients)
 	}
 	if !doOTP {
 		return nil
@@ -119,15 +115,20 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 	if failed := o.failures.Load(); failed*100 > int64(s.OTPVerifications) {
 		return fmt.Errorf("%d of %d verifications failed; the first: %v", failed, s.OTPVerifications, o.firstErr())
 	}
-	r.res.OTPVerifyPerS = rate(verified, verifyTook)
-	r.rounds("otp_verify_per_s", verifyRounds)
+	r.res.OTPVerifyPerS = ver.rate()
+	d.OTPCores = ver.cores()
+	r.rounds("otp_verify_per_s", ver.rates())
 	if doAppend {
-		r.rounds("otp_verify_vs_append", perRoundRatios(verifyRounds, appendRounds))
+		r.rounds("otp_verify_vs_append", perRoundRatios(ver.rates(), app.rates()))
+		if app.perCPU() > 0 {
+			r.res.OTPVerifyVsAppendPerCPU = ver.perCPU() / app.perCPU()
+			r.rounds("otp_verify_vs_append_per_cpu", perRoundRatios(ver.perCPUs(), app.perCPUs()))
+		}
 	}
 	ds := o.lat.all()
 	d.OTPP50, d.OTPP99 = percentile(ds, 0.5), percentile(ds, 0.99)
-	r.progress("otp: %.0f verifications/s (%d in %s, %d clients), p50 %s, p99 %s",
-		r.res.OTPVerifyPerS, verified, verifyTook.Round(time.Millisecond), s.OTPClients, ms(d.OTPP50), ms(d.OTPP99))
+	r.progress("otp: %.0f verifications/s (%d in %s, %.2f cores, %d clients), p50 %s, p99 %s",
+		r.res.OTPVerifyPerS, ver.all.n, ver.all.took.Round(time.Millisecond), d.OTPCores, s.OTPClients, ms(d.OTPP50), ms(d.OTPP99))
 	return r.openLoop(ctx, o)
 }
 
@@ -206,10 +207,11 @@ func (r *runner) prepareOTP(ctx context.Context) (_ *otpLoad, err error) {
 }
 
 // verifyAll verifies the pending logins at full speed with the load's
-// clients, and returns how many succeeded and the time they all took.
-func (o *otpLoad) verifyAll(ctx context.Context, pending []pendingLogin) (int64, time.Duration, error) {
+// clients: how many succeeded, the time they all took, and the process's
+// CPU time meanwhile.
+func (o *otpLoad) verifyAll(ctx context.Context, pending []pendingLogin) (span, error) {
 	var ok atomic.Int64
-	t := time.Now()
+	t, cpu0 := time.Now(), processCPU()
 	err := parallel(ctx, len(pending), o.clients, func(ctx context.Context, i int) error {
 		t := time.Now()
 		if err := verify(ctx, o.c, pending[i].loginID, pending[i].code); err != nil {
@@ -220,7 +222,7 @@ func (o *otpLoad) verifyAll(ctx context.Context, pending []pendingLogin) (int64,
 		ok.Add(1)
 		return nil
 	})
-	return ok.Load(), time.Since(t), err
+	return span{n: ok.Load(), took: time.Since(t), cpu: processCPU() - cpu0}, err
 }
 
 // openLoop measures the verifications' p99 at P99Rate per second, on the

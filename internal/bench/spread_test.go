@@ -60,13 +60,15 @@ func TestBoundWarning(t *testing.T) {
 }
 
 func TestWarningsOfAResult(t *testing.T) {
-	r := Result{LoginVsHash: 1.09, OTPVerifyVsAppend: 0.4, ProjectorVsCopy: 0.5, LoadAvgStart: 1000, LoadAvgEnd: 1001, Retries: 3}
+	r := Result{LoginVsHash: 1.09, LoginVsHashPerCPU: 0.9, OTPVerifyVsAppend: 0.4, ProjectorVsCopy: 0.5, LoadAvgStart: 1000, LoadAvgEnd: 1001, Retries: 3,
+		Details: Details{HashCores: 0.4, LoginCores: 0.6}}
 	ws := r.warnings(map[string][]float64{
 		"login_vs_hash":        {1.08, 1.10, 1.09, 1.09},
 		"otp_verify_vs_append": {0.39, 0.41},
 	})
 	joined := strings.Join(ws, "\n")
-	for _, want := range []string{"login_vs_hash = 1.090", "load average 1000.00 at the start", "3 requests or appends timed out"} {
+	for _, want := range []string{"login_vs_hash = 1.090", "0.40 cores in the hash windows and 0.60 in the login windows, and per CPU-second the ratio (login_vs_hash_per_cpu) is 0.900",
+		"load average 1000.00 at the start", "3 requests or appends timed out"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("warnings lack %q:\n%s", want, joined)
 		}
