@@ -176,8 +176,9 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 
 // SchemaVersion is the JSON object's version: 1 had the figures of issues
 // 8 and 11 alone (no schema_version key); 2 added schema_version,
-// otp_verify_vs_append, load_avg_start, load_avg_end, retries, warnings and
-// a "<field>_rounds" spread for each measured figure. A field keeps its
+// login_vs_hash_per_cpu, otp_verify_vs_append, otp_verify_vs_append_per_cpu,
+// load_avg_start, load_avg_end, retries, warnings and a "<field>_rounds"
+// spread for each measured figure (docs/bench.md, "The JSON object"). A field keeps its
 // name and unit across versions, so that runs of different commits can be
 // compared (authctl bench compare).
 const SchemaVersion = 2
