@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -290,6 +291,10 @@ type Details struct {
 	Mails     int
 	MailsTook time.Duration
 
+	// RatioNoise is each bound ratio's measured noise (ratioNoise of
+	// its per-round ratios; absent with fewer than two rounds).
+	RatioNoise map[string]float64
+
 	// RSSBase is what was resident when each component's phases began
 	// (after a GC): the embedded nats-server, the load generators, and
 	// what earlier phases left.
@@ -449,6 +454,15 @@ func (r Result) Notes() []string {
 		add("rss (MiB, whole process: every component, the embedded nats-server and the load generators): peak during commands phases %.0f (resident at their start %.0f), projector %.0f (%.0f), notifier %.0f (%.0f); whole run %.0f",
 			r.RSSMB.Commands, d.RSSBase.Commands, r.RSSMB.Projector, d.RSSBase.Projector, r.RSSMB.Notifier, d.RSSBase.Notifier, r.RSSMB.Process)
 	}
+	var noise []string
+	for _, f := range boundRatios {
+		if n, ok := d.RatioNoise[f]; ok {
+			noise = append(noise, fmt.Sprintf("%s ±%.3f", f, n))
+		}
+	}
+	if len(noise) > 0 {
+		add("noise (95 %% half-width of the per-round ratios; a ratio above 1 + noise is a warning): %s", strings.Join(noise, ", "))
+	}
 	add("run: %s; load average (1, 5, 15 min) %s at the start, %s at the end, on %d CPUs; %d requests or appends retried after a timeout",
 		d.Elapsed.Round(time.Second), d.Load[0], d.Load[1], runtime.NumCPU(), r.Retries)
 	return out
@@ -528,6 +542,12 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		res.Retries = r.retries.Load()
 		res.Spreads = r.spreads()
 		res.Warnings = res.warnings(r.roundValues)
+		res.Details.RatioNoise = map[string]float64{}
+		for _, f := range boundRatios {
+			if n := ratioNoise(r.roundValues[f]); !math.IsNaN(n) {
+				res.Details.RatioNoise[f] = n
+			}
+		}
 	}()
 	if err := r.setup(ctx); err != nil {
 		return res, err
@@ -612,6 +632,10 @@ func (r *runner) spreads() map[string]Spread {
 	}
 	return out
 }
+
+// boundRatios are the ratios of a flow to a bound that does a part of its
+// work: the flow can reach the bound, not pass it.
+var boundRatios = []string{"login_vs_hash", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu", "projector_vs_copy"}
 
 // warnings are the reasons not to take the figures as they are: a flow
 // beating its bound by more than the noise (the three ratios whose bound

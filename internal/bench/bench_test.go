@@ -114,8 +114,10 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 			t.Errorf("%s_rounds = %+v, want %d ordered rounds", field, s, n)
 		}
 	}
-	if !strings.Contains(out.String(), "load average (1, 5, 15 min)") {
-		t.Errorf("the notes do not give the load average")
+	for _, note := range []string{"load average (1, 5, 15 min)", "noise (95 % half-width of the per-round ratios", "login_vs_hash ±"} {
+		if !strings.Contains(out.String(), note) {
+			t.Errorf("the notes lack %q", note)
+		}
 	}
 	var rss map[string]float64
 	if err := json.Unmarshal(obj["rss_mb"], &rss); err != nil || len(rss) != 4 {
