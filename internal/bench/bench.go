@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -91,20 +92,19 @@ type Options struct {
 // Sizes are how long or how much each phase measures.
 type Sizes struct {
 	Warmup            time.Duration // before the timed windows (logins, appends)
-	Rounds            int           // alternations of hash and login windows; default 5 (quick 2)
-	Settle            time.Duration // before each login window, clients back in their stride
-	HashTime          time.Duration // argon2id timed, over all rounds
-	LoginTime         time.Duration // login flows timed, over all rounds
+	Rounds            int           // alternations of bound and flow windows (hash/login, append/otp), flood rounds; default 6 (quick 2)
+	Settle            time.Duration // before each login or append window, workers back in their stride
+	LoginTime         time.Duration // argon2id timed, and login flows timed, each, over all rounds
 	LoginAccounts     int           // accounts per login client; default 4
 	FloodTime         time.Duration // flood phase: quiet and flood windows, each, over all rounds
 	FloodAttackers    int           // concurrent wrong-password senders on the attacked account; default 200
 	EnumerationNIRs   int           // registered NIRs timed, and as many unknown ones, per floor setting; default 300
 	OTPClients        int           // concurrent verifications; default 64
-	OTPVerifications  int           // verifications timed at full speed
+	OTPVerifications  int           // verifications timed at full speed, over all rounds
 	P99Rate           int           // open-loop verifications per second; default 1,000
 	P99Time           time.Duration // open-loop duration
 	AppendClients     int           // concurrent appenders, one account each; default 64
-	AppendTime        time.Duration // appends timed window
+	AppendTime        time.Duration // appends timed, over all rounds, when the otp phase does not run (else each append window is as long as its verification round)
 	HistoryEvents     int           // events of the long account; default 10,000
 	HistoryRuns       int           // commands timed per account and state (warm, cold)
 	ProjectorEvents   int           // events replayed
@@ -116,9 +116,9 @@ type Sizes struct {
 // FullSizes are the sizes of a full run.
 func FullSizes() Sizes {
 	return Sizes{
-		Warmup: time.Second, Rounds: 5, Settle: 500 * time.Millisecond,
-		HashTime: 5 * time.Second, LoginTime: 10 * time.Second, LoginAccounts: 4,
-		FloodTime: 10 * time.Second, FloodAttackers: 200, EnumerationNIRs: 300,
+		Warmup: time.Second, Rounds: 6, Settle: 500 * time.Millisecond,
+		LoginTime: 9 * time.Second, LoginAccounts: 4,
+		FloodTime: 12 * time.Second, FloodAttackers: 200, EnumerationNIRs: 300, // 2 s flood windows, as with 5 rounds of 10 s before
 		OTPClients: 64, OTPVerifications: 30_000, P99Rate: 1000, P99Time: 5 * time.Second,
 		AppendClients: 64, AppendTime: 5 * time.Second,
 		HistoryEvents: 10_000, HistoryRuns: 200,
@@ -131,7 +131,7 @@ func FullSizes() Sizes {
 func QuickSizes() Sizes {
 	return Sizes{
 		Warmup: 300 * time.Millisecond, Rounds: 2, Settle: 300 * time.Millisecond,
-		HashTime: time.Second, LoginTime: 2 * time.Second, LoginAccounts: 4,
+		LoginTime: 2 * time.Second, LoginAccounts: 4,
 		FloodTime: 2 * time.Second, FloodAttackers: 200, EnumerationNIRs: 100,
 		OTPClients: 64, OTPVerifications: 2_000, P99Rate: 1000, P99Time: time.Second,
 		AppendClients: 64, AppendTime: 1500 * time.Millisecond,
@@ -155,7 +155,6 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 	pickD(&s.Warmup, d.Warmup)
 	pick(&s.Rounds, d.Rounds)
 	pickD(&s.Settle, d.Settle)
-	pickD(&s.HashTime, d.HashTime)
 	pickD(&s.LoginTime, d.LoginTime)
 	pick(&s.LoginAccounts, d.LoginAccounts)
 	pickD(&s.FloodTime, d.FloodTime)
@@ -176,24 +175,57 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 	return s
 }
 
-// Result holds the figures. The JSON object has exactly the fields of
-// issue 8; Details (not in the JSON) says how each was obtained.
+// SchemaVersion is the JSON object's version: 1 had the figures of issues
+// 8 and 11 alone (no schema_version key); 2 added schema_version,
+// login_vs_hash_per_cpu, otp_verify_vs_append, otp_verify_vs_append_per_cpu,
+// load_avg_start, load_avg_end, retries, warnings and a "<field>_rounds"
+// spread for each measured figure (docs/bench.md, "The JSON object"). A field keeps its
+// name and unit across versions, so that runs of different commits can be
+// compared (authctl bench compare).
+const SchemaVersion = 2
+
+// Result holds the figures. The JSON object has the fields of issue 8,
+// issue 11's flood figures, and those of issue 17 (SchemaVersion); Details
+// (not in the JSON) says how each was obtained.
 type Result struct {
-	HashPerS            float64 `json:"hash_per_s"`
-	LoginFlowsPerS      float64 `json:"login_flows_per_s"`
-	LoginVsHash         float64 `json:"login_vs_hash"`
-	FloodHashes         float64 `json:"flood_hashes"`
-	FloodLoginP99Ratio  float64 `json:"flood_login_p99_ratio"`
-	EnumerationAUC      float64 `json:"enumeration_auc"`
-	OTPVerifyPerS       float64 `json:"otp_verify_per_s"`
-	OTPVerifyP99Ms      float64 `json:"otp_verify_p99_ms"`
-	AppendPerS          float64 `json:"append_per_s"`
-	History10kVsFresh   float64 `json:"history_10k_vs_fresh"`
-	ProjectorEventsPerS float64 `json:"projector_events_per_s"`
-	CopyRowsPerS        float64 `json:"copy_rows_per_s"`
-	ProjectorVsCopy     float64 `json:"projector_vs_copy"`
-	NotifierMailsPerS   float64 `json:"notifier_mails_per_s"`
-	RSSMB               RSS     `json:"rss_mb"`
+	SchemaVersion      int     `json:"schema_version"`
+	HashPerS           float64 `json:"hash_per_s"`
+	LoginFlowsPerS     float64 `json:"login_flows_per_s"`
+	LoginVsHash        float64 `json:"login_vs_hash"`
+	LoginVsHashPerCPU  float64 `json:"login_vs_hash_per_cpu"`
+	FloodHashes        float64 `json:"flood_hashes"`
+	FloodLoginP99Ratio float64 `json:"flood_login_p99_ratio"`
+	EnumerationAUC     float64 `json:"enumeration_auc"`
+	OTPVerifyPerS      float64 `json:"otp_verify_per_s"`
+	OTPVerifyP99Ms     float64 `json:"otp_verify_p99_ms"`
+	AppendPerS         float64 `json:"append_per_s"`
+	OTPVerifyVsAppend  float64 `json:"otp_verify_vs_append"`
+	// OTPVerifyVsAppendPerCPU and LoginVsHashPerCPU are the ratios of
+	// the rates per CPU-second of the process instead of per second:
+	// what each window costs, whatever share of the machine it got.
+	OTPVerifyVsAppendPerCPU float64 `json:"otp_verify_vs_append_per_cpu"`
+	History10kVsFresh       float64 `json:"history_10k_vs_fresh"`
+	ProjectorEventsPerS     float64 `json:"projector_events_per_s"`
+	CopyRowsPerS            float64 `json:"copy_rows_per_s"`
+	ProjectorVsCopy         float64 `json:"projector_vs_copy"`
+	NotifierMailsPerS       float64 `json:"notifier_mails_per_s"`
+	RSSMB                   RSS     `json:"rss_mb"`
+
+	// LoadAvgStart and LoadAvgEnd are /proc/loadavg's 1-minute load
+	// average when the run started and when it ended (the end includes
+	// the run's own load): what else the machine was doing.
+	LoadAvgStart float64 `json:"load_avg_start"`
+	LoadAvgEnd   float64 `json:"load_avg_end"`
+	// Retries counts the requests and appends tried again after a
+	// timeout (a loaded machine); see retryTimeouts.
+	Retries int64 `json:"retries"`
+	// Warnings say why some figures should not be trusted as they are
+	// (a flow beating its bound beyond the noise, a loaded machine,
+	// retries); [] when none.
+	Warnings []string `json:"warnings"`
+	// Spreads are each measured figure's rounds, by field name: in the
+	// JSON as "<field>_rounds" (MarshalJSON).
+	Spreads map[string]Spread `json:"-"`
 
 	Details Details `json:"-"`
 }
@@ -212,12 +244,16 @@ type RSS struct {
 // Details are the figures behind the figures.
 type Details struct {
 	Machine string
-	Load    [2]string // /proc/loadavg's 1-minute load at the start and the end (other work on the machine)
+	Load    [2]string // /proc/loadavg's three load averages at the start and the end (other work on the machine)
 	Policy  string
 	Sizes   Sizes
 	Elapsed time.Duration
 
 	Hashes int
+
+	// The CPU time of the process per second of the windows (cores it
+	// got) in the hash, login, verification and append windows.
+	HashCores, LoginCores, OTPCores, AppendCores float64
 
 	LoginClients, LoginFlows, LoginErrors int
 	LoginP50, LoginP99                    time.Duration
@@ -255,6 +291,10 @@ type Details struct {
 	Mails     int
 	MailsTook time.Duration
 
+	// RatioNoise is each bound ratio's measured noise (ratioNoise of
+	// its per-round ratios; absent with fewer than two rounds).
+	RatioNoise map[string]float64
+
 	// RSSBase is what was resident when each component's phases began
 	// (after a GC): the embedded nats-server, the load generators, and
 	// what earlier phases left.
@@ -274,36 +314,40 @@ var targets = []struct {
 	{"enumeration_auc", true, 0.45},
 	{"otp_verify_per_s", true, 10_000},
 	{"otp_verify_p99_ms", false, 5},
+	{"otp_verify_vs_append", true, 0.6},
 	{"history_10k_vs_fresh", false, 1.2},
 	{"projector_events_per_s", true, 50_000},
 	{"projector_vs_copy", true, 0.5},
 }
 
-// Row is one line of the table: field, value, target, and whether the
-// target is met ("" when the field has no target or was not measured).
+// Row is one line of the table: field, value, target, whether the target
+// is met ("" when the field has no target or was not measured), and the
+// spread of its rounds.
 type Row struct {
-	Field, Value, Target, OK string
+	Field, Value, Target, OK, Spread string
 }
 
-func (r Result) fields() []struct {
+// figure is one figure of the table: its JSON name, value and unit.
+type figure struct {
 	name string
 	v    float64
 	unit string
-} {
-	return []struct {
-		name string
-		v    float64
-		unit string
-	}{
+}
+
+func (r Result) fields() []figure {
+	return []figure{
 		{"hash_per_s", r.HashPerS, "/s"},
 		{"login_flows_per_s", r.LoginFlowsPerS, "/s"},
 		{"login_vs_hash", r.LoginVsHash, ""},
+		{"login_vs_hash_per_cpu", r.LoginVsHashPerCPU, ""},
 		{"flood_hashes", r.FloodHashes, ""},
 		{"flood_login_p99_ratio", r.FloodLoginP99Ratio, ""},
 		{"enumeration_auc", r.EnumerationAUC, ""},
 		{"otp_verify_per_s", r.OTPVerifyPerS, "/s"},
 		{"otp_verify_p99_ms", r.OTPVerifyP99Ms, "ms"},
 		{"append_per_s", r.AppendPerS, "/s"},
+		{"otp_verify_vs_append", r.OTPVerifyVsAppend, ""},
+		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, ""},
 		{"history_10k_vs_fresh", r.History10kVsFresh, ""},
 		{"projector_events_per_s", r.ProjectorEventsPerS, "/s"},
 		{"copy_rows_per_s", r.CopyRowsPerS, "/s"},
@@ -316,7 +360,7 @@ func (r Result) fields() []struct {
 func (r Result) Rows() []Row {
 	var rows []Row
 	for _, f := range r.fields() {
-		row := Row{Field: f.name, Value: formatValue(f.v, f.unit)}
+		row := Row{Field: f.name, Value: formatValue(f.v, f.unit), Spread: r.Spreads[f.name].String(f.unit)}
 		met := true
 		var bounds []string
 		for _, t := range targets {
@@ -365,7 +409,8 @@ func (r Result) Notes() []string {
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	add("machine: %s; policy %s", d.Machine, d.Policy)
 	if d.Hashes > 0 {
-		add("hash: %d argon2id hashes on %d goroutines", d.Hashes, runtime.GOMAXPROCS(0))
+		add("hash: %d argon2id hashes on %d goroutines, in %d windows of %s alternating with the login windows; the process used %.2f cores in the hash windows, %.2f in the login windows",
+			d.Hashes, runtime.GOMAXPROCS(0), max(1, d.Sizes.Rounds), d.Sizes.LoginTime/time.Duration(max(1, d.Sizes.Rounds)), d.HashCores, d.LoginCores)
 	}
 	if d.LoginFlows > 0 {
 		add("login: %d flows by %d clients (password, code sent, code read from the stream, code verified), %d errors; flow p50 %s, p99 %s",
@@ -381,12 +426,13 @@ func (r Result) Notes() []string {
 			ms(d.EnumerationMediansNoFloor[0]), ms(d.EnumerationMediansNoFloor[1]), d.EnumerationAUCNoFloor)
 	}
 	if d.OTPPrepared > 0 {
-		add("otp: %d pending logins prepared; %d verifications by %d clients, p50 %s, p99 %s; open loop %d at %.0f/s: p50 %s; %d errors",
-			d.OTPPrepared, d.Sizes.OTPVerifications, d.Sizes.OTPClients, ms(d.OTPP50), ms(d.OTPP99),
+		add("otp: %d pending logins prepared; %d verifications by %d clients in %d rounds, p50 %s, p99 %s; open loop %d at %.0f/s: p50 %s; %d errors",
+			d.OTPPrepared, d.Sizes.OTPVerifications, d.Sizes.OTPClients, max(1, d.Sizes.Rounds), ms(d.OTPP50), ms(d.OTPP99),
 			d.OpenLoopSent, d.OpenLoopRate, ms(d.OpenLoopP50), d.OTPErrors)
 	}
 	if d.Appends > 0 {
-		add("append: %d appends by %d clients, one account each", d.Appends, d.Sizes.AppendClients)
+		add("append: %d appends by %d clients, one account each, in %d windows (as long as the verification rounds they alternate with, when both ran); the process used %.2f cores in the append windows, %.2f in the verification rounds",
+			d.Appends, d.Sizes.AppendClients, max(1, d.Sizes.Rounds), d.AppendCores, d.OTPCores)
 	}
 	if d.HistoryColdNew > 0 {
 		add("history (account.set_affiliation, medians of %d): cold (new instance: snapshot + events after it) %s on a new account, %s with %d events, %s with %d events; warm %s with %d events, %s with %d events",
@@ -408,7 +454,17 @@ func (r Result) Notes() []string {
 		add("rss (MiB, whole process: every component, the embedded nats-server and the load generators): peak during commands phases %.0f (resident at their start %.0f), projector %.0f (%.0f), notifier %.0f (%.0f); whole run %.0f",
 			r.RSSMB.Commands, d.RSSBase.Commands, r.RSSMB.Projector, d.RSSBase.Projector, r.RSSMB.Notifier, d.RSSBase.Notifier, r.RSSMB.Process)
 	}
-	add("run: %s; 1-minute load average %s at the start, %s at the end", d.Elapsed.Round(time.Second), d.Load[0], d.Load[1])
+	var noise []string
+	for _, f := range boundRatios {
+		if n, ok := d.RatioNoise[f]; ok {
+			noise = append(noise, fmt.Sprintf("%s ±%.3f", f, n))
+		}
+	}
+	if len(noise) > 0 {
+		add("noise (95 %% half-width of the per-round ratios; a ratio above 1 + noise is a warning): %s", strings.Join(noise, ", "))
+	}
+	add("run: %s; load average (1, 5, 15 min) %s at the start, %s at the end, on %d CPUs; %d requests or appends retried after a timeout",
+		d.Elapsed.Round(time.Second), d.Load[0], d.Load[1], runtime.NumCPU(), r.Retries)
 	return out
 }
 
@@ -466,20 +522,32 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.PublicURL == "" {
 		opts.PublicURL = config.Lookup("AUTH_PUBLIC_URL")
 	}
+	res.SchemaVersion = SchemaVersion
 	res.Details.Machine = machine()
-	res.Details.Load[0] = loadAvg()
+	res.Details.Load[0] = loadAvgs()
+	res.LoadAvgStart = loadAvg1()
 	a := opts.Policy.Argon2
 	res.Details.Policy = fmt.Sprintf("%s (argon2id m=%d KiB, t=%d, p=%d)", opts.Policy.Name, a.Memory, a.Time, a.Threads)
 	res.Details.Sizes = opts.Sizes
 
-	r := &runner{opts: opts, sizes: opts.Sizes, res: &res, mem: newPeaks()}
+	r := &runner{opts: opts, sizes: opts.Sizes, res: &res, mem: newPeaks(), roundValues: map[string][]float64{}}
 	defer func() {
 		if cerr := r.close(); cerr != nil && err == nil {
 			err = cerr
 		}
 		res.RSSMB.Process = r.mem.process()
 		res.Details.Elapsed = time.Since(start)
-		res.Details.Load[1] = loadAvg()
+		res.Details.Load[1] = loadAvgs()
+		res.LoadAvgEnd = loadAvg1()
+		res.Retries = r.retries.Load()
+		res.Spreads = r.spreads()
+		res.Warnings = res.warnings(r.roundValues)
+		res.Details.RatioNoise = map[string]float64{}
+		for _, f := range boundRatios {
+			if n := ratioNoise(r.roundValues[f]); !math.IsNaN(n) {
+				res.Details.RatioNoise[f] = n
+			}
+		}
 	}()
 	if err := r.setup(ctx); err != nil {
 		return res, err
@@ -495,8 +563,9 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		}},
 		{PhaseFlood, "commands", r.flood},
 		{PhaseEnum, "commands", r.enumeration},
-		{PhaseOTP, "commands", r.otp},
-		{PhaseAppend, "commands", r.append},
+		{PhaseOTP + "+" + PhaseAppend, "commands", func(ctx context.Context) error {
+			return r.otpAppend(ctx, selected(PhaseOTP), selected(PhaseAppend))
+		}},
 		{PhaseHistory, "commands", r.history},
 		{PhaseProjector, "projector", r.projector},
 		{PhaseNotifier, "notifier", r.notifier},
@@ -521,11 +590,92 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if res.HashPerS > 0 && res.LoginFlowsPerS > 0 {
 		res.LoginVsHash = res.LoginFlowsPerS / res.HashPerS
 	}
+	if res.OTPVerifyPerS > 0 && res.AppendPerS > 0 {
+		res.OTPVerifyVsAppend = res.OTPVerifyPerS / res.AppendPerS
+	}
 	if res.ProjectorEventsPerS > 0 && res.CopyRowsPerS > 0 {
 		res.ProjectorVsCopy = res.ProjectorEventsPerS / res.CopyRowsPerS
+		// The projector replays once; the bound's rounds are the COPYs.
+		r.rounds("copy_rows_per_s", res.Details.CopyRates)
+		var perCopy []float64
+		for _, c := range res.Details.CopyRates {
+			perCopy = append(perCopy, res.ProjectorEventsPerS/c)
+		}
+		r.rounds("projector_vs_copy", perCopy)
 	}
 	return res, nil
 }
 
 // errNoProgress: a phase's work stopped moving.
 var errNoProgress = errors.New("no progress")
+
+// rounds records a figure's per-round values (Result.Spreads).
+func (r *runner) rounds(field string, vs []float64) {
+	if len(vs) > 0 {
+		r.roundValues[field] = slices.Clone(vs)
+	}
+}
+
+// spreads are the spreads of the measured figures: of their rounds, or a
+// single run (N = 1) for a figure measured once.
+func (r *runner) spreads() map[string]Spread {
+	out := map[string]Spread{}
+	for _, f := range r.res.fields() {
+		if f.v == 0 {
+			continue
+		}
+		if vs, ok := r.roundValues[f.name]; ok {
+			out[f.name] = spreadOf(vs)
+		} else {
+			out[f.name] = Spread{Min: f.v, Median: f.v, Max: f.v, N: 1}
+		}
+	}
+	return out
+}
+
+// boundRatios are the ratios of a flow to a bound that does a part of its
+// work: the flow can reach the bound, not pass it.
+var boundRatios = []string{"login_vs_hash", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu", "projector_vs_copy"}
+
+// warnings are the reasons not to take the figures as they are: a flow
+// beating its bound by more than the noise (the three ratios whose bound
+// does a part of the flow's work: the flow can reach it, not pass it), a
+// machine loaded at the start (more runnable tasks than CPUs), and
+// retries after timeouts.
+func (r Result) warnings(rounds map[string][]float64) []string {
+	out := []string{}
+	d := r.Details
+	for _, b := range []struct {
+		field       string
+		ratio       float64
+		bound, flow string
+		boundCores  float64
+		flowCores   float64
+		perCPUField string
+		perCPURatio float64
+	}{
+		{"login_vs_hash", r.LoginVsHash, "hash", "login", d.HashCores, d.LoginCores, "login_vs_hash_per_cpu", r.LoginVsHashPerCPU},
+		{"login_vs_hash_per_cpu", r.LoginVsHashPerCPU, "", "", 0, 0, "", 0},
+		{"otp_verify_vs_append", r.OTPVerifyVsAppend, "append", "verification", d.AppendCores, d.OTPCores, "otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU},
+		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, "", "", 0, 0, "", 0},
+		{"projector_vs_copy", r.ProjectorVsCopy, "", "", 0, 0, "", 0},
+	} {
+		w := boundWarning(b.field, b.ratio, rounds[b.field])
+		if w == "" {
+			continue
+		}
+		if b.boundCores > 0 && b.flowCores > 0 {
+			w += fmt.Sprintf("; the process used %.2f cores in the %s windows and %.2f in the %s windows, and per CPU-second the ratio (%s) is %.3f",
+				b.boundCores, b.bound, b.flowCores, b.flow, b.perCPUField, b.perCPURatio)
+		}
+		out = append(out, w)
+	}
+	if cpus := runtime.NumCPU(); r.LoadAvgStart > float64(cpus) {
+		out = append(out, fmt.Sprintf("load average %.2f at the start on %d CPUs (%.2f at the end): other work shared the machine, so absolute figures are a share of it; compare the ratios to bounds measured in the same run",
+			r.LoadAvgStart, cpus, r.LoadAvgEnd))
+	}
+	if r.Retries > 0 {
+		out = append(out, fmt.Sprintf("%d requests or appends timed out and were tried again: latencies include the waits", r.Retries))
+	}
+	return out
+}

@@ -13,11 +13,17 @@ import (
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 )
 
-// issueFields are the keys of the JSON object (issue 8, and issue 11's
-// flood figures).
+// issueFields are the keys of the JSON object of schema version 1 (issue
+// 8, and issue 11's flood figures): a later version keeps each of them,
+// with its unit.
 var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "enumeration_auc", "otp_verify_per_s", "otp_verify_p99_ms",
 	"append_per_s", "history_10k_vs_fresh", "projector_events_per_s", "copy_rows_per_s", "projector_vs_copy",
 	"notifier_mails_per_s", "rss_mb"}
+
+// version2Fields are the keys schema version 2 added (issue 17), besides
+// a "<figure>_rounds" spread for each figure of the table.
+var version2Fields = []string{"schema_version", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu",
+	"load_avg_start", "load_avg_end", "retries", "warnings"}
 
 // TestQuickRunMeasuresEverything runs every phase, tiny, on an embedded
 // nats-server and a database of the test Postgres (skipped without one,
@@ -33,13 +39,13 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Quick: true, DatabaseURL: server, Policy: policy, Concurrency: 4, Progress: &progress,
 		Sizes: Sizes{
-			Warmup: 100 * time.Millisecond, Rounds: 1, Settle: 100 * time.Millisecond,
-			HashTime: 300 * time.Millisecond, LoginTime: 500 * time.Millisecond, LoginAccounts: 2,
-			FloodTime: 500 * time.Millisecond, FloodAttackers: 20, EnumerationNIRs: 20,
+			Warmup: 100 * time.Millisecond, Rounds: 2, Settle: 100 * time.Millisecond,
+			LoginTime: 600 * time.Millisecond, LoginAccounts: 2,
+			FloodTime: 2 * time.Second, FloodAttackers: 20, EnumerationNIRs: 20, // 1 s flood windows: the block needs 3 hashes in a row, on a busy machine too
 			OTPClients: 16, OTPVerifications: 200, P99Rate: 200, P99Time: 500 * time.Millisecond,
 			AppendClients: 8, AppendTime: 300 * time.Millisecond,
 			HistoryEvents: 300, HistoryRuns: 5,
-			ProjectorEvents: 2000, ProjectorAccounts: 200, CopyRuns: 1,
+			ProjectorEvents: 2000, ProjectorAccounts: 200, CopyRuns: 2,
 			NotifierMails: 50,
 		},
 	})
@@ -74,9 +80,44 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := slices.Sorted(slices.Values(issueFields))
+	want := append(slices.Clone(issueFields), version2Fields...)
+	for _, f := range res.fields() {
+		want = append(want, f.name+"_rounds")
+	}
+	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Errorf("JSON keys %v, want %v", keys, want)
+	}
+	var version int
+	if err := json.Unmarshal(obj["schema_version"], &version); err != nil || version != SchemaVersion {
+		t.Errorf("schema_version = %s, want %d", obj["schema_version"], SchemaVersion)
+	}
+	var warnings []string
+	if err := json.Unmarshal(obj["warnings"], &warnings); err != nil || warnings == nil {
+		t.Errorf("warnings = %s (%v), want an array", obj["warnings"], err)
+	}
+	var load float64
+	if err := json.Unmarshal(obj["load_avg_start"], &load); err != nil || load <= 0 {
+		t.Errorf("load_avg_start = %s (%v), want /proc/loadavg's figure", obj["load_avg_start"], err)
+	}
+	// The figures measured in rounds have one value per round; the
+	// others were measured once.
+	for field, n := range map[string]int{"hash_per_s": 2, "login_flows_per_s": 2, "login_vs_hash": 2, "login_vs_hash_per_cpu": 2, "flood_hashes": 2,
+		"otp_verify_per_s": 2, "append_per_s": 2, "otp_verify_vs_append": 2, "otp_verify_vs_append_per_cpu": 2, "copy_rows_per_s": 2, "projector_vs_copy": 2,
+		"enumeration_auc": 1, "notifier_mails_per_s": 1} {
+		var s Spread
+		if err := json.Unmarshal(obj[field+"_rounds"], &s); err != nil {
+			t.Errorf("%s_rounds = %s: %v", field, obj[field+"_rounds"], err)
+			continue
+		}
+		if s.N != n || !(s.Min <= s.Median && s.Median <= s.Max && s.Min > 0) {
+			t.Errorf("%s_rounds = %+v, want %d ordered rounds", field, s, n)
+		}
+	}
+	for _, note := range []string{"load average (1, 5, 15 min)", "noise (95 % half-width of the per-round ratios", "login_vs_hash ±"} {
+		if !strings.Contains(out.String(), note) {
+			t.Errorf("the notes lack %q", note)
+		}
 	}
 	var rss map[string]float64
 	if err := json.Unmarshal(obj["rss_mb"], &rss); err != nil || len(rss) != 4 {

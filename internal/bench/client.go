@@ -59,13 +59,14 @@ func requestID() string {
 // client sends commands over NATS as front-ends do, spread over a few
 // connections.
 type client struct {
-	conns  []*nats.Conn
-	prefix string
-	next   atomic.Uint64
+	conns   []*nats.Conn
+	prefix  string
+	next    atomic.Uint64
+	retries *atomic.Int64 // the run's count of retried requests
 }
 
 func (r *runner) newClient(n int) (*client, error) {
-	c := &client{prefix: r.streamCf.Prefix}
+	c := &client{prefix: r.streamCf.Prefix, retries: &r.retries}
 	if c.prefix == "" {
 		c.prefix = contract.DefaultPrefix
 	}
@@ -81,15 +82,23 @@ func (r *runner) newClient(n int) (*client, error) {
 
 const requestTimeout = 30 * time.Second
 
+// do sends one command and decodes its reply. A request that times out
+// (a loaded machine) is sent again, byte for byte: the same request_id
+// makes it the same request (docs/idempotency.md), answered once.
 func (c *client) do(ctx context.Context, subject string, b body) (contract.AnyReply, error) {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return contract.AnyReply{}, err
 	}
-	nc := c.conns[c.next.Add(1)%uint64(len(c.conns))]
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, contract.Subjects(c.prefix).Command(subject), data)
+	var msg *nats.Msg
+	err = retryTimeouts(ctx, c.retries, func() error {
+		nc := c.conns[c.next.Add(1)%uint64(len(c.conns))]
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		var err error
+		msg, err = nc.RequestWithContext(rctx, contract.Subjects(c.prefix).Command(subject), data)
+		return err
+	})
 	if err != nil {
 		return contract.AnyReply{}, fmt.Errorf("%s: %w", subject, err)
 	}

@@ -55,17 +55,17 @@ func (r *runner) flood(ctx context.Context) error {
 	l.pause()
 
 	var quiet, flooded []time.Duration
+	var spentRounds, p99Rounds []float64
 	maxSpent, attacks, refused := int64(0), int64(0), int64(0)
 	per := s.FloodTime / time.Duration(rounds)
 	for round := range rounds {
 		// Quiet window.
 		mark := len(l.lat.all())
-		l.resume()
-		if _, _, err := window(ctx, s.Settle, per, l.flows.Load); err != nil {
+		if _, err := l.timedWindow(ctx, s.Settle, per); err != nil {
 			return err
 		}
-		l.pause()
-		quiet = append(quiet, l.lat.all()[mark:]...)
+		quietRound := l.lat.all()[mark:]
+		quiet = append(quiet, quietRound...)
 
 		// Flood window, on a fresh account.
 		target := targets[round]
@@ -102,11 +102,16 @@ func (r *runner) flood(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		flooded = append(flooded, l.lat.all()[mark:]...)
+		floodRound := l.lat.all()[mark:]
+		flooded = append(flooded, floodRound...)
 		if err := l.failed(); err != nil {
 			return err
 		}
 		maxSpent = max(maxSpent, spent.Load())
+		spentRounds = append(spentRounds, float64(spent.Load()))
+		if q := percentile(quietRound, 0.99); q > 0 {
+			p99Rounds = append(p99Rounds, float64(percentile(floodRound, 0.99))/float64(q))
+		}
 		attacks, refused = attacks+sent.Load(), refused+locked.Load()
 		r.progress("flood: round %d of %d: %d hashes spent on the attacked account; %d wrong passwords sent, %d answered account_locked",
 			round+1, rounds, spent.Load(), sent.Load(), locked.Load())
@@ -114,8 +119,10 @@ func (r *runner) flood(ctx context.Context) error {
 	d := &r.res.Details
 	d.FloodQuietP99, d.FloodP99 = percentile(quiet, 0.99), percentile(flooded, 0.99)
 	d.FloodQuietFlows, d.FloodFlows = len(quiet), len(flooded)
-	d.FloodAttacks, d.FloodLocked, d.FloodClients = int(attacks), int(refused), l.clients
+	d.FloodAttacks, d.FloodLocked, d.FloodClients = int(attacks), int(refused), l.workers
 	r.res.FloodHashes = float64(maxSpent)
+	r.rounds("flood_hashes", spentRounds)
+	r.rounds("flood_login_p99_ratio", p99Rounds)
 	if d.FloodQuietP99 > 0 {
 		r.res.FloodLoginP99Ratio = float64(d.FloodP99) / float64(d.FloodQuietP99)
 	}

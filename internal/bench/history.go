@@ -10,6 +10,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/commands"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
 
 // shortHistory is the number of past events of the "short" account: enough
@@ -164,7 +165,13 @@ func (r *runner) appendHistory(ctx context.Context, acc string, n int) error {
 	for i := range n {
 		at := base.Add(time.Duration(i) * time.Minute)
 		env := events.Wrap(acc, events.PasswordVerified{LoginID: events.NewID(at), At: at}, at, events.Metadata{Channel: "web"})
-		res, err := r.store.Append(ctx, acc, seq, env, "")
+		// With a message id, so that an append retried after a timeout
+		// is recorded once.
+		var res eventstore.AppendResult
+		err := retryTimeouts(ctx, &r.retries, func() (err error) {
+			res, err = r.store.Append(ctx, acc, seq, env, env.ID)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -36,8 +36,10 @@ func (r *runner) notifier(ctx context.Context) error {
 		env := events.Wrap(acct, events.OTPIssued{LoginID: events.NewID(now), CodeHash: "h", CodeSealed: r.keys.Seal(code, acct),
 			ToSealed: r.keys.Seal(fmt.Sprintf("bench.%d@exemple.fr", i), acct), RequestsLastHour: 1,
 			IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}, now, events.Metadata{Channel: "web"})
-		_, err := store.Append(ctx, acct, 0, env, env.ID)
-		return err
+		return retryTimeouts(ctx, &r.retries, func() error { // the message id makes a retry safe
+			_, err := store.Append(ctx, acct, 0, env, env.ID)
+			return err
+		})
 	})
 	if err != nil {
 		return err

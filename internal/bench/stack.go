@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ type runner struct {
 
 	dbURL, dbName, dbAdmin string
 	private                *devpg.Server
+
+	retries     atomic.Int64         // requests and appends tried again after a timeout
+	roundValues map[string][]float64 // each figure's rounds (Result.Spreads)
 
 	hashObserver func(key string) // given to the commands instances started next
 	uncompressed bool             // the stream without S2 (EventSizes' before)
@@ -346,6 +350,15 @@ func machine() string {
 	return s + ", " + runtime.Version()
 }
 
+// loadAvg1 is /proc/loadavg's 1-minute load average, 0 when unknown.
+func loadAvg1() float64 {
+	f, err := strconv.ParseFloat(loadAvg(), 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}
+
 // loadAvg is the machine's 1-minute load average ("?" where unknown).
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -354,6 +367,18 @@ func loadAvg() string {
 	}
 	if f := strings.Fields(string(b)); len(f) > 0 {
 		return f[0]
+	}
+	return "?"
+}
+
+// loadAvgs is /proc/loadavg's three load averages (1, 5 and 15 minutes).
+func loadAvgs() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
 	return "?"
 }

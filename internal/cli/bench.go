@@ -153,6 +153,7 @@ database.`,
 			return bench.WriteReport(cmd.OutOrStdout(), res, asJSON)
 		},
 	}
+	cmd.AddCommand(newBenchCompareCmd())
 	f := cmd.Flags()
 	f.BoolVar(&quick, "quick", false, "short sizes: a smoke run of well under a minute")
 	f.BoolVar(&asJSON, "json", false, "print the figures as one JSON object on the last line")
@@ -172,6 +173,39 @@ database.`,
 	f.BoolVar(&scale.SkipProjector, "skip-projector", false, "--scale: leave out the projector's catch-up")
 	f.BoolVar(&scale.Uncompressed, "uncompressed", false, "--scale: the stream and buckets without S2 (production compresses): cold reads without block decompression")
 	return cmd
+}
+
+func newBenchCompareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare OLD NEW",
+		Short: "Compare two runs of authctl bench --json, figure by figure",
+		Long: `Reads two runs of authctl bench --json (files holding the JSON object, or
+the whole output, whose last line it is) and prints each figure's old and new
+value, the change in percent, and whether the change exceeds the spread
+(max - min of the rounds) of both runs: "beyond both spreads", "~ (within
+spread)", or "no spread" when a run measured the figure once or predates the
+rounds (schema version 1). Then each run's warnings. docs/bench.md explains
+the figures.`,
+		Example: `  authctl bench --json > before.txt
+  git switch my-branch && authctl bench --json > after.txt
+  authctl bench compare before.txt after.txt`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var data [2][]byte
+			for i, name := range args {
+				b, err := os.ReadFile(name)
+				if err != nil {
+					return err
+				}
+				data[i] = b
+			}
+			c, err := bench.Compare(data[0], data[1])
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", args[0], args[1], err)
+			}
+			return bench.WriteComparison(cmd.OutOrStdout(), c)
+		},
+	}
 }
 
 // configLine writes a View as KEY=value pairs, secrets masked.

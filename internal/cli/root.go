@@ -35,7 +35,7 @@ func Run(ctx context.Context, args []string, in io.Reader, out, errw io.Writer) 
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		// authctl dev sets up the traces of the components it runs;
 		// authctl bench measures without them.
-		if cmd.Name() == "dev" || cmd.Name() == "bench" {
+		if cmd.Name() == "dev" || cmd.Name() == "bench" || cmd.HasParent() && cmd.Parent().Name() == "bench" {
 			return nil
 		}
 		s := tracing.Settings{Service: tracing.ServiceName(config.Lookup("OTEL_SERVICE_NAME"), "authctl"),
