@@ -26,7 +26,7 @@ const (
 // Why a source was released.
 const (
 	ReleaseWindowPassed = "window_passed" // seen at the first attempt after the window's end (lazily)
-	ReleaseAdviser      = "adviser"       // fraud.source.release
+	ReleaseAdviser      = "adviser"       // reserved: an adviser command releasing a source early (not built yet)
 )
 
 // FraudEvent is one message of AUTH_FRAUD: its id (also its Nats-Msg-Id,
