@@ -176,7 +176,8 @@ func StartCommands(ctx context.Context, cfg config.Config, n *NATS, devClock *cl
 		return nil, err
 	}
 	c := commands.Config{Prefix: cfg.Prefix, Policy: cfg.Policy, Keys: keys, Store: store, Index: store.Index(),
-		Snapshots: store.Snapshots(), Shadows: store.Shadows(), CacheSize: cfg.CommandsCache, Logger: log, AttemptsRetention: cfg.AttemptsRetention}
+		Snapshots: store.Snapshots(), Shadows: store.Shadows(), Sources: store.Sources(), Fraud: store.Fraud(),
+		SourceAllowlist: cfg.SourceAllowlist, CacheSize: cfg.CommandsCache, Logger: log, AttemptsRetention: cfg.AttemptsRetention}
 	if metrics != nil {
 		c.Observe, c.Metrics = metrics.Observe, metrics
 	}

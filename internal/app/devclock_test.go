@@ -48,6 +48,7 @@ func TestDevClockResponderAndFollowerAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := commands.New(commands.Config{Keys: keys, Store: store, Index: store.Index(), Snapshots: store.Snapshots(), Shadows: store.Shadows(),
+		Sources: store.Sources(), Fraud: store.Fraud(),
 		DevClock: answers, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -324,7 +324,7 @@ func (r *runner) newCommands(policy domain.Policy, configure func(*commands.Conf
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg := commands.Config{Prefix: r.streamCf.Prefix, Policy: policy, Keys: r.keys, Store: r.store,
-		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Shadows: r.store.Shadows(), Logger: log, HashObserver: r.hashObserver}
+		Index: r.store.Index(), Snapshots: r.store.Snapshots(), Shadows: r.store.Shadows(), Sources: r.store.Sources(), Fraud: r.store.Fraud(), Logger: log, HashObserver: r.hashObserver}
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -335,7 +335,7 @@ func (s *scaleRun) up(ctx context.Context) error {
 		return err
 	}
 	cfg := commands.Config{Policy: s.policy, Keys: s.keys, Store: s.pstore, Index: s.pstore.Index(),
-		Snapshots: s.pstore.Snapshots(), Shadows: s.pstore.Shadows(), Logger: s.o.Logger,
+		Snapshots: s.pstore.Snapshots(), Shadows: s.pstore.Shadows(), Sources: s.pstore.Sources(), Fraud: s.pstore.Fraud(), Logger: s.o.Logger,
 		ResponseFloor: -1} // the service's own time: the anti-enumeration floor (100 ms or more) would hide it
 	svc, err := commands.New(cfg)
 	if err != nil {

@@ -34,6 +34,7 @@ func (m *cacheMetrics) Recorded(events.Event, bool)   {}
 func (m *cacheMetrics) Conflict(string)               {}
 func (m *cacheMetrics) Retry(string)                  {}
 func (m *cacheMetrics) Covered(string, time.Duration) {}
+func (m *cacheMetrics) Source(string, string)         {}
 func (m *cacheMetrics) HashWaited(time.Duration)      {}
 func (m *cacheMetrics) Hashing(int)                   {}
 
@@ -91,7 +92,7 @@ func TestCachesAreBoundedAndTheHeapIsFlat(t *testing.T) {
 	m := newCacheMetrics()
 	mem := eventstore.NewMemory()
 	svc, err := commands.New(commands.Config{Policy: testPolicy(), Keys: keys, Store: mem, Index: mem.Index(), Snapshots: mem.Snapshots(),
-		Shadows: forgetfulShadows{}, Clock: clock.NewFixed(t0), ResponseFloor: -1, CacheSize: bound, Metrics: m,
+		Shadows: forgetfulShadows{}, Sources: eventstore.NewMemorySources(), Fraud: &eventstore.MemoryFraud{}, Clock: clock.NewFixed(t0), ResponseFloor: -1, CacheSize: bound, Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -186,3 +186,35 @@ func TestResponseFloorTakesNoInFlightSlot(t *testing.T) {
 		<-done
 	}
 }
+
+// A throttled source (issue 20) is told the same for a registered NIR and
+// an unknown one, wrong or right password alike, byte for byte: the
+// refusal is about the network, never the account, and comes before the
+// account is looked up.
+func TestThrottledSourceRepliesTheSameForRegisteredAndUnknownNIRs(t *testing.T) {
+	p := testPolicy()
+	p.SourceIP = domain.SourceBudget{Failures: 2, Window: time.Hour}
+	h := newHarness(t, 1, p)
+	h.Register(nir1, "valerie@yahoo.fr", password)
+	const ip = "203.0.113.50"
+	for _, nir := range []string{"1850175100001", "1850175100002"} {
+		wantError(t, h.Req("login.password", obj{"nir": nir, "password": "faux", "client_ip": ip}), domain.CodeInvalidCredentials)
+	}
+	var replies [][]byte
+	for _, body := range []string{
+		`{"nir":"` + nir1 + `","password":"` + password + `","client_ip":"` + ip + `"}`,
+		`{"nir":"` + nir1 + `","password":"faux","client_ip":"` + ip + `"}`,
+		`{"nir":"1850175100003","password":"` + password + `","client_ip":"` + ip + `"}`,
+		`{"nir":"1850175100003","password":"faux","client_ip":"` + ip + `"}`,
+	} {
+		replies = append(replies, h.Raw("login.password", []byte(body)))
+	}
+	for i, r := range replies {
+		if !bytes.Equal(r, replies[0]) {
+			t.Errorf("reply %d differs:\n %s\n %s", i, r, replies[0])
+		}
+	}
+	if !bytes.Contains(replies[0], []byte(`"`+domain.CodeTooManyAttempts+`"`)) {
+		t.Fatalf("want %s, got %s", domain.CodeTooManyAttempts, replies[0])
+	}
+}

@@ -39,6 +39,7 @@ func newFuzzService(f *testing.F) *commands.Service {
 	mem := eventstore.NewMemory()
 	svc, err := commands.New(commands.Config{Policy: policy, Keys: keys, Store: mem, Index: mem.Index(),
 		Snapshots: mem.Snapshots(), Shadows: eventstore.NewMemoryShadows(), Clock: clock.NewFixed(commandstest.T0),
+		Sources: eventstore.NewMemorySources(), Fraud: &eventstore.MemoryFraud{},
 		ResponseFloor: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)

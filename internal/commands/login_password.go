@@ -43,6 +43,25 @@ func (s *Service) loginPassword(ctx context.Context, data []byte) contract.Reply
 	}
 	defer s.floor(ctx, start)
 	now := s.clock.Now()
+	// Counted by source before any hash, refused if the source's budget
+	// is spent, whatever the NIR and the password (sources.go).
+	held, err := s.reserveSource(ctx, req.ClientIP, now)
+	var refusal *domain.Error
+	if errors.As(err, &refusal) {
+		return errorReplyFor(req.Channel, refusal)
+	}
+	if err != nil {
+		return s.fail(contract.CmdLoginPassword, err)
+	}
+	rep := s.checkPassword(ctx, &req, nir, now)
+	s.settleSource(ctx, held, rep, now)
+	return rep
+}
+
+// checkPassword is a login.password once its source is counted: the
+// NIR's account, or its shadow account if it has none.
+func (s *Service) checkPassword(ctx context.Context, reqp *loginPasswordRequest, nir string, now time.Time) contract.Reply {
+	req := *reqp
 	nirKeys := s.keys.NIRIndexKeys(nir)
 	nirKey := nirKeys[0] // an unknown NIR's shadow is under the current key
 	accountID, err := s.findIndexed(ctx, nirKeys)

@@ -51,18 +51,33 @@ type Metrics interface {
 	// from its append: a minute when the coverers keep up, more when they
 	// fall behind (an alert well before the retention).
 	Covered(how string, age time.Duration)
+	// Source is told what the password-spraying defence did (sources.go):
+	// a source throttled or released (each also a fraud event), an
+	// attempt refused by it, or a fraud event that could not be written;
+	// kind is events.SourceKindIP or events.SourceKindPrefix. Never the
+	// address.
+	Source(what, kind string)
 }
 
 // Stores and reasons given to Metrics.
 const (
 	StoreAccount  = "account" // an account's events (eventstore.Store.Append)
 	StoreShadow   = "shadow"  // a NIR's shadow state (eventstore.Shadows.Put)
+	StoreSource   = "source"  // a source's count (eventstore.Sources.Put)
 	RetryConflict = "conflict"
 	RetryStale    = "stale"
 
 	CacheAccounts = "accounts" // account states (Config.CacheSize)
 	CacheShadows  = "shadows"  // shadow states of NIRs without an account (Config.CacheSize)
 	CacheReplies  = "replies"  // replies to requests with a request_id, 2 minutes (replyCache)
+)
+
+// What Metrics.Source is told.
+const (
+	SourceThrottled = "throttled"  // fraud.source_throttled recorded
+	SourceReleased  = "released"   // fraud.source_released recorded
+	SourceRefused   = "refused"    // an attempt refused with too_many_attempts
+	SourceEventLost = "event_lost" // a fraud event the log refused
 )
 
 // noMetrics is the Metrics of a service configured without any.
@@ -76,3 +91,4 @@ func (noMetrics) Hashing(int)                   {}
 func (noMetrics) CacheBound(string, int)        {}
 func (noMetrics) Cached(string, int, int)       {}
 func (noMetrics) Covered(string, time.Duration) {}
+func (noMetrics) Source(string, string)         {}

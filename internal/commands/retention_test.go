@@ -114,6 +114,7 @@ func TestAttemptsExpireAndTheAccountKeepsItsState(t *testing.T) {
 func TestARetentionShorterThanTheRulesIsRefused(t *testing.T) {
 	h := newHarness(t, 1, testPolicy())
 	cfg := commands.Config{Keys: h.Keys, Store: h.Store, Index: h.Store.Index(), Snapshots: h.Store.Snapshots(), Shadows: h.Store.Shadows(),
+		Sources: h.Store.Sources(), Fraud: h.Store.Fraud(),
 		Policy: testPolicy(), AttemptsRetention: 90 * 24 * time.Hour}
 	if _, err := commands.New(cfg); err == nil {
 		t.Fatal("a 90-day retention was accepted; trusted devices last 6 months")

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -46,8 +47,8 @@ import (
 // Version is the service version shown by `nats micro info`.
 const Version = "0.1.0"
 
-// Config wires the service. Store, Index, Snapshots, Shadows and Keys are
-// required.
+// Config wires the service. Store, Index, Snapshots, Shadows, Sources,
+// Fraud and Keys are required.
 type Config struct {
 	Prefix    string // subject prefix, contract.DefaultPrefix ("auth") by default
 	Policy    domain.Policy
@@ -55,8 +56,14 @@ type Config struct {
 	Store     eventstore.Store
 	Index     eventstore.Index
 	Snapshots eventstore.Snapshots
-	Shadows   eventstore.Shadows // login state of NIRs without an account (issue 19)
-	Clock     clock.Clock        // system clock by default
+	Shadows   eventstore.Shadows  // login state of NIRs without an account (issue 19)
+	Sources   eventstore.Sources  // failed password attempts per client source (issue 20, sources.go)
+	Fraud     eventstore.FraudLog // where fraud.source_throttled and fraud.source_released go
+	// SourceAllowlist (AUTH_SOURCE_ALLOWLIST) are the networks never
+	// counted nor throttled by source: known proxies and NATs whose one
+	// address stands for many people.
+	SourceAllowlist []netip.Prefix
+	Clock           clock.Clock // system clock by default
 	// DevClock, when set, serves <prefix>.dev.clock.advance on this clock.
 	DevClock *clock.Dev
 	Logger   *slog.Logger
@@ -151,8 +158,8 @@ type Service struct {
 
 // New checks the configuration and builds the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Keys == nil || cfg.Store == nil || cfg.Index == nil || cfg.Snapshots == nil || cfg.Shadows == nil {
-		return nil, errors.New("commands: Keys, Store, Index, Snapshots and Shadows are required")
+	if cfg.Keys == nil || cfg.Store == nil || cfg.Index == nil || cfg.Snapshots == nil || cfg.Shadows == nil || cfg.Sources == nil || cfg.Fraud == nil {
+		return nil, errors.New("commands: Keys, Store, Index, Snapshots, Shadows, Sources and Fraud are required")
 	}
 	if cfg.Policy.Name == "" {
 		cfg.Policy = domain.SeedPolicy()

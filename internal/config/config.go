@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -113,6 +114,10 @@ type Config struct {
 	// Placement is AUTH_PARTITION_PLACEMENT: the tag sets of the nodes
 	// each partition's stream and buckets go on; empty: the server chooses.
 	Placement contract.Placement
+	// SourceAllowlist is AUTH_SOURCE_ALLOWLIST: networks the commands
+	// service never counts nor throttles by source (issue 20): known
+	// proxies and NATs.
+	SourceAllowlist []netip.Prefix
 	// OpenTelemetry's standard variables that switch traces on and name
 	// them (internal/tracing; docs/operations.md, Traces).
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
@@ -122,7 +127,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, partitions, placement, readyMaxLag, attemptsRetention, commandsCache string
+	devClock, projectorBatch, streamReplicas, partitions, placement, sourceAllowlist, readyMaxLag, attemptsRetention, commandsCache string
 }
 
 // Setting is one row of the table.
@@ -286,6 +291,16 @@ var settings = []Setting{
 			"(e.g. group:a;group:b); empty: the server chooses; a changed value moves the existing streams (docs/scale.md, Placement)",
 		Users: []string{nameCommands, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.placement },
 		show: func(c Config) string { return c.Placement.String() }},
+	{Env: "AUTH_SOURCE_ALLOWLIST", Flag: "source-allowlist", Default: "",
+		Help:  "networks never throttled by source against password spraying (known proxies and NATs whose one address stands for many people): CIDRs or addresses separated by ',' (e.g. 192.0.2.0/24,2001:db8::/48); empty: none (docs/operations.md, Password spraying)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.sourceAllowlist },
+		show: func(c Config) string {
+			var out []string
+			for _, p := range c.SourceAllowlist {
+				out = append(out, p.String())
+			}
+			return strings.Join(out, ",")
+		}},
 	{Env: "AUTH_ATTEMPTS_RETENTION", Flag: "attempts-retention", Default: "8760h",
 		Help:  "how long a login attempt stays in the events stream, a Go duration (default 12 months); at least what the policy looks back at (seed: 4464h, 6 months of 31 days); 0 keeps them for good (docs/retention.md)",
 		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.attemptsRetention },
@@ -471,6 +486,9 @@ func (c *Config) parse() error {
 		return fmt.Errorf("AUTH_PARTITION_PLACEMENT: %w", err)
 	}
 	c.Placement = pl
+	if c.SourceAllowlist, err = ParseAllowlist(c.sourceAllowlist); err != nil {
+		return fmt.Errorf("AUTH_SOURCE_ALLOWLIST: %w", err)
+	}
 	switch c.LogFormat {
 	case "", LogText:
 		c.LogFormat = LogText
@@ -798,4 +816,35 @@ func ChildEnv(set ...string) []string {
 		}
 	}
 	return append(env, set...)
+}
+
+// ParseAllowlist reads AUTH_SOURCE_ALLOWLIST: CIDRs or single addresses
+// separated by commas (an address is its one-address prefix; IPv4-mapped
+// IPv6 is read as IPv4, as the sources are). Empty is none.
+func ParseAllowlist(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither a CIDR nor an address", f)
+			}
+			a = a.WithZone("").Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", f)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

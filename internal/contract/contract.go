@@ -29,6 +29,12 @@ const (
 	SnapshotBucket = "AUTH_SNAPSHOTS"
 	// ShadowBucket holds the login state of NIRs without an account.
 	ShadowBucket = "AUTH_SHADOWS"
+	// SourceBucket holds the failed password attempts counted per client
+	// source (issue 20), keyed by a keyed hash of the source.
+	SourceBucket = "AUTH_SOURCES"
+	// FraudStream holds the facts about sources for the fraud teams
+	// (fraud.source_throttled, fraud.source_released), <prefix>.fraud.>.
+	FraudStream = "AUTH_FRAUD"
 )
 
 // Subjects is a subject prefix; its methods build every subject under it.
@@ -71,6 +77,14 @@ func (s Subjects) AccountOf(subject string) (string, bool) {
 	}
 	return id, true
 }
+
+// Fraud is the subject of a fraud event type ("fraud.source_throttled"):
+// <prefix>.<type>, so <prefix>.fraud.source_throttled.
+func (s Subjects) Fraud(eventType string) string { return s.Prefix() + "." + eventType }
+
+// AllFraud is the wildcard of every fraud event, <prefix>.fraud.>: the
+// subjects of FraudStream.
+func (s Subjects) AllFraud() string { return s.Prefix() + ".fraud.>" }
 
 // DevClockAdvance is the development clock's subject,
 // <prefix>.dev.clock.advance: a request {"seconds": N} moves the clock of

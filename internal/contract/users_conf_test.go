@@ -56,9 +56,28 @@ func TestUsersConfMatchesTheContract(t *testing.T) {
 		return out
 	}
 	for user, want := range map[string][]string{"frontend": contract.PublicCommands(), "backoffice": contract.BackOfficeCommands()} {
-		got := slices.Sorted(slices.Values(users[user].Permissions.Publish.Allow))
+		// The commands each may request; the back-office also reads the
+		// fraud events' stream through the JetStream API (checked below).
+		got := slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(users[user].Permissions.Publish.Allow),
+			func(s string) bool { return strings.HasPrefix(s, "$JS.") && strings.Contains(s, contract.FraudStream) })))
 		if w := subjects(want); !slices.Equal(got, w) {
 			t.Errorf("%s may publish %v\nthe contract says %v", user, got, w)
+		}
+	}
+	// The fraud events (issue 20): appended by commands only, read by the
+	// back-office and admin, never deleted by either.
+	fraud := contract.Default.Fraud("fraud.source_throttled")
+	for user := range users {
+		if may(user, "pub", fraud) != (user == "commands") {
+			t.Errorf("%s may publish %s: %v", user, fraud, may(user, "pub", fraud))
+		}
+		if user != "commands" && may(user, "pub", "$JS.API.STREAM.DELETE."+contract.FraudStream) {
+			t.Errorf("%s may delete %s", user, contract.FraudStream)
+		}
+	}
+	for _, user := range []string{"backoffice", "admin"} {
+		if !may(user, "pub", "$JS.API.CONSUMER.CREATE."+contract.FraudStream+".fraud_tool.auth.fraud.>") {
+			t.Errorf("%s cannot read %s", user, contract.FraudStream)
 		}
 	}
 	event := contract.Default.Events("01M8QG8TQKRW4KX1C0B8KR11D2")

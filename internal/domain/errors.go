@@ -30,6 +30,7 @@ const (
 	CodeBiometricExpired     = "biometric_expired"
 	CodeAccountExists        = "account_exists"
 	CodeAccountNotFound      = "account_not_found"
+	CodeTooManyAttempts      = "too_many_attempts"
 	CodeUnavailable          = "unavailable"
 )
 

@@ -67,6 +67,8 @@ const (
 	msgAffiliationPending   = "Votre rattachement à votre caisse d'assurance maladie est en cours, vous pourrez bientôt bénéficier de votre compte ameli."
 	msgEmailRecentlyChanged = "Impossible de modifier le mot de passe de votre compte ameli. Une nouvelle adresse mail a été enregistrée dans votre compte ameli depuis moins de 48 heures. Pour des raisons de sécurité, l'accès au changement de mot de passe de votre compte ameli est donc impossible pendant ce délai."
 
+	msgTooManyAttempts = "Pour des raisons de sécurité, trop de tentatives de connexion ont échoué depuis votre réseau. Merci de réessayer plus tard."
+
 	// OTPResentInfo is the app's text when a code was sent again.
 	OTPResentInfo = "Un nouveau code vient de vous être envoyé, merci de vérifier votre boîte e-mail, y compris dans le dossier SPAM ou indésirable avant de renouveler votre demande."
 )
@@ -162,6 +164,10 @@ func (e *Error) Message() string {
 		return "Un compte ameli existe déjà pour ce numéro de sécurité sociale. Si vous avez oublié votre mot de passe, cliquez sur le lien « Mot de passe oublié ? »."
 	case CodeAccountNotFound:
 		return "Aucun compte ameli ne correspond à cette demande."
+	case CodeTooManyAttempts:
+		// About the network the attempts come from, never the account:
+		// the same words for a registered and an unknown NIR (issue 20).
+		return msgTooManyAttempts
 	}
 	return "Le service est momentanément indisponible. Merci de réessayer dans quelques instants."
 }

@@ -63,6 +63,12 @@ type Policy struct {
 	Argon2     Argon2Params `json:"argon2"`
 	HashLimits HashLimits   `json:"hash_limits"`
 
+	// Password spraying by source (issue 20, source.go): failed password
+	// attempts from one client address (SourceIP) and from its /24 or /64
+	// (SourcePrefix), across every account, each in its own window.
+	SourceIP     SourceBudget `json:"source_ip"`
+	SourcePrefix SourceBudget `json:"source_prefix"`
+
 	// Password quality.
 	PasswordMinLength int `json:"password_min_length"`
 	PasswordMaxLength int `json:"password_max_length"`
@@ -136,6 +142,13 @@ func SeedPolicy() Policy {
 		BiometricChallengeLifetime: 2 * time.Minute,
 		BiometricChallengesPerHour: 20,
 
+		// Our choice (docs/rules.md, "Password spraying"): 100 failures a
+		// day from one address is NIST SP 800-63B's ceiling for one
+		// account, far above what a person or a household fails; a /24 or
+		// /64 (one NAT pool, one operator's customers) gets ten times it.
+		SourceIP:     SourceBudget{Failures: 100, Window: 24 * time.Hour},
+		SourcePrefix: SourceBudget{Failures: 1000, Window: 24 * time.Hour},
+
 		// OWASP's first argon2id line: 19 MiB, 2 passes, 1 lane.
 		Argon2:            Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16},
 		HashLimits:        DefaultHashLimits(),
@@ -178,6 +191,11 @@ func (p Policy) Validate() error {
 	} {
 		if q.n < 1 || q.n > MaxRecentRequests {
 			return fmt.Errorf("policy %s: %s = %d, want 1 to %d (the request times a state keeps)", p.Name, q.name, q.n, MaxRecentRequests)
+		}
+	}
+	for name, b := range map[string]SourceBudget{"source_ip": p.SourceIP, "source_prefix": p.SourcePrefix} {
+		if b.Failures < 0 || b.Failures > 0 && (b.Window <= 0 || b.Window > MaxSourceWindow) {
+			return fmt.Errorf("policy %s: %s = %d failures in %s, want 0 (off) or a positive number in a window of at most %s", p.Name, name, b.Failures, b.Window, MaxSourceWindow)
 		}
 	}
 	return nil

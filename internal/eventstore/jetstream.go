@@ -68,6 +68,10 @@ type JetStreamConfig struct {
 	// NIRs).
 	ShadowTTL      time.Duration
 	ShadowMaxBytes int64
+	// SourceTTL and SourceMaxBytes shape the AUTH_SOURCES bucket (issue
+	// 20): DefaultSourceTTL and DefaultSourceMaxBytes unless set.
+	SourceTTL      time.Duration
+	SourceMaxBytes int64
 	// Uncompressed keeps the file blocks of the stream and of the buckets
 	// as they are. By default they are compressed with S2 (issue 16: the
 	// events' JSON, header names and repeated values shrink to about half
@@ -134,12 +138,18 @@ func (c *JetStreamConfig) setDefaults() error {
 	if c.ShadowMaxBytes == 0 {
 		c.ShadowMaxBytes = 1 << 30
 	}
+	if c.SourceTTL == 0 {
+		c.SourceTTL = DefaultSourceTTL
+	}
+	if c.SourceMaxBytes == 0 {
+		c.SourceMaxBytes = DefaultSourceMaxBytes
+	}
 	for _, tok := range strings.Split(c.Prefix, ".") {
 		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
 			return fmt.Errorf("eventstore: bad subject prefix %q", c.Prefix)
 		}
 	}
-	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 || c.AttemptsTTL < 0 {
+	if c.Replicas < 0 || c.DuplicateWindow < 0 || c.ShadowTTL < 0 || c.ShadowMaxBytes < 0 || c.SourceTTL < 0 || c.SourceMaxBytes < 0 || c.AttemptsTTL < 0 {
 		return fmt.Errorf("eventstore: negative replicas, duplicate window, TTL or size")
 	}
 	if c.AttemptsTTL > 0 && c.AttemptsTTL < time.Second {
@@ -189,6 +199,8 @@ type JetStream struct {
 	index   kvIndex
 	snaps   kvSnapshots
 	shadows kvShadows
+	sources kvShadows // the source counters (sources.go)
+	fraud   jsFraud
 	moved   []Move
 }
 
@@ -278,7 +290,16 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 	if err != nil {
 		return nil, err
 	}
-	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows, moved: moved}, nil
+	sources, err := openSources(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fraud, err := openFraud(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &JetStream{js: js, stream: stream, cfg: cfg, index: kvIndex{idx}, snaps: kvSnapshots{snaps}, shadows: shadows,
+		sources: sources, fraud: fraud, moved: moved}, nil
 }
 
 // Moved lists the streams and buckets whose placement this open changed

@@ -106,6 +106,13 @@ func (p *Partitioned) Snapshots() Snapshots { return partitionedSnapshots{p} }
 // is bounded and expires its entries; see docs/scale.md).
 func (p *Partitioned) Shadows() Shadows { return p.parts[0].Shadows() }
 
+// Sources returns the source counters: one bucket for every partition, as
+// the shadows'.
+func (p *Partitioned) Sources() Sources { return p.parts[0].Sources() }
+
+// Fraud returns the fraud log: one stream for every partition.
+func (p *Partitioned) Fraud() FraudLog { return p.parts[0].Fraud() }
+
 type partitionedIndex struct{ p *Partitioned }
 
 func (x partitionedIndex) of(key string) Index {

@@ -37,7 +37,12 @@ type Shadows interface {
 // kvShadows is Shadows over the AUTH_SHADOWS bucket: its TTL is the
 // entries' life since their last write, its MaxBytes the bound (a full
 // bucket refuses writes: see the commands' shadow login).
-type kvShadows struct{ kv jetstream.KeyValue }
+// The same type keeps the source counters (AUTH_SOURCES, sources.go): what
+// names the store in errors.
+type kvShadows struct {
+	kv   jetstream.KeyValue
+	what string
+}
 
 func openShadows(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (kvShadows, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -53,7 +58,7 @@ func openShadows(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfi
 	if err != nil {
 		return kvShadows{}, fmt.Errorf("open kv bucket %s: %w", ShadowBucket, err)
 	}
-	return kvShadows{kv}, nil
+	return kvShadows{kv, "shadow"}, nil
 }
 
 // Get implements Shadows. The key is not put in errors: it is derived from
@@ -61,10 +66,10 @@ func openShadows(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfi
 func (x kvShadows) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	e, err := x.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, 0, fmt.Errorf("shadow get: %w", ErrNotFound)
+		return nil, 0, fmt.Errorf("%s get: %w", x.what, ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("shadow get: %w", err)
+		return nil, 0, fmt.Errorf("%s get: %w", x.what, err)
 	}
 	return e.Value(), e.Revision(), nil
 }
@@ -77,19 +82,19 @@ func (x kvShadows) Put(ctx context.Context, key string, state []byte, rev uint64
 	if rev == 0 {
 		n, err = x.kv.Create(ctx, key, state)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, fmt.Errorf("shadow put: %w", ErrConflict)
+			return 0, fmt.Errorf("%s put: %w", x.what, ErrConflict)
 		}
 	} else {
 		n, err = x.kv.Update(ctx, key, state, rev)
 		if isWrongLastSeq(err) {
-			return 0, fmt.Errorf("shadow put: %w", ErrConflict)
+			return 0, fmt.Errorf("%s put: %w", x.what, ErrConflict)
 		}
 	}
 	if isMaxBytes(err) {
-		return 0, fmt.Errorf("shadow put: %w: %w", ErrFull, err)
+		return 0, fmt.Errorf("%s put: %w: %w", x.what, ErrFull, err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("shadow put: %w", err)
+		return 0, fmt.Errorf("%s put: %w", x.what, err)
 	}
 	return n, nil
 }

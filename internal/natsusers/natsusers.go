@@ -67,6 +67,7 @@ type data struct {
 	Streams                 []string // every partition's events stream
 	Buckets                 []string // the KV buckets the commands service keeps
 	DLQ, NotifierDLQ        string
+	Fraud                   string // the fraud events' stream (AUTH_FRAUD)
 	DevClock                string
 	Public, BackOffice      []string // the command subjects each front-end may request
 }
@@ -91,7 +92,8 @@ func Conf(l contract.Layout) ([]byte, error) {
 	for p := range l.N() {
 		d.Buckets = append(d.Buckets, l.SnapshotBucket(p))
 	}
-	d.Buckets = append(d.Buckets, contract.ShadowBucket)
+	d.Buckets = append(d.Buckets, contract.ShadowBucket, contract.SourceBucket)
+	d.Fraud = contract.FraudStream
 	for _, c := range contract.PublicCommands() {
 		d.Public = append(d.Public, s.Command(c))
 	}

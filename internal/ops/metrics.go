@@ -37,6 +37,7 @@ type CommandMetrics struct {
 	evicted   *prometheus.CounterVec
 	covered   *prometheus.CounterVec
 	coverAge  prometheus.Histogram
+	sources   *prometheus.CounterVec
 }
 
 // NewCommandMetrics registers the commands' metrics on reg.
@@ -101,9 +102,13 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 			Help:    "Age of a login attempt when the coverer handled it, from its append: about 60 s when the coverers keep up.",
 			Buckets: []float64{1, 30, 60, 65, 90, 120, 300, 900, 3600, 21600, 86400, 604800},
 		}),
+		sources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auth_sources_total",
+			Help: "The password-spraying defence by source (issue 20), by what (throttled: a source spent its budget, a fraud.source_throttled; released: its throttle ended, a fraud.source_released; refused: a login.password refused with too_many_attempts before any hash; event_lost: a fraud event AUTH_FRAUD refused) and kind (ip or prefix). Never the address.",
+		}, []string{"what", "kind"}),
 	}
 	reg.MustRegister(m.total, m.duration, m.appended, m.lockouts, m.codes, m.conflicts, m.retries, m.hashWait, m.hashing,
-		m.cacheMax, m.cached, m.evicted, m.covered, m.coverAge)
+		m.cacheMax, m.cached, m.evicted, m.covered, m.coverAge, m.sources)
 	return m
 }
 
@@ -165,6 +170,11 @@ func (m *CommandMetrics) Cached(cache string, added, evicted int) {
 func (m *CommandMetrics) Covered(outcome string, age time.Duration) {
 	m.covered.WithLabelValues(outcome).Inc()
 	m.coverAge.Observe(age.Seconds())
+}
+
+// Source counts what the password-spraying defence did (commands.Metrics).
+func (m *CommandMetrics) Source(what, kind string) {
+	m.sources.WithLabelValues(what, kind).Inc()
 }
 
 // LockoutKind is the kind of block a fact records, "" if it blocks

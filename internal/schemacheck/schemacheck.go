@@ -37,6 +37,7 @@ type compiled struct {
 	envelope   *jsonschema.Schema
 	reply      *jsonschema.Schema
 	commands   map[string]*jsonschema.Schema // subject -> request schema
+	fraud      map[string]*jsonschema.Schema // fraud event type -> message schema
 	eventTypes []string
 }
 
@@ -91,7 +92,7 @@ func compileFS(fsys fs.FS) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &compiled{commands: map[string]*jsonschema.Schema{}}
+	out := &compiled{commands: map[string]*jsonschema.Schema{}, fraud: map[string]*jsonschema.Schema{}}
 	for _, p := range paths {
 		sch, err := c.Compile(BaseURL + p)
 		if err != nil {
@@ -108,6 +109,8 @@ func compileFS(fsys fs.FS) (*compiled, error) {
 			out.eventTypes = append(out.eventTypes, name)
 		case dir == "commands/":
 			out.commands[name] = sch
+		case dir == "fraud/":
+			out.fraud[name] = sch
 		}
 	}
 	if out.envelope == nil || out.reply == nil {
@@ -125,6 +128,38 @@ func ValidateEvent(raw []byte) error {
 		return err
 	}
 	return validate(c.envelope, BaseURL+envelopePath, raw)
+}
+
+// ValidateFraudEvent checks one message body of the AUTH_FRAUD stream
+// against its type's schema (schemas/fraud/<type>.json).
+func ValidateFraudEvent(raw []byte) error {
+	c, err := load()
+	if err != nil {
+		return err
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(raw, &head)
+	sch, ok := c.fraud[head.Type]
+	if !ok {
+		return fmt.Errorf("%w for fraud event type %q", ErrNoSchema, head.Type)
+	}
+	return validate(sch, BaseURL+"fraud/"+head.Type+".json", raw)
+}
+
+// FraudEventTypes lists the fraud event types that have a schema, sorted.
+func FraudEventTypes() []string {
+	c, err := load()
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(c.fraud))
+	for t := range c.fraud {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ValidateReply checks one reply body.

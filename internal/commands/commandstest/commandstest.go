@@ -164,9 +164,10 @@ func Start(tb testing.TB, o Options) *Harness {
 func (h *Harness) AddInstance(policy domain.Policy) *commands.Service {
 	h.T.Helper()
 	cfg := commands.Config{Policy: policy, Keys: h.Keys, Store: h.Store, Index: h.Store.Index(), Snapshots: h.Store.Snapshots(),
-		Shadows: h.Store.Shadows(), Clock: h.Clock, ResponseFloor: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Shadows: h.Store.Shadows(), Sources: h.Store.Sources(), Fraud: h.Store.Fraud(), Clock: h.Clock, ResponseFloor: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if h.Parts != nil {
 		cfg.Store, cfg.Index, cfg.Snapshots, cfg.Shadows = h.Parts, h.Parts.Index(), h.Parts.Snapshots(), h.Parts.Shadows()
+		cfg.Sources, cfg.Fraud = h.Parts.Sources(), h.Parts.Fraud()
 	}
 	if h.configure != nil {
 		h.configure(&cfg)
