@@ -14,8 +14,7 @@ import (
 // CloudEvents export (issue 20): `authctl events --format cloudevents`
 // writes each event as one CloudEvents 1.0 event in the JSON format (CNCF
 // spec, json-format.md), one per line, the envelope that data pipelines
-// accept. The mapping is docs/authctl.md's, and part of the contract of
-// docs/consumers.md:
+// accept. The mapping, as docs/authctl.md gives it:
 //
 //   - id: the event id (a ULID, unique across the stream and its partitions,
 //     so source + id is unique as the spec asks);
