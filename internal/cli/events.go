@@ -36,6 +36,7 @@ type eventsOptions struct {
 	types   []string
 	follow  bool
 	output  string
+	format  string
 	varDir  string
 	stream  string
 }
@@ -77,12 +78,16 @@ they arrive from any partition. --stream reads one stream alone.
 Output: a table (times in Paris; DETAILS summarises the event's data and
 never shows a sealed value nor a hash), or jsonl: each envelope exactly as
 stored, one per line (it then holds sealed values and hashes, which only the
-service's key opens). A progress bar is drawn on standard error when it is a
+service's key opens), or cloudevents: one CloudEvents 1.0 JSON event per
+line (type fr.ameli.auth.<event type>, subject the account id, data the
+event's data, sealed values and hashes included; docs/authctl.md lists
+every attribute). --format is the same choice as --output. A progress bar is drawn on standard error when it is a
 terminal and the output is not.`,
 		Example: `  authctl events --account "2 69 05 49 588 157" --since 24h
   authctl events --type login. --since 2023-01-05 --until 2023-01-06
   authctl events --follow --type login.password_failed --type login.otp_failed
-  authctl events --output jsonl > audit.jsonl`,
+  authctl events --output jsonl > audit.jsonl
+  authctl events --format cloudevents --since 7d > audit.cloudevents.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -97,7 +102,8 @@ terminal and the output is not.`,
 	f.StringVar(&o.until, "until", "", "before this time (same forms as --since)")
 	f.StringSliceVar(&o.types, "type", nil, "event types to keep (repeatable; \"login.\" keeps every login.* type)")
 	f.BoolVarP(&o.follow, "follow", "f", false, "after the replay, print new events until Ctrl-C")
-	f.StringVarP(&o.output, "output", "o", "table", "table or jsonl")
+	f.StringVarP(&o.output, "output", "o", "table", "table, jsonl or cloudevents")
+	f.StringVar(&o.format, "format", "", "the same as --output: table, jsonl or cloudevents")
 	// Never the key as the flag's default: --help would print it.
 	f.StringVar(&o.stream, "stream", "", "read this stream alone (a copy of the events, say); default: the events streams, every partition's")
 	return cmd
@@ -131,8 +137,14 @@ type envelopeHead struct {
 }
 
 func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
-	if o.output != "table" && o.output != "jsonl" {
-		return usagef("--output: %q is neither table nor jsonl", o.output)
+	if o.format != "" {
+		if o.output != "table" && o.output != o.format {
+			return usagef("--format %q and --output %q: give one of them", o.format, o.output)
+		}
+		o.output = o.format
+	}
+	if o.output != "table" && o.output != "jsonl" && o.output != "cloudevents" {
+		return usagef("--output: %q is neither table, jsonl nor cloudevents", o.output)
 	}
 	// Checked before connecting, so a usage error says so even without a
 	// server; read again below at the service's time.
@@ -177,8 +189,11 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 	defer out.Flush()
 	var pr printer = jsonlPrinter{w: out}
-	if o.output == "table" {
+	switch o.output {
+	case "table":
 		pr = tablePrinter{w: out}
+	case "cloudevents":
+		pr = cloudEventsPrinter{w: out, prefix: prefix}
 	}
 	pr.header()
 
@@ -254,7 +269,7 @@ func runEvents(ctx context.Context, cmd *cobra.Command, o eventsOptions) error {
 		if !flt.keep(m.head) {
 			return nil
 		}
-		return pr.row(m.seqLabel(), m.data, m.head)
+		return pr.row(m)
 	}
 	// The replay: every source up to its end at the start, merged.
 	carried, err := replayMerged(ctx, sources, follow, func(m sourced) error {
@@ -712,7 +727,7 @@ func typeMatcher(specs []string) (func(string) bool, error) {
 // printer writes the events of a replay.
 type printer interface {
 	header()
-	row(seq string, raw []byte, head envelopeHead) error
+	row(m sourced) error
 }
 
 // jsonlPrinter writes each envelope as stored.
@@ -720,8 +735,8 @@ type jsonlPrinter struct{ w io.Writer }
 
 func (jsonlPrinter) header() {}
 
-func (p jsonlPrinter) row(_ string, raw []byte, _ envelopeHead) error {
-	if _, err := p.w.Write(raw); err != nil {
+func (p jsonlPrinter) row(m sourced) error {
+	if _, err := p.w.Write(m.data); err != nil {
 		return err
 	}
 	_, err := p.w.Write([]byte{'\n'})
@@ -738,9 +753,10 @@ func (p tablePrinter) header() {
 	fmt.Fprintf(p.w, tableFormat, "SEQ", "TIME", "ACCOUNT", "TYPE", "CHANNEL", "CLIENT_IP", "DETAILS")
 }
 
-func (p tablePrinter) row(seq string, raw []byte, head envelopeHead) error {
+func (p tablePrinter) row(m sourced) error {
+	seq, head := m.seqLabel(), m.head
 	details := ""
-	if env, err := events.Unmarshal(raw); err != nil {
+	if env, err := events.Unmarshal(m.data); err != nil {
 		details = "(illisible par cette version : " + err.Error() + ")"
 	} else {
 		details = summarize(env)

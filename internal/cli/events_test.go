@@ -267,7 +267,8 @@ func TestEventsBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"events", "--output", "yaml"}, "neither table nor jsonl"},
+		{[]string{"events", "--output", "yaml"}, "neither table, jsonl nor cloudevents"},
+		{[]string{"events", "--format", "cloudevents", "--output", "jsonl"}, "give one of them"},
 		{[]string{"events", "--since", "hier"}, "neither a time"},
 		{[]string{"events", "--type", "login.nope"}, "unknown event type"},
 		{[]string{"events", "--since", "1h", "--until", "2h"}, "must be before"},

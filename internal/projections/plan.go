@@ -34,6 +34,10 @@ type Plan struct {
 	Accounts []AccountChange // one per account, by account id
 	Counts   []string        // accounts whose trusted_devices to recount, sorted
 	Attempts []Attempt       // in stream order
+	// Fraud is what the attempts add to the fraud counters.
+	Fraud FraudCounts
+	// Changes are the credential changes, in stream order.
+	Changes []RecordCredentialChange
 }
 
 // PlanBatch folds a batch's statements, given in stream order.
@@ -73,6 +77,9 @@ func PlanBatch(stmts []Statement) Plan {
 			}
 		case InsertAttempt:
 			p.Attempts = append(p.Attempts, s.Attempt)
+			p.Fraud.Add(s.Attempt)
+		case RecordCredentialChange:
+			p.Changes = append(p.Changes, s)
 		case TrustDevice, ForgetDevices, EnrollBiometric, RevokeBiometrics:
 			p.Devices = append(p.Devices, s)
 		case CountDevices:

@@ -162,9 +162,12 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 		}
 		// A reset is how a stolen account is recovered: it also clears the
 		// password failures and lifts a block they caused (not another one).
+		// It is also a step of the takeover pattern the fraud read model
+		// shows.
 		return append([]Statement{
 			upd(FieldPasswordChangedAt|FieldPasswordChangedBy|FieldPasswordFailures,
 				AccountRow{PasswordChangedAt: e.At, PasswordChangedBy: e.Method}),
+			RecordCredentialChange{AccountID: id, Seq: seq, Kind: ChangePasswordReset, At: e.At},
 			LiftBlock{AccountID: id, Reason: domain.ReasonPasswordFailures},
 		}, closes...)
 
@@ -177,7 +180,8 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 		return []Statement{upd(FieldMaskedEmail|FieldEmailValidated|FieldEmailChangedAt,
 			AccountRow{MaskedEmail: e.MaskedEmail, EmailValidated: true, EmailChangedAt: e.At}),
 			ForgetDevices{AccountID: id},
-			CountDevices{AccountID: id}}
+			CountDevices{AccountID: id},
+			RecordCredentialChange{AccountID: id, Seq: seq, Kind: ChangeEmail, At: e.At}}
 
 	case events.ChangeRequestsExceeded:
 		return []Statement{flowBlock(upd, e.Flow, e.BlockedUntil, domain.CodeCodeRequestsExceeded)}

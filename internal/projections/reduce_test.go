@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -123,9 +124,10 @@ func TestReduce(t *testing.T) {
 			events.PasswordChanged{Method: "change", PasswordHash: "h", KeptSessionHash: "sh", ToSealed: "s", At: t0},
 			[]Statement{upd(7, t0, FieldPasswordChangedAt|FieldPasswordChangedBy, AccountRow{PasswordChangedAt: t0, PasswordChangedBy: "change"}),
 				ForgetDevices{AccountID: acc}, RevokeBiometrics{AccountID: acc}, CountDevices{AccountID: acc}}},
-		{"password reset ends devices and enrolments, and lifts a password-failure block only",
+		{"password reset ends devices and enrolments, lifts a password-failure block only, and is recorded for the takeover pattern",
 			events.PasswordChanged{Method: "reset", PasswordHash: "h", At: t0},
 			[]Statement{upd(7, t0, FieldPasswordChangedAt|FieldPasswordChangedBy|FieldPasswordFailures, AccountRow{PasswordChangedAt: t0, PasswordChangedBy: "reset"}),
+				RecordCredentialChange{AccountID: acc, Seq: 7, Kind: ChangePasswordReset, At: t0},
 				LiftBlock{AccountID: acc, Reason: "password_failures"},
 				ForgetDevices{AccountID: acc}, RevokeBiometrics{AccountID: acc}, CountDevices{AccountID: acc}}},
 		{"reset link requested",
@@ -140,10 +142,11 @@ func TestReduce(t *testing.T) {
 		{"email change code: the decider's business",
 			events.EmailChangeCodeIssued{NewEmailSealed: "s", NewMaskedEmail: "m", CodeHash: "c", CodeSealed: "s", IssuedAt: t0, ExpiresAt: until},
 			[]Statement{upd(7, t0, 0, AccountRow{})}},
-		{"email changed: new masked address, validated, starts the cooldown, ends trusted devices",
+		{"email changed: new masked address, validated, starts the cooldown, ends trusted devices, recorded for the takeover pattern",
 			events.EmailChanged{EmailSealed: "s", MaskedEmail: "n***@x***.fr", OldToSealed: "o", KeptSessionHash: "sh", At: t0},
 			[]Statement{upd(7, t0, FieldMaskedEmail|FieldEmailValidated|FieldEmailChangedAt, AccountRow{MaskedEmail: "n***@x***.fr", EmailValidated: true, EmailChangedAt: t0}),
-				ForgetDevices{AccountID: acc}, CountDevices{AccountID: acc}}},
+				ForgetDevices{AccountID: acc}, CountDevices{AccountID: acc},
+				RecordCredentialChange{AccountID: acc, Seq: 7, Kind: ChangeEmail, At: t0}}},
 		{"too many password-change codes block that flow",
 			events.ChangeRequestsExceeded{Flow: "password_change", BlockedUntil: until, At: t0},
 			[]Statement{upd(7, t0, FieldPasswordChangeBlockedUntil|FieldPasswordChangeBlockReason,
@@ -259,7 +262,8 @@ func TestPlanFoldsAccountChangesInStreamOrder(t *testing.T) {
 		UpdateAccount{AccountID: other, Seq: 1, At: t0, Set: FieldPasswordFailures, Row: AccountRow{PasswordFailures: 1}},
 		CreateAccount{AccountID: acc, Seq: 2, At: t0, Row: AccountRow{Status: "active", Affiliation: "active", RegisteredAt: t0}},
 		UpdateAccount{AccountID: acc, Seq: 3, At: t0.Add(time.Second), Set: FieldPasswordFailures, Row: AccountRow{PasswordFailures: 1}},
-		InsertAttempt{Attempt: Attempt{EventID: "e3"}},
+		InsertAttempt{Attempt: Attempt{EventID: "e3", At: t0, Channel: "web", ClientIP: "192.0.2.77", UserAgent: "UA", Step: StepPassword, Outcome: OutcomeFailed}},
+		RecordCredentialChange{AccountID: other, Seq: 3, Kind: ChangeEmail, At: t0},
 		UpdateAccount{AccountID: other, Seq: 4, At: t0.Add(2 * time.Second), Set: FieldPasswordFailures | FieldBlockedUntil,
 			Row: AccountRow{PasswordFailures: 0, BlockedUntil: t0.Add(time.Hour)}},
 		TrustDevice{AccountID: acc, DeviceRef: "d1", Seq: 5},
@@ -268,7 +272,7 @@ func TestPlanFoldsAccountChangesInStreamOrder(t *testing.T) {
 		ForgetDevices{AccountID: other},
 		CountDevices{AccountID: other},
 		CountDevices{AccountID: acc},
-		InsertAttempt{Attempt: Attempt{EventID: "e7"}},
+		InsertAttempt{Attempt: Attempt{EventID: "e7", At: t0.Add(time.Second), Channel: "web", ClientIP: "192.0.2.8", UserAgent: "UA", Step: StepPassword, Outcome: OutcomeFailed}},
 		// acc's block reason is known in the batch (its row is created here):
 		// the lift is decided in memory; other's is not: left to SQL.
 		UpdateAccount{AccountID: acc, Seq: 8, At: t0.Add(4 * time.Second), Set: FieldBlockedUntil | FieldBlockReason,
@@ -286,8 +290,19 @@ func TestPlanFoldsAccountChangesInStreamOrder(t *testing.T) {
 			{AccountID: other, Set: FieldPasswordFailures | FieldBlockedUntil, Seq: 4, At: t0.Add(2 * time.Second),
 				Row: AccountRow{BlockedUntil: t0.Add(time.Hour)}, LiftBlockIf: []string{"password_failures"}},
 		},
-		Counts:   []string{acc, other},
-		Attempts: []Attempt{{EventID: "e3"}, {EventID: "e7"}},
+		Counts: []string{acc, other},
+		Attempts: []Attempt{
+			{EventID: "e3", At: t0, Channel: "web", ClientIP: "192.0.2.77", UserAgent: "UA", Step: StepPassword, Outcome: OutcomeFailed},
+			{EventID: "e7", At: t0.Add(time.Second), Channel: "web", ClientIP: "192.0.2.8", UserAgent: "UA", Step: StepPassword, Outcome: OutcomeFailed}},
+		// Both attempts count in one /24, one user agent (first seen at
+		// the first), one hour.
+		Fraud: FraudCounts{
+			BySource:   map[SourceKey]int64{{Hour: Hour(t0), Prefix: netip.MustParsePrefix("192.0.2.0/24"), Step: StepPassword, Outcome: OutcomeFailed}: 2},
+			ByDevice:   map[DeviceKey]int64{{Hour: Hour(t0), UAHash: UserAgentHash("UA"), Step: StepPassword, Outcome: OutcomeFailed}: 2},
+			ByHour:     map[HourKey]int64{{Hour: Hour(t0), Channel: "web", Step: StepPassword, Outcome: OutcomeFailed}: 2},
+			UserAgents: map[string]UserAgentSeen{UserAgentHash("UA"): {UserAgent: "UA", FirstSeenAt: t0}},
+		},
+		Changes: []RecordCredentialChange{{AccountID: other, Seq: 3, Kind: ChangeEmail, At: t0}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%#v\nwant\n%#v", got, want)

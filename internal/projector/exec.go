@@ -35,6 +35,12 @@ type tableNames struct {
 	accounts, attempts, trusted, biometric, checkpoint string
 }
 
+// fraudSQL are the statements of the fraud read model: counters that add a
+// batch's counts (projections.FraudCounts) and the credential changes.
+type fraudSQL struct {
+	bySource, byDevice, byHour, userAgents, changes string
+}
+
 type sqlTexts struct {
 	createStaging, copyStaging, copyAttempts              string
 	createAccounts, updateAccounts, countDevices          string
@@ -42,6 +48,7 @@ type sqlTexts struct {
 	enrollBiometric, pruneBiometric, revokeBiometric      string
 	lockCheckpoint, updateCheckpoint, readCheckpointNoLck string
 	ensureCheckpoint                                      string
+	fraud                                                 fraudSQL
 }
 
 // accountColumn describes one settable column of auth.accounts.
@@ -200,6 +207,24 @@ func newExecutor(schema string) *executor {
 	x.sql.revokeBiometric = "DELETE FROM " + t.biometric + " d USING unnest($1::text[], $2::text[]) AS n(account_id, device_id)\n" +
 		"WHERE d.account_id = n.account_id AND (n.device_id = '' OR d.device_id = n.device_id)"
 
+	// The fraud counters add what the batch counted: rows are keyed on
+	// what they count, the arrays come sorted (projections.FraudCounts'
+	// keys), so two partitions' projectors lock shared rows in one order.
+	x.sql.fraud.bySource = "INSERT INTO " + q("fraud_source_hourly") + " AS f (source_prefix, hour, step, outcome, attempts)\n" +
+		"SELECT * FROM unnest($1::text[]::cidr[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[])\n" +
+		"ON CONFLICT (source_prefix, hour, step, outcome) DO UPDATE SET attempts = f.attempts + EXCLUDED.attempts"
+	x.sql.fraud.byDevice = "INSERT INTO " + q("fraud_device_hourly") + " AS f (ua_hash, hour, step, outcome, attempts)\n" +
+		"SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[])\n" +
+		"ON CONFLICT (ua_hash, hour, step, outcome) DO UPDATE SET attempts = f.attempts + EXCLUDED.attempts"
+	x.sql.fraud.byHour = "INSERT INTO " + q("fraud_hourly") + " AS f (hour, channel, step, outcome, attempts)\n" +
+		"SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::bigint[])\n" +
+		"ON CONFLICT (hour, channel, step, outcome) DO UPDATE SET attempts = f.attempts + EXCLUDED.attempts"
+	x.sql.fraud.userAgents = "INSERT INTO " + q("fraud_user_agents") + " AS f (ua_hash, user_agent, first_seen_at)\n" +
+		"SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])\n" +
+		"ON CONFLICT (ua_hash) DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at WHERE EXCLUDED.first_seen_at < f.first_seen_at"
+	x.sql.fraud.changes = "INSERT INTO " + q("credential_changes") + " (partition, seq, account_id, kind, at)\n" +
+		"SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])"
+
 	x.sql.lockCheckpoint = "SELECT last_seq FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2 FOR UPDATE"
 	x.sql.readCheckpointNoLck = "SELECT last_seq, last_event_at FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2"
 	x.sql.updateCheckpoint = "UPDATE " + t.checkpoint + " SET last_seq = $3, last_event_at = $4, updated_at = now() WHERE projection = $1 AND partition = $2"
@@ -221,8 +246,9 @@ type ready struct {
 	accounts []byte     // COPY payload of the staging rows, nil if none
 	creates  bool       // some staging rows are creates
 	updates  bool
-	counts   []string // CountDevices without an account change (never, from the reducers)
-	attempts []byte   // COPY payload of the login attempts, nil if none
+	counts   []string   // CountDevices without an account change (never, from the reducers)
+	attempts []byte     // COPY payload of the login attempts, nil if none
+	fraud    *pgx.Batch // the fraud read model's statements
 }
 
 // prepare turns a plan into queries. The order matters only between devices
@@ -309,7 +335,54 @@ func (x *executor) prepare(p projections.Plan) *ready {
 		}
 		r.attempts = c.bytes()
 	}
+	r.fraud = x.fraudBatch(p.Fraud, p.Changes)
 	return r
+}
+
+// fraudBatch turns what a batch adds to the fraud read model into its
+// statements (none when it adds nothing).
+func (x *executor) fraudBatch(f projections.FraudCounts, changes []projections.RecordCredentialChange) *pgx.Batch {
+	b := &pgx.Batch{}
+	if !f.Empty() {
+		if ks := f.SourceKeys(); len(ks) > 0 {
+			prefix, step, outcome := make([]string, len(ks)), make([]string, len(ks)), make([]string, len(ks))
+			hour, n := make([]time.Time, len(ks)), make([]int64, len(ks))
+			for i, k := range ks {
+				prefix[i], hour[i], step[i], outcome[i], n[i] = k.Prefix.String(), k.Hour, k.Step, k.Outcome, f.BySource[k]
+			}
+			b.Queue(x.sql.fraud.bySource, prefix, hour, step, outcome, n)
+		}
+		if ks := f.DeviceKeys(); len(ks) > 0 {
+			ua, step, outcome := make([]string, len(ks)), make([]string, len(ks)), make([]string, len(ks))
+			hour, n := make([]time.Time, len(ks)), make([]int64, len(ks))
+			for i, k := range ks {
+				ua[i], hour[i], step[i], outcome[i], n[i] = k.UAHash, k.Hour, k.Step, k.Outcome, f.ByDevice[k]
+			}
+			b.Queue(x.sql.fraud.byDevice, ua, hour, step, outcome, n)
+			hashes := f.UserAgentHashes()
+			text, first := make([]string, len(hashes)), make([]time.Time, len(hashes))
+			for i, h := range hashes {
+				seen := f.UserAgents[h]
+				text[i], first[i] = cleanText(seen.UserAgent), seen.FirstSeenAt
+			}
+			b.Queue(x.sql.fraud.userAgents, hashes, text, first)
+		}
+		ks := f.HourKeys()
+		channel, step, outcome := make([]string, len(ks)), make([]string, len(ks)), make([]string, len(ks))
+		hour, n := make([]time.Time, len(ks)), make([]int64, len(ks))
+		for i, k := range ks {
+			hour[i], channel[i], step[i], outcome[i], n[i] = k.Hour, cleanText(k.Channel), k.Step, k.Outcome, f.ByHour[k]
+		}
+		b.Queue(x.sql.fraud.byHour, hour, channel, step, outcome, n)
+	}
+	if len(changes) > 0 {
+		seq, acc, kind, at := make([]int64, len(changes)), make([]string, len(changes)), make([]string, len(changes)), make([]time.Time, len(changes))
+		for i, c := range changes {
+			seq[i], acc[i], kind[i], at[i] = int64(c.Seq), c.AccountID, c.Kind, c.At
+		}
+		b.Queue(x.sql.fraud.changes, x.partition, seq, acc, kind, at)
+	}
+	return b
 }
 
 // sessionSettings tunes the planner for batches. A batch touches a few
@@ -382,6 +455,11 @@ func (x *executor) exec(ctx context.Context, tx pgx.Tx, r *ready, t *Timings) er
 			return fmt.Errorf("copy login attempts: %w", err)
 		}
 	}
+	if r.fraud != nil && r.fraud.Len() > 0 {
+		if err := tx.SendBatch(ctx, r.fraud).Close(); err != nil {
+			return fmt.Errorf("write the fraud read model: %w", err)
+		}
+	}
 	lap(&t.Attempts)
 	return nil
 }
@@ -392,7 +470,7 @@ type Timings struct {
 	Devices  time.Duration // device statements
 	Staging  time.Duration // COPY of account changes
 	Accounts time.Duration // merge into accounts
-	Attempts time.Duration // COPY of login attempts
+	Attempts time.Duration // COPY of login attempts, and the fraud read model
 	Commit   time.Duration // checkpoint write and commit
 }
 

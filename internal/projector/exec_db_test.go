@@ -156,6 +156,10 @@ func TestBatchesEqualOneByOne(t *testing.T) {
 		"SELECT count(*) FROM auth.accounts WHERE biometric_devices > 0",
 		"SELECT count(*) FROM auth.accounts WHERE blocked_until IS NOT NULL",
 		"SELECT count(*) FROM auth.accounts WHERE password_changed_by = 'reset'",
+		"SELECT count(*) FROM auth.fraud_source_hourly",
+		"SELECT count(*) FROM auth.fraud_device_hourly",
+		"SELECT count(*) FROM auth.credential_changes WHERE kind = 'email_change'",
+		"SELECT count(*) FROM auth.credential_changes WHERE kind = 'password_reset'",
 	} {
 		if count(t, c1, q) == 0 {
 			t.Errorf("the simulated history never reached: %s", q)

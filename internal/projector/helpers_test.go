@@ -49,10 +49,39 @@ func dumpTables(tb testing.TB, url string) string {
 		{"biometric_devices", "account_id, device_id", "t.*"},
 		{"projector_checkpoint", "projection, partition", "t.projection, t.partition, t.last_seq, t.last_event_at"},
 	} {
+		if q.table == "projector_checkpoint" {
+			b.WriteString(dumpFraud(tb, conn))
+		}
 		var s string
 		err := conn.QueryRow(context.Background(), fmt.Sprintf(
 			"SELECT coalesce(string_agg(row_to_json(r)::text, E'\\n' ORDER BY %s), '') FROM (SELECT %s FROM auth.%s t) r",
 			q.order, q.cols, q.table)).Scan(&s)
+		if err != nil {
+			tb.Fatalf("dump %s: %v", q.table, err)
+		}
+		b.WriteString("== " + q.table + "\n" + s + "\n")
+	}
+	return b.String()
+}
+
+// fraudTables are the fraud read model's tables and their order.
+var fraudTables = []struct{ table, order string }{
+	{"fraud_source_hourly", "source_prefix, hour, step, outcome"},
+	{"fraud_device_hourly", "ua_hash, hour, step, outcome"},
+	{"fraud_user_agents", "ua_hash"},
+	{"fraud_hourly", "hour, channel, step, outcome"},
+	{"credential_changes", "partition, seq"},
+	{"fraud_takeover_pattern", "account_id, email_changed_at, reset_at"},
+}
+
+// dumpFraud renders the fraud read model's rows, sorted.
+func dumpFraud(tb testing.TB, conn *pgx.Conn) string {
+	tb.Helper()
+	var b strings.Builder
+	for _, q := range fraudTables {
+		var s string
+		err := conn.QueryRow(context.Background(), fmt.Sprintf(
+			"SELECT coalesce(string_agg(row_to_json(t)::text, E'\\n' ORDER BY %s), '') FROM auth.%s t", q.order, q.table)).Scan(&s)
 		if err != nil {
 			tb.Fatalf("dump %s: %v", q.table, err)
 		}

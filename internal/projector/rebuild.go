@@ -403,10 +403,30 @@ func swap(ctx context.Context, conn *pgx.Conn, r *replayer) error {
 			if pr.oldestAttempt != 0 {
 				before = pr.oldestAttempt
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO "+id(shadowSchema)+".login_attempts SELECT * FROM "+id(Schema)+
+			// The fraud counters are a function of these rows: what
+			// the carried rows add is counted as the projector counts
+			// the rows it writes.
+			rows, err := tx.Query(ctx, "INSERT INTO "+id(shadowSchema)+".login_attempts SELECT * FROM "+id(Schema)+
 				".login_attempts l WHERE l.partition = $2 AND l.seq > 0 AND l.seq < $1 AND NOT EXISTS (SELECT 1 FROM "+id(shadowSchema)+
-				".login_attempts s WHERE s.partition = l.partition AND s.seq = l.seq)", int64(before), pr.partition); err != nil {
+				".login_attempts s WHERE s.partition = l.partition AND s.seq = l.seq)"+
+				" RETURNING at, coalesce(channel, ''), coalesce(client_ip, ''), coalesce(user_agent, ''), step, outcome",
+				int64(before), pr.partition)
+			if err != nil {
 				return fmt.Errorf("swap: keep the rows of expired attempts of %s: %w", pr.name, err)
+			}
+			var carried projections.FraudCounts
+			var a projections.Attempt
+			_, err = pgx.ForEachRow(rows, []any{&a.At, &a.Channel, &a.ClientIP, &a.UserAgent, &a.Step, &a.Outcome}, func() error {
+				carried.Add(a)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("swap: keep the rows of expired attempts of %s: %w", pr.name, err)
+			}
+			if b := pr.exec.fraudBatch(carried, nil); b.Len() > 0 {
+				if err := tx.SendBatch(ctx, b).Close(); err != nil {
+					return fmt.Errorf("swap: count the expired attempts of %s in the fraud read model: %w", pr.name, err)
+				}
 			}
 		}
 	}

@@ -87,11 +87,19 @@ func TestExpiredAttemptsKeepTheirRows(t *testing.T) {
 		return s
 	}
 	want := attempts()
+	// The fraud counters of the expired attempts are carried over too.
+	wantFraud := dumpFraud(t, conn)
+	if count(t, conn, "SELECT count(*) FROM auth.fraud_source_hourly") == 0 {
+		t.Fatal("no fraud counter in the simulated history")
+	}
 	if _, err := Rebuild(ctx, RebuildConfig{DatabaseURL: url, JS: js}); err != nil {
 		t.Fatal(err)
 	}
 	conn = connect(t, url)
 	if got := attempts(); got != want {
 		t.Fatalf("auth.login_attempts after the rebuild: %s", diff(want, got))
+	}
+	if got := dumpFraud(t, conn); got != wantFraud {
+		t.Fatalf("the fraud read model after the rebuild: %s", diff(wantFraud, got))
 	}
 }
