@@ -137,7 +137,10 @@ func EventSizes(ctx context.Context, o EventSizeOptions) (EventSizeReport, error
 	}
 	policy := domain.SeedPolicy()
 	policy.Argon2 = cheapArgon2
-	_, stop, err := r.startCommandsWith(policy, func(c *commands.Config) { c.AttemptsRetention = o.AttemptsRetention })
+	_, stop, err := r.startCommandsWith(policy, func(c *commands.Config) {
+		c.AttemptsRetention = o.AttemptsRetention
+		c.CoverDelay = time.Millisecond // the snapshots are measured at the end, not a minute later
+	})
 	if err != nil {
 		return EventSizeReport{}, err
 	}
@@ -209,6 +212,13 @@ func EventSizes(ctx context.Context, o EventSizeOptions) (EventSizeReport, error
 		return EventSizeReport{}, fmt.Errorf("logins: %w", err)
 	}
 	progress("event sizes: %d logins in %s", o.Logins, time.Since(t).Round(time.Millisecond))
+	if o.AttemptsRetention > 0 {
+		// The coverer writes one snapshot per account that logged in, off
+		// the request path: wait for them.
+		if err := r.waitSnapshots(ctx, uint64(min(o.Logins, o.Accounts))); err != nil {
+			return EventSizeReport{}, err
+		}
+	}
 
 	rep, err := r.measure(ctx, dir, firstLoginSeq)
 	if err != nil {
@@ -499,4 +509,29 @@ func (rep EventSizeReport) Table() string {
 		rep.IndexKeys, rep.Index, f(float64(rep.Index)/float64(max(1, rep.Accounts))), rep.SnapshotsKeys, rep.Snapshots,
 		f(float64(rep.Snapshots)/float64(max(1, rep.SnapshotsKeys))))
 	return b.String()
+}
+
+// waitSnapshots polls the snapshots bucket until it holds want keys (the
+// coverer's, written after the logins), for at most a minute.
+func (r *runner) waitSnapshots(ctx context.Context, want uint64) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		kst, err := r.js.Stream(ctx, "KV_"+eventstore.SnapshotBucket)
+		if err != nil {
+			return err
+		}
+		ki, err := kst.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if ki.State.Msgs >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("snapshots: %d keys after a minute, want %d (one per account that logged in)", ki.State.Msgs, want)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }

@@ -56,6 +56,7 @@ const coveredMemory = 1 << 16
 // coverer covers attempts for one service instance.
 type coverer struct {
 	r       *accounts
+	delay   time.Duration // Config.CoverDelay; 0: coverDelay
 	mu      sync.Mutex
 	covered map[string]uint64 // account -> sequence a snapshot is known to cover
 }
@@ -63,7 +64,11 @@ type coverer struct {
 // cover makes sure a snapshot covers a, waiting until a is coverDelay old
 // (real time: the server's TTLs run on its clock, not the service's).
 func (c *coverer) cover(ctx context.Context, a eventstore.Attempt) error {
-	if wait := time.Until(a.Stored.Add(coverDelay(a.TTL))); wait > 0 {
+	delay := c.delay
+	if delay == 0 {
+		delay = coverDelay(a.TTL)
+	}
+	if wait := time.Until(a.Stored.Add(delay)); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -129,7 +134,7 @@ func (s *Service) startCoverer() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.coverStop = cancel
-	c := &coverer{r: s.accounts, covered: map[string]uint64{}}
+	c := &coverer{r: s.accounts, delay: s.cfg.CoverDelay, covered: map[string]uint64{}}
 	s.coverWG.Add(1)
 	go func() {
 		defer s.coverWG.Done()

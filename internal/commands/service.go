@@ -82,6 +82,11 @@ type Config struct {
 	// must be at least the policy's AttemptsMemory. 0: attempts stay for
 	// good, snapshots only every SnapshotEvery events.
 	AttemptsRetention time.Duration
+	// CoverDelay is how long after its append the coverer covers a login
+	// attempt with a snapshot (cover.go); 0: a minute, or a quarter of
+	// the attempt's TTL if that is shorter. Benchmarks that measure the
+	// snapshots set it short.
+	CoverDelay time.Duration
 
 	// HashObserver, if set, is called before each argon2id or bcrypt
 	// computation with the key the work is for (an account id, or "nir:"
