@@ -78,12 +78,16 @@ func (s *Service) counters(clientIP string) []counter {
 		}
 	}
 	ip, network := SourcePrefixes(a)
+	// The network first: a fresh address of a throttled network is then
+	// refused before its own entry is written, so a network's 2^64 (IPv6)
+	// addresses cannot fill the bucket with refused attempts, which cost
+	// no hash.
 	var out []counter
-	if s.policy.SourceIP.Failures > 0 {
-		out = append(out, s.counter(events.SourceKindIP, ip, s.policy.SourceIP))
-	}
 	if s.policy.SourcePrefix.Failures > 0 {
 		out = append(out, s.counter(events.SourceKindPrefix, network, s.policy.SourcePrefix))
+	}
+	if s.policy.SourceIP.Failures > 0 {
+		out = append(out, s.counter(events.SourceKindIP, ip, s.policy.SourceIP))
 	}
 	return out
 }
