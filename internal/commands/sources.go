@@ -14,6 +14,7 @@ package commands
 // what makes every instance together spend at most the budget's hashes.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,6 +107,26 @@ type sourceState struct {
 
 const maxSourceBytes = 1 << 10
 
+// sourceValueBytes is the size of every source entry's value: padded to
+// it, an entry never grows. A full bucket (eventstore.ErrFull) refuses an
+// update that grows an entry, and the attempt that spends a budget grows
+// it (more digits, "announced"): unpadded, a full bucket never throttled a
+// source it held, and an attacker who fills it gets no throttle at all.
+const sourceValueBytes = 160
+
+// encodeSource is st's JSON padded with spaces (still JSON, and what older
+// instances read) to sourceValueBytes.
+func encodeSource(st sourceState) ([]byte, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < sourceValueBytes {
+		b = append(b, bytes.Repeat([]byte{' '}, sourceValueBytes-len(b))...)
+	}
+	return b, nil
+}
+
 func (s *Service) loadSource(ctx context.Context, key string) (sourceState, uint64, error) {
 	b, rev, err := s.cfg.Sources.Get(ctx, key)
 	if errors.Is(err, eventstore.ErrNotFound) {
@@ -173,7 +194,7 @@ func (s *Service) countSource(ctx context.Context, c counter, now time.Time) (bo
 		if reached {
 			next.Announced = true
 		}
-		b, err := json.Marshal(next)
+		b, err := encodeSource(next)
 		if err != nil {
 			return false, fmt.Errorf("source encode: %w", err)
 		}
@@ -237,7 +258,7 @@ func (s *Service) uncountSource(ctx context.Context, r reserved, now time.Time) 
 		if next.SourceCount == st.SourceCount {
 			return nil
 		}
-		b, err := json.Marshal(next)
+		b, err := encodeSource(next)
 		if err != nil {
 			return err
 		}
