@@ -79,16 +79,12 @@ func (s *Service) counters(clientIP string) []counter {
 		}
 	}
 	ip, network := SourcePrefixes(a)
-	// The network first: a fresh address of a throttled network is then
-	// refused before its own entry is written, so a network's 2^64 (IPv6)
-	// addresses cannot fill the bucket with refused attempts, which cost
-	// no hash.
 	var out []counter
-	if s.policy.SourcePrefix.Failures > 0 {
-		out = append(out, s.counter(events.SourceKindPrefix, network, s.policy.SourcePrefix))
-	}
 	if s.policy.SourceIP.Failures > 0 {
 		out = append(out, s.counter(events.SourceKindIP, ip, s.policy.SourceIP))
+	}
+	if s.policy.SourcePrefix.Failures > 0 {
+		out = append(out, s.counter(events.SourceKindPrefix, network, s.policy.SourcePrefix))
 	}
 	return out
 }
@@ -157,8 +153,24 @@ var errSourceThrottled = &domain.Error{Code: domain.CodeTooManyAttempts}
 // its size bound lets the attempt through uncounted (logged); another
 // store failure is an error (the request answers unavailable).
 func (s *Service) reserveSource(ctx context.Context, clientIP string, now time.Time) ([]reserved, error) {
+	cs := s.counters(clientIP)
+	// A throttled source is refused before anything is written: counting
+	// its address first and giving it back when its network refused left
+	// one entry per fresh address, so a throttled network's 2^64 (IPv6)
+	// addresses filled the bucket with refused attempts, which cost no
+	// hash. A throttle that starts meanwhile is still seen by countSource.
+	for _, c := range cs {
+		st, _, err := s.loadSource(ctx, c.key)
+		if err != nil {
+			return nil, fmt.Errorf("source read: %w", err)
+		}
+		if throttled, _ := c.budget.Throttled(st.SourceCount, now); throttled {
+			s.cfg.Metrics.Source(SourceRefused, c.kind)
+			return nil, errSourceThrottled
+		}
+	}
 	var held []reserved
-	for _, c := range s.counters(clientIP) {
+	for _, c := range cs {
 		ok, err := s.countSource(ctx, c, now)
 		if err == nil && !ok {
 			err = errSourceThrottled
