@@ -14,6 +14,7 @@ package commands
 // what makes every instance together spend at most the budget's hashes.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,6 +103,26 @@ type sourceState struct {
 
 const maxSourceBytes = 1 << 10
 
+// sourceValueBytes is the size of every source entry's value: padded to
+// it, an entry never grows. A full bucket (eventstore.ErrFull) refuses an
+// update that grows an entry, and the attempt that spends a budget grows
+// it (more digits, "announced"): unpadded, a full bucket never throttled a
+// source it held, and an attacker who fills it gets no throttle at all.
+const sourceValueBytes = 160
+
+// encodeSource is st's JSON padded with spaces (still JSON, and what older
+// instances read) to sourceValueBytes.
+func encodeSource(st sourceState) ([]byte, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < sourceValueBytes {
+		b = append(b, bytes.Repeat([]byte{' '}, sourceValueBytes-len(b))...)
+	}
+	return b, nil
+}
+
 func (s *Service) loadSource(ctx context.Context, key string) (sourceState, uint64, error) {
 	b, rev, err := s.cfg.Sources.Get(ctx, key)
 	if errors.Is(err, eventstore.ErrNotFound) {
@@ -132,8 +153,24 @@ var errSourceThrottled = &domain.Error{Code: domain.CodeTooManyAttempts}
 // its size bound lets the attempt through uncounted (logged); another
 // store failure is an error (the request answers unavailable).
 func (s *Service) reserveSource(ctx context.Context, clientIP string, now time.Time) ([]reserved, error) {
+	cs := s.counters(clientIP)
+	// A throttled source is refused before anything is written: counting
+	// its address first and giving it back when its network refused left
+	// one entry per fresh address, so a throttled network's 2^64 (IPv6)
+	// addresses filled the bucket with refused attempts, which cost no
+	// hash. A throttle that starts meanwhile is still seen by countSource.
+	for _, c := range cs {
+		st, _, err := s.loadSource(ctx, c.key)
+		if err != nil {
+			return nil, fmt.Errorf("source read: %w", err)
+		}
+		if throttled, _ := c.budget.Throttled(st.SourceCount, now); throttled {
+			s.cfg.Metrics.Source(SourceRefused, c.kind)
+			return nil, errSourceThrottled
+		}
+	}
 	var held []reserved
-	for _, c := range s.counters(clientIP) {
+	for _, c := range cs {
 		ok, err := s.countSource(ctx, c, now)
 		if err == nil && !ok {
 			err = errSourceThrottled
@@ -169,7 +206,7 @@ func (s *Service) countSource(ctx context.Context, c counter, now time.Time) (bo
 		if reached {
 			next.Announced = true
 		}
-		b, err := json.Marshal(next)
+		b, err := encodeSource(next)
 		if err != nil {
 			return false, fmt.Errorf("source encode: %w", err)
 		}
@@ -233,7 +270,7 @@ func (s *Service) uncountSource(ctx context.Context, r reserved, now time.Time) 
 		if next.SourceCount == st.SourceCount {
 			return nil
 		}
-		b, err := json.Marshal(next)
+		b, err := encodeSource(next)
 		if err != nil {
 			return err
 		}

@@ -90,7 +90,14 @@ func (j *JetStream) FollowAttempts(ctx context.Context, durable string, handle f
 			_ = msg.Ack()
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			// A fetch's own failures come here, not from Fetch: the
+			// consumer deleted (an operator, a stream recreated) answers
+			// no responders or consumer deleted at once, every time. Make
+			// it again after a pause, as for a failed Fetch, rather than
+			// spin on it while the attempts expire uncovered.
 			report(fmt.Errorf("follow attempts of %s: %w", j.cfg.Stream, err))
+			cons = nil
+			_ = pause(ctx, followRetryPause)
 		}
 	}
 }
