@@ -67,8 +67,22 @@ type ScaleOptions struct {
 	// block's read from disk, not its decompression (docs/scale.md,
 	// "Measured": the hypothesis it tests).
 	Uncompressed bool
-	Progress     io.Writer
-	Logger       *slog.Logger
+	// DuplicateWindow is the events stream's Nats-Msg-Id window
+	// (eventstore.JetStreamConfig.DuplicateWindow); 0: the service's
+	// default.
+	DuplicateWindow time.Duration
+	// SettleIdle is how long the server is left idle before its settled
+	// heap is read (ScalePoint.SettledHeapMB); 0: the longer of the
+	// stream's duplicate window and the server's per-block subject state
+	// expiry (2 minutes), plus a margin; negative: no settled heap.
+	SettleIdle time.Duration
+	// ProfileDir, if set, receives the server's heap profiles at N (go tool
+	// pprof), each taken with a heap reading: nats-heap-<N>-import.pb.gz
+	// just after the import, -settled once settled, -logins after the
+	// restart and the logins, -restart once settled again.
+	ProfileDir string
+	Progress   io.Writer
+	Logger     *slog.Logger
 }
 
 // ScalePoint is what was measured once Accounts were in the stream.
@@ -86,6 +100,20 @@ type ScalePoint struct {
 	LoginP50Ms    float64 `json:"login_p50_ms"`    // cold login.password, commands' cache empty
 	LoginP99Ms    float64 `json:"login_p99_ms"`    //
 	CommandsRSSMB float64 `json:"commands_rss_mb"` // this process (commands and the bench's clients) after the logins
+	// The settled heaps (0 when SettleIdle < 0): nats-server's live heap
+	// once it has been idle for the duplicate window and the per-block
+	// subject state expiry, and stable; after the import, and after the
+	// restart and the logins. What it holds then is what each account
+	// costs for good, not what a burst of writes or reads left behind.
+	SettledHeapMB        float64      `json:"settled_heap_mb"`
+	SettleS              float64      `json:"settle_s"` // the wait for it, from the end of the import
+	RestartSettledHeapMB float64      `json:"restart_settled_heap_mb"`
+	Settled              bool         `json:"settled"`                // both readings were stable (else the last reading)
+	HeapProfile          string       `json:"heap_profile,omitempty"` // the settled heaps' profiles (ProfileDir)
+	RestartHeapProfile   string       `json:"restart_heap_profile,omitempty"`
+	ImportHeapProfile    string       `json:"import_heap_profile,omitempty"` // and those of HeapMB and RestartHeapMB
+	LoginsHeapProfile    string       `json:"logins_heap_profile,omitempty"`
+	Stores               []StoreState `json:"stores"` // every stream and bucket after the import
 }
 
 // ScaleResult holds a scale run's figures. Slopes are per account between
@@ -93,18 +121,21 @@ type ScalePoint struct {
 type ScaleResult struct {
 	Machine           string     `json:"machine"`
 	Partitions        int        `json:"partitions"`
-	Compression       string     `json:"compression"` // the stream's blocks, as the server has them: "s2" (production) or "none" (--uncompressed)
+	Compression       string     `json:"compression"`        // the stream's blocks, as the server has them: "s2" (production) or "none" (--uncompressed)
+	DuplicateWindowS  float64    `json:"duplicate_window_s"` // the events stream's, as the server has it
 	Hash              string     `json:"hash"`
 	ImportPerS        float64    `json:"import_per_s"` // accounts/s, the part after the baseline
 	ImportS           float64    `json:"import_s"`     // the whole import
 	Baseline          ScalePoint `json:"baseline"`
 	AtN               ScalePoint `json:"at_n"`
 	DiskPerAccount    float64    `json:"disk_bytes_per_account"`
-	RSSPerAccount     float64    `json:"server_bytes_per_account"`   // after the import
-	RestartRSSPerAcc  float64    `json:"restart_bytes_per_account"`  // after the restart
-	HeapPerAccount    float64    `json:"heap_bytes_per_account"`     // live heap after the restart and the logins
-	KillStartPerAccUs float64    `json:"kill_start_us_per_account"`  // restart after kill -9
-	CleanStartPerAcUs float64    `json:"clean_start_us_per_account"` // restart after a clean stop
+	RSSPerAccount     float64    `json:"server_bytes_per_account"`               // after the import
+	RestartRSSPerAcc  float64    `json:"restart_bytes_per_account"`              // after the restart
+	HeapPerAccount    float64    `json:"heap_bytes_per_account"`                 // live heap after the restart and the logins
+	SettledPerAccount float64    `json:"settled_heap_bytes_per_account"`         // settled live heap after the import
+	RestartSettledPA  float64    `json:"restart_settled_heap_bytes_per_account"` // settled live heap after the restart and the logins
+	KillStartPerAccUs float64    `json:"kill_start_us_per_account"`              // restart after kill -9
+	CleanStartPerAcUs float64    `json:"clean_start_us_per_account"`             // restart after a clean stop
 	LoginP50Ratio     float64    `json:"login_p50_ratio"`
 	LoginP99Ratio     float64    `json:"login_p99_ratio"`
 	ProjectorEvents   uint64     `json:"projector_events"`
@@ -128,6 +159,8 @@ type scaleRun struct {
 	stopCmds func()
 	policy   domain.Policy
 	phc      string
+	window   time.Duration // the events stream's duplicate window
+	lastIO   time.Time     // the end of the last import or logins
 }
 
 // Scale imports o.Accounts accounts into a nats-server process (the
@@ -216,6 +249,8 @@ func Scale(ctx context.Context, o ScaleOptions) (res ScaleResult, err error) {
 		return res, fmt.Errorf("scale: stream info: %w", err)
 	}
 	res.Compression = strings.ToLower(st.CachedInfo().Config.Compression.String())
+	s.window = st.CachedInfo().Config.Duplicates
+	res.DuplicateWindowS = s.window.Seconds()
 
 	t0 := time.Now()
 	if err := s.importRange(ctx, 0, o.Baseline); err != nil {
@@ -242,6 +277,8 @@ func Scale(ctx context.Context, o ScaleOptions) (res ScaleResult, err error) {
 	res.RSSPerAccount = (n.ServerRSSMB - b.ServerRSSMB) * (1 << 20) / d
 	res.RestartRSSPerAcc = (n.RestartRSSMB - b.RestartRSSMB) * (1 << 20) / d
 	res.HeapPerAccount = (n.RestartHeapMB - b.RestartHeapMB) * (1 << 20) / d
+	res.SettledPerAccount = (n.SettledHeapMB - b.SettledHeapMB) * (1 << 20) / d
+	res.RestartSettledPA = (n.RestartSettledHeapMB - b.RestartSettledHeapMB) * (1 << 20) / d
 	res.KillStartPerAccUs = (n.KillStartS - b.KillStartS) * 1e6 / d
 	res.CleanStartPerAcUs = (n.CleanStartS - b.CleanStartS) * 1e6 / d
 	if b.LoginP50Ms > 0 && b.LoginP99Ms > 0 {
@@ -331,7 +368,8 @@ func (s *scaleRun) up(ctx context.Context) error {
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return err
 	}
-	if s.pstore, err = eventstore.OpenPartitioned(ctx, s.js, eventstore.JetStreamConfig{Partitions: s.o.Partitions, Uncompressed: s.o.Uncompressed}); err != nil {
+	if s.pstore, err = eventstore.OpenPartitioned(ctx, s.js, eventstore.JetStreamConfig{Partitions: s.o.Partitions, Uncompressed: s.o.Uncompressed,
+		DuplicateWindow: s.o.DuplicateWindow}); err != nil {
 		return err
 	}
 	cfg := commands.Config{Policy: s.policy, Keys: s.keys, Store: s.pstore, Index: s.pstore.Index(),
@@ -408,7 +446,7 @@ func (s *scaleRun) importRange(ctx context.Context, from, to int) error {
 			}
 		}
 	})
-	defer func() { close(stop); wg.Wait() }()
+	defer func() { close(stop); wg.Wait(); s.lastIO = time.Now() }()
 	return parallel(ctx, batches, s.o.Concurrency, func(ctx context.Context, bi int) error {
 		lo := from + bi*s.o.Batch
 		hi := min(lo+s.o.Batch, to)
@@ -467,12 +505,34 @@ func (s *scaleRun) importRange(ctx context.Context, from, to int) error {
 func (s *scaleRun) measure(ctx context.Context, n int) (ScalePoint, error) {
 	p := ScalePoint{Accounts: n}
 	var err error
+	if p.Stores, err = s.stores(ctx); err != nil {
+		return p, err
+	}
 	s.stopAll()
 	if p.DiskBytes, err = dirBytes(s.storeDir); err != nil {
 		return p, err
 	}
 	p.ServerRSSMB = procMB(s.cmd.Process.Pid, "VmRSS:")
 	p.HeapMB = s.serverHeapMB()
+	atN := n == s.o.Accounts
+	if atN {
+		if err := s.saveProfile(n, "import", &p.ImportHeapProfile); err != nil {
+			return p, err
+		}
+	}
+	if s.o.SettleIdle >= 0 {
+		var prof string
+		if atN {
+			prof = s.profilePath(n, "settled")
+		}
+		mb, took, stable, err := s.settledHeap(ctx, s.lastIO, s.settleIdle(s.window), prof)
+		if err != nil {
+			return p, err
+		}
+		p.SettledHeapMB, p.SettleS, p.Settled, p.HeapProfile = mb, took.Seconds(), stable, prof
+		s.progress("scale: %d accounts: nats-server live heap %.0f MB after the import, %.0f MB settled (%s later, stable %v); %s",
+			n, p.HeapMB, mb, took.Round(time.Second), stable, storesLine(p.Stores))
+	}
 	stop, err := s.stopServer(syscall.SIGTERM)
 	if err != nil {
 		return p, err
@@ -503,9 +563,26 @@ func (s *scaleRun) measure(ctx context.Context, n int) (ScalePoint, error) {
 	p.LoginP99Ms = float64(percentile(lat, 0.99)) / float64(time.Millisecond)
 	p.RestartRSSMB = procMB(s.cmd.Process.Pid, "VmRSS:")
 	p.RestartHeapMB = s.serverHeapMB()
+	if atN {
+		if err := s.saveProfile(n, "logins", &p.LoginsHeapProfile); err != nil {
+			return p, err
+		}
+	}
 	p.CommandsRSSMB = statusMB("VmRSS:")
 	s.progress("scale: %d accounts: %d cold logins p50 %.2f ms, p99 %.2f ms; nats-server %.0f MB after the restart",
 		n, len(lat), p.LoginP50Ms, p.LoginP99Ms, p.RestartRSSMB)
+	if s.o.SettleIdle >= 0 {
+		var prof string
+		if atN {
+			prof = s.profilePath(n, "restart")
+		}
+		mb, _, stable, err := s.settledHeap(ctx, s.lastIO, s.settleIdle(s.window), prof)
+		if err != nil {
+			return p, err
+		}
+		p.RestartSettledHeapMB, p.Settled, p.RestartHeapProfile = mb, p.Settled && stable, prof
+		s.progress("scale: %d accounts: nats-server live heap %.0f MB after the restart and logins, %.0f MB settled", n, p.RestartHeapMB, mb)
+	}
 	return p, nil
 }
 
@@ -529,6 +606,7 @@ func (s *scaleRun) coldLogins(ctx context.Context, n int) ([]time.Duration, erro
 		}
 		out = append(out, time.Since(t))
 	}
+	s.lastIO = time.Now()
 	return out, nil
 }
 
@@ -670,6 +748,10 @@ func WriteScaleReport(w io.Writer, res ScaleResult, withJSON bool) error {
 	fmt.Fprintf(tw, "nats-server RSS just after the restart\t%.0f MB\t%.0f MB\t\n", b.StartedRSSMB, n.StartedRSSMB)
 	fmt.Fprintf(tw, "nats-server RSS after the restart and logins\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartRSSMB, n.RestartRSSMB, res.RestartRSSPerAcc)
 	fmt.Fprintf(tw, "nats-server live heap then (GC)\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartHeapMB, n.RestartHeapMB, res.HeapPerAccount)
+	if n.SettledHeapMB > 0 {
+		fmt.Fprintf(tw, "settled live heap after the import\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.SettledHeapMB, n.SettledHeapMB, res.SettledPerAccount)
+		fmt.Fprintf(tw, "settled live heap after the restart and logins\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartSettledHeapMB, n.RestartSettledHeapMB, res.RestartSettledPA)
+	}
 	fmt.Fprintf(tw, "clean stop (SIGTERM to exit)\t%.2f s\t%.2f s\t\n", b.CleanStopS, n.CleanStopS)
 	fmt.Fprintf(tw, "start after a clean stop (to /healthz)\t%.2f s\t%.2f s\t%.2f µs/account\n", b.CleanStartS, n.CleanStartS, res.CleanStartPerAcUs)
 	fmt.Fprintf(tw, "start after kill -9 (to /healthz)\t%.2f s\t%.2f s\t%.2f µs/account\n", b.KillStartS, n.KillStartS, res.KillStartPerAccUs)
@@ -682,7 +764,14 @@ func WriteScaleReport(w io.Writer, res ScaleResult, withJSON bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%s; %d partition(s); compression %s; hash %s; load %s -> %s; %.0f s\n", res.Machine, res.Partitions, res.Compression, res.Hash, res.Load[0], res.Load[1], res.Elapsed)
+	fmt.Fprintf(w, "\n%s; %d partition(s); compression %s; duplicate window %s; hash %s; load %s -> %s; %.0f s\n", res.Machine, res.Partitions, res.Compression,
+		time.Duration(res.DuplicateWindowS*float64(time.Second)), res.Hash, res.Load[0], res.Load[1], res.Elapsed)
+	if n.SettledHeapMB > 0 {
+		fmt.Fprintf(w, "settled heaps: stable %v (baseline %v), %.0f s after the import at N; stores at N: %s\n", n.Settled, b.Settled, n.SettleS, storesLine(n.Stores))
+	}
+	if n.HeapProfile != "" {
+		fmt.Fprintf(w, "heap profiles: go tool pprof -top -inuse_space %s (and %s)\n", n.HeapProfile, n.RestartHeapProfile)
+	}
 	if !withJSON {
 		return nil
 	}
