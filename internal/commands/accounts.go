@@ -54,6 +54,11 @@ type cached struct {
 	state     domain.Account
 	seq       uint64 // stream sequence of the last event folded in
 	sinceSnap uint64 // the account's events folded in since its last snapshot
+	// uncovered: a login attempt (events.IsAttempt) was folded in after
+	// the last snapshot this instance knows: with a retention, one must
+	// cover it before it expires. The other events never expire, so a
+	// tail of them needs no snapshot.
+	uncovered bool
 	recent    []recorded
 }
 
@@ -163,10 +168,13 @@ func (r *accounts) loadStored(ctx context.Context, accountID string) (cached, er
 	if err != nil {
 		return cached{}, err
 	}
-	if r.coverAttempts && c.sinceSnap > 0 {
-		// Events after the snapshot: attempts whose snapshot was lost
-		// (a crash between append and snapshot, a failed write). Cover
-		// them now, before they can expire.
+	if r.coverAttempts && c.uncovered {
+		// Attempts after the snapshot, whose snapshot was lost (a crash
+		// between append and snapshot, a failed write): cover them now,
+		// before they can expire. A tail without an attempt (an imported
+		// account's registration alone) is not snapshotted: it never
+		// expires, and a snapshot key per account read costs the server
+		// memory for good (docs/scale.md) and this load two round trips.
 		r.snapshotNow(&c)
 	}
 	return c, nil
@@ -188,6 +196,7 @@ func (r *accounts) catchUp(ctx context.Context, c cached) (cached, error) {
 		c.state = domain.Evolve(c.state, rec.Envelope.Data)
 		c.seq = rec.Seq
 		c.sinceSnap++
+		c.uncovered = c.uncovered || events.IsAttempt(rec.Envelope.Data)
 		c.remember(rec.MsgID, rec.Seq, rec.Envelope.OccurredAt)
 	}
 	return c, nil
@@ -337,6 +346,7 @@ func (r *accounts) execute(ctx context.Context, accountID string, now time.Time,
 		c.sinceSnap++
 		c.remember(msgID, res.Seq, now)
 		if r.coverAttempts && events.IsAttempt(evs[0]) {
+			c.uncovered = true
 			r.snapshotNow(&c)
 		} else {
 			r.maybeSnapshot(&c)
@@ -540,7 +550,7 @@ func (r *accounts) snapshotNow(c *cached) {
 		r.log.Warn("snapshot write", "account_id", c.state.ID, "err", err)
 		return
 	}
-	c.sinceSnap = 0
+	c.sinceSnap, c.uncovered = 0, false
 }
 
 // maybeSnapshot writes the state in the background every snapshotEvery

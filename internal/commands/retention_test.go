@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
@@ -105,6 +107,48 @@ func TestAttemptsExpireAndTheAccountKeepsItsState(t *testing.T) {
 	h.Clock.Advance(time.Hour)
 	if session := h.Login(acc, nir1, password); session == "" {
 		t.Fatal("no session after the block")
+	}
+}
+
+// With a retention, a cold load snapshots the account only when an attempt
+// after its snapshot is not covered (its snapshot write was lost): a tail
+// of events that never expire, such as an imported account's registration
+// alone, gets no snapshot key (each key costs nats-server memory for good:
+// docs/scale.md). Both accounts are loaded cold by a fresh instance on an
+// adviser's request that appends nothing (the affiliation they have).
+func TestColdLoadSnapshotsOnlyAnUncoveredAttempt(t *testing.T) {
+	h := &harness{commandstest.Start(t, commandstest.Options{AttemptsTTL: time.Hour, Configure: func(c *commands.Config) {
+		c.AttemptsRetention = 8760 * time.Hour
+	}})}
+	ctx := context.Background()
+	registered := h.Register(nir1, "valerie@yahoo.fr", password)
+	attempted := h.Register(nir2, "jean@exemple.fr", password)
+	// An attempt whose snapshot was lost: appended without the service.
+	last, err := h.Store.LastSeq(ctx, attempted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := events.Wrap(attempted, events.PasswordFailed{Failures: 1, At: commandstest.T0}, commandstest.T0, events.Metadata{Channel: "web"})
+	res, err := h.Store.Append(ctx, attempted, last, failed, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := len(h.Svcs)
+	h.AddInstance(testPolicy())
+	for _, acc := range []string{registered, attempted} {
+		rep := decode(t, h.Handle(fresh, contract.CmdAccountSetAffiliation, mustJSON(t, obj{"account_id": acc, "affiliation": "active", "channel": "backoffice"})))
+		if !rep.OK {
+			t.Fatalf("set affiliation of %s: %+v", acc, rep.Error)
+		}
+	}
+	if n := len(h.History(registered)); n != 1 {
+		t.Fatalf("%d events for the registered account, want its registration alone", n)
+	}
+	if seq, _, err := h.Store.Snapshots().Get(ctx, registered); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Errorf("registration alone: snapshot at %d (%v), want none", seq, err)
+	}
+	if seq, _, err := h.Store.Snapshots().Get(ctx, attempted); err != nil || seq != res.Seq {
+		t.Errorf("uncovered attempt: snapshot at %d (%v), want the attempt's %d", seq, err, res.Seq)
 	}
 }
 
