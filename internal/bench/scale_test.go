@@ -91,7 +91,7 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 	for _, st := range n.Stores {
 		stores[st.Name] = st
 	}
-	if ev, idx := stores["AUTH_EVENTS"], stores["KV_AUTH_NIR_INDEX"]; ev.Subjects != 2000 || idx.Subjects != 2000 || idx.Msgs != 2000 {
+	if ev, idx := stores["AUTH_EVENTS"], stores["KV_AUTH_NIR_INDEX"]; ev.Subjects != 2000 || idx.Subjects != 2000 || idx.Msgs != 2000 || ev.DiskBytes <= 0 || idx.DiskBytes <= 0 {
 		t.Errorf("stores %+v: want 2,000 accounts' subjects in the events stream and the NIR index", n.Stores)
 	}
 	if sn := stores["KV_AUTH_SNAPSHOTS"]; sn.Name == "" || sn.Msgs != 0 {

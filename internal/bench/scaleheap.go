@@ -40,6 +40,9 @@ type StoreState struct {
 	Msgs     uint64 `json:"msgs"`
 	Bytes    uint64 `json:"bytes"`
 	Subjects uint64 `json:"subjects"`
+	// DiskBytes is its directory's allocated blocks (the server's store
+	// of the global account: jetstream/$G/streams/<name>).
+	DiskBytes int64 `json:"disk_bytes"`
 }
 
 // settleIdle is the idle time before a settled heap is read: o.SettleIdle,
@@ -146,7 +149,9 @@ func (s *scaleRun) stores(ctx context.Context) ([]StoreState, error) {
 	var out []StoreState
 	l := s.js.ListStreams(ctx)
 	for info := range l.Info() {
-		out = append(out, StoreState{Name: info.Config.Name, Msgs: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects})
+		st := StoreState{Name: info.Config.Name, Msgs: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects}
+		st.DiskBytes, _ = dirBytes(filepath.Join(s.storeDir, "jetstream", "$G", "streams", st.Name))
+		out = append(out, st)
 	}
 	if err := l.Err(); err != nil {
 		return nil, fmt.Errorf("scale: list streams: %w", err)
@@ -159,7 +164,7 @@ func (s *scaleRun) stores(ctx context.Context) ([]StoreState, error) {
 func storesLine(st []StoreState) string {
 	parts := make([]string, 0, len(st))
 	for _, x := range st {
-		parts = append(parts, fmt.Sprintf("%s %d msgs, %d subjects", x.Name, x.Msgs, x.Subjects))
+		parts = append(parts, fmt.Sprintf("%s %d msgs, %d subjects, %.1f MB on disk", x.Name, x.Msgs, x.Subjects, float64(x.DiskBytes)/1e6))
 	}
 	return strings.Join(parts, "; ")
 }
