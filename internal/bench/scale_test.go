@@ -67,7 +67,8 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 		t.Errorf("import %.0f/s, disk %d -> %d bytes: want a rate and a growing store", res.ImportPerS, b.DiskBytes, n.DiskBytes)
 	}
 	for _, p := range []ScalePoint{b, n} {
-		if p.ServerRSSMB <= 0 || p.RestartRSSMB <= 0 || p.CleanStartS <= 0 || p.KillStartS <= 0 || p.LoginP50Ms <= 0 || p.LoginP99Ms < p.LoginP50Ms {
+		if p.ServerRSSMB <= 0 || p.RestartRSSMB <= 0 || p.CleanStartS <= 0 || p.KillStartS <= 0 || p.KillWritesStartS <= 0 || p.KillWritesRSSMB <= 0 ||
+			p.StoppedDiskBytes <= 0 || p.LoginP50Ms <= 0 || p.LoginP99Ms < p.LoginP50Ms {
 			t.Errorf("point %+v: a figure is missing", p)
 		}
 	}
@@ -113,7 +114,7 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back.AtN.Accounts != 2000 {
 		t.Errorf("last line %q: not the result's JSON (%v)", lines[len(lines)-1], err)
 	}
-	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "projector catch-up", "compression s2"} {
+	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "following the import", "after the clean stop", "settled live heap", "projector catch-up", "compression s2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
