@@ -145,3 +145,24 @@ func TestScaleUncompressed(t *testing.T) {
 		t.Errorf("report does not say the stream is uncompressed:\n%s", out.String())
 	}
 }
+
+// procCPUSeconds reads this process's CPU time, and it grows with work.
+func TestProcCPUSeconds(t *testing.T) {
+	before := procCPUSeconds(os.Getpid())
+	if before <= 0 {
+		t.Fatalf("CPU time %v, want the test binary's own, above 0", before)
+	}
+	x, end := 0, time.Now().Add(10*time.Second)
+	for procCPUSeconds(os.Getpid()) < before+0.05 {
+		if time.Now().After(end) {
+			t.Fatalf("CPU time still %v after 10 s of work", procCPUSeconds(os.Getpid()))
+		}
+		for i := range 1_000_000 {
+			x += i
+		}
+	}
+	if procCPUSeconds(-1) != 0 {
+		t.Error("a process that does not exist: want 0")
+	}
+	_ = x
+}
