@@ -67,8 +67,22 @@ type ScaleOptions struct {
 	// block's read from disk, not its decompression (docs/scale.md,
 	// "Measured": the hypothesis it tests).
 	Uncompressed bool
-	Progress     io.Writer
-	Logger       *slog.Logger
+	// DuplicateWindow is the events stream's Nats-Msg-Id window
+	// (eventstore.JetStreamConfig.DuplicateWindow); 0: the service's
+	// default.
+	DuplicateWindow time.Duration
+	// SettleIdle is how long the server is left idle before its settled
+	// heap is read (ScalePoint.SettledHeapMB); 0: the longer of the
+	// stream's duplicate window and the server's per-block subject state
+	// expiry (2 minutes), plus a margin; negative: no settled heap.
+	SettleIdle time.Duration
+	// ProfileDir, if set, receives the server's heap profiles at N (go tool
+	// pprof), each taken with a heap reading: nats-heap-<N>-import.pb.gz
+	// just after the import, -settled once settled, -logins after the
+	// restart and the logins, -restart once settled again.
+	ProfileDir string
+	Progress   io.Writer
+	Logger     *slog.Logger
 }
 
 // ScalePoint is what was measured once Accounts were in the stream.
@@ -80,12 +94,43 @@ type ScalePoint struct {
 	StartedRSSMB  float64 `json:"started_rss_mb"`  // nats-server, just after the kill -9 restart
 	RestartRSSMB  float64 `json:"restart_rss_mb"`  // nats-server, after the kill -9 restart and the logins
 	RestartHeapMB float64 `json:"restart_heap_mb"` // its live heap after a GC, then
-	CleanStopS    float64 `json:"clean_stop_s"`    // SIGTERM to exit
-	CleanStartS   float64 `json:"clean_start_s"`   // start to /healthz 200, after a clean stop
-	KillStartS    float64 `json:"kill_start_s"`    // start to /healthz 200, after kill -9
-	LoginP50Ms    float64 `json:"login_p50_ms"`    // cold login.password, commands' cache empty
-	LoginP99Ms    float64 `json:"login_p99_ms"`    //
-	CommandsRSSMB float64 `json:"commands_rss_mb"` // this process (commands and the bench's clients) after the logins
+	// StoppedDiskBytes is the store directory after the clean stop: the
+	// blocks and each stream's full-state file (index.db, with every
+	// subject), which the server writes at a clean stop and, below
+	// 1,000,000 subjects per stream, every 2 to 2.5 minutes.
+	StoppedDiskBytes int64 `json:"stopped_disk_bytes"`
+	// KillWritesStartS: start to /healthz 200 after a kill -9 that
+	// follows the import (and the settled heap's wait), before any
+	// clean stop at this size; KillWritesRSSMB the RSS just after it.
+	KillWritesStartS float64 `json:"kill_after_import_start_s"`
+	KillWritesRSSMB  float64 `json:"kill_after_import_rss_mb"`
+	// The server's CPU time (user and system) from its start to /healthz
+	// 200, for each start: the work of the recovery, which the machine's
+	// load does not stretch as it does the wall time; above the wall
+	// time, the recovery ran on several cores.
+	CleanStartCPUS float64 `json:"clean_start_cpu_s"`
+	KillStartCPUS  float64 `json:"kill_start_cpu_s"`
+	KillWritesCPUS float64 `json:"kill_after_import_start_cpu_s"`
+	CleanStopS     float64 `json:"clean_stop_s"`    // SIGTERM to exit
+	CleanStartS    float64 `json:"clean_start_s"`   // start to /healthz 200, after a clean stop
+	KillStartS     float64 `json:"kill_start_s"`    // start to /healthz 200, after kill -9 (following the clean start: index.db current)
+	LoginP50Ms     float64 `json:"login_p50_ms"`    // cold login.password, commands' cache empty
+	LoginP99Ms     float64 `json:"login_p99_ms"`    //
+	CommandsRSSMB  float64 `json:"commands_rss_mb"` // this process (commands and the bench's clients) after the logins
+	// The settled heaps (0 when SettleIdle < 0): nats-server's live heap
+	// once it has been idle for the duplicate window and the per-block
+	// subject state expiry, and stable; after the import, and after the
+	// restart and the logins. What it holds then is what each account
+	// costs for good, not what a burst of writes or reads left behind.
+	SettledHeapMB        float64      `json:"settled_heap_mb"`
+	SettleS              float64      `json:"settle_s"` // the wait for it, from the end of the import
+	RestartSettledHeapMB float64      `json:"restart_settled_heap_mb"`
+	Settled              bool         `json:"settled"`                // both readings were stable (else the last reading)
+	HeapProfile          string       `json:"heap_profile,omitempty"` // the settled heaps' profiles (ProfileDir)
+	RestartHeapProfile   string       `json:"restart_heap_profile,omitempty"`
+	ImportHeapProfile    string       `json:"import_heap_profile,omitempty"` // and those of HeapMB and RestartHeapMB
+	LoginsHeapProfile    string       `json:"logins_heap_profile,omitempty"`
+	Stores               []StoreState `json:"stores"` // every stream and bucket after the import
 }
 
 // ScaleResult holds a scale run's figures. Slopes are per account between
@@ -93,17 +138,22 @@ type ScalePoint struct {
 type ScaleResult struct {
 	Machine           string     `json:"machine"`
 	Partitions        int        `json:"partitions"`
-	Compression       string     `json:"compression"` // the stream's blocks, as the server has them: "s2" (production) or "none" (--uncompressed)
+	Compression       string     `json:"compression"`        // the stream's blocks, as the server has them: "s2" (production) or "none" (--uncompressed)
+	DuplicateWindowS  float64    `json:"duplicate_window_s"` // the events stream's, as the server has it
 	Hash              string     `json:"hash"`
 	ImportPerS        float64    `json:"import_per_s"` // accounts/s, the part after the baseline
 	ImportS           float64    `json:"import_s"`     // the whole import
 	Baseline          ScalePoint `json:"baseline"`
 	AtN               ScalePoint `json:"at_n"`
 	DiskPerAccount    float64    `json:"disk_bytes_per_account"`
-	RSSPerAccount     float64    `json:"server_bytes_per_account"`   // after the import
-	RestartRSSPerAcc  float64    `json:"restart_bytes_per_account"`  // after the restart
-	HeapPerAccount    float64    `json:"heap_bytes_per_account"`     // live heap after the restart and the logins
-	KillStartPerAccUs float64    `json:"kill_start_us_per_account"`  // restart after kill -9
+	RSSPerAccount     float64    `json:"server_bytes_per_account"`               // after the import
+	RestartRSSPerAcc  float64    `json:"restart_bytes_per_account"`              // after the restart
+	HeapPerAccount    float64    `json:"heap_bytes_per_account"`                 // live heap after the restart and the logins
+	SettledPerAccount float64    `json:"settled_heap_bytes_per_account"`         // settled live heap after the import
+	RestartSettledPA  float64    `json:"restart_settled_heap_bytes_per_account"` // settled live heap after the restart and the logins
+	KillStartPerAccUs float64    `json:"kill_start_us_per_account"`              // restart after kill -9
+	KillWritesPerAcUs float64    `json:"kill_after_import_start_us_per_account"`
+	StoppedDiskPerAcc float64    `json:"stopped_disk_bytes_per_account"`
 	CleanStartPerAcUs float64    `json:"clean_start_us_per_account"` // restart after a clean stop
 	LoginP50Ratio     float64    `json:"login_p50_ratio"`
 	LoginP99Ratio     float64    `json:"login_p99_ratio"`
@@ -128,6 +178,9 @@ type scaleRun struct {
 	stopCmds func()
 	policy   domain.Policy
 	phc      string
+	window   time.Duration // the events stream's duplicate window
+	lastIO   time.Time     // the end of the last import or logins
+	startCPU float64       // the server's CPU time (user and system) at its last start's /healthz 200
 }
 
 // Scale imports o.Accounts accounts into a nats-server process (the
@@ -216,6 +269,8 @@ func Scale(ctx context.Context, o ScaleOptions) (res ScaleResult, err error) {
 		return res, fmt.Errorf("scale: stream info: %w", err)
 	}
 	res.Compression = strings.ToLower(st.CachedInfo().Config.Compression.String())
+	s.window = st.CachedInfo().Config.Duplicates
+	res.DuplicateWindowS = s.window.Seconds()
 
 	t0 := time.Now()
 	if err := s.importRange(ctx, 0, o.Baseline); err != nil {
@@ -242,7 +297,11 @@ func Scale(ctx context.Context, o ScaleOptions) (res ScaleResult, err error) {
 	res.RSSPerAccount = (n.ServerRSSMB - b.ServerRSSMB) * (1 << 20) / d
 	res.RestartRSSPerAcc = (n.RestartRSSMB - b.RestartRSSMB) * (1 << 20) / d
 	res.HeapPerAccount = (n.RestartHeapMB - b.RestartHeapMB) * (1 << 20) / d
+	res.SettledPerAccount = (n.SettledHeapMB - b.SettledHeapMB) * (1 << 20) / d
+	res.RestartSettledPA = (n.RestartSettledHeapMB - b.RestartSettledHeapMB) * (1 << 20) / d
 	res.KillStartPerAccUs = (n.KillStartS - b.KillStartS) * 1e6 / d
+	res.KillWritesPerAcUs = (n.KillWritesStartS - b.KillWritesStartS) * 1e6 / d
+	res.StoppedDiskPerAcc = float64(n.StoppedDiskBytes-b.StoppedDiskBytes) / d
 	res.CleanStartPerAcUs = (n.CleanStartS - b.CleanStartS) * 1e6 / d
 	if b.LoginP50Ms > 0 && b.LoginP99Ms > 0 {
 		res.LoginP50Ratio, res.LoginP99Ratio = n.LoginP50Ms/b.LoginP50Ms, n.LoginP99Ms/b.LoginP99Ms
@@ -297,7 +356,9 @@ func (s *scaleRun) startServer(ctx context.Context) (time.Duration, error) {
 		if resp, err := hc.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return time.Since(t), nil
+				took := time.Since(t)
+				s.startCPU = procCPUSeconds(cmd.Process.Pid)
+				return took, nil
 			}
 		}
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
@@ -331,7 +392,8 @@ func (s *scaleRun) up(ctx context.Context) error {
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return err
 	}
-	if s.pstore, err = eventstore.OpenPartitioned(ctx, s.js, eventstore.JetStreamConfig{Partitions: s.o.Partitions, Uncompressed: s.o.Uncompressed}); err != nil {
+	if s.pstore, err = eventstore.OpenPartitioned(ctx, s.js, eventstore.JetStreamConfig{Partitions: s.o.Partitions, Uncompressed: s.o.Uncompressed,
+		DuplicateWindow: s.o.DuplicateWindow}); err != nil {
 		return err
 	}
 	cfg := commands.Config{Policy: s.policy, Keys: s.keys, Store: s.pstore, Index: s.pstore.Index(),
@@ -408,7 +470,7 @@ func (s *scaleRun) importRange(ctx context.Context, from, to int) error {
 			}
 		}
 	})
-	defer func() { close(stop); wg.Wait() }()
+	defer func() { close(stop); wg.Wait(); s.lastIO = time.Now() }()
 	return parallel(ctx, batches, s.o.Concurrency, func(ctx context.Context, bi int) error {
 		lo := from + bi*s.o.Batch
 		hi := min(lo+s.o.Batch, to)
@@ -467,20 +529,59 @@ func (s *scaleRun) importRange(ctx context.Context, from, to int) error {
 func (s *scaleRun) measure(ctx context.Context, n int) (ScalePoint, error) {
 	p := ScalePoint{Accounts: n}
 	var err error
+	if p.Stores, err = s.stores(ctx); err != nil {
+		return p, err
+	}
 	s.stopAll()
 	if p.DiskBytes, err = dirBytes(s.storeDir); err != nil {
 		return p, err
 	}
 	p.ServerRSSMB = procMB(s.cmd.Process.Pid, "VmRSS:")
 	p.HeapMB = s.serverHeapMB()
+	atN := n == s.o.Accounts
+	if atN {
+		if err := s.saveProfile(n, "import", &p.ImportHeapProfile); err != nil {
+			return p, err
+		}
+	}
+	if s.o.SettleIdle >= 0 {
+		var prof string
+		if atN {
+			prof = s.profilePath(n, "settled")
+		}
+		mb, took, stable, err := s.settledHeap(ctx, s.lastIO, s.settleIdle(s.window), prof)
+		if err != nil {
+			return p, err
+		}
+		p.SettledHeapMB, p.SettleS, p.Settled, p.HeapProfile = mb, took.Seconds(), stable, prof
+		s.progress("scale: %d accounts: nats-server live heap %.0f MB after the import, %.0f MB settled (%s later, stable %v); %s",
+			n, p.HeapMB, mb, took.Round(time.Second), stable, storesLine(p.Stores))
+	}
+	// A kill -9 after the import: the server recovers from its last
+	// full-state file (index.db), which it rewrites every 2 to 2.5
+	// minutes but not for a stream of more than 1,000,000 subjects
+	// (highCardinalityThreshold in the pinned filestore.go: then only at
+	// a clean stop), and rebuilds the rest from the blocks.
+	if _, err := s.stopServer(syscall.SIGKILL); err != nil {
+		return p, err
+	}
+	killWrites, err := s.startServer(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.KillWritesStartS, p.KillWritesRSSMB, p.KillWritesCPUS = killWrites.Seconds(), procMB(s.cmd.Process.Pid, "VmRSS:"), s.startCPU
 	stop, err := s.stopServer(syscall.SIGTERM)
 	if err != nil {
+		return p, err
+	}
+	if p.StoppedDiskBytes, err = dirBytes(s.storeDir); err != nil {
 		return p, err
 	}
 	start, err := s.startServer(ctx)
 	if err != nil {
 		return p, err
 	}
+	p.CleanStartCPUS = s.startCPU
 	if _, err := s.stopServer(syscall.SIGKILL); err != nil {
 		return p, err
 	}
@@ -488,10 +589,10 @@ func (s *scaleRun) measure(ctx context.Context, n int) (ScalePoint, error) {
 	if err != nil {
 		return p, err
 	}
-	p.StartedRSSMB = procMB(s.cmd.Process.Pid, "VmRSS:")
+	p.StartedRSSMB, p.KillStartCPUS = procMB(s.cmd.Process.Pid, "VmRSS:"), s.startCPU
 	p.CleanStopS, p.CleanStartS, p.KillStartS = stop.Seconds(), start.Seconds(), kill.Seconds()
-	s.progress("scale: %d accounts: %.1f MB on disk, nats-server %.0f MB; clean stop %s, start %s; start after kill -9 %s",
-		n, float64(p.DiskBytes)/1e6, p.ServerRSSMB, stop.Round(time.Millisecond), start.Round(time.Millisecond), kill.Round(time.Millisecond))
+	s.progress("scale: %d accounts: %.1f MB on disk (%.1f MB stopped), nats-server %.0f MB; start after kill -9 following the import %s; clean stop %s, start %s; start after kill -9 %s",
+		n, float64(p.DiskBytes)/1e6, float64(p.StoppedDiskBytes)/1e6, p.ServerRSSMB, killWrites.Round(time.Millisecond), stop.Round(time.Millisecond), start.Round(time.Millisecond), kill.Round(time.Millisecond))
 	if err := s.up(ctx); err != nil {
 		return p, err
 	}
@@ -503,9 +604,26 @@ func (s *scaleRun) measure(ctx context.Context, n int) (ScalePoint, error) {
 	p.LoginP99Ms = float64(percentile(lat, 0.99)) / float64(time.Millisecond)
 	p.RestartRSSMB = procMB(s.cmd.Process.Pid, "VmRSS:")
 	p.RestartHeapMB = s.serverHeapMB()
+	if atN {
+		if err := s.saveProfile(n, "logins", &p.LoginsHeapProfile); err != nil {
+			return p, err
+		}
+	}
 	p.CommandsRSSMB = statusMB("VmRSS:")
 	s.progress("scale: %d accounts: %d cold logins p50 %.2f ms, p99 %.2f ms; nats-server %.0f MB after the restart",
 		n, len(lat), p.LoginP50Ms, p.LoginP99Ms, p.RestartRSSMB)
+	if s.o.SettleIdle >= 0 {
+		var prof string
+		if atN {
+			prof = s.profilePath(n, "restart")
+		}
+		mb, _, stable, err := s.settledHeap(ctx, s.lastIO, s.settleIdle(s.window), prof)
+		if err != nil {
+			return p, err
+		}
+		p.RestartSettledHeapMB, p.Settled, p.RestartHeapProfile = mb, p.Settled && stable, prof
+		s.progress("scale: %d accounts: nats-server live heap %.0f MB after the restart and logins, %.0f MB settled", n, p.RestartHeapMB, mb)
+	}
 	return p, nil
 }
 
@@ -529,6 +647,7 @@ func (s *scaleRun) coldLogins(ctx context.Context, n int) ([]time.Duration, erro
 		}
 		out = append(out, time.Since(t))
 	}
+	s.lastIO = time.Now()
 	return out, nil
 }
 
@@ -665,14 +784,21 @@ func WriteScaleReport(w io.Writer, res ScaleResult, withJSON bool) error {
 	fmt.Fprintf(tw, "figure\t%d accounts\t%d accounts\tslope or ratio\n", b.Accounts, n.Accounts)
 	fmt.Fprintf(tw, "import rate\t\t%.0f accounts/s\t%.1f s in all\n", res.ImportPerS, res.ImportS)
 	fmt.Fprintf(tw, "disk (store directory)\t%.1f MB\t%.1f MB\t%.0f bytes/account\n", float64(b.DiskBytes)/1e6, float64(n.DiskBytes)/1e6, res.DiskPerAccount)
+	fmt.Fprintf(tw, "disk after the clean stop (with index.db)\t%.1f MB\t%.1f MB\t%.0f bytes/account\n", float64(b.StoppedDiskBytes)/1e6, float64(n.StoppedDiskBytes)/1e6, res.StoppedDiskPerAcc)
 	fmt.Fprintf(tw, "nats-server RSS after the import\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.ServerRSSMB, n.ServerRSSMB, res.RSSPerAccount)
 	fmt.Fprintf(tw, "nats-server live heap after the import (GC)\t%.0f MB\t%.0f MB\t\n", b.HeapMB, n.HeapMB)
 	fmt.Fprintf(tw, "nats-server RSS just after the restart\t%.0f MB\t%.0f MB\t\n", b.StartedRSSMB, n.StartedRSSMB)
 	fmt.Fprintf(tw, "nats-server RSS after the restart and logins\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartRSSMB, n.RestartRSSMB, res.RestartRSSPerAcc)
 	fmt.Fprintf(tw, "nats-server live heap then (GC)\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartHeapMB, n.RestartHeapMB, res.HeapPerAccount)
+	if n.SettledHeapMB > 0 {
+		fmt.Fprintf(tw, "settled live heap after the import\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.SettledHeapMB, n.SettledHeapMB, res.SettledPerAccount)
+		fmt.Fprintf(tw, "settled live heap after the restart and logins\t%.0f MB\t%.0f MB\t%.0f bytes/account\n", b.RestartSettledHeapMB, n.RestartSettledHeapMB, res.RestartSettledPA)
+	}
 	fmt.Fprintf(tw, "clean stop (SIGTERM to exit)\t%.2f s\t%.2f s\t\n", b.CleanStopS, n.CleanStopS)
-	fmt.Fprintf(tw, "start after a clean stop (to /healthz)\t%.2f s\t%.2f s\t%.2f µs/account\n", b.CleanStartS, n.CleanStartS, res.CleanStartPerAcUs)
-	fmt.Fprintf(tw, "start after kill -9 (to /healthz)\t%.2f s\t%.2f s\t%.2f µs/account\n", b.KillStartS, n.KillStartS, res.KillStartPerAccUs)
+	fmt.Fprintf(tw, "start after a clean stop (to /healthz)\t%.2f s (CPU %.2f s)\t%.2f s (CPU %.2f s)\t%.2f µs/account\n", b.CleanStartS, b.CleanStartCPUS, n.CleanStartS, n.CleanStartCPUS, res.CleanStartPerAcUs)
+	fmt.Fprintf(tw, "start after kill -9 (to /healthz)\t%.2f s (CPU %.2f s)\t%.2f s (CPU %.2f s)\t%.2f µs/account\n", b.KillStartS, b.KillStartCPUS, n.KillStartS, n.KillStartCPUS, res.KillStartPerAccUs)
+	fmt.Fprintf(tw, "start after kill -9 following the import\t%.2f s (CPU %.2f s)\t%.2f s (CPU %.2f s)\t%.2f µs/account\n", b.KillWritesStartS, b.KillWritesCPUS, n.KillWritesStartS, n.KillWritesCPUS, res.KillWritesPerAcUs)
+	fmt.Fprintf(tw, "nats-server RSS just after that start\t%.0f MB\t%.0f MB\t\n", b.KillWritesRSSMB, n.KillWritesRSSMB)
 	fmt.Fprintf(tw, "cold login p50\t%.2f ms\t%.2f ms\t%.2fx\n", b.LoginP50Ms, n.LoginP50Ms, res.LoginP50Ratio)
 	fmt.Fprintf(tw, "cold login p99\t%.2f ms\t%.2f ms\t%.2fx\n", b.LoginP99Ms, n.LoginP99Ms, res.LoginP99Ratio)
 	fmt.Fprintf(tw, "bench process RSS (commands, clients)\t%.0f MB\t%.0f MB\t\n", b.CommandsRSSMB, n.CommandsRSSMB)
@@ -682,7 +808,14 @@ func WriteScaleReport(w io.Writer, res ScaleResult, withJSON bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%s; %d partition(s); compression %s; hash %s; load %s -> %s; %.0f s\n", res.Machine, res.Partitions, res.Compression, res.Hash, res.Load[0], res.Load[1], res.Elapsed)
+	fmt.Fprintf(w, "\n%s; %d partition(s); compression %s; duplicate window %s; hash %s; load %s -> %s; %.0f s\n", res.Machine, res.Partitions, res.Compression,
+		time.Duration(res.DuplicateWindowS*float64(time.Second)), res.Hash, res.Load[0], res.Load[1], res.Elapsed)
+	if n.SettledHeapMB > 0 {
+		fmt.Fprintf(w, "settled heaps: stable %v (baseline %v), %.0f s after the import at N; stores at N: %s\n", n.Settled, b.Settled, n.SettleS, storesLine(n.Stores))
+	}
+	if n.HeapProfile != "" {
+		fmt.Fprintf(w, "heap profiles: go tool pprof -top -inuse_space %s (and %s)\n", n.HeapProfile, n.RestartHeapProfile)
+	}
 	if !withJSON {
 		return nil
 	}
@@ -692,4 +825,29 @@ func WriteScaleReport(w io.Writer, res ScaleResult, withJSON bool) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", j)
 	return err
+}
+
+// procCPUSeconds is a process's CPU time, user and system, from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s, the
+// value of USER_HZ on Linux); 0 where unknown.
+func procCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return (ut + st) / 100
 }

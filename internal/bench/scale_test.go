@@ -52,8 +52,10 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
+	profiles := t.TempDir()
 	res, err := Scale(ctx, ScaleOptions{Accounts: 2000, Baseline: 500, Logins: 50, NATSServer: os.Args[0],
-		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), DatabaseURL: db, Progress: &progress})
+		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), DatabaseURL: db, Progress: &progress,
+		DuplicateWindow: time.Second, SettleIdle: 1500 * time.Millisecond, ProfileDir: profiles})
 	if err != nil {
 		t.Fatalf("scale: %v\n%s", err, progress.String())
 	}
@@ -65,9 +67,36 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 		t.Errorf("import %.0f/s, disk %d -> %d bytes: want a rate and a growing store", res.ImportPerS, b.DiskBytes, n.DiskBytes)
 	}
 	for _, p := range []ScalePoint{b, n} {
-		if p.ServerRSSMB <= 0 || p.RestartRSSMB <= 0 || p.CleanStartS <= 0 || p.KillStartS <= 0 || p.LoginP50Ms <= 0 || p.LoginP99Ms < p.LoginP50Ms {
+		if p.ServerRSSMB <= 0 || p.RestartRSSMB <= 0 || p.CleanStartS <= 0 || p.KillStartS <= 0 || p.KillWritesStartS <= 0 || p.KillWritesRSSMB <= 0 ||
+			p.StoppedDiskBytes <= 0 || p.LoginP50Ms <= 0 || p.LoginP99Ms < p.LoginP50Ms {
 			t.Errorf("point %+v: a figure is missing", p)
 		}
+	}
+	// The settled heaps: read at both sizes, the profiles at N written,
+	// and the stores listed with one NIR index key per account and no
+	// snapshot for an account that has only its registration.
+	for _, p := range []ScalePoint{b, n} {
+		if p.SettledHeapMB <= 0 || p.RestartSettledHeapMB <= 0 || p.SettleS <= 0 {
+			t.Errorf("point at %d: settled heaps %.1f and %.1f MB after %.1f s, want both", p.Accounts, p.SettledHeapMB, p.RestartSettledHeapMB, p.SettleS)
+		}
+	}
+	for _, f := range []string{n.HeapProfile, n.RestartHeapProfile, n.ImportHeapProfile, n.LoginsHeapProfile} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 || !strings.HasPrefix(f, profiles) {
+			t.Errorf("heap profile %q: %v", f, err)
+		}
+	}
+	if res.DuplicateWindowS != 1 {
+		t.Errorf("duplicate window %.1f s, want the 1 s asked for", res.DuplicateWindowS)
+	}
+	stores := map[string]StoreState{}
+	for _, st := range n.Stores {
+		stores[st.Name] = st
+	}
+	if ev, idx := stores["AUTH_EVENTS"], stores["KV_AUTH_NIR_INDEX"]; ev.Subjects != 2000 || idx.Subjects != 2000 || idx.Msgs != 2000 || ev.DiskBytes <= 0 || idx.DiskBytes <= 0 {
+		t.Errorf("stores %+v: want 2,000 accounts' subjects in the events stream and the NIR index", n.Stores)
+	}
+	if sn := stores["KV_AUTH_SNAPSHOTS"]; sn.Name == "" || sn.Msgs != 0 {
+		t.Errorf("snapshots %+v: want the bucket, empty (no retention: a snapshot every 25 events)", sn)
 	}
 	if res.LoginP99Ratio <= 0 {
 		t.Errorf("p99 ratio %v", res.LoginP99Ratio)
@@ -85,7 +114,7 @@ func TestScaleMeasuresEveryFigure(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back.AtN.Accounts != 2000 {
 		t.Errorf("last line %q: not the result's JSON (%v)", lines[len(lines)-1], err)
 	}
-	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "projector catch-up", "compression s2"} {
+	for _, want := range []string{"import rate", "cold login p99", "start after kill -9", "following the import", "after the clean stop", "settled live heap", "projector catch-up", "compression s2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -101,7 +130,7 @@ func TestScaleUncompressed(t *testing.T) {
 	defer cancel()
 	var progress bytes.Buffer
 	res, err := Scale(ctx, ScaleOptions{Accounts: 300, Baseline: 100, Logins: 10, NATSServer: os.Args[0],
-		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), SkipProjector: true, Uncompressed: true, Progress: &progress})
+		ServerEnv: []string{asNATSServer + "=1"}, Dir: t.TempDir(), SkipProjector: true, Uncompressed: true, SettleIdle: -1, Progress: &progress})
 	if err != nil {
 		t.Fatalf("scale: %v\n%s", err, progress.String())
 	}
@@ -115,4 +144,25 @@ func TestScaleUncompressed(t *testing.T) {
 	if !strings.Contains(out.String(), "compression none") {
 		t.Errorf("report does not say the stream is uncompressed:\n%s", out.String())
 	}
+}
+
+// procCPUSeconds reads this process's CPU time, and it grows with work.
+func TestProcCPUSeconds(t *testing.T) {
+	before := procCPUSeconds(os.Getpid())
+	if before <= 0 {
+		t.Fatalf("CPU time %v, want the test binary's own, above 0", before)
+	}
+	x, end := 0, time.Now().Add(10*time.Second)
+	for procCPUSeconds(os.Getpid()) < before+0.05 {
+		if time.Now().After(end) {
+			t.Fatalf("CPU time still %v after 10 s of work", procCPUSeconds(os.Getpid()))
+		}
+		for i := range 1_000_000 {
+			x += i
+		}
+	}
+	if procCPUSeconds(-1) != 0 {
+		t.Error("a process that does not exist: want 0")
+	}
+	_ = x
 }

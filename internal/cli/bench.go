@@ -56,8 +56,10 @@ nats-server process of its own (--nats-server, the pinned version built by
 go build -o bin/ github.com/nats-io/nats-server/v2), N accounts imported
 through account.import_batch, and at --scale-baseline and at N: bytes on disk,
 the server's memory, its restart after a clean stop and after kill -9, cold
-logins (p50, p99 and their ratio); then the projector's catch-up on a fresh
-database.`,
+logins (p50, p99 and their ratio), the server's live heap once idle (the
+duplicate window and its per-block subject state expired) with its heap
+profile at N under --scale-profiles; then the projector's catch-up on a
+fresh database.`,
 		Example: `  authctl bench
   authctl bench --quick
   authctl bench --json
@@ -172,6 +174,9 @@ database.`,
 	f.IntVar(&scale.Logins, "scale-logins", 500, "--scale: cold logins timed at each size")
 	f.BoolVar(&scale.SkipProjector, "skip-projector", false, "--scale: leave out the projector's catch-up")
 	f.BoolVar(&scale.Uncompressed, "uncompressed", false, "--scale: the stream and buckets without S2 (production compresses): cold reads without block decompression")
+	f.DurationVar(&scale.DuplicateWindow, "duplicate-window", 0, "--scale: the events stream's duplicate window (default: the service's, 2m; at least 100ms)")
+	f.DurationVar(&scale.SettleIdle, "scale-settle", 0, "--scale: idle time before the settled heap is read (default: the duplicate window or 2m, the longer, plus 15s; negative: none)")
+	f.StringVar(&scale.ProfileDir, "scale-profiles", "var/scale", "--scale: where the nats-server heap profiles at N are written (empty: none)")
 	return cmd
 }
 

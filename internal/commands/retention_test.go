@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
@@ -107,6 +109,50 @@ func TestAttemptsExpireAndTheAccountKeepsItsState(t *testing.T) {
 	h.Clock.Advance(time.Hour)
 	if session := h.Login(acc, nir1, password); session == "" {
 		t.Fatal("no session after the block")
+	}
+}
+
+// With a retention, only attempts get a snapshot: the coverer covers an
+// attempt whose snapshot was never written (appended here without the
+// service, as after a crash), while a tail of events that never expire,
+// such as an imported account's registration alone, gets no snapshot key,
+// even when a fresh instance loads the account cold (each key costs
+// nats-server memory for good: docs/scale.md).
+func TestOnlyAttemptsGetASnapshot(t *testing.T) {
+	h := &harness{commandstest.Start(t, commandstest.Options{AttemptsTTL: time.Hour, Configure: func(c *commands.Config) {
+		c.AttemptsRetention = 8760 * time.Hour
+		c.CoverDelay = time.Millisecond
+	}})}
+	ctx := context.Background()
+	registered := h.Register(nir1, "valerie@yahoo.fr", password)
+	attempted := h.Register(nir2, "jean@exemple.fr", password)
+	// An attempt whose snapshot was never written: appended without the service.
+	last, err := h.Store.LastSeq(ctx, attempted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := events.Wrap(attempted, events.PasswordFailed{Failures: 1, At: commandstest.T0}, commandstest.T0, events.Metadata{Channel: "web"})
+	res, err := h.Store.Append(ctx, attempted, last, failed, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := len(h.Svcs)
+	h.AddInstance(testPolicy())
+	for _, acc := range []string{registered, attempted} {
+		rep := decode(t, h.Handle(fresh, contract.CmdAccountSetAffiliation, mustJSON(t, obj{"account_id": acc, "affiliation": "active", "channel": "backoffice"})))
+		if !rep.OK {
+			t.Fatalf("set affiliation of %s: %+v", acc, rep.Error)
+		}
+	}
+	testwait.For(t, "the coverer to cover the attempt", 10*time.Second, func() bool {
+		seq, _, err := h.Store.Snapshots().Get(ctx, attempted)
+		return err == nil && seq == res.Seq
+	})
+	if n := len(h.History(registered)); n != 1 {
+		t.Fatalf("%d events for the registered account, want its registration alone", n)
+	}
+	if seq, _, err := h.Store.Snapshots().Get(ctx, registered); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Errorf("registration alone: snapshot at %d (%v), want none", seq, err)
 	}
 }
 
