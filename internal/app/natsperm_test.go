@@ -26,6 +26,8 @@ import (
 	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/contract"
+	authevents "github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/mail/catcher"
 	"github.com/ameli-auth/authsvc/internal/natsusers"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
@@ -384,6 +386,24 @@ func TestNATSUsersPermissions(t *testing.T) {
 	if err := pg.QueryRow(ctx, "SELECT count(*) FROM auth.accounts").Scan(&accounts); err != nil || accounts != 2 {
 		t.Fatalf("read models: %d accounts, %v", accounts, err)
 	}
+	// Its follower of AUTH_FRAUD too: a source throttled, written as the
+	// commands service writes it, reaches the fraud read model.
+	now := time.Now().UTC()
+	throttled := authevents.FraudEvent{ID: authevents.NewID(now), Type: authevents.TypeSourceThrottled, Version: 1, OccurredAt: now,
+		Data: authevents.SourceFacts{Source: "203.0.113.0/24", Kind: authevents.SourceKindPrefix, Failures: 1000, Budget: 1000,
+			WindowStart: now, WindowSeconds: 86400, Until: now.Add(24 * time.Hour)}}
+	fraudMsg, err := eventstore.FraudMsg(contract.Default, throttled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.probe("commands").js.PublishMsg(ctx, fraudMsg, jetstream.WithMsgID(throttled.ID)); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the projector storing the source throttled", 20*time.Second, func() bool {
+		var n int
+		err := pg.QueryRow(ctx, "SELECT count(*) FROM auth.fraud_sources_throttled WHERE throttle_event_id = $1 AND released_at IS NULL", throttled.ID).Scan(&n)
+		return err == nil && n == 1
+	})
 
 	// The audit trail: the admin sees what `nats stream info` shows, and
 	// the stream itself refuses deletes and purges, to the admin too.
@@ -460,6 +480,9 @@ func TestNATSUsersPermissions(t *testing.T) {
 		p.mayNotSubscribe("auth.cmd.>")
 		other := map[string]string{"projector": "notifier", "notifier": "projector"}[u]
 		p.mayNotPublish(api("CONSUMER.DELETE.AUTH_EVENTS." + other))
+		p.mayNotPublish(api("CONSUMER.DELETE.AUTH_FRAUD.projector_fraud"))
+		p.mayNotPublish(api("CONSUMER.CREATE.AUTH_FRAUD.fraud_tool.auth.fraud.>"))
+		p.mayNotPublish(contract.Default.Fraud(authevents.TypeSourceThrottled))
 	}
 	r.probe("notifier").mayNotPublish(contract.Default.DeadLetters("projector"))
 

@@ -80,6 +80,15 @@ func TestUsersConfMatchesTheContract(t *testing.T) {
 			t.Errorf("%s cannot read %s", user, contract.FraudStream)
 		}
 	}
+	// The projector reads them through its own durable consumer only.
+	if !may("projector", "pub", "$JS.API.CONSUMER.CREATE."+contract.FraudStream+".projector_fraud.auth.fraud.>") ||
+		!may("projector", "pub", "$JS.ACK."+contract.FraudStream+".projector_fraud.1.5.5.1700000000000000000.0") {
+		t.Errorf("projector cannot read %s through projector_fraud", contract.FraudStream)
+	}
+	if may("projector", "pub", "$JS.API.CONSUMER.CREATE."+contract.FraudStream+".fraud_tool.auth.fraud.>") ||
+		may("projector", "pub", "$JS.API.CONSUMER.DELETE."+contract.FraudStream+".projector_fraud") {
+		t.Errorf("projector may create another consumer on %s, or delete its own", contract.FraudStream)
+	}
 	event := contract.Default.Events("01M8QG8TQKRW4KX1C0B8KR11D2")
 	for user := range users {
 		for _, c := range contract.Commands() {

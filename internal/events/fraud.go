@@ -16,6 +16,10 @@ const (
 	TypeSourceReleased  = "fraud.source_released"
 )
 
+// FraudTypes are the fraud event types, sorted (docs/consumers.md lists
+// them; a docslinks test keeps it so).
+func FraudTypes() []string { return []string{TypeSourceReleased, TypeSourceThrottled} }
+
 // Source kinds: one client address, or its network prefix (/24 for IPv4,
 // /64 for IPv6).
 const (

@@ -212,8 +212,10 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 
 // Run works until ctx is cancelled, then finishes the batch in flight
 // (commit and ack) and returns. Failures are retried with backoff forever:
-// a projector outlives Postgres and NATS restarts.
+// a projector outlives Postgres and NATS restarts. Beside the partitions,
+// the replica follows AUTH_FRAUD (fraudsrc.go).
 func (p *Projector) Run(ctx context.Context) error {
+	defer p.startFraud(ctx)()
 	if len(p.parts) == 1 {
 		return p.parts[0].run(ctx)
 	}

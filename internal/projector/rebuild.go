@@ -429,6 +429,9 @@ func swap(ctx context.Context, conn *pgx.Conn, r *replayer) error {
 				}
 			}
 		}
+		if err := carryFraudSources(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if live {
 		if _, err := tx.Exec(ctx, "ALTER SCHEMA "+id(Schema)+" RENAME TO "+id(retiredSchema)); err != nil {
