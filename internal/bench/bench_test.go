@@ -17,7 +17,7 @@ import (
 // flood figures).
 var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "enumeration_auc", "otp_verify_per_s", "otp_verify_p99_ms",
 	"append_per_s", "history_10k_vs_fresh", "projector_events_per_s", "copy_rows_per_s", "projector_vs_copy",
-	"notifier_mails_per_s", "rss_mb"}
+	"notifier_mails_per_s", "rss_mb", "projector_peak_rss_mb"}
 
 // TestQuickRunMeasuresEverything runs every phase, tiny, on an embedded
 // nats-server and a database of the test Postgres (skipped without one,
