@@ -75,8 +75,8 @@ func (f *Folder) Add(s Statement) (newAccount bool) {
 	switch s := s.(type) {
 	case CreateAccount:
 		c := change(s.AccountID)
-		lift := c.LiftBlockIf[:0] // a CreateAccount writes the whole row: nothing left to lift
-		*c = AccountChange{AccountID: s.AccountID, Create: true, Set: AllFields, Row: s.Row, Seq: s.Seq, At: s.At, LiftBlockIf: lift}
+		// The whole row is written: nothing left to lift.
+		*c = AccountChange{AccountID: s.AccountID, Create: true, Set: AllFields, Row: s.Row, Seq: s.Seq, At: s.At}
 	case UpdateAccount:
 		c := change(s.AccountID)
 		c.Row.Overlay(s.Row, s.Set)
