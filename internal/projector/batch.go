@@ -30,13 +30,16 @@ const (
 	// event of the simulated mix, so 100,000 events take about 12 MiB).
 	DefaultBatchBytes = 48 << 20
 
-	// fetchMaxMessages and fetchMaxBytes bound what the consumer buffers
-	// ahead of the fold (JetStream pull requests with max_bytes): a few
-	// MiB whatever the batch. fetchMaxBytes must exceed the largest message
-	// (the server's max_payload, 1 MiB by default): it is raised to twice
-	// the connection's when that is larger.
-	fetchMaxMessages = 2000
-	fetchMaxBytes    = 4 << 20
+	// fetchMaxBytes bounds what the consumer buffers ahead of the fold
+	// (JetStream pull requests with max_bytes, a new one when half is
+	// consumed): a few MiB whatever the batch. It must exceed the largest
+	// message (the server's max_payload, 1 MiB by default): it is raised
+	// to twice the connection's when that is larger. Bounding the pulls by
+	// count instead (PullMaxMessagesWithBytesLimit) sizes the client's
+	// channel to exactly that count, and the server's heartbeats and
+	// status messages on top of a full channel made nats.go drop messages
+	// (a "slow consumer") when the fold waited for a busy writer.
+	fetchMaxBytes = 4 << 20
 
 	// A batch with events goes to a writer that waits for it when its last
 	// event was the last the stream had (the consumer's pending count), or
@@ -189,9 +192,9 @@ type msgSource interface {
 	stop()
 }
 
-// iterSource reads a consumer with pull requests bounded in messages and
-// bytes (fetchMaxMessages, fetchMaxBytes): what it buffers ahead of the
-// fold is a few MiB, however large the batch.
+// iterSource reads a consumer with pull requests bounded in bytes
+// (fetchMaxBytes): what it buffers ahead of the fold is a few MiB, however
+// large the batch.
 type iterSource struct{ it jetstream.MessagesContext }
 
 func newIterSource(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) (*iterSource, error) {
@@ -199,7 +202,7 @@ func newIterSource(ctx context.Context, js jetstream.JetStream, cons jetstream.C
 	if nc := js.Conn(); nc != nil {
 		limit = max(limit, 2*int(nc.MaxPayload()))
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(fetchMaxMessages, limit))
+	it, err := cons.Messages(jetstream.PullMaxBytes(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read consumer: %w", err)
 	}
