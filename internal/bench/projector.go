@@ -117,9 +117,9 @@ func (r *runner) projector(ctx context.Context) error {
 	return nil
 }
 
-// replicaEnv, set to 1, makes this executable the projector phase's
-// replica (IsReplica, ReplicaMain).
-const replicaEnv = "AUTHBENCH_PROJECTOR_REPLICA"
+// replicaArg, as the only argument, makes this executable the projector
+// phase's replica (IsReplica, ReplicaMain).
+const replicaArg = "authbench-projector-replica"
 
 // replicaSpec is what the replica is told, as JSON on its standard input.
 type replicaSpec struct {
@@ -152,7 +152,7 @@ type replicaResult struct {
 
 // IsReplica tells whether this process was started as the projector
 // phase's replica: its main calls ReplicaMain instead of its command.
-func IsReplica() bool { return os.Getenv(replicaEnv) == "1" }
+func IsReplica() bool { return len(os.Args) == 2 && os.Args[1] == replicaArg }
 
 // ReplicaMain runs the projector phase's replica: one projector.New
 // replica, configured as cmd/projector is (GOGC=400 unless set, the
@@ -267,7 +267,7 @@ func writeHeapProfile(path string) error {
 }
 
 // runReplica runs the replica as a process of its own (this executable,
-// with replicaEnv) and returns its figures.
+// with replicaArg) and returns its figures.
 func (r *runner) runReplica(ctx context.Context, spec replicaSpec) (replicaResult, error) {
 	var res replicaResult
 	exe, err := os.Executable()
@@ -278,8 +278,7 @@ func (r *runner) runReplica(ctx context.Context, spec replicaSpec) (replicaResul
 	if err != nil {
 		return res, err
 	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), replicaEnv+"=1")
+	cmd := exec.CommandContext(ctx, exe, replicaArg)
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errOut, r.opts.Progress)

@@ -25,9 +25,10 @@ import (
 const (
 	// DefaultBatchBytes bounds the memory one batch holds (its estimate,
 	// batch.bytes); two batches are alive at a time (one written, one
-	// folded). Our choice: large enough that a replay's batch meets its
-	// events limit first (about 70 bytes of attempts and 50 of accounts per
-	// event of the simulated mix, so 100,000 events take about 12 MiB).
+	// folded). Our choice: large enough that a replay of the simulated mix
+	// meets its events limit first (100,000 events over 20,000 accounts:
+	// about 20 MiB of attempts' payload and 22 MiB of accounts), small
+	// enough that two batches stay far below ProjectorMemoryLimit.
 	DefaultBatchBytes = 48 << 20
 
 	// fetchMaxBytes bounds what the consumer buffers ahead of the fold
