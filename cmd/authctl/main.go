@@ -4,7 +4,15 @@ package main
 import (
 	"os"
 
+	"github.com/ameli-auth/authsvc/internal/bench"
 	"github.com/ameli-auth/authsvc/internal/cli"
 )
 
-func main() { os.Exit(cli.Execute()) }
+func main() {
+	if bench.IsReplica() {
+		// authctl bench runs the projector's replay as a process of its
+		// own, this executable again, to measure its memory alone.
+		os.Exit(bench.ReplicaMain())
+	}
+	os.Exit(cli.Execute())
+}

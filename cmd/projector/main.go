@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/ameli-auth/authsvc/internal/app"
 	"github.com/ameli-auth/authsvc/internal/config"
@@ -20,9 +19,7 @@ import (
 func main() { app.Main(config.Projector, run) }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if cfg.GOGC == "" {
-		debug.SetGCPercent(projector.ProjectorGCPercent)
-	}
+	projector.TuneRuntime(cfg.GOGC != "", cfg.GOMemLimit != "")
 
 	n, err := app.ConnectNATS(cfg, "auth-projector", log)
 	if err != nil {

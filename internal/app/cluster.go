@@ -310,6 +310,9 @@ func StartCluster(ctx context.Context, cfg config.Config, opts ClusterOptions, l
 	if cfg.GOGC != "" {
 		projEnv = append(projEnv, "GOGC="+cfg.GOGC)
 	}
+	if cfg.GOMemLimit != "" {
+		projEnv = append(projEnv, "GOMEMLIMIT="+cfg.GOMemLimit)
+	}
 	for i := range 2 {
 		component(fmt.Sprintf("projector-%d", i+1), "projector", ports.Projector[i], projEnv...)
 	}

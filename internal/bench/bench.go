@@ -87,6 +87,13 @@ type Options struct {
 	// cmd/projector does; unset, that phase runs with
 	// projector.ProjectorGCPercent.
 	GOGCSet bool
+	// GOMemLimitSet: GOMEMLIMIT is set, so the projector phase keeps it;
+	// unset, the replica runs with projector.ProjectorMemoryLimit.
+	GOMemLimitSet bool
+	// ReplicaCPUProfile and ReplicaHeapProfile, if set, are files for the
+	// projector replica's CPU profile of the replay and its heap profile
+	// half-way through it (the replica is a process of its own).
+	ReplicaCPUProfile, ReplicaHeapProfile string
 }
 
 // Sizes are how long or how much each phase measures.
@@ -227,6 +234,8 @@ type Result struct {
 	// JSON as "<field>_rounds" (MarshalJSON).
 	Spreads map[string]Spread `json:"-"`
 
+	ProjectorFigures
+
 	Details Details `json:"-"`
 }
 
@@ -280,13 +289,15 @@ type Details struct {
 	HistoryColdNew, HistoryColdShort, HistoryCold10k time.Duration // cold: new account, 200 events, HistoryEvents
 	HistoryWarmShort, HistoryWarm10k                 time.Duration
 
-	ProjectorEvents  int
-	ProjectorTook    time.Duration
-	ProjectorBatches int
-	ProjectorInTx    time.Duration     // in batch transactions
-	ProjectorPhases  projector.Timings // ProjectorInTx by phase
-	CopyRows         int64
-	CopyRates        []float64
+	ProjectorEvents   int
+	ProjectorTook     time.Duration
+	ProjectorBatches  int
+	ProjectorInTx     time.Duration     // in batch transactions
+	ProjectorPhases   projector.Timings // ProjectorInTx by phase
+	ProjectorMaxBatch int               // events of the largest batch
+	ProjectorHeapMB   float64           // the replica's live heap half-way (after a GC)
+	CopyRows          int64
+	CopyRates         []float64
 
 	Mails     int
 	MailsTook time.Duration
@@ -317,7 +328,8 @@ var targets = []struct {
 	{"otp_verify_vs_append", true, 0.6},
 	{"history_10k_vs_fresh", false, 1.2},
 	{"projector_events_per_s", true, 50_000},
-	{"projector_vs_copy", true, 0.5},
+	{"projector_vs_copy", true, 0.8},
+	{"projector_peak_rss_mb", false, 512},
 }
 
 // Row is one line of the table: field, value, target, whether the target
@@ -352,6 +364,7 @@ func (r Result) fields() []figure {
 		{"projector_events_per_s", r.ProjectorEventsPerS, "/s"},
 		{"copy_rows_per_s", r.CopyRowsPerS, "/s"},
 		{"projector_vs_copy", r.ProjectorVsCopy, ""},
+		{"projector_peak_rss_mb", r.ProjectorPeakRSSMB, " MiB"},
 		{"notifier_mails_per_s", r.NotifierMailsPerS, "/s"},
 	}
 }
@@ -442,10 +455,10 @@ func (r Result) Notes() []string {
 	if d.ProjectorEvents > 0 {
 		p := d.ProjectorPhases
 		rd := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-		add("projector: %d events in %s, %d batches, %s in their transactions (begin %s, devices %s, staging COPY %s, accounts merge %s, attempts COPY %s, commit %s); raw COPY of its %d rows: %v rows/s (median kept)",
-			d.ProjectorEvents, rd(d.ProjectorTook), d.ProjectorBatches, rd(d.ProjectorInTx),
+		add("projector: %d events in %s, %d batches (largest %d events), %s in their transactions (begin %s, devices %s, staging COPY %s, accounts merge %s, attempts COPY %s, commit %s); replica process peak RSS %.0f MiB, live heap half-way %.0f MiB; raw COPY of its %d rows: %v rows/s (median kept)",
+			d.ProjectorEvents, rd(d.ProjectorTook), d.ProjectorBatches, d.ProjectorMaxBatch, rd(d.ProjectorInTx),
 			rd(p.Begin), rd(p.Devices), rd(p.Staging), rd(p.Accounts), rd(p.Attempts), rd(p.Commit),
-			d.CopyRows, roundAll(d.CopyRates))
+			r.ProjectorPeakRSSMB, d.ProjectorHeapMB, d.CopyRows, roundAll(d.CopyRates))
 	}
 	if d.Mails > 0 {
 		add("notifier: %d mails in %s", d.Mails, d.MailsTook.Round(time.Millisecond))
@@ -470,7 +483,7 @@ func (r Result) Notes() []string {
 
 func formatValue(v float64, unit string) string {
 	switch {
-	case unit == "/s" || v >= 1000:
+	case unit == "/s" || unit == " MiB" || v >= 1000:
 		return fmt.Sprintf("%.0f%s", v, unit)
 	case unit == "ms":
 		return fmt.Sprintf("%.2f ms", v)

@@ -18,7 +18,7 @@ import (
 // with its unit.
 var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "flood_hashes", "flood_login_p99_ratio", "enumeration_auc", "otp_verify_per_s", "otp_verify_p99_ms",
 	"append_per_s", "history_10k_vs_fresh", "projector_events_per_s", "copy_rows_per_s", "projector_vs_copy",
-	"notifier_mails_per_s", "rss_mb"}
+	"notifier_mails_per_s", "rss_mb", "projector_peak_rss_mb"}
 
 // version2Fields are the keys schema version 2 added (issue 17), besides
 // a "<figure>_rounds" spread for each figure of the table.

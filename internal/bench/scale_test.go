@@ -21,6 +21,10 @@ import (
 const asNATSServer = "AUTHBENCH_TEST_AS_NATS_SERVER"
 
 func TestMain(m *testing.M) {
+	if IsReplica() {
+		// The projector phase runs its replica as this binary again.
+		os.Exit(ReplicaMain())
+	}
 	if os.Getenv(asNATSServer) == "1" {
 		fs := flag.NewFlagSet("nats-server", flag.ExitOnError)
 		opts, err := server.ConfigureOptions(fs, os.Args[1:], server.PrintServerAndExit, fs.Usage, server.PrintTLSHelpAndDie)

@@ -20,15 +20,16 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		quick, asJSON bool
-		databaseURL   string
-		concurrency   int
-		policyName    string
-		cpuProfile    string
-		memProfile    string
-		only          []string
-		logLevel      string
-		scale         bench.ScaleOptions
+		quick, asJSON   bool
+		databaseURL     string
+		concurrency     int
+		policyName      string
+		cpuProfile      string
+		memProfile      string
+		only            []string
+		projectorEvents int
+		logLevel        string
+		scale           bench.ScaleOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -108,7 +109,7 @@ fresh database.`,
 			cfg.DatabaseURL, cfg.PolicyName, cfg.Policy = databaseURL, policy.Name, policy
 			opts := bench.Options{Quick: quick, DatabaseURL: databaseURL, Policy: policy, Concurrency: concurrency,
 				Progress: cmd.ErrOrStderr(), From: cfg.SMTPFrom, PublicURL: cfg.PublicURL,
-				ProjectorBatch: cfg.ProjectorBatch, GOGCSet: cfg.GOGC != ""}
+				ProjectorBatch: cfg.ProjectorBatch, GOGCSet: cfg.GOGC != "", GOMemLimitSet: cfg.GOMemLimit != ""}
 			if cmd.Flags().Changed("nats-url") {
 				opts.NATSURL, _ = cmd.Flags().GetString("nats-url")
 				auth, err := config.LoadNATSClient()
@@ -125,6 +126,15 @@ fresh database.`,
 			if logLevel != "" {
 				opts.Logger = app.NewLogger(logLevel, config.LogText)
 			}
+			// The projector's replay runs in a process of its own: its
+			// profiles go to files of their own.
+			if cpuProfile != "" {
+				opts.ReplicaCPUProfile = cpuProfile + ".projector"
+			}
+			if memProfile != "" {
+				opts.ReplicaHeapProfile = memProfile + ".projector"
+			}
+			opts.Sizes.ProjectorEvents = projectorEvents
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
@@ -166,6 +176,7 @@ fresh database.`,
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
 	f.StringSliceVar(&only, "only", nil, "run only these phases: "+strings.Join(bench.AllPhases, ", "))
+	f.IntVar(&projectorEvents, "projector-events", 0, "events the projector phase replays (default 1,000,000; --quick 20,000)")
 	f.StringVar(&logLevel, "log-level", "", "show the components' logs at this level (debug, info, warn, error)")
 	f.IntVar(&scale.Accounts, "scale", 0, "run the scale benchmark with this many accounts (docs/scale.md) instead of the other phases")
 	f.IntVar(&scale.Baseline, "scale-baseline", 10_000, "--scale: the size the figures at N are compared with")

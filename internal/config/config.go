@@ -104,6 +104,7 @@ type Config struct {
 	Partitions     int    // AUTH_PARTITIONS: partitions of the events (contract.Layout), 1 to contract.MaxPartitions
 	CommandsCache  int    // AUTH_COMMANDS_CACHE: account states (and shadow states) the commands service keeps in memory; 0: its default
 	GOGC           string // the Go runtime's GOGC, as set; "" lets the projector pick its own
+	GOMemLimit     string // the Go runtime's GOMEMLIMIT, as set; "" lets the projector pick its own
 
 	LogFormat   string        // AUTH_LOG_FORMAT: text (the default) or json
 	ReadyMaxLag time.Duration // AUTH_READY_MAX_LAG: a consumer whose oldest unhandled event is older is not ready
@@ -270,7 +271,7 @@ var settings = []Setting{
 		Users: []string{nameProjector, nameNotifier, nameDev}, field: func(c *Config) *string { return &c.readyMaxLag },
 		show: func(c Config) string { return c.ReadyMaxLag.String() }},
 	{Env: "AUTH_PROJECTOR_BATCH", Flag: "projector-batch", Default: "",
-		Help:  "events per projector transaction at most (default 20000)",
+		Help:  "events per projector transaction at most (default 100000; a batch is also cut at 48 MiB, docs/projector.md)",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.projectorBatch },
 		show: func(c Config) string {
 			if c.ProjectorBatch == 0 {
@@ -308,6 +309,9 @@ var settings = []Setting{
 	{Env: "GOGC", Default: "",
 		Help:  "the Go runtime's; unset, the projector runs with GOGC=400",
 		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOGC }},
+	{Env: "GOMEMLIMIT", Default: "",
+		Help:  "the Go runtime's soft memory limit; unset, the projector runs with GOMEMLIMIT=320MiB",
+		Users: []string{nameProjector, nameDev, nameBench}, field: func(c *Config) *string { return &c.GOMemLimit }},
 	{Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "",
 		Help:  "OpenTelemetry: base URL of an OTLP/HTTP receiver, spans posted to <url>/v1/traces; unset (and the next unset): no traces exported (docs/operations.md)",
 		Users: traced, field: func(c *Config) *string { return &c.OTLPEndpoint }},

@@ -121,6 +121,14 @@ func (f *FraudCounts) Add(a Attempt) {
 // Empty tells whether nothing was counted.
 func (f *FraudCounts) Empty() bool { return len(f.ByHour) == 0 }
 
+// Reset empties the counts and keeps their maps for the next batch.
+func (f *FraudCounts) Reset() {
+	clear(f.BySource)
+	clear(f.ByDevice)
+	clear(f.ByHour)
+	clear(f.UserAgents)
+}
+
 // Sorted keys: statements that upsert the same counter rows from two
 // partitions' projectors lock them in one order, so they queue instead of
 // deadlocking.

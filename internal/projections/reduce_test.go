@@ -309,6 +309,44 @@ func TestPlanFoldsAccountChangesInStreamOrder(t *testing.T) {
 	}
 }
 
+// A Folder emptied by Reset folds the next batch as a new one would: its
+// reused memory keeps nothing of the last batch (accounts, lifts, counts,
+// devices, attempts), and Add says which statements brought a new account.
+func TestFolderResetForgetsTheLastBatch(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	first := []Statement{
+		UpdateAccount{AccountID: "a", Seq: 1, At: t0, Set: FieldOTPFailures, Row: AccountRow{OTPFailures: 2}},
+		LiftBlock{AccountID: "b", Reason: "otp_failures"},
+		TrustDevice{AccountID: "a", DeviceRef: "d", Seq: 1},
+		CountDevices{AccountID: "a"},
+		InsertAttempt{Attempt: Attempt{EventID: "e1"}},
+	}
+	second := []Statement{
+		UpdateAccount{AccountID: "b", Seq: 7, At: t0.Add(time.Minute), Set: FieldAffiliation, Row: AccountRow{Affiliation: "none"}},
+		UpdateAccount{AccountID: "c", Seq: 8, At: t0.Add(2 * time.Minute), Set: FieldStatus, Row: AccountRow{Status: "active"}},
+		UpdateAccount{AccountID: "b", Seq: 9, At: t0.Add(3 * time.Minute), Set: FieldOTPFailures, Row: AccountRow{OTPFailures: 1}},
+	}
+	want := PlanBatch(second)
+	var f Folder
+	for _, s := range first {
+		f.Add(s)
+	}
+	if p := f.Plan(); len(p.Accounts) != 2 || len(p.Devices) != 1 || len(p.Counts) != 1 || len(p.Attempts) != 1 {
+		t.Fatalf("first batch: %+v", p)
+	}
+	f.Reset()
+	var news []bool
+	for _, s := range second {
+		news = append(news, f.Add(s))
+	}
+	if got := f.Plan(); !reflect.DeepEqual(got.Accounts, want.Accounts) || len(got.Devices)+len(got.Counts)+len(got.Attempts) != 0 {
+		t.Fatalf("after Reset got\n%#v\nwant\n%#v", got, want)
+	}
+	if !reflect.DeepEqual(news, []bool{true, true, false}) {
+		t.Errorf("new accounts %v, want b and c new, then b again", news)
+	}
+}
+
 func TestRefsAreStableAndDistinct(t *testing.T) {
 	if LoginRef("x") != LoginRef("x") || LoginRef("x") == DeviceRef("x") || len(LoginRef("x")) != 32 {
 		t.Fatal("refs: want stable, domain-separated, 32 hex characters")

@@ -51,8 +51,12 @@ type batchResult struct {
 	applied     int       // events applied
 	first, last uint64    // their sequences
 	gap         bool      // stopped before an event still missing: restart delivery at checkpoint+1
-	took        time.Duration
-	timings     Timings
+	// stale: the checkpoint was not the one the batch follows (another
+	// writer moved it, a rebuild swapped the tables): nothing was applied,
+	// restart delivery at checkpoint+1.
+	stale   bool
+	took    time.Duration
+	timings Timings
 }
 
 // beginner is a connection, or a transaction (the batch is then a
@@ -64,42 +68,60 @@ type beginner interface {
 // errFault is returned by a test hook to abort a batch before its commit.
 var errFault = errors.New("injected fault")
 
-// applyBatch applies, in one transaction, the records that follow the
-// checkpoint without a hole, and moves the checkpoint to the last of them.
-// Records at or below the checkpoint are skipped: applied before, by this
-// replica or another. beforeCommit, if set, runs last inside the
-// transaction (tests abort there).
-//
-// pre, if not nil, is the records' plan prepared beforehand; it is used when
-// the records follow the checkpoint exactly, the usual case.
-func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, pre *ready, holes holesFunc,
-	swapLock bool, beforeCommit func() error) (res batchResult, err error) {
+// applyFolded applies a streamed batch in one transaction, if the
+// checkpoint is still the one it follows (b.base), and moves the
+// checkpoint to b.last; otherwise it applies nothing and says stale. So a
+// batch is applied exactly once, at its place in the stream. beforeCommit,
+// if set, runs last inside the transaction (tests abort there).
+func (x *executor) applyFolded(ctx context.Context, db beginner, b *batch, swapLock bool, beforeCommit func() error) (res batchResult, err error) {
 	start := time.Now()
-	tx, err := db.Begin(ctx)
+	tx, cp, err := x.beginBatch(ctx, db, swapLock)
 	if err != nil {
-		return res, fmt.Errorf("begin: %w", err)
+		return res, err
 	}
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if swapLock {
-		// Shared with every batch, exclusive for a rebuild's swap: a batch
-		// never straddles the swap, and resolves the table names after it.
-		if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", lockKey("swap", Schema)); err != nil {
-			return res, fmt.Errorf("swap lock: %w", err)
-		}
+	res.checkpoint = cp
+	if cp != b.base || b.events == 0 {
+		res.stale = cp != b.base
+		return res, tx.Commit(ctx)
 	}
-	var last int64
-	if err = tx.QueryRow(ctx, x.sql.lockCheckpoint, projections.Name, x.partition).Scan(&last); err != nil {
-		return res, fmt.Errorf("read checkpoint: %w", err)
+	res.timings.Begin = time.Since(start)
+	if err = x.writeBatch(ctx, tx, b, &res, beforeCommit); err != nil {
+		return res, err
 	}
-	res.checkpoint = uint64(last)
+	res.took = time.Since(start)
+	return res, nil
+}
 
-	next := res.checkpoint + 1
-	var take []record
-	for _, r := range recs {
+// applyBatch applies, in one transaction, the records that follow the
+// checkpoint without a hole, and moves the checkpoint to the last of them.
+// Records at or below the checkpoint are skipped: applied before, by this
+// replica or another. beforeCommit, if set, runs last inside the
+// transaction (tests abort there). The replicas stream their batches
+// (applyFolded); this is the same transaction for records at hand.
+func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, holes holesFunc,
+	swapLock bool, beforeCommit func() error) (res batchResult, err error) {
+	start := time.Now()
+	tx, cp, err := x.beginBatch(ctx, db, swapLock)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	res.checkpoint = cp
+
+	b := &batch{base: cp, last: cp}
+	var scratch copyData
+	next := cp + 1
+	for i := range recs {
+		r := &recs[i]
 		if r.seq < next {
 			continue
 		}
@@ -113,50 +135,67 @@ func (x *executor) applyBatch(ctx context.Context, db beginner, recs []record, p
 				break
 			}
 		}
-		take = append(take, r)
+		b.cost(x, r, &scratch)
+		b.add(r, &scratch)
 		next = r.seq + 1
 	}
-	if len(take) == 0 {
+	if b.events == 0 {
 		return res, tx.Commit(ctx)
 	}
-	if pre == nil || len(take) != len(recs) {
-		pre = x.prepare(planOf(take))
-	}
+	b.finish(x)
 	res.timings.Begin = time.Since(start)
-	if err = x.exec(ctx, tx, pre, &res.timings); err != nil {
+	if err = x.writeBatch(ctx, tx, b, &res, beforeCommit); err != nil {
 		return res, err
 	}
-	commitStart := time.Now()
-	lastRec := take[len(take)-1]
-	if _, err = tx.Exec(ctx, x.sql.updateCheckpoint, projections.Name, x.partition, int64(lastRec.seq), nullTime(lastRec.at)); err != nil {
-		return res, fmt.Errorf("write checkpoint: %w", err)
-	}
-	if beforeCommit != nil {
-		if err = beforeCommit(); err != nil {
-			return res, err
-		}
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("commit: %w", err)
-	}
-	res.checkpoint, res.lastEventAt = lastRec.seq, lastRec.at
-	res.applied, res.first, res.last = len(take), take[0].seq, lastRec.seq
 	res.took = time.Since(start)
-	res.timings.Commit = time.Since(commitStart)
 	return res, nil
 }
 
-// planOf folds the records' statements.
-func planOf(recs []record) projections.Plan {
-	n := 0
-	for _, r := range recs {
-		n += len(r.stmts)
+// beginBatch opens a batch's transaction, takes the swap lock (shared)
+// when asked, and locks and reads the checkpoint.
+func (x *executor) beginBatch(ctx context.Context, db beginner, swapLock bool) (pgx.Tx, uint64, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("begin: %w", err)
 	}
-	stmts := make([]projections.Statement, 0, n)
-	for _, r := range recs {
-		stmts = append(stmts, r.stmts...)
+	if swapLock {
+		// Shared with every batch, exclusive for a rebuild's swap: a batch
+		// never straddles the swap, and resolves the table names after it.
+		if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", lockKey("swap", Schema)); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return nil, 0, fmt.Errorf("swap lock: %w", err)
+		}
 	}
-	return projections.PlanBatch(stmts)
+	var last int64
+	if err = tx.QueryRow(ctx, x.sql.lockCheckpoint, projections.Name, x.partition).Scan(&last); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return tx, uint64(last), nil
+}
+
+// writeBatch writes b's rows and moves the checkpoint to b.last, then
+// commits: rows and checkpoint in one transaction.
+func (x *executor) writeBatch(ctx context.Context, tx pgx.Tx, b *batch, res *batchResult, beforeCommit func() error) error {
+	if err := x.exec(ctx, tx, b.ready, &res.timings); err != nil {
+		return err
+	}
+	commitStart := time.Now()
+	if _, err := tx.Exec(ctx, x.sql.updateCheckpoint, projections.Name, x.partition, int64(b.last), nullTime(b.lastAt)); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if beforeCommit != nil {
+		if err := beforeCommit(); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	res.checkpoint, res.lastEventAt = b.last, b.lastAt
+	res.applied, res.first, res.last = b.events, b.first, b.last
+	res.timings.Commit = time.Since(commitStart)
+	return nil
 }
 
 // readCheckpoint returns the projection's checkpoint in schema's tables.

@@ -3,6 +3,7 @@ package projector
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -126,8 +127,20 @@ func publishSim(tb testing.TB, bus *bus, n, accounts int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := js.PublishMsgAsync(msg); err != nil {
-			tb.Fatal(err)
+		for {
+			_, err := js.PublishMsgAsync(msg)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, nats.ErrTooManyStalledMsgs) {
+				tb.Fatal(err)
+			}
+			// A loaded server: wait for the acknowledgements in flight.
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				tb.Fatal("publish: no acknowledgement for a minute")
+			}
 		}
 	}
 	select {

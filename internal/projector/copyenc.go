@@ -18,10 +18,15 @@ const pgEpochMicros = 946684800 * 1_000_000
 
 func newCopyData(sizeHint int) *copyData {
 	c := &copyData{b: make([]byte, 0, 19+sizeHint+2)}
+	c.start()
+	return c
+}
+
+// start writes the header into an empty payload.
+func (c *copyData) start() {
 	c.b = append(c.b, "PGCOPY\n\xff\r\n\x00"...)
 	c.b = binary.BigEndian.AppendUint32(c.b, 0) // flags
 	c.b = binary.BigEndian.AppendUint32(c.b, 0) // header extension length
-	return c
 }
 
 // bytes ends the payload.

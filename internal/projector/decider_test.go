@@ -30,7 +30,7 @@ func TestReadModelsAgreeWithTheDecider(t *testing.T) {
 	setup(t, x, conn)
 	recs := records(envs)
 	for i := 0; i < len(recs); i += 250 {
-		if _, err := x.applyBatch(ctx, conn, recs[i:min(i+250, len(recs))], nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(ctx, conn, recs[i:min(i+250, len(recs))], noHoles, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

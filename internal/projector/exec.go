@@ -310,28 +310,7 @@ func (x *executor) prepare(p projections.Plan) *ready {
 	if len(p.Attempts) > 0 {
 		c := newCopyData(len(p.Attempts) * 200)
 		for i := range p.Attempts {
-			a := &p.Attempts[i]
-			c.row(len(attemptColumns))
-			c.int4(int32(x.partition))
-			c.text(a.EventID)
-			c.int8(int64(a.Seq))
-			c.text(a.AccountID)
-			c.time(a.At)
-			c.textOrNull(a.Channel)
-			c.textOrNull(a.ClientIP)
-			c.textOrNull(a.UserAgent)
-			c.text(a.Step)
-			c.text(a.Outcome)
-			c.textOrNull(a.Reason)
-			c.textOrNull(a.Method)
-			c.textOrNull(a.Device)
-			if a.Failures != 0 {
-				c.int4(int32(a.Failures))
-			} else {
-				c.null()
-			}
-			c.timeOrNull(a.BlockedUntil)
-			c.textOrNull(a.LoginRef)
+			x.encodeAttempt(c, &p.Attempts[i])
 		}
 		r.attempts = c.bytes()
 	}
@@ -383,6 +362,31 @@ func (x *executor) fraudBatch(f projections.FraudCounts, changes []projections.R
 		b.Queue(x.sql.fraud.changes, x.partition, seq, acc, kind, at)
 	}
 	return b
+}
+
+// encodeAttempt appends a login attempt's row to a COPY payload.
+func (x *executor) encodeAttempt(c *copyData, a *projections.Attempt) {
+	c.row(len(attemptColumns))
+	c.int4(int32(x.partition))
+	c.text(a.EventID)
+	c.int8(int64(a.Seq))
+	c.text(a.AccountID)
+	c.time(a.At)
+	c.textOrNull(a.Channel)
+	c.textOrNull(a.ClientIP)
+	c.textOrNull(a.UserAgent)
+	c.text(a.Step)
+	c.text(a.Outcome)
+	c.textOrNull(a.Reason)
+	c.textOrNull(a.Method)
+	c.textOrNull(a.Device)
+	if a.Failures != 0 {
+		c.int4(int32(a.Failures))
+	} else {
+		c.null()
+	}
+	c.timeOrNull(a.BlockedUntil)
+	c.textOrNull(a.LoginRef)
 }
 
 // sessionSettings tunes the planner for batches. A batch touches a few

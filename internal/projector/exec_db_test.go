@@ -44,7 +44,7 @@ func TestReadModelsOnPostgres(t *testing.T) {
 	recs := records(envs)
 	// Batches: [1-4] [5-9] [10-12]
 	for _, part := range [][]record{recs[:4], recs[4:9], recs[9:]} {
-		if _, err := x.applyBatch(ctx, conn, part, nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(ctx, conn, part, noHoles, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func TestReadModelsOnPostgres(t *testing.T) {
 	conn2 := connect(t, url2)
 	setup(t, x, conn2)
 	for _, part := range [][]record{recs[:4], recs[4:5]} {
-		if _, err := x.applyBatch(ctx, conn2, part, nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(ctx, conn2, part, noHoles, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +122,7 @@ func TestBatchesEqualOneByOne(t *testing.T) {
 	c1 := connect(t, oneByOne)
 	setup(t, x, c1)
 	for _, r := range recs {
-		if _, err := x.applyBatch(ctx, c1, []record{r}, nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(ctx, c1, []record{r}, noHoles, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +139,7 @@ func TestBatchesEqualOneByOne(t *testing.T) {
 				n = 1 + rng.IntN(200)
 			}
 			j := min(i+n, len(recs))
-			if _, err := x.applyBatch(ctx, c, recs[i:j], nil, noHoles, true, nil); err != nil {
+			if _, err := x.applyBatch(ctx, c, recs[i:j], noHoles, true, nil); err != nil {
 				t.Fatal(err)
 			}
 			i = j
@@ -208,11 +208,11 @@ func TestCheckpointSkipsWhatWasApplied(t *testing.T) {
 	x := newExecutor(Schema)
 	setup(t, x, conn)
 	recs := records(simHistory(2, 5, 300))
-	if res, err := x.applyBatch(ctx, conn, recs[:200], nil, noHoles, true, nil); err != nil || res.applied != 200 || res.checkpoint != 200 {
+	if res, err := x.applyBatch(ctx, conn, recs[:200], noHoles, true, nil); err != nil || res.applied != 200 || res.checkpoint != 200 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	before := dumpTables(t, url)
-	res, err := x.applyBatch(ctx, conn, recs[100:200], nil, noHoles, true, nil)
+	res, err := x.applyBatch(ctx, conn, recs[100:200], noHoles, true, nil)
 	if err != nil || res.applied != 0 || res.checkpoint != 200 {
 		t.Fatalf("replayed batch: %+v %v", res, err)
 	}
@@ -220,7 +220,7 @@ func TestCheckpointSkipsWhatWasApplied(t *testing.T) {
 		t.Fatalf("a replayed batch changed the tables: %s", diff(got, before))
 	}
 	// Overlapping: only the new part is applied.
-	res, err = x.applyBatch(ctx, conn, recs[150:300], nil, noHoles, true, nil)
+	res, err = x.applyBatch(ctx, conn, recs[150:300], noHoles, true, nil)
 	if err != nil || res.applied != 100 || res.first != 201 || res.checkpoint != 300 {
 		t.Fatalf("overlapping batch: %+v %v", res, err)
 	}
@@ -237,13 +237,13 @@ func TestHoleStopsTheBatch(t *testing.T) {
 	recs := records(simHistory(3, 3, 10))
 	batch := append(append([]record{}, recs[:4]...), recs[6:]...) // 1-4, 7-10
 	present := func(context.Context, uint64, uint64) (bool, error) { return false, nil }
-	res, err := x.applyBatch(ctx, conn, batch, nil, present, true, nil)
+	res, err := x.applyBatch(ctx, conn, batch, present, true, nil)
 	if err != nil || !res.gap || res.checkpoint != 4 || res.applied != 4 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	var asked [2]uint64
 	deleted := func(_ context.Context, from, to uint64) (bool, error) { asked = [2]uint64{from, to}; return true, nil }
-	res, err = x.applyBatch(ctx, conn, recs[6:], nil, deleted, true, nil)
+	res, err = x.applyBatch(ctx, conn, recs[6:], deleted, true, nil)
 	if err != nil || res.gap || res.checkpoint != 10 || asked != [2]uint64{5, 6} {
 		t.Fatalf("%+v %v, asked %v", res, err, asked)
 	}
@@ -318,7 +318,7 @@ func TestStringsPostgresWouldRefuse(t *testing.T) {
 		events.Wrap("01HNUL", events.BiometricEnrolled{DeviceID: "dev\x00ice", ExpiresAt: t0.AddDate(0, 6, 0), At: t0}, t0, md),
 		events.Wrap("01HNUL", events.BiometricLoginFailed{DeviceID: "dev\x00ice", Reason: "bad_signature", At: t0}, t0, md),
 	}
-	if _, err := x.applyBatch(ctx, conn, records(envs), nil, noHoles, true, nil); err != nil {
+	if _, err := x.applyBatch(ctx, conn, records(envs), noHoles, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	var ua, dev, masked string

@@ -56,7 +56,7 @@ func TestFraudReadModelOnPostgres(t *testing.T) {
 	}
 	recs := records(envs)
 	for i := 0; i < len(recs); i += 37 {
-		if _, err := x.applyBatch(ctx, conn, recs[i:min(i+37, len(recs))], nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(ctx, conn, recs[i:min(i+37, len(recs))], noHoles, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -9,8 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/events"
+	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/pgtest"
 	"github.com/ameli-auth/authsvc/internal/projections"
 	"github.com/ameli-auth/authsvc/internal/testwait"
@@ -159,4 +162,38 @@ func setup(tb testing.TB, x *executor, conn *pgx.Conn) {
 	if err := x.setup(context.Background(), conn); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// collect reads a whole fetch.
+func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, b.Error()
+}
+
+// decodeMsgs decodes fetched messages as the batcher does, up to the first
+// it cannot read.
+func decodeMsgs(msgs []jetstream.Msg, log *slog.Logger) ([]record, error) {
+	recs := make([]record, 0, len(msgs))
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return recs, err
+		}
+		r, err := decode(md.Sequence.Stream, m.Subject(), m.Headers().Get(eventstore.HeaderEventID), m.Data())
+		if errors.Is(err, events.ErrNotAppended) {
+			log.Error("projector: skipped a message the commands service did not append", "seq", md.Sequence.Stream, "err", err)
+			r, err = record{seq: md.Sequence.Stream, at: md.Timestamp}, nil
+		}
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
 }

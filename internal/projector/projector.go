@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,8 +32,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ameli-auth/authsvc/internal/contract"
-	"github.com/ameli-auth/authsvc/internal/events"
-	"github.com/ameli-auth/authsvc/internal/eventstore"
 	"github.com/ameli-auth/authsvc/internal/projections"
 )
 
@@ -41,12 +40,21 @@ const (
 	DefaultStream    = contract.EventsStream
 	DefaultPrefix    = contract.DefaultPrefix
 	DefaultConsumer  = "projector"
-	DefaultBatchSize = 20000
+	DefaultBatchSize = 100_000
 
 	// ProjectorGCPercent is the GOGC cmd/projector runs with unless GOGC
 	// is set: a batch processor whose heap is a few batches trades a little
 	// memory for a third less garbage collection work.
 	ProjectorGCPercent = 400
+
+	// ProjectorMemoryLimit is the soft memory limit (GOMEMLIMIT) of
+	// cmd/projector unless GOMEMLIMIT is set: GOGC=400 lets the heap grow to
+	// five times what is live, and the limit makes the collector run sooner
+	// when that would pass it. What is live is two batches at most
+	// (2 x DefaultBatchBytes) and a few MiB of buffers, well under it, so
+	// the collector does not run more than GOGC=100 would; the process stays
+	// under 512 MB whatever the length of the stream (docs/projector.md#memory).
+	ProjectorMemoryLimit = 320 << 20
 )
 
 // Config configures a projector replica.
@@ -60,7 +68,12 @@ type Config struct {
 	// Postgres session and one durable consumer each (docs/scale.md).
 	Partitions int
 	Consumer   string // durable consumer name, default projector
-	BatchSize  int    // events per fetch and per transaction, at most; default 20000
+	BatchSize  int    // events per transaction, at most; default DefaultBatchSize
+	// BatchBytes bounds the memory a batch holds (an estimate: its login
+	// attempts' COPY bytes and its accounts' and device statements' share);
+	// default DefaultBatchBytes. A batch is cut at whichever limit comes
+	// first (docs/projector.md#memory).
+	BatchBytes int
 	// IdleWait is how long a fetch waits for the next event when the
 	// stream is quiet (it bounds the delay of a stop, too). Default 1s.
 	IdleWait time.Duration
@@ -109,6 +122,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = DefaultBatchBytes
 	}
 	if c.IdleWait <= 0 {
 		c.IdleWait = time.Second
@@ -311,17 +327,21 @@ func (p *part) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, stream, from, to) }
-	w := &writer{p: p, conn: conn, holes: holes, lastPG: time.Now(), lastShare: time.Now()}
+	w := &writer{p: p, conn: conn, lastPG: time.Now(), lastShare: time.Now()}
 	for {
-		// One batch is read, decoded and planned while the previous one
-		// is written.
-		fctx, stopFetch := context.WithCancel(ctx)
-		ch := make(chan prepared, 1)
-		go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) { return p.fetch(ctx, cons) }, p.exec, p.log, ch)
-		restart, err := w.write(ctx, ch)
-		stopFetch()
-		for range ch {
+		// One batch is read, decoded and folded while the previous one is
+		// written.
+		bctx, stopFold := context.WithCancel(ctx)
+		src, err := newIterSource(bctx, p.cfg.JS, cons)
+		if err != nil {
+			stopFold()
+			return w.progressed, err
 		}
+		bt := newBatcher(p.exec, src, holes, p.log, p.limits(), p.cfg.IdleWait, p.checkpoint.Load())
+		go bt.run(bctx)
+		restart, err := w.write(ctx, bt)
+		stopFold()
+		bt.drain()
 		if err != nil || ctx.Err() != nil {
 			return w.progressed, err
 		}
@@ -335,6 +355,11 @@ func (p *part) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}
+}
+
+// limits are the batches' bounds.
+func (p *Projector) limits() batchLimits {
+	return batchLimits{events: p.cfg.BatchSize, bytes: p.cfg.BatchBytes}
 }
 
 // errYield ends a session that hands its partition over (Partitions > 1).
@@ -460,70 +485,24 @@ func (p *part) balance(ctx context.Context, conn *pgx.Conn) (balance, error) {
 	return b, nil
 }
 
-// prepared is a fetched batch, decoded and planned.
-type prepared struct {
-	msgs []jetstream.Msg
-	recs []record
-	pre  *ready // the records' queries, when they are contiguous
-	err  error  // a fetch error, or the decode error of msgs[len(recs)]
-}
-
-// prefetch reads batches ahead of the writer (one ahead: out has room for
-// one). A batch with no message is sent when the stream is quiet, so the
-// writer can check its session. It stops at an error or an unreadable
-// event, and closes out.
-func prefetch(ctx context.Context, fetch func(context.Context) ([]jetstream.Msg, error), x *executor, log *slog.Logger, out chan<- prepared) {
-	defer close(out)
-	for ctx.Err() == nil {
-		var b prepared
-		b.msgs, b.err = fetch(ctx)
-		if b.err == nil && len(b.msgs) > 0 {
-			b.recs, b.err = decodeMsgs(b.msgs, log)
-			if contiguous(b.recs) {
-				b.pre = x.prepare(planOf(b.recs))
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return
-		}
-		if b.err != nil {
-			return
-		}
-	}
-}
-
-func contiguous(recs []record) bool {
-	if len(recs) == 0 {
-		return false
-	}
-	for i := 1; i < len(recs); i++ {
-		if recs[i].seq != recs[i-1].seq+1 {
-			return false
-		}
-	}
-	return true
-}
-
-// writer applies prepared batches on the leader's session.
+// writer applies the batcher's batches on the leader's session.
 type writer struct {
 	p          *part
 	conn       *pgx.Conn
-	holes      holesFunc
 	lastPG     time.Time
 	lastShare  time.Time
 	progressed bool
 }
 
-// write applies batches until the channel closes, an error, or a batch that
+// write applies batches until the batcher stops, an error, or a batch that
 // does not follow the checkpoint (restart).
-func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, err error) {
+func (w *writer) write(ctx context.Context, bt *batcher) (restart bool, err error) {
 	p := w.p
-	for b := range ch {
+	for {
+		b, ok := bt.take()
+		if !ok {
+			return false, nil
+		}
 		if ctx.Err() != nil {
 			return false, nil // a stop: the batch read ahead is left unacked
 		}
@@ -536,10 +515,7 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 				return false, errYield // the batch read ahead is left unacked
 			}
 		}
-		if len(b.msgs) == 0 {
-			if b.err != nil {
-				return false, fmt.Errorf("fetch: %w", b.err)
-			}
+		if b.msgs == 0 && b.err == nil {
 			// Quiet stream: make sure the session (and so the lock) is
 			// still there, so a dead Postgres is noticed before the next
 			// event rather than at it.
@@ -549,17 +525,24 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 				}
 				w.lastPG = time.Now()
 			}
+			bt.recycle(b)
 			continue
 		}
-		// The batch finishes even if a stop is asked meanwhile.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		res, err := p.exec.applyBatch(wctx, w.conn, b.recs, b.pre, w.holes, true, p.cfg.beforeCommit)
-		cancel()
-		w.lastPG = time.Now()
-		if err != nil {
-			return false, fmt.Errorf("apply batch: %w", err)
+		res := batchResult{checkpoint: b.base}
+		if b.events > 0 {
+			// The batch finishes even if a stop is asked meanwhile.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			res, err = p.exec.applyFolded(wctx, w.conn, b, true, p.cfg.beforeCommit)
+			cancel()
+			w.lastPG = time.Now()
+			if err != nil {
+				return false, fmt.Errorf("apply batch: %w", err)
+			}
 		}
 		p.checkpoint.Store(res.checkpoint)
+		if res.stale {
+			return true, nil
+		}
 		if res.applied > 0 {
 			w.progressed = true
 			p.applied.Add(uint64(res.applied))
@@ -567,53 +550,21 @@ func (w *writer) write(ctx context.Context, ch <-chan prepared) (restart bool, e
 				p.cfg.AfterCommit(Committed{Replica: p.cfg.Name, Partition: p.partition, First: res.first, Last: res.last, Events: res.applied, Took: res.took, Timings: res.timings})
 			}
 		}
-		ackUpTo(b.msgs, res.checkpoint)
-		if b.err != nil && !res.gap {
+		if b.ack != nil {
+			// Every message consumed is at or below the checkpoint now.
+			// A lost ack only means a redelivery, which the fold skips.
+			_ = b.ack.Ack()
+		}
+		switch {
+		case b.unreadable:
 			p.log.Error("projector: stopped at an event it cannot read", "err", b.err)
 			return false, b.err
-		}
-		if res.gap || len(b.recs) < len(b.msgs) {
+		case b.err != nil:
+			return false, b.err
+		case b.gap:
 			return true, nil
 		}
-	}
-	return false, nil
-}
-
-// decodeMsgs decodes the batch up to the first message it cannot read. A
-// message the commands service did not append (events.ErrNotAppended: a
-// JetStream API answer, or a copy, that a reader of the stream had stored
-// on an account's subject) becomes a record that changes nothing: the
-// checkpoint passes it, and log says so.
-func decodeMsgs(msgs []jetstream.Msg, log *slog.Logger) ([]record, error) {
-	recs := make([]record, 0, len(msgs))
-	for _, m := range msgs {
-		md, err := m.Metadata()
-		if err != nil {
-			return recs, fmt.Errorf("message metadata: %w", err)
-		}
-		r, err := decode(md.Sequence.Stream, m.Subject(), m.Headers().Get(eventstore.HeaderEventID), m.Data())
-		if errors.Is(err, events.ErrNotAppended) {
-			log.Error("projector: skipped a message the commands service did not append", "seq", md.Sequence.Stream, "err", err)
-			r, err = record{seq: md.Sequence.Stream, at: md.Timestamp}, nil
-		}
-		if err != nil {
-			return recs, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
-}
-
-// ackUpTo acks (AckAll) the last message at or below the checkpoint: it and
-// every message before it are applied, by this batch or an earlier one.
-func ackUpTo(msgs []jetstream.Msg, checkpoint uint64) {
-	for i := len(msgs) - 1; i >= 0; i-- {
-		md, err := msgs[i].Metadata()
-		if err == nil && md.Sequence.Stream <= checkpoint {
-			// A lost ack only means a redelivery, which the checkpoint skips.
-			_ = msgs[i].Ack()
-			return
-		}
+		bt.recycle(b)
 	}
 }
 
@@ -643,47 +594,6 @@ func (p *part) resetConsumer(ctx context.Context, checkpoint uint64) (jetstream.
 		return nil, fmt.Errorf("create consumer %s: %w", p.cfg.Consumer, err)
 	}
 	return cons, nil
-}
-
-// fetch returns the next batch: what is there at once, else the first event
-// to come within IdleWait and what follows it.
-func (p *part) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	return fetchBatch(ctx, cons, p.cfg.BatchSize, p.cfg.IdleWait)
-}
-
-func fetchBatch(ctx context.Context, cons jetstream.Consumer, size int, idle time.Duration) ([]jetstream.Msg, error) {
-	msgs, err := collect(cons.FetchNoWait(size))
-	if err != nil || len(msgs) > 0 {
-		return msgs, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, idle)
-	defer cancel()
-	msgs, err = collect(cons.Fetch(1, jetstream.FetchContext(wctx)))
-	if len(msgs) == 0 {
-		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		return nil, nil
-	}
-	if size > 1 {
-		more, err := collect(cons.FetchNoWait(size - 1))
-		msgs = append(msgs, more...)
-		if err != nil {
-			return msgs, nil // what arrived is good; the next fetch will tell
-		}
-	}
-	return msgs, nil
-}
-
-func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	return msgs, b.Error()
 }
 
 // streamHoles tells whether the stream has no message at any sequence of
@@ -724,4 +634,17 @@ func streamHoles(ctx context.Context, stream jetstream.Stream, from, to uint64) 
 		}
 	}
 	return true, nil
+}
+
+// TuneRuntime gives a projector process its Go runtime settings:
+// GOGC=ProjectorGCPercent unless GOGC is set (gogcSet), and a soft memory
+// limit of ProjectorMemoryLimit unless GOMEMLIMIT is set (memLimitSet).
+// cmd/projector and the bench's replica call it first.
+func TuneRuntime(gogcSet, memLimitSet bool) {
+	if !gogcSet {
+		debug.SetGCPercent(ProjectorGCPercent)
+	}
+	if !memLimitSet {
+		debug.SetMemoryLimit(ProjectorMemoryLimit)
+	}
 }

@@ -55,7 +55,7 @@ func (b *bus) oneByOne(tb testing.TB) string {
 	x := newExecutor(Schema)
 	setup(tb, x, conn)
 	for _, r := range b.history(tb) {
-		if _, err := x.applyBatch(context.Background(), conn, []record{r}, nil, noHoles, true, nil); err != nil {
+		if _, err := x.applyBatch(context.Background(), conn, []record{r}, noHoles, true, nil); err != nil {
 			tb.Fatal(err)
 		}
 	}

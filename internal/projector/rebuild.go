@@ -27,7 +27,8 @@ type RebuildConfig struct {
 	// Partitions is AUTH_PARTITIONS (0 or 1: one, the stream AUTH_EVENTS):
 	// every partition's stream is replayed (docs/scale.md).
 	Partitions int
-	BatchSize  int // default 20000
+	BatchSize  int // events per batch, default DefaultBatchSize
+	BatchBytes int // memory per batch, default DefaultBatchBytes (Config.BatchBytes)
 	Logger     *slog.Logger
 	// Progress, when set, is told after each batch how far the replay is
 	// and where it goes: the shadow checkpoints and the streams' last
@@ -83,6 +84,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = DefaultBatchBytes
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -105,11 +109,17 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	if !got {
 		return RebuildResult{}, ErrRebuildRunning
 	}
+	// Released before the session closes: the server ends a closed
+	// session's backend, and frees its locks, a moment after the close,
+	// which a rebuild run right after this one would find still held.
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey("rebuild", Schema))
+	}()
 
 	// The streams first: a layout that is not the servers' fails before
 	// anything is dropped.
 	layout := contract.Layout{Prefix: cfg.Prefix, Partitions: cfg.Partitions}
-	r := &replayer{js: cfg.JS, batch: cfg.BatchSize, log: log, progress: cfg.Progress}
+	r := &replayer{js: cfg.JS, batch: cfg.BatchSize, batchBytes: cfg.BatchBytes, log: log, progress: cfg.Progress}
 	shadow := newExecutor(shadowSchema)
 	for p := range layout.N() {
 		name := layout.Stream(p)
@@ -174,12 +184,14 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 // replayer applies the partitions' streams, each in order, to the shadow
 // tables, from batches read ahead.
 type replayer struct {
-	js       jetstream.JetStream
-	batch    int
-	log      *slog.Logger
-	progress func(checkpoint, target uint64)
-	parts    []*partReplay
-	events   int
+	js    jetstream.JetStream
+	batch int
+	// batchBytes bounds a batch's memory, as Config.BatchBytes.
+	batchBytes int
+	log        *slog.Logger
+	progress   func(checkpoint, target uint64)
+	parts      []*partReplay
+	events     int
 }
 
 // partReplay is one partition's replay: its stream and how far the shadow
@@ -244,55 +256,57 @@ func (r *replayer) replay(ctx context.Context, db beginner, pr *partReplay, targ
 			cancel()
 		}
 	}()
-	fctx, stopFetch := context.WithCancel(ctx)
-	ch := make(chan prepared, 1)
-	go prefetch(fctx, func(ctx context.Context) ([]jetstream.Msg, error) {
-		return fetchBatch(ctx, cons, r.batch, time.Second)
-	}, pr.exec, r.log, ch)
-	defer func() {
-		stopFetch()
-		for range ch {
-		}
-	}()
 	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, pr.stream, from, to) }
+	bctx, stopFold := context.WithCancel(ctx)
+	src, err := newIterSource(bctx, r.js, cons)
+	if err != nil {
+		stopFold()
+		return fmt.Errorf("rebuild consumer on %s: %w", pr.name, err)
+	}
+	bt := newBatcher(pr.exec, src, holes, r.log, batchLimits{events: r.batch, bytes: r.batchBytes}, time.Second, pr.checkpoint)
+	go bt.run(bctx)
+	defer func() {
+		stopFold()
+		bt.drain()
+	}()
 	for pr.checkpoint < target {
-		var b prepared
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case b, ok = <-ch:
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		b, ok := bt.take()
 		if !ok {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			return fmt.Errorf("rebuild: reading the stream %s stopped", pr.name)
 		}
-		if b.msgs == nil && b.err == nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if b.events == 0 && b.err == nil && !b.gap {
+			bt.recycle(b)
 			continue // nothing yet
 		}
-		if len(b.recs) == 0 && b.err != nil {
-			return fmt.Errorf("fetch from %s: %w", pr.name, b.err)
+		if b.oldestAttempt != 0 && (pr.oldestAttempt == 0 || b.oldestAttempt < pr.oldestAttempt) {
+			pr.oldestAttempt = b.oldestAttempt
 		}
-		for _, rec := range b.recs {
-			if rec.attempt && (pr.oldestAttempt == 0 || rec.seq < pr.oldestAttempt) {
-				pr.oldestAttempt = rec.seq
+		br := batchResult{checkpoint: b.base}
+		if b.events > 0 {
+			br, err = pr.exec.applyFolded(ctx, db, b, false, nil)
+			if err != nil {
+				return fmt.Errorf("apply batch of %s: %w", pr.name, err)
 			}
-		}
-		br, err := pr.exec.applyBatch(ctx, db, b.recs, b.pre, holes, false, nil)
-		if err != nil {
-			return fmt.Errorf("apply batch of %s: %w", pr.name, err)
+			if br.stale {
+				return fmt.Errorf("rebuild: the shadow checkpoint of %s moved to %d under the replay", pr.name, br.checkpoint)
+			}
 		}
 		r.events += br.applied
 		pr.checkpoint = br.checkpoint
 		r.report()
-		if br.gap {
+		if b.gap {
 			return fmt.Errorf("rebuild: ordered delivery of %s skipped events after %d", pr.name, br.checkpoint)
 		}
 		if b.err != nil {
-			return b.err
+			return fmt.Errorf("fetch from %s: %w", pr.name, b.err)
 		}
+		bt.recycle(b)
 	}
 	return nil
 }
