@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -187,19 +189,49 @@ type batchStats struct {
 	maxAccounts, maxMsgs int
 }
 
-// msgSource delivers a consumer's messages in order, one at a time.
+// msgSource delivers a consumer's messages in order, one at a time,
+// decoded.
 type msgSource interface {
 	// next returns the next message, or nil if none came within wait.
-	next(wait time.Duration) (jetstream.Msg, error)
+	next(wait time.Duration) (*pending, error)
 	stop()
 }
 
-// iterSource reads a consumer with pull requests bounded in bytes
-// (fetchMaxBytes): what it buffers ahead of the fold is a few MiB, however
-// large the batch.
-type iterSource struct{ it jetstream.MessagesContext }
+// Reading ahead of the fold: the consumer is read in chunks of up to
+// decodeChunk messages, decoded by GOMAXPROCS goroutines (decoding is most
+// of the fold's time, and the fold sets the pace of a replay), at most
+// decodeAhead chunks ahead.
+const (
+	decodeChunk = 256
+	decodeAhead = 8
+)
 
-func newIterSource(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) (*iterSource, error) {
+// decoder reads a consumer with pull requests bounded in bytes
+// (fetchMaxBytes) and decodes its messages in parallel, handing them over
+// in order: what it holds ahead of the fold is a few MiB (the pulls, and
+// decodeAhead x decodeChunk decoded messages), however large the batch.
+type decoder struct {
+	it      jetstream.MessagesContext
+	log     *slog.Logger
+	idle    time.Duration
+	ordered chan *chunk // in delivery order
+	work    chan *chunk // to the decoding goroutines
+	done    chan struct{}
+	once    sync.Once
+	cur     *chunk
+	i       int
+}
+
+// chunk is a run of messages, decoded once done is closed. err, if set,
+// ended the reading after them.
+type chunk struct {
+	msgs []jetstream.Msg
+	pend []pending
+	err  error
+	done chan struct{}
+}
+
+func newDecoder(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, idle time.Duration, log *slog.Logger) (*decoder, error) {
 	limit := fetchMaxBytes
 	if nc := js.Conn(); nc != nil {
 		limit = max(limit, 2*int(nc.MaxPayload()))
@@ -208,20 +240,129 @@ func newIterSource(ctx context.Context, js jetstream.JetStream, cons jetstream.C
 	if err != nil {
 		return nil, fmt.Errorf("read consumer: %w", err)
 	}
-	s := &iterSource{it: it}
-	context.AfterFunc(ctx, s.stop)
-	return s, nil
-}
-
-func (s *iterSource) next(wait time.Duration) (jetstream.Msg, error) {
-	m, err := s.it.Next(jetstream.NextMaxWait(wait))
-	if errors.Is(err, nats.ErrTimeout) {
-		return nil, nil
+	d := &decoder{it: it, log: log, idle: idle, ordered: make(chan *chunk, decodeAhead), work: make(chan *chunk, decodeAhead),
+		done: make(chan struct{})}
+	context.AfterFunc(ctx, d.stop)
+	go d.read()
+	for range runtime.GOMAXPROCS(0) {
+		go d.decode()
 	}
-	return m, err
+	return d, nil
 }
 
-func (s *iterSource) stop() { s.it.Stop() }
+func (d *decoder) stop() {
+	d.once.Do(func() {
+		close(d.done)
+		d.it.Stop()
+	})
+}
+
+// read reads the consumer into chunks: a chunk goes to decoding when full,
+// or when no message came for lingerWait.
+func (d *decoder) read() {
+	defer close(d.work)
+	defer close(d.ordered)
+	c := &chunk{done: make(chan struct{})}
+	flush := func() bool {
+		// A chunk goes to decoding first: every chunk handed over gets
+		// decoded. The hand-over blocks while decodeAhead chunks wait:
+		// the bound.
+		select {
+		case d.work <- c:
+		case <-d.done:
+			return false
+		}
+		select {
+		case d.ordered <- c:
+		case <-d.done:
+			return false
+		}
+		c = &chunk{done: make(chan struct{})}
+		return true
+	}
+	for {
+		wait := lingerWait
+		if len(c.msgs) == 0 {
+			wait = d.idle
+		}
+		m, err := d.it.Next(jetstream.NextMaxWait(wait))
+		switch {
+		case errors.Is(err, nats.ErrTimeout):
+			if len(c.msgs) > 0 && !flush() {
+				return
+			}
+		case err != nil:
+			c.err = err
+			flush()
+			return
+		default:
+			c.msgs = append(c.msgs, m)
+			if len(c.msgs) == decodeChunk && !flush() {
+				return
+			}
+		}
+	}
+}
+
+// decode decodes the chunks it is given.
+func (d *decoder) decode() {
+	for c := range d.work {
+		c.pend = make([]pending, len(c.msgs))
+		for i, m := range c.msgs {
+			c.pend[i] = decodeMsg(m, d.log)
+		}
+		c.msgs = nil
+		close(c.done)
+	}
+}
+
+// decodeMsg reads a stream message into a pending record.
+func decodeMsg(m jetstream.Msg, log *slog.Logger) pending {
+	md, err := m.Metadata()
+	if err != nil {
+		return pending{msg: m, readErr: fmt.Errorf("message metadata: %w", err)}
+	}
+	p := pending{msg: m, seq: md.Sequence.Stream, more: md.NumPending > 0}
+	p.rec, p.err = decode(p.seq, m.Subject(), m.Headers().Get(eventstore.HeaderEventID), m.Data())
+	if errors.Is(p.err, events.ErrNotAppended) {
+		// A message the commands service did not append (a JetStream API
+		// answer, or a copy, that a reader of the stream had stored on an
+		// account's subject): it changes nothing, the checkpoint passes it.
+		log.Error("projector: skipped a message the commands service did not append", "seq", p.seq, "err", p.err)
+		p.rec, p.err = record{seq: p.seq, at: md.Timestamp}, nil
+	}
+	return p
+}
+
+func (d *decoder) next(wait time.Duration) (*pending, error) {
+	for {
+		if c := d.cur; c != nil {
+			if d.i < len(c.pend) {
+				p := &c.pend[d.i]
+				d.i++
+				if p.readErr != nil {
+					return nil, p.readErr
+				}
+				return p, nil
+			}
+			if c.err != nil {
+				return nil, c.err
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case c, ok := <-d.ordered:
+			timer.Stop()
+			if !ok {
+				return nil, jetstream.ErrMsgIteratorClosed
+			}
+			<-c.done
+			d.cur, d.i = c, 0
+		case <-timer.C:
+			return nil, nil
+		}
+	}
+}
 
 // batcher folds a consumer's messages into batches and hands them to the
 // writer (take), one batch folded while the previous one is written: two
@@ -246,11 +387,12 @@ type batcher struct {
 
 // pending is a message read and decoded.
 type pending struct {
-	msg  jetstream.Msg
-	seq  uint64
-	more bool // the stream had more for the consumer after it
-	rec  record
-	err  error // cannot be decoded
+	msg     jetstream.Msg
+	seq     uint64
+	more    bool // the stream had more for the consumer after it
+	rec     record
+	err     error // cannot be decoded
+	readErr error // its metadata cannot be read
 }
 
 func newBatcher(x *executor, src msgSource, holes holesFunc, log *slog.Logger, limits batchLimits, idle time.Duration, checkpoint uint64) *batcher {
@@ -415,24 +557,7 @@ func (bt *batcher) read(b *batch) (*pending, error) {
 	if b.msgs == 0 {
 		wait = bt.idle
 	}
-	m, err := bt.src.next(wait)
-	if err != nil || m == nil {
-		return nil, err
-	}
-	md, err := m.Metadata()
-	if err != nil {
-		return nil, fmt.Errorf("message metadata: %w", err)
-	}
-	p := &pending{msg: m, seq: md.Sequence.Stream, more: md.NumPending > 0}
-	p.rec, p.err = decode(p.seq, m.Subject(), m.Headers().Get(eventstore.HeaderEventID), m.Data())
-	if errors.Is(p.err, events.ErrNotAppended) {
-		// A message the commands service did not append (a JetStream API
-		// answer, or a copy, that a reader of the stream had stored on an
-		// account's subject): it changes nothing, the checkpoint passes it.
-		bt.log.Error("projector: skipped a message the commands service did not append", "seq", p.seq, "err", p.err)
-		p.rec, p.err = record{seq: p.seq, at: md.Timestamp}, nil
-	}
-	return p, nil
+	return bt.src.next(wait)
 }
 
 func (bt *batcher) count(b *batch) {

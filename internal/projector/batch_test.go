@@ -23,7 +23,7 @@ func replayBatches(t *testing.T, b *bus, limits batchLimits) (sizes [][3]int, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := newIterSource(ctx, b.js, cons)
+	src, err := newDecoder(ctx, b.js, cons, 200*time.Millisecond, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

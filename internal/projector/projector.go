@@ -332,7 +332,7 @@ func (p *part) session(ctx context.Context) (progressed bool, err error) {
 		// One batch is read, decoded and folded while the previous one is
 		// written.
 		bctx, stopFold := context.WithCancel(ctx)
-		src, err := newIterSource(bctx, p.cfg.JS, cons)
+		src, err := newDecoder(bctx, p.cfg.JS, cons, p.cfg.IdleWait, p.log)
 		if err != nil {
 			stopFold()
 			return w.progressed, err

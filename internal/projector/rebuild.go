@@ -258,7 +258,7 @@ func (r *replayer) replay(ctx context.Context, db beginner, pr *partReplay, targ
 	}()
 	holes := func(ctx context.Context, from, to uint64) (bool, error) { return streamHoles(ctx, pr.stream, from, to) }
 	bctx, stopFold := context.WithCancel(ctx)
-	src, err := newIterSource(bctx, r.js, cons)
+	src, err := newDecoder(bctx, r.js, cons, time.Second, r.log)
 	if err != nil {
 		stopFold()
 		return fmt.Errorf("rebuild consumer on %s: %w", pr.name, err)
