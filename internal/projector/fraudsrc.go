@@ -348,6 +348,7 @@ func (f *fraudFollower) fetch(ctx context.Context, cons jetstream.Consumer) ([]j
 	return append(msgs, more...), nil
 }
 
+// drain reads a whole fetch: its messages and the error that ended it.
 func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 	if err != nil {
 		return nil, err

@@ -164,18 +164,6 @@ func setup(tb testing.TB, x *executor, conn *pgx.Conn) {
 	}
 }
 
-// collect reads a whole fetch.
-func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	return msgs, b.Error()
-}
-
 // decodeMsgs decodes fetched messages as the batcher does, up to the first
 // it cannot read.
 func decodeMsgs(msgs []jetstream.Msg, log *slog.Logger) ([]record, error) {

@@ -33,7 +33,7 @@ func (b *bus) history(tb testing.TB) []record {
 	last := b.lastSeq(tb)
 	var out []record
 	for uint64(len(out)) < last {
-		msgs, err := collect(cons.Fetch(1000, jetstream.FetchMaxWait(time.Second)))
+		msgs, err := drain(cons.Fetch(1000, jetstream.FetchMaxWait(time.Second)))
 		if err != nil {
 			tb.Fatal(err)
 		}
