@@ -152,6 +152,7 @@ type Service struct {
 	importWG      sync.WaitGroup // and Stop waits for them
 
 	micro micro.Service
+	nc    *nats.Conn // the connection Start was given; Stop flushes it
 	subs  []*nats.Subscription
 
 	coverStop context.CancelFunc // ends the coverer (cover.go), if one runs
@@ -436,6 +437,7 @@ func (s *Service) Start(nc *nats.Conn) error {
 		return fmt.Errorf("start micro service: %w", err)
 	}
 	s.micro = srv
+	s.nc = nc
 	group := srv.AddGroup(s.subjects.CommandGroup())
 	for subject, h := range s.endpoints() {
 		subject, h := subject, h
@@ -540,7 +542,11 @@ func (s *Service) dispatch(subject string, h handler, req micro.Request) {
 }
 
 // Stop stops taking requests, finishes those in flight and waits for the
-// background snapshot writes.
+// background snapshot writes. When it returns, the server has processed the
+// unsubscriptions: a request or a $SRV.PING sent afterwards, from any
+// connection, no longer reaches this instance (micro's Stop only drains, which
+// leaves the UNSUB in the client's buffer; authctl partitions migrate relies
+// on the ping staying silent).
 func (s *Service) Stop() error {
 	var err error
 	if s.micro != nil {
@@ -548,6 +554,11 @@ func (s *Service) Stop() error {
 	}
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
+	}
+	if s.nc != nil && s.nc.IsConnected() {
+		// Best effort: a connection that is down routes nothing to us, and
+		// the removed subscriptions are not resent on reconnect.
+		_ = s.nc.FlushTimeout(5 * time.Second)
 	}
 	s.wg.Wait()
 	if s.coverStop != nil {
