@@ -44,7 +44,7 @@ func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *s
 	if err != nil {
 		return nil, fmt.Errorf("web: connect to nats: %w", err)
 	}
-	srv, err := web.New(web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log})
+	srv, err := web.New(web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log, TrustedProxies: cfg.WebTrustedProxies})
 	if err != nil {
 		nc.Close()
 		return nil, err
