@@ -46,6 +46,8 @@ type keySet struct {
 	tokens   []byte
 	seal     []byte
 	requests []byte
+	grants   []byte // seals OpenID Connect grants (oidc.authorize), apart from seal
+	subjects []byte // keys the OpenID Connect pairwise subjects
 }
 
 // ErrSealed: a sealed value that does not open with this key (tampered, or
@@ -93,7 +95,8 @@ func newKeySet(master []byte) (keySet, error) {
 	for _, p := range []struct {
 		dst  *[]byte
 		name string
-	}{{&ks.nirIndex, "nir-index"}, {&ks.codes, "codes"}, {&ks.tokens, "tokens"}, {&ks.seal, "seal"}, {&ks.requests, "requests"}} {
+	}{{&ks.nirIndex, "nir-index"}, {&ks.codes, "codes"}, {&ks.tokens, "tokens"}, {&ks.seal, "seal"}, {&ks.requests, "requests"},
+		{&ks.grants, "oidc-grant"}, {&ks.subjects, "oidc-subject"}} {
 		if *p.dst, err = derive(p.name, 32); err != nil {
 			return ks, fmt.Errorf("derive %s key: %w", p.name, err)
 		}
@@ -258,14 +261,20 @@ func (k *Keys) RequestKey(subject string, body []byte) string {
 // plaintext). Values sealed before key ids lack the first 4 bytes: Open
 // still reads them.
 func (k *Keys) Seal(plaintext, context string) string {
+	return "v1." + k.sealWith(func(ks keySet) []byte { return ks.seal }, plaintext, context)
+}
+
+// sealWith is Seal's body under one purpose's key: the base64url of key
+// id, nonce and ciphertext.
+func (k *Keys) sealWith(purpose func(keySet) []byte, plaintext, context string) string {
 	ks := k.ring[0]
-	aead, _ := chacha20poly1305.NewX(ks.seal) // the key size is fixed
+	aead, _ := chacha20poly1305.NewX(purpose(ks)) // the key size is fixed
 	out := make([]byte, idSize+aead.NonceSize(), idSize+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	copy(out, ks.id[:])
 	nonce := out[idSize:]
 	rand.Read(nonce)
 	out = aead.Seal(out, nonce, []byte(plaintext), []byte(context))
-	return "v1." + base64.RawURLEncoding.EncodeToString(out)
+	return base64.RawURLEncoding.EncodeToString(out)
 }
 
 // Open decrypts a value sealed by Seal with the same context, under the
@@ -278,12 +287,18 @@ func (k *Keys) Open(sealed, context string) (string, error) {
 	if !ok {
 		return "", ErrSealed
 	}
+	return k.openWith(func(ks keySet) []byte { return ks.seal }, raw, context)
+}
+
+// openWith is Open's body under one purpose's key, for raw (the base64url
+// after the prefix).
+func (k *Keys) openWith(purpose func(keySet) []byte, raw, context string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil {
 		return "", ErrSealed
 	}
 	open := func(ks keySet, b []byte) (string, bool) {
-		aead, _ := chacha20poly1305.NewX(ks.seal)
+		aead, _ := chacha20poly1305.NewX(purpose(ks))
 		if len(b) < aead.NonceSize()+aead.Overhead() {
 			return "", false
 		}
@@ -312,6 +327,44 @@ func (k *Keys) Open(sealed, context string) (string, error) {
 			ErrSealed, strings.Join(k.IDs(), ", "), b[:idSize])
 	}
 	return "", ErrSealed
+}
+
+// grantPrefix starts every sealed OpenID Connect grant: another prefix
+// than Seal's "v1.", so neither is ever taken for the other.
+const grantPrefix = "g1."
+
+// SealGrant seals an OpenID Connect grant (what oidc.authorize hands the
+// provider: account, session, scopes...) under the current key's
+// "oidc-grant" purpose (HKDF label ameli-auth/oidc-grant), bound to
+// context. "g1." and the base64url of key id, nonce and ciphertext, as
+// Seal; a leak of the grant key opens no address or code, and the seal
+// key opens no grant. Previous keys of the ring open grants they sealed
+// (OpenGrant), so a rotation does not void the grants in flight.
+func (k *Keys) SealGrant(plaintext, context string) string {
+	return grantPrefix + k.sealWith(func(ks keySet) []byte { return ks.grants }, plaintext, context)
+}
+
+// OpenGrant opens a grant of SealGrant sealed with the same context,
+// under the key its id names. Errors wrap ErrSealed.
+func (k *Keys) OpenGrant(sealed, context string) (string, error) {
+	raw, ok := strings.CutPrefix(sealed, grantPrefix)
+	if !ok || len(raw) > 4096 {
+		return "", ErrSealed
+	}
+	return k.openWith(func(ks keySet) []byte { return ks.grants }, raw, context)
+}
+
+// PairwiseSubject is the OpenID Connect pairwise subject of an account for
+// a sector identifier (OIDC Core 1.0 section 8.1: a value per sector that
+// the relying parties of different sectors cannot correlate, computed
+// here as HMAC-SHA256 over the length-prefixed sector and account id): 64
+// hex characters. Its key is the current master key's "oidc-subject"
+// purpose (HKDF label ameli-auth/oidc-subject): the subject is stable as
+// long as AUTH_SECRET_KEY is, and a rotation of AUTH_SECRET_KEY changes
+// every subject (docs/keys.md says so). Our choice: one key, no
+// salt table to keep.
+func (k *Keys) PairwiseSubject(sector, accountID string) string {
+	return mac(k.ring[0].subjects, "oidc-sub", sector, accountID)
 }
 
 // NewCode returns a uniformly random code of n decimal digits.
