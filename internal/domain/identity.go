@@ -203,10 +203,14 @@ func checkBirthPlace(nir, place, country string) *Error {
 }
 
 // communeCode tells whether s is shaped as an INSEE commune code: 5
-// digits, or 2A/2B and 3 digits.
+// digits, or 2A/2B and 3 digits; never 20 (Corsica's communes are coded
+// 2A/2B since 1976, whatever a NIR says) nor 99 (abroad).
 func communeCode(s string) bool {
-	if s[:2] == "2A" || s[:2] == "2B" {
+	switch s[:2] {
+	case "2A", "2B":
 		return digits(s[2:])
+	case "20", "99":
+		return false
 	}
 	return digits(s)
 }
