@@ -216,11 +216,17 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 				return s, nil
 			}},
 		{name: "a_trusted_device_login_is_refused_when_the_client_requires_the_code", want: domain.CodeCodeRequired,
-			then: func(h *harness, acc string) (string, obj) { return h.trustedDeviceSession(acc), obj{"require_code": true} }},
+			then: func(h *harness, acc string) (string, obj) {
+				return h.trustedDeviceSession(acc), obj{"require_code": true}
+			}},
 		{name: "a_trusted_device_login_is_enough_when_the_client_allows_it", want: contract.StatusAuthorized, amr: []string{"pwd", "swk"},
-			then: func(h *harness, acc string) (string, obj) { return h.trustedDeviceSession(acc), obj{"require_code": false} }},
+			then: func(h *harness, acc string) (string, obj) {
+				return h.trustedDeviceSession(acc), obj{"require_code": false}
+			}},
 		{name: "a_login_with_the_code_satisfies_require_code", want: contract.StatusAuthorized, amr: []string{"pwd", "otp"},
-			then: func(h *harness, acc string) (string, obj) { return h.Login(acc, nir1, password), obj{"require_code": true} }},
+			then: func(h *harness, acc string) (string, obj) {
+				return h.Login(acc, nir1, password), obj{"require_code": true}
+			}},
 		{name: "a_block_in_force_is_told", want: domain.CodeAccountLocked,
 			then: func(h *harness, acc string) (string, obj) {
 				s := h.Login(acc, nir1, password)
@@ -238,13 +244,17 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 		{name: "a_missing_client_id_is_an_invalid_request", want: domain.CodeInvalidRequest,
 			then: func(h *harness, acc string) (string, obj) { return h.Login(acc, nir1, password), obj{"client_id": ""} }},
 		{name: "no_scopes_is_an_invalid_request", want: domain.CodeInvalidRequest,
-			then: func(h *harness, acc string) (string, obj) { return h.Login(acc, nir1, password), obj{"scopes": []string{}} }},
+			then: func(h *harness, acc string) (string, obj) {
+				return h.Login(acc, nir1, password), obj{"scopes": []string{}}
+			}},
 		{name: "a_repeated_scope_is_an_invalid_request", want: domain.CodeInvalidRequest,
 			then: func(h *harness, acc string) (string, obj) {
 				return h.Login(acc, nir1, password), obj{"scopes": []string{"openid", "openid"}}
 			}},
 		{name: "a_scope_with_a_space_is_an_invalid_request", want: domain.CodeInvalidRequest,
-			then: func(h *harness, acc string) (string, obj) { return h.Login(acc, nir1, password), obj{"scopes": []string{"openid email"}} }},
+			then: func(h *harness, acc string) (string, obj) {
+				return h.Login(acc, nir1, password), obj{"scopes": []string{"openid email"}}
+			}},
 	} {
 		t.Run(r.name, func(t *testing.T) {
 			h := newHarness(t, 1, testPolicy())
@@ -315,7 +325,9 @@ func TestOIDCGrantInvalid(t *testing.T) {
 				return obj{"grant": string(b), "client_id": "fc-demo"}
 			}},
 		{name: "a_forged_grant", want: domain.CodeGrantInvalid,
-			then: func(h *harness, acc, s, g string) obj { return obj{"grant": "g1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "client_id": "fc-demo"} }},
+			then: func(h *harness, acc, s, g string) obj {
+				return obj{"grant": "g1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "client_id": "fc-demo"}
+			}},
 		{name: "a_value_sealed_for_something_else", want: domain.CodeGrantInvalid,
 			then: func(h *harness, acc, s, g string) obj {
 				return obj{"grant": "g1." + strings.TrimPrefix(h.Keys.Seal(`{"a":"`+acc+`"}`, acc), "v1."), "client_id": "fc-demo"}
@@ -379,7 +391,9 @@ func TestOIDCGrantInvalid(t *testing.T) {
 				return obj{"grant": g, "client_id": "fc-demo", "scopes": []string{"openid", "birth"}}
 			}},
 		{name: "a_subset_of_the_grants_scopes", want: contract.StatusTokenIssued,
-			then: func(h *harness, acc, s, g string) obj { return obj{"grant": g, "client_id": "fc-demo", "scopes": []string{"openid"}} }},
+			then: func(h *harness, acc, s, g string) obj {
+				return obj{"grant": g, "client_id": "fc-demo", "scopes": []string{"openid"}}
+			}},
 		{name: "a_missing_grant", want: domain.CodeInvalidRequest,
 			then: func(h *harness, acc, s, g string) obj { return obj{"client_id": "fc-demo"} }},
 	} {
