@@ -261,18 +261,23 @@ func (k *Keys) RequestKey(subject string, body []byte) string {
 // plaintext). Values sealed before key ids lack the first 4 bytes: Open
 // still reads them.
 func (k *Keys) Seal(plaintext, context string) string {
-	return "v1." + k.sealWith(func(ks keySet) []byte { return ks.seal }, plaintext, context)
+	return "v1." + k.sealWith(func(ks keySet) []byte { return ks.seal }, nil, plaintext, context)
 }
 
 // sealWith is Seal's body under one purpose's key: the base64url of key
-// id, nonce and ciphertext.
-func (k *Keys) sealWith(purpose func(keySet) []byte, plaintext, context string) string {
+// id, nonce and ciphertext. The nonce is random, or synthetic's (the
+// purpose key's) when set.
+func (k *Keys) sealWith(purpose func(keySet) []byte, synthetic func(key []byte, plaintext, context string) []byte, plaintext, context string) string {
 	ks := k.ring[0]
 	aead, _ := chacha20poly1305.NewX(purpose(ks)) // the key size is fixed
 	out := make([]byte, idSize+aead.NonceSize(), idSize+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	copy(out, ks.id[:])
 	nonce := out[idSize:]
-	rand.Read(nonce)
+	if synthetic != nil {
+		copy(nonce, synthetic(purpose(ks), plaintext, context))
+	} else {
+		rand.Read(nonce)
+	}
 	out = aead.Seal(out, nonce, []byte(plaintext), []byte(context))
 	return base64.RawURLEncoding.EncodeToString(out)
 }
@@ -337,11 +342,28 @@ const grantPrefix = "g1."
 // provider: account, session, scopes...) under the current key's
 // "oidc-grant" purpose (HKDF label ameli-auth/oidc-grant), bound to
 // context. "g1." and the base64url of key id, nonce and ciphertext, as
-// Seal; a leak of the grant key opens no address or code, and the seal
+// Seal, but deterministic: the nonce is synthetic (an HMAC-SHA256 of
+// context and plaintext under a key derived from the grant key, as
+// RFC 5297's SIV construction does), so a retried oidc.authorize answered
+// from the recorded fact gets the very bytes of the first reply. That
+// tells only that two grants are equal, and grants of distinct
+// authorizations differ (their times and sessions do). A leak of the grant key opens no address or code, and the seal
 // key opens no grant. Previous keys of the ring open grants they sealed
 // (OpenGrant), so a rotation does not void the grants in flight.
 func (k *Keys) SealGrant(plaintext, context string) string {
-	return grantPrefix + k.sealWith(func(ks keySet) []byte { return ks.grants }, plaintext, context)
+	return grantPrefix + k.sealWith(func(ks keySet) []byte { return ks.grants }, syntheticNonce, plaintext, context)
+}
+
+// syntheticNonce is a deterministic XChaCha20 nonce for plaintext under
+// context: the first 24 bytes of HMAC-SHA256 under a key derived from the
+// sealing key (never the sealing key itself).
+func syntheticNonce(key []byte, plaintext, context string) []byte {
+	nk := hmac.New(sha256.New, key)
+	nk.Write([]byte("ameli-auth/synthetic-nonce"))
+	m := hmac.New(sha256.New, nk.Sum(nil))
+	fmt.Fprintf(m, "%d:%s", len(context), context)
+	m.Write([]byte(plaintext))
+	return m.Sum(nil)[:chacha20poly1305.NonceSizeX]
 }
 
 // OpenGrant opens a grant of SealGrant sealed with the same context,
