@@ -36,6 +36,9 @@ const idSize = 4
 // (the *Hashes methods) and open (Open) what they made before a rotation.
 type Keys struct {
 	ring []keySet // ring[0] is the current key
+	// subjects, when set (WithSubjectKey), keys the pairwise subjects in
+	// place of the current key's "oidc-subject" purpose.
+	subjects []byte
 }
 
 // keySet is the purpose keys of one master secret.
@@ -380,13 +383,30 @@ func (k *Keys) OpenGrant(sealed, context string) (string, error) {
 // a sector identifier (OIDC Core 1.0 section 8.1: a value per sector that
 // the relying parties of different sectors cannot correlate, computed
 // here as HMAC-SHA256 over the length-prefixed sector and account id): 64
-// hex characters. Its key is the current master key's "oidc-subject"
-// purpose (HKDF label ameli-auth/oidc-subject): the subject is stable as
-// long as AUTH_SECRET_KEY is, and a rotation of AUTH_SECRET_KEY changes
-// every subject (docs/keys.md says so). Our choice: one key, no
-// salt table to keep.
+// hex characters. Its key is the subject key of WithSubjectKey
+// (AUTH_OIDC_SUBJECT_KEY) when set, else the current master key's
+// "oidc-subject" purpose (HKDF label ameli-auth/oidc-subject): then the
+// subject is stable as long as AUTH_SECRET_KEY is, and a rotation of
+// AUTH_SECRET_KEY changes every subject (docs/oidc-commands.md says so).
+// Our choice: a key, no salt table to keep.
 func (k *Keys) PairwiseSubject(sector, accountID string) string {
-	return mac(k.ring[0].subjects, "oidc-sub", sector, accountID)
+	key := k.ring[0].subjects
+	if k.subjects != nil {
+		key = k.subjects
+	}
+	return mac(key, "oidc-sub", sector, accountID)
+}
+
+// WithSubjectKey returns the keyring with the pairwise subjects keyed by
+// a key of their own (32 bytes, AUTH_OIDC_SUBJECT_KEY), which the
+// rotations of the master key leave alone: HKDF of it under the label
+// ameli-auth/oidc-subject, as the derived default.
+func (k *Keys) WithSubjectKey(key []byte) *Keys {
+	sub, err := hkdf.Key(sha256.New, key, nil, "ameli-auth/oidc-subject", 32)
+	if err != nil {
+		panic(err) // 32 bytes of SHA-256 HKDF never fail
+	}
+	return &Keys{ring: k.ring, subjects: sub}
 }
 
 // NewCode returns a uniformly random code of n decimal digits.

@@ -194,6 +194,11 @@ func TestGrantsAndPairwiseSubjects(t *testing.T) {
 	if onlyB, _ := NewKeys(b); onlyB.PairwiseSubject("s", "acc") == ka.PairwiseSubject("s", "acc") {
 		t.Fatal("the subject does not depend on the key")
 	}
+	pinned := []byte("subject-key-subject-key-subject!")
+	if ka.WithSubjectKey(pinned).PairwiseSubject("s", "acc") != rotated.WithSubjectKey(pinned).PairwiseSubject("s", "acc") ||
+		ka.WithSubjectKey(pinned).PairwiseSubject("s", "acc") == ka.PairwiseSubject("s", "acc") {
+		t.Fatal("a subject key of its own must survive a rotation of the master key")
+	}
 	s := ka.PairwiseSubject("sector", "acc")
 	if len(s) != 64 || s != ka.PairwiseSubject("sector", "acc") || s == ka.PairwiseSubject("sector2", "acc") ||
 		s == ka.PairwiseSubject("sector", "acc2") || s == ka.PairwiseSubject("sectora", "cc") {
