@@ -494,6 +494,7 @@ func TestOIDCTokensInParallelWithALogout(t *testing.T) {
 			t.Fatalf("token: %+v %+v", r, r.Error)
 		}
 	}
+	t.Logf("%d of %d tokens issued around the logout", ok, n)
 	hist := h.History(acc)
 	ended := slices.IndexFunc(hist, func(e events.Envelope) bool { return e.Type == events.TypeSessionEnded })
 	if ended < 0 {
