@@ -182,6 +182,7 @@ func BenchmarkVerifyCode(b *testing.B) {
 			})
 		})
 	}
+	b.Run("echo", benchmarkEcho)
 	b.Run("raw_append", func(b *testing.B) {
 		h := newHarness(b, 1, testPolicy())
 		ctx := context.Background()
@@ -212,6 +213,44 @@ func BenchmarkVerifyCode(b *testing.B) {
 				seq = res.Seq
 			}
 		})
+	})
+}
+
+// BenchmarkVerifyCode/echo (in BenchmarkVerifyCode) is the hop a
+// verification adds to its append and nobody can remove: a plain NATS
+// request and reply through the same embedded server, from 64 concurrent
+// requesters to one responder on a connection of its own, with a request
+// and a reply of a verification's sizes. A verification costs at least
+// raw_append + echo: raw_append / (raw_append + echo) is the highest
+// ratio to raw append a verification can reach.
+func benchmarkEcho(b *testing.B) {
+	h := newHarness(b, 1, testPolicy())
+	nc, err := nats.Connect(h.Server.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	reply := bytes.Repeat([]byte("r"), 280) // an `authenticated` reply's size
+	sub, err := nc.QueueSubscribe("auth.bench.echo", "echo", func(m *nats.Msg) { _ = m.Respond(reply) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	req := bytes.Repeat([]byte("q"), 200) // a verification request's size
+	b.SetParallelism(32)
+	cpu := processCPU()
+	b.ResetTimer()
+	defer func() { b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op") }()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.NC.Request("auth.bench.echo", req, 10*time.Second); err != nil {
+				b.Error(err)
+				return
+			}
+		}
 	})
 }
 
