@@ -1,6 +1,9 @@
 package secrets
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -161,5 +164,39 @@ func TestCodesAreUniformDigits(t *testing.T) {
 	}
 	if len(seen) != 10 {
 		t.Fatalf("first digit takes only %d values over 2000 codes", len(seen))
+	}
+}
+
+// The keyed hashes are stored (code and token hashes in events, NIR index
+// keys, request keys as message ids): mac and RequestKey write their
+// parts without fmt, and must give the bytes fmt's "%d:%s" gave, for
+// parts of every length (one to three digits of length prefix, empty,
+// multi-byte characters).
+func TestKeyedHashesAreUnchanged(t *testing.T) {
+	k := testKeys(t)
+	ks := k.ring[0]
+	old := func(key []byte, parts ...string) string {
+		m := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			fmt.Fprintf(m, "%d:%s", len(p), p)
+		}
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	for _, parts := range [][]string{
+		{"nir", "185057800608436"}, {"", "", "1"}, {"01GNNA1J5X1V2RZ3E9W5YQ8K6T", "login:01GNNA1J5X1V2RZ3E9W5YQ8K6T", "123456"},
+		{"session", strings.Repeat("é", 70)}, {strings.Repeat("x", 1000), "y"},
+	} {
+		if got, want := mac(ks.codes, parts...), old(ks.codes, parts...); got != want {
+			t.Fatalf("mac(%q) = %s, was %s", parts, got, want)
+		}
+	}
+	for _, subject := range []string{"", "login.otp.verify", strings.Repeat("s", 200)} {
+		body := []byte(`{"request_id":"r1","code":"123456"}`)
+		m := hmac.New(sha256.New, ks.requests)
+		fmt.Fprintf(m, "%d:%s", len(subject), subject)
+		m.Write(body)
+		if got, want := k.RequestKey(subject, body), hex.EncodeToString(m.Sum(nil)[:16]); got != want {
+			t.Fatalf("RequestKey(%q) = %s, was %s", subject, got, want)
+		}
 	}
 }
