@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -139,7 +140,9 @@ func (discard) Shutdown(context.Context) error                             { ret
 //	go test -run '^$' -bench VerifyCode -benchtime 3000x -count 3 ./internal/commands/
 //
 // VERIFY_PROFILE=FILE writes a CPU profile of the timed part alone (the
-// set-up, with its hashes, would drown it).
+// set-up, with its hashes, would drown it); VERIFY_MEMPROFILE=FILE the
+// allocation profiles before and after it (FILE.before and FILE: go tool
+// pprof -base FILE.before FILE).
 func BenchmarkVerifyCode(b *testing.B) {
 	for _, c := range []struct {
 		name      string
@@ -162,6 +165,11 @@ func BenchmarkVerifyCode(b *testing.B) {
 				out, _ := os.Create(f)
 				_ = pprof.StartCPUProfile(out)
 				defer pprof.StopCPUProfile()
+			}
+			if f := os.Getenv("VERIFY_MEMPROFILE"); f != "" {
+				// The allocations of the timed part: go tool pprof -base FILE.before FILE
+				writeAllocs(b, f+".before")
+				defer writeAllocs(b, f)
 			}
 			cpu := processCPU()
 			b.ResetTimer()
@@ -252,6 +260,19 @@ func benchmarkEcho(b *testing.B) {
 			}
 		}
 	})
+}
+
+// writeAllocs writes the allocation profile so far to file.
+func writeAllocs(b *testing.B, file string) {
+	out, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	runtime.GC() // the profile is as of the last GC
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // processCPU is the CPU time the test process (service, embedded

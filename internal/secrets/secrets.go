@@ -59,17 +59,42 @@ type keySet struct {
 // code check (issue 17); a reset state does neither.
 type macPool struct{ pool sync.Pool }
 
+// pooledMAC is an HMAC state and scratch space for a length prefix and a
+// sum, which would escape to the heap through the hash.Hash interface.
+type pooledMAC struct {
+	hash.Hash
+	buf []byte
+	sum []byte
+}
+
 func newMACPool(key []byte) *macPool {
 	p := &macPool{}
-	p.pool.New = func() any { return hmac.New(sha256.New, key) }
+	p.pool.New = func() any {
+		return &pooledMAC{Hash: hmac.New(sha256.New, key), buf: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
+	}
 	return p
 }
 
-func (p *macPool) get() hash.Hash { return p.pool.Get().(hash.Hash) }
+func (p *macPool) get() *pooledMAC { return p.pool.Get().(*pooledMAC) }
 
-func (p *macPool) put(m hash.Hash) {
+func (p *macPool) put(m *pooledMAC) {
 	m.Reset()
 	p.pool.Put(m)
+}
+
+// writePart writes "<len>:<part>" (the bytes fmt's "%d:%s" wrote).
+func (m *pooledMAC) writePart(part string) {
+	m.buf = append(append(strconv.AppendInt(m.buf[:0], int64(len(part)), 10), ':'), part...)
+	m.Write(m.buf)
+	if cap(m.buf) > 1024 {
+		m.buf = make([]byte, 0, 24) // a long part's space is not kept in the pool
+	}
+}
+
+// hexSum is the hex of the first n bytes of the sum.
+func (m *pooledMAC) hexSum(n int) string {
+	m.sum = m.Sum(m.sum[:0])
+	return hex.EncodeToString(m.sum[:n])
 }
 
 // ErrSealed: a sealed value that does not open with this key (tampered, or
@@ -199,16 +224,14 @@ func NewMasterKey() string {
 func mac(p *macPool, parts ...string) string {
 	m := p.get()
 	defer p.put(m)
-	var buf [128]byte
 	for _, p := range parts {
 		// Length-prefix each part so ("ab","c") and ("a","bc") differ:
 		// "<len>:<part>", the bytes fmt's "%d:%s" wrote, without fmt's
 		// reflection and allocations (issue 17: a code check hashes four
 		// times).
-		m.Write(append(append(strconv.AppendInt(buf[:0], int64(len(p)), 10), ':'), p...))
+		m.writePart(p)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0]))
+	return m.hexSum(sha256.Size)
 }
 
 // every is f under each key of the ring, current first.
@@ -279,11 +302,9 @@ func (k *Keys) RequestKey(subject string, body []byte) string {
 	p := k.ring[0].requestsMAC
 	m := p.get()
 	defer p.put(m)
-	var buf [128]byte
-	m.Write(append(append(strconv.AppendInt(buf[:0], int64(len(subject)), 10), ':'), subject...))
+	m.writePart(subject)
 	m.Write(body)
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0])[:16])
+	return m.hexSum(16)
 }
 
 // Seal encrypts plaintext under the current key, bound to context (the
