@@ -186,10 +186,11 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 // 8 and 11 alone (no schema_version key); 2 added schema_version,
 // login_vs_hash_per_cpu, otp_verify_vs_append, otp_verify_vs_append_per_cpu,
 // load_avg_start, load_avg_end, retries, warnings and a "<field>_rounds"
-// spread for each measured figure (docs/bench.md, "The JSON object"). A field keeps its
+// spread for each measured figure; 3 added echo_per_s and
+// otp_verify_vs_append_echo_per_cpu (docs/bench.md, "The JSON object"). A field keeps its
 // name and unit across versions, so that runs of different commits can be
 // compared (authctl bench compare).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Result holds the figures. The JSON object has the fields of issue 8,
 // issue 11's flood figures, and those of issue 17 (SchemaVersion); Details
@@ -211,12 +212,22 @@ type Result struct {
 	// the rates per CPU-second of the process instead of per second:
 	// what each window costs, whatever share of the machine it got.
 	OTPVerifyVsAppendPerCPU float64 `json:"otp_verify_vs_append_per_cpu"`
-	History10kVsFresh       float64 `json:"history_10k_vs_fresh"`
-	ProjectorEventsPerS     float64 `json:"projector_events_per_s"`
-	CopyRowsPerS            float64 `json:"copy_rows_per_s"`
-	ProjectorVsCopy         float64 `json:"projector_vs_copy"`
-	NotifierMailsPerS       float64 `json:"notifier_mails_per_s"`
-	RSSMB                   RSS     `json:"rss_mb"`
+	// EchoPerS is plain NATS request/reply round trips per second (no
+	// work behind the reply), by as many clients as the verifications,
+	// in windows that alternate with theirs: the hop a verification adds
+	// to its append, which no code of ours can remove. Schema version 3.
+	EchoPerS float64 `json:"echo_per_s"`
+	// OTPVerifyVsAppendEchoPerCPU is (CPU per append + CPU per echo) /
+	// CPU per verification: a verification against the whole of its
+	// bound (an append and a request/reply hop), so 1 means it does
+	// nothing else; per CPU-second of the process. Schema version 3.
+	OTPVerifyVsAppendEchoPerCPU float64 `json:"otp_verify_vs_append_echo_per_cpu"`
+	History10kVsFresh           float64 `json:"history_10k_vs_fresh"`
+	ProjectorEventsPerS         float64 `json:"projector_events_per_s"`
+	CopyRowsPerS                float64 `json:"copy_rows_per_s"`
+	ProjectorVsCopy             float64 `json:"projector_vs_copy"`
+	NotifierMailsPerS           float64 `json:"notifier_mails_per_s"`
+	RSSMB                       RSS     `json:"rss_mb"`
 
 	// LoadAvgStart and LoadAvgEnd are /proc/loadavg's 1-minute load
 	// average when the run started and when it ended (the end includes
@@ -262,7 +273,7 @@ type Details struct {
 
 	// The CPU time of the process per second of the windows (cores it
 	// got) in the hash, login, verification and append windows.
-	HashCores, LoginCores, OTPCores, AppendCores float64
+	HashCores, LoginCores, OTPCores, AppendCores, EchoCores float64
 
 	LoginClients, LoginFlows, LoginErrors int
 	LoginP50, LoginP99                    time.Duration
@@ -285,6 +296,11 @@ type Details struct {
 	OpenLoopRate           float64 // achieved
 
 	Appends int
+
+	// Echoes are the request/reply round trips timed (echo_per_s); the
+	// CPU times are the process's per verification, append and echo.
+	Echoes                                 int
+	CPUPerVerify, CPUPerAppend, CPUPerEcho time.Duration
 
 	HistoryColdNew, HistoryColdShort, HistoryCold10k time.Duration // cold: new account, 200 events, HistoryEvents
 	HistoryWarmShort, HistoryWarm10k                 time.Duration
@@ -360,6 +376,8 @@ func (r Result) fields() []figure {
 		{"append_per_s", r.AppendPerS, "/s"},
 		{"otp_verify_vs_append", r.OTPVerifyVsAppend, ""},
 		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, ""},
+		{"echo_per_s", r.EchoPerS, "/s"},
+		{"otp_verify_vs_append_echo_per_cpu", r.OTPVerifyVsAppendEchoPerCPU, ""},
 		{"history_10k_vs_fresh", r.History10kVsFresh, ""},
 		{"projector_events_per_s", r.ProjectorEventsPerS, "/s"},
 		{"copy_rows_per_s", r.CopyRowsPerS, "/s"},
@@ -442,6 +460,12 @@ func (r Result) Notes() []string {
 		add("otp: %d pending logins prepared; %d verifications by %d clients in %d rounds, p50 %s, p99 %s; open loop %d at %.0f/s: p50 %s; %d errors",
 			d.OTPPrepared, d.Sizes.OTPVerifications, d.Sizes.OTPClients, max(1, d.Sizes.Rounds), ms(d.OTPP50), ms(d.OTPP99),
 			d.OpenLoopSent, d.OpenLoopRate, ms(d.OpenLoopP50), d.OTPErrors)
+	}
+	if d.Echoes > 0 && d.CPUPerVerify > 0 && d.CPUPerAppend > 0 {
+		add("echo: %d plain request/reply round trips by %d clients in windows as long as the verification rounds, %.2f cores; CPU per verification %s, per append %s, per echo %s: the hop is %.0f %% of a verification, append and hop %.0f %%, and otp_verify_vs_append_per_cpu could reach %.2f at most",
+			d.Echoes, d.Sizes.OTPClients, d.EchoCores, us(d.CPUPerVerify), us(d.CPUPerAppend), us(d.CPUPerEcho),
+			100*float64(d.CPUPerEcho)/float64(d.CPUPerVerify), 100*float64(d.CPUPerAppend+d.CPUPerEcho)/float64(d.CPUPerVerify),
+			float64(d.CPUPerAppend)/float64(d.CPUPerAppend+d.CPUPerEcho))
 	}
 	if d.Appends > 0 {
 		add("append: %d appends by %d clients, one account each, in %d windows (as long as the verification rounds they alternate with, when both ran); the process used %.2f cores in the append windows, %.2f in the verification rounds",
@@ -648,7 +672,7 @@ func (r *runner) spreads() map[string]Spread {
 
 // boundRatios are the ratios of a flow to a bound that does a part of its
 // work: the flow can reach the bound, not pass it.
-var boundRatios = []string{"login_vs_hash", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu", "projector_vs_copy"}
+var boundRatios = []string{"login_vs_hash", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu", "otp_verify_vs_append_echo_per_cpu", "projector_vs_copy"}
 
 // warnings are the reasons not to take the figures as they are: a flow
 // beating its bound by more than the noise (the three ratios whose bound
@@ -671,6 +695,7 @@ func (r Result) warnings(rounds map[string][]float64) []string {
 		{"login_vs_hash_per_cpu", r.LoginVsHashPerCPU, "", "", 0, 0, "", 0},
 		{"otp_verify_vs_append", r.OTPVerifyVsAppend, "append", "verification", d.AppendCores, d.OTPCores, "otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU},
 		{"otp_verify_vs_append_per_cpu", r.OTPVerifyVsAppendPerCPU, "", "", 0, 0, "", 0},
+		{"otp_verify_vs_append_echo_per_cpu", r.OTPVerifyVsAppendEchoPerCPU, "", "", 0, 0, "", 0},
 		{"projector_vs_copy", r.ProjectorVsCopy, "", "", 0, 0, "", 0},
 	} {
 		w := boundWarning(b.field, b.ratio, rounds[b.field])

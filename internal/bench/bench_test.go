@@ -25,6 +25,10 @@ var issueFields = []string{"hash_per_s", "login_flows_per_s", "login_vs_hash", "
 var version2Fields = []string{"schema_version", "login_vs_hash_per_cpu", "otp_verify_vs_append", "otp_verify_vs_append_per_cpu",
 	"load_avg_start", "load_avg_end", "retries", "warnings"}
 
+// version3Fields are the keys schema version 3 added (issue 17: the
+// request/reply hop a verification adds to its append).
+var version3Fields = []string{"echo_per_s", "otp_verify_vs_append_echo_per_cpu"}
+
 // TestQuickRunMeasuresEverything runs every phase, tiny, on an embedded
 // nats-server and a database of the test Postgres (skipped without one,
 // failed under CI=true), and checks each figure was measured and the
@@ -80,7 +84,7 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := append(slices.Clone(issueFields), version2Fields...)
+	want := append(append(slices.Clone(issueFields), version2Fields...), version3Fields...)
 	for _, f := range res.fields() {
 		want = append(want, f.name+"_rounds")
 	}
@@ -103,7 +107,7 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 	// The figures measured in rounds have one value per round; the
 	// others were measured once.
 	for field, n := range map[string]int{"hash_per_s": 2, "login_flows_per_s": 2, "login_vs_hash": 2, "login_vs_hash_per_cpu": 2, "flood_hashes": 2,
-		"otp_verify_per_s": 2, "append_per_s": 2, "otp_verify_vs_append": 2, "otp_verify_vs_append_per_cpu": 2, "copy_rows_per_s": 2, "projector_vs_copy": 2,
+		"otp_verify_per_s": 2, "append_per_s": 2, "otp_verify_vs_append": 2, "otp_verify_vs_append_per_cpu": 2, "echo_per_s": 2, "otp_verify_vs_append_echo_per_cpu": 2, "copy_rows_per_s": 2, "projector_vs_copy": 2,
 		"enumeration_auc": 1, "notifier_mails_per_s": 1} {
 		var s Spread
 		if err := json.Unmarshal(obj[field+"_rounds"], &s); err != nil {

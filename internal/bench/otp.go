@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 type pendingLogin struct{ loginID, code string }
@@ -25,6 +28,13 @@ type pendingLogin struct{ loginID, code string }
 //   - append: raw appends with the expected last sequence (appenders), a
 //     window as long as the verification round it is paired with (alone:
 //     AppendTime/Rounds), after the writers are back in their stride.
+//   - echo (with both): plain NATS request/reply round trips (echoLoad),
+//     as many clients as the verifications, on the same client connections,
+//     to a responder that sends a reply of a verification's size back at
+//     once, in a window as long as the verification round, after the
+//     append window: the hop a verification adds to its append. The
+//     verification's whole bound is an append and a hop
+//     (otp_verify_vs_append_echo_per_cpu).
 //
 // The order alternates (verifications first in even rounds, appends first
 // in odd ones, which then take the previous verification round's length).
@@ -55,8 +65,16 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 		}
 		ap.pause()
 	}
+	var ep *pausable
+	if doOTP && doAppend {
+		var err error
+		if ep, err = r.startEcho(ctx, o.c, s.OTPClients); err != nil {
+			return err
+		}
+		defer ep.stop()
+	}
 	d := &r.res.Details
-	var ver, app spans
+	var ver, app, echo spans
 	pairLen := s.AppendTime / time.Duration(rounds) // the next append window's length
 	verifyRound := func(round int) error {
 		runtime.GC() // the previous window's garbage, untimed
@@ -76,6 +94,14 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 			return fmt.Errorf("append: %w", err)
 		}
 		app.add(sp)
+		if ep == nil {
+			return nil
+		}
+		runtime.GC()
+		if sp, err = ep.timedWindow(ctx, s.Settle, pairLen); err != nil {
+			return fmt.Errorf("echo: %w", err)
+		}
+		echo.add(sp)
 		return nil
 	}
 	for round := range rounds {
@@ -124,6 +150,23 @@ func (r *runner) otpAppend(ctx context.Context, doOTP, doAppend bool) error {
 			r.res.OTPVerifyVsAppendPerCPU = ver.perCPU() / app.perCPU()
 			r.rounds("otp_verify_vs_append_per_cpu", perRoundRatios(ver.perCPUs(), app.perCPUs()))
 		}
+	}
+	if ep != nil && echo.perCPU() > 0 && app.perCPU() > 0 && ver.perCPU() > 0 {
+		r.res.EchoPerS = echo.rate()
+		d.Echoes, d.EchoCores = int(echo.all.n), echo.cores()
+		r.rounds("echo_per_s", echo.rates())
+		d.CPUPerVerify, d.CPUPerAppend, d.CPUPerEcho = perOp(ver.perCPU()), perOp(app.perCPU()), perOp(echo.perCPU())
+		r.res.OTPVerifyVsAppendEchoPerCPU = float64(d.CPUPerAppend+d.CPUPerEcho) / float64(d.CPUPerVerify)
+		var perRound []float64
+		for i, v := range ver.perCPUs() {
+			if i < len(app.rounds) && i < len(echo.rounds) {
+				a, e := app.perCPUs()[i], echo.perCPUs()[i]
+				if a > 0 && e > 0 && v > 0 {
+					perRound = append(perRound, (1/a+1/e)/(1/v))
+				}
+			}
+		}
+		r.rounds("otp_verify_vs_append_echo_per_cpu", perRound)
 	}
 	ds := o.lat.all()
 	d.OTPP50, d.OTPP99 = percentile(ds, 0.5), percentile(ds, 0.99)
@@ -280,4 +323,47 @@ func (r *runner) openLoop(ctx context.Context, o *otpLoad) error {
 	}
 	r.progress("otp: open loop %d at %.0f/s: p50 %s, p99 %s", len(rest), d.OpenLoopRate, ms(d.OpenLoopP50), ms(p99))
 	return nil
+}
+
+// perOp is the CPU time of one step at rate steps per CPU-second.
+func perOp(rate float64) time.Duration { return time.Duration(float64(time.Second) / rate) }
+
+// echoSubject is where startEcho's responder listens: under the bench's
+// own inbox prefix, so no command or event subject is touched.
+const echoSubject = "_INBOX.authbench.echo"
+
+// startEcho starts a responder on a connection of its own that answers
+// each request at once with a reply of a verification's size (an
+// `authenticated` reply is about 280 bytes), and clients workers that
+// send it requests of a verification request's size (about 200 bytes)
+// through c, as the verifications are sent: a pausable load, paused.
+func (r *runner) startEcho(ctx context.Context, c *client, workers int) (*pausable, error) {
+	nc, err := r.connect("authbench-echo")
+	if err != nil {
+		return nil, err
+	}
+	reply := bytes.Repeat([]byte("r"), 280)
+	sub, err := nc.Subscribe(echoSubject, func(m *nats.Msg) { _ = m.Respond(reply) })
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("echo responder: %w", err)
+	}
+	req := bytes.Repeat([]byte("q"), 200)
+	step := func(ctx context.Context, _, _ int) (bool, error) {
+		nc := c.conns[c.next.Add(1)%uint64(len(c.conns))]
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		if _, err := nc.RequestWithContext(rctx, echoSubject, req); err != nil {
+			if isTimeout(ctx, err) {
+				c.retries.Add(1)
+				return false, nil
+			}
+			return false, err
+		}
+		return true, nil
+	}
+	return startPausable(ctx, workers, step, func() { _ = sub.Unsubscribe(); nc.Close() }), nil
 }

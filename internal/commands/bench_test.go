@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -139,7 +140,9 @@ func (discard) Shutdown(context.Context) error                             { ret
 //	go test -run '^$' -bench VerifyCode -benchtime 3000x -count 3 ./internal/commands/
 //
 // VERIFY_PROFILE=FILE writes a CPU profile of the timed part alone (the
-// set-up, with its hashes, would drown it).
+// set-up, with its hashes, would drown it); VERIFY_MEMPROFILE=FILE the
+// allocation profiles before and after it (FILE.before and FILE: go tool
+// pprof -base FILE.before FILE).
 func BenchmarkVerifyCode(b *testing.B) {
 	for _, c := range []struct {
 		name      string
@@ -163,6 +166,11 @@ func BenchmarkVerifyCode(b *testing.B) {
 				_ = pprof.StartCPUProfile(out)
 				defer pprof.StopCPUProfile()
 			}
+			if f := os.Getenv("VERIFY_MEMPROFILE"); f != "" {
+				// The allocations of the timed part: go tool pprof -base FILE.before FILE
+				writeAllocs(b, f+".before")
+				defer writeAllocs(b, f)
+			}
 			cpu := processCPU()
 			b.ResetTimer()
 			defer func() { b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op") }()
@@ -182,6 +190,7 @@ func BenchmarkVerifyCode(b *testing.B) {
 			})
 		})
 	}
+	b.Run("echo", benchmarkEcho)
 	b.Run("raw_append", func(b *testing.B) {
 		h := newHarness(b, 1, testPolicy())
 		ctx := context.Background()
@@ -213,6 +222,57 @@ func BenchmarkVerifyCode(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkVerifyCode/echo (in BenchmarkVerifyCode) is the hop a
+// verification adds to its append and nobody can remove: a plain NATS
+// request and reply through the same embedded server, from 64 concurrent
+// requesters to one responder on a connection of its own, with a request
+// and a reply of a verification's sizes. A verification costs at least
+// raw_append + echo: raw_append / (raw_append + echo) is the highest
+// ratio to raw append a verification can reach.
+func benchmarkEcho(b *testing.B) {
+	h := newHarness(b, 1, testPolicy())
+	nc, err := nats.Connect(h.Server.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	reply := bytes.Repeat([]byte("r"), 280) // an `authenticated` reply's size
+	sub, err := nc.QueueSubscribe("auth.bench.echo", "echo", func(m *nats.Msg) { _ = m.Respond(reply) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	req := bytes.Repeat([]byte("q"), 200) // a verification request's size
+	b.SetParallelism(32)
+	cpu := processCPU()
+	b.ResetTimer()
+	defer func() { b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op") }()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.NC.Request("auth.bench.echo", req, 10*time.Second); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// writeAllocs writes the allocation profile so far to file.
+func writeAllocs(b *testing.B, file string) {
+	out, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	runtime.GC() // the profile is as of the last GC
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // processCPU is the CPU time the test process (service, embedded

@@ -393,7 +393,9 @@ func (s *Service) runOnce(ctx context.Context, subject string, h handler, data [
 		s.log.Warn("request timed out", "subject", subject, "timeout", s.cfg.RequestTimeout)
 	}
 	d := time.Since(start)
-	s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", d)
+	if s.log.Enabled(ctx, slog.LevelDebug) { // the arguments are boxed (allocated) before Debug looks at the level
+		s.log.Debug("command", "subject", subject, "outcome", outcome, "duration", d)
+	}
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(subject, outcome, d)
 	}

@@ -17,8 +17,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math/big"
+	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -51,6 +54,52 @@ type keySet struct {
 	requests []byte
 	grants   []byte // seals OpenID Connect grants (oidc.authorize), apart from seal
 	subjects []byte // keys the OpenID Connect pairwise subjects
+
+	// The HMACs of the keyed hashes, keyed, ready to reuse (macPool).
+	nirIndexMAC, codesMAC, tokensMAC, requestsMAC *macPool
+}
+
+// macPool keeps HMAC-SHA-256 states under one key for reuse: hmac.New
+// allocates two digests and hashes the padded key twice, four times per
+// code check (issue 17); a reset state does neither.
+type macPool struct{ pool sync.Pool }
+
+// pooledMAC is an HMAC state and scratch space for a length prefix and a
+// sum, which would escape to the heap through the hash.Hash interface.
+type pooledMAC struct {
+	hash.Hash
+	buf []byte
+	sum []byte
+}
+
+func newMACPool(key []byte) *macPool {
+	p := &macPool{}
+	p.pool.New = func() any {
+		return &pooledMAC{Hash: hmac.New(sha256.New, key), buf: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
+	}
+	return p
+}
+
+func (p *macPool) get() *pooledMAC { return p.pool.Get().(*pooledMAC) }
+
+func (p *macPool) put(m *pooledMAC) {
+	m.Reset()
+	p.pool.Put(m)
+}
+
+// writePart writes "<len>:<part>" (the bytes fmt's "%d:%s" wrote).
+func (m *pooledMAC) writePart(part string) {
+	m.buf = append(append(strconv.AppendInt(m.buf[:0], int64(len(part)), 10), ':'), part...)
+	m.Write(m.buf)
+	if cap(m.buf) > 1024 {
+		m.buf = make([]byte, 0, 24) // a long part's space is not kept in the pool
+	}
+}
+
+// hexSum is the hex of the first n bytes of the sum.
+func (m *pooledMAC) hexSum(n int) string {
+	m.sum = m.Sum(m.sum[:0])
+	return hex.EncodeToString(m.sum[:n])
 }
 
 // ErrSealed: a sealed value that does not open with this key (tampered, or
@@ -111,6 +160,7 @@ func newKeySet(master []byte) (keySet, error) {
 		return ks, fmt.Errorf("derive key id: %w", err)
 	}
 	copy(ks.id[:], id)
+	ks.nirIndexMAC, ks.codesMAC, ks.tokensMAC, ks.requestsMAC = newMACPool(ks.nirIndex), newMACPool(ks.codes), newMACPool(ks.tokens), newMACPool(ks.requests)
 	return ks, nil
 }
 
@@ -177,13 +227,17 @@ func NewMasterKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func mac(key []byte, parts ...string) string {
-	m := hmac.New(sha256.New, key)
+func mac(p *macPool, parts ...string) string {
+	m := p.get()
+	defer p.put(m)
 	for _, p := range parts {
-		// Length-prefix each part so ("ab","c") and ("a","bc") differ.
-		fmt.Fprintf(m, "%d:%s", len(p), p)
+		// Length-prefix each part so ("ab","c") and ("a","bc") differ:
+		// "<len>:<part>", the bytes fmt's "%d:%s" wrote, without fmt's
+		// reflection and allocations (issue 17: a code check hashes four
+		// times).
+		m.writePart(p)
 	}
-	return hex.EncodeToString(m.Sum(nil))
+	return m.hexSum(sha256.Size)
 }
 
 // every is f under each key of the ring, current first.
@@ -197,35 +251,35 @@ func (k *Keys) every(f func(keySet) string) []string {
 
 // NIRIndexKey is the key of a canonical NIR in the uniqueness index, under
 // the current key: 64 hex characters.
-func (k *Keys) NIRIndexKey(nir string) string { return mac(k.ring[0].nirIndex, "nir", nir) }
+func (k *Keys) NIRIndexKey(nir string) string { return mac(k.ring[0].nirIndexMAC, "nir", nir) }
 
 // NIRIndexKeys is the NIR's index key under each key of the ring, current
 // first: an account registered before a rotation is indexed under a
 // previous key.
 func (k *Keys) NIRIndexKeys(nir string) []string {
-	return k.every(func(ks keySet) string { return mac(ks.nirIndex, "nir", nir) })
+	return k.every(func(ks keySet) string { return mac(ks.nirIndexMAC, "nir", nir) })
 }
 
 // CodeHash is the keyed hash of a code issued for a purpose (a login, a
 // password change…) on an account, under the current key. Bound to both,
 // so a code cannot be moved.
 func (k *Keys) CodeHash(accountID, purpose, code string) string {
-	return mac(k.ring[0].codes, accountID, purpose, code)
+	return mac(k.ring[0].codesMAC, accountID, purpose, code)
 }
 
 // CodeHashes is CodeHash under each key of the ring, current first: a
 // code issued before a rotation is stored under a previous key.
 func (k *Keys) CodeHashes(accountID, purpose, code string) []string {
-	return k.every(func(ks keySet) string { return mac(ks.codes, accountID, purpose, code) })
+	return k.every(func(ks keySet) string { return mac(ks.codesMAC, accountID, purpose, code) })
 }
 
 // TokenHash is the keyed hash of a bearer token of a kind (session,
 // device…), under the current key.
-func (k *Keys) TokenHash(kind, token string) string { return mac(k.ring[0].tokens, kind, token) }
+func (k *Keys) TokenHash(kind, token string) string { return mac(k.ring[0].tokensMAC, kind, token) }
 
 // TokenHashes is TokenHash under each key of the ring, current first.
 func (k *Keys) TokenHashes(kind, token string) []string {
-	return k.every(func(ks keySet) string { return mac(ks.tokens, kind, token) })
+	return k.every(func(ks keySet) string { return mac(ks.tokensMAC, kind, token) })
 }
 
 // Match returns, of candidates (one presented secret's hashes under each
@@ -251,10 +305,12 @@ func Match(candidates []string, stored ...string) (string, bool) {
 // the body may hold a password or a code and the key is stored in the
 // stream.
 func (k *Keys) RequestKey(subject string, body []byte) string {
-	m := hmac.New(sha256.New, k.ring[0].requests)
-	fmt.Fprintf(m, "%d:%s", len(subject), subject)
+	p := k.ring[0].requestsMAC
+	m := p.get()
+	defer p.put(m)
+	m.writePart(subject)
 	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	return m.hexSum(16)
 }
 
 // Seal encrypts plaintext under the current key, bound to context (the
@@ -394,7 +450,7 @@ func (k *Keys) PairwiseSubject(sector, accountID string) string {
 	if k.subjects != nil {
 		key = k.subjects
 	}
-	return mac(key, "oidc-sub", sector, accountID)
+	return mac(newMACPool(key), "oidc-sub", sector, accountID) // rare: a pool of its own is not worth keeping
 }
 
 // WithSubjectKey returns the keyring with the pairwise subjects keyed by

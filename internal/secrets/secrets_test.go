@@ -1,9 +1,13 @@
 package secrets
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -203,5 +207,76 @@ func TestGrantsAndPairwiseSubjects(t *testing.T) {
 	if len(s) != 64 || s != ka.PairwiseSubject("sector", "acc") || s == ka.PairwiseSubject("sector2", "acc") ||
 		s == ka.PairwiseSubject("sector", "acc2") || s == ka.PairwiseSubject("sectora", "cc") {
 		t.Fatalf("pairwise subjects: %q", s)
+	}
+}
+
+// The keyed hashes are stored (code and token hashes in events, NIR index
+// keys, request keys as message ids): mac and RequestKey write their
+// parts without fmt, and must give the bytes fmt's "%d:%s" gave, for
+// parts of every length (one to three digits of length prefix, empty,
+// multi-byte characters).
+func TestKeyedHashesAreUnchanged(t *testing.T) {
+	k := testKeys(t)
+	ks := k.ring[0]
+	old := func(key []byte, parts ...string) string {
+		m := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			fmt.Fprintf(m, "%d:%s", len(p), p)
+		}
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	for _, parts := range [][]string{
+		{"nir", "185057800608436"}, {"", "", "1"}, {"01GNNA1J5X1V2RZ3E9W5YQ8K6T", "login:01GNNA1J5X1V2RZ3E9W5YQ8K6T", "123456"},
+		{"session", strings.Repeat("é", 70)}, {strings.Repeat("x", 1000), "y"},
+	} {
+		for range 3 { // the second and third reuse the first's reset state
+			if got, want := mac(ks.codesMAC, parts...), old(ks.codes, parts...); got != want {
+				t.Fatalf("mac(%q) = %s, was %s", parts, got, want)
+			}
+		}
+	}
+	for _, subject := range []string{"", "login.otp.verify", strings.Repeat("s", 200)} {
+		body := []byte(`{"request_id":"r1","code":"123456"}`)
+		m := hmac.New(sha256.New, ks.requests)
+		fmt.Fprintf(m, "%d:%s", len(subject), subject)
+		m.Write(body)
+		want := hex.EncodeToString(m.Sum(nil)[:16])
+		for range 3 { // the second and third reuse the first's reset state
+			if got := k.RequestKey(subject, body); got != want {
+				t.Fatalf("RequestKey(%q) = %s, was %s", subject, got, want)
+			}
+		}
+	}
+}
+
+// The pooled HMAC states are used by one caller at a time: concurrent
+// hashes under the same key each get their own value (run with -race).
+func TestKeyedHashesConcurrently(t *testing.T) {
+	k := testKeys(t)
+	want := map[string]string{}
+	for i := range 16 {
+		code := fmt.Sprintf("%06d", i)
+		want[code] = k.CodeHash("acc", "login:x", code)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				for code, h := range want {
+					if got := k.CodeHash("acc", "login:x", code); got != h {
+						errs <- fmt.Sprintf("CodeHash(%s) = %s, want %s", code, got, h)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
 	}
 }
