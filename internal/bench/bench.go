@@ -479,9 +479,9 @@ func (r Result) Notes() []string {
 	if d.ProjectorEvents > 0 {
 		p := d.ProjectorPhases
 		rd := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-		add("projector: %d events in %s, %d batches (largest %d events), %s in their transactions (begin %s, devices %s, staging COPY %s, accounts merge %s, attempts COPY %s, commit %s); replica process peak RSS %.0f MiB, live heap half-way %.0f MiB; raw COPY of its %d rows: %v rows/s (median kept)",
+		add("projector: %d events in %s, %d batches (largest %d events), %s in their transactions (begin %s, devices %s, staging COPY %s, accounts merge %s, attempts COPY %s, fraud counters %s, commit %s); replica process peak RSS %.0f MiB, live heap half-way %.0f MiB; raw COPY of its %d rows: %v rows/s (median kept)",
 			d.ProjectorEvents, rd(d.ProjectorTook), d.ProjectorBatches, d.ProjectorMaxBatch, rd(d.ProjectorInTx),
-			rd(p.Begin), rd(p.Devices), rd(p.Staging), rd(p.Accounts), rd(p.Attempts), rd(p.Commit),
+			rd(p.Begin), rd(p.Devices), rd(p.Staging), rd(p.Accounts), rd(p.Attempts), rd(p.Fraud), rd(p.Commit),
 			r.ProjectorPeakRSSMB, d.ProjectorHeapMB, d.CopyRows, roundAll(d.CopyRates))
 	}
 	if d.Mails > 0 {

@@ -20,7 +20,10 @@ func TestDomainAndEventsImportNoInfrastructure(t *testing.T) {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
 		}
 		for _, dep := range strings.Fields(string(out)) {
-			if !allowed[dep] {
+			// JSON decoding, pure (issue 17: events.Unmarshal reads a
+			// message in one pass with its jsontext).
+			jsonv2 := dep == "github.com/go-json-experiment/json" || strings.HasPrefix(dep, "github.com/go-json-experiment/json/")
+			if !allowed[dep] && !jsonv2 {
 				t.Errorf("%s depends on %s", pkg, dep)
 			}
 		}

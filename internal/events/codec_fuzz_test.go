@@ -83,6 +83,15 @@ func FuzzUnmarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, err := Unmarshal(b)
+		// The one-pass decoder reads what it takes as encoding/json does
+		// (issue 17): same envelope, same data, or it leaves the message
+		// to encoding/json.
+		if fast, ok := decodeFast(b); ok {
+			slow, serr := unmarshalSlow(b)
+			if serr != nil || !sameEnvelope(fast, slow) {
+				t.Fatalf("decodeFast(%q) = %+v, encoding/json %+v (%v)", b, fast, slow, serr)
+			}
+		}
 		if err != nil {
 			return
 		}
@@ -148,6 +157,32 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("round trip changed the event:\n%+v %s\n%+v %s", env, want, back, got)
 		}
 	})
+}
+
+// sameEnvelope: the same envelope and data, times the same instant in the
+// same location name and offset.
+func sameEnvelope(a, b Envelope) bool {
+	sameTime := func(x, y time.Time) bool {
+		xn, xo := x.Zone()
+		yn, yo := y.Zone()
+		return x.Equal(y) && xn == yn && xo == yo
+	}
+	if !sameTime(a.OccurredAt, b.OccurredAt) || reflect.TypeOf(a.Data) != reflect.TypeOf(b.Data) {
+		return false
+	}
+	av, bv := reflect.ValueOf(a.Data), reflect.ValueOf(b.Data)
+	for i := range av.NumField() {
+		x, y := av.Field(i).Interface(), bv.Field(i).Interface()
+		if xt, ok := x.(time.Time); ok {
+			if !sameTime(xt, y.(time.Time)) {
+				return false
+			}
+		} else if x != y {
+			return false
+		}
+	}
+	a.OccurredAt, b.OccurredAt, a.Data, b.Data = time.Time{}, time.Time{}, nil, nil
+	return a == b
 }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }

@@ -219,6 +219,15 @@ type outEnvelope struct {
 // Unmarshal decodes an envelope, upcasting its data to the current version
 // of its type and decoding it to the type's Go value.
 func Unmarshal(b []byte) (Envelope, error) {
+	if env, ok := decodeFast(b); ok {
+		return env, nil
+	}
+	return unmarshalSlow(b)
+}
+
+// unmarshalSlow is Unmarshal with encoding/json alone: for the messages
+// decodeFast leaves to it, and the reference it is tested against.
+func unmarshalSlow(b []byte) (Envelope, error) {
 	var w wireEnvelope
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Envelope{}, fmt.Errorf("decode envelope: %w", err)

@@ -1,7 +1,8 @@
 // Package events defines the facts the account decider records, their
 // envelope on the stream, and the codec that reads old versions.
 //
-// It imports only the standard library (and the ULID generator): neither the
+// It imports only the standard library, the ULID generator and a JSON
+// decoder (go-json-experiment's, for the one-pass Unmarshal): neither the
 // domain nor the consumers need NATS to read an event.
 package events
 
