@@ -114,7 +114,9 @@ func TestQuickRunMeasuresEverything(t *testing.T) {
 			t.Errorf("%s_rounds = %s: %v", field, obj[field+"_rounds"], err)
 			continue
 		}
-		if s.N != n || !(s.Min <= s.Median && s.Median <= s.Max && s.Min > 0) {
+		// A flood round may spend no hash at all: on a starved machine
+		// its attackers' first wrong password can miss the window.
+		if s.N != n || !(s.Min <= s.Median && s.Median <= s.Max && (s.Min > 0 || field == "flood_hashes" && s.Min == 0)) {
 			t.Errorf("%s_rounds = %+v, want %d ordered rounds", field, s, n)
 		}
 	}

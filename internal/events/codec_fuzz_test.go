@@ -177,7 +177,7 @@ func sameEnvelope(a, b Envelope) bool {
 			if !sameTime(xt, y.(time.Time)) {
 				return false
 			}
-		} else if x != y {
+		} else if !reflect.DeepEqual(x, y) {
 			return false
 		}
 	}
