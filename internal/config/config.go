@@ -79,22 +79,28 @@ const EnvSecretKeyPrevious = "AUTH_SECRET_KEY_PREVIOUS"
 
 // Config is every component's configuration (SPEC section 7).
 type Config struct {
-	Mode           string // ModeProduction ("" reads as production) or ModeDev
-	NATSURL        string // unset in dev mode: an embedded nats-server
-	NATSListen     string // the embedded server's address
-	NATS           NATSClient
-	Prefix         string // subject prefix
-	DatabaseURL    string
-	SMTPAddr       string // unset in dev: the built-in mail catcher
-	SMTPFrom       string
-	SMTPTLS        string // "", none, starttls, tls
-	SMTPUser       string
-	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
-	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
-	SecretKeyPrev  string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
-	HTTPAddr       string // the ops page (internal/ops), and dev mode's pages; "" serves none
-	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
-	PublicURL      string
+	Mode          string // ModeProduction ("" reads as production) or ModeDev
+	NATSURL       string // unset in dev mode: an embedded nats-server
+	NATSListen    string // the embedded server's address
+	NATS          NATSClient
+	Prefix        string // subject prefix
+	DatabaseURL   string
+	SMTPAddr      string // unset in dev: the built-in mail catcher
+	SMTPFrom      string
+	SMTPTLS       string // "", none, starttls, tls
+	SMTPUser      string
+	SMTPPassword  string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
+	SecretKey     string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
+	SecretKeyPrev string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
+	HTTPAddr      string // the ops page (internal/ops), and dev mode's pages; "" serves none
+	WebAddr       string // the web front-end's listen address (cmd/web, and authctl dev)
+	PublicURL     string
+	// OpenID Connect provider of the web front-end (internal/oidc,
+	// docs/oidc.md): off while OIDCIssuer is "" (dev: on, at the web
+	// front-end's URL + /oidc).
+	OIDCIssuer     string // AUTH_OIDC_ISSUER
+	OIDCClients    string // AUTH_OIDC_CLIENTS: path of the clients' JSON file
+	OIDCKeys       string // AUTH_OIDC_KEYS: PEM files, comma separated, the first signs; "": the OIDC_KEYS bucket
 	PolicyName     string
 	DevClock       bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
 	VarDir         string
@@ -236,6 +242,15 @@ var settings = []Setting{
 	{Env: "AUTH_PUBLIC_URL", Flag: "public-url", Default: "http://127.0.0.1:8080",
 		Help:  "base of the links put in emails: the web front-end's URL (dev: its actual URL unless set)",
 		Users: []string{nameNotifier, nameDev, nameBench}, field: func(c *Config) *string { return &c.PublicURL }},
+	{Env: "AUTH_OIDC_ISSUER", Flag: "oidc-issuer", Default: "",
+		Help:  "OpenID Connect provider: its issuer URL, https with a path it is served under (e.g. https://moncompte.example.fr/oidc); empty: no provider (dev: the web front-end's URL + /oidc) (docs/oidc.md)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCIssuer }},
+	{Env: "AUTH_OIDC_CLIENTS", Flag: "oidc-clients", Default: "",
+		Help:  "OpenID Connect provider: path of the JSON file of the registered clients (docs/oidc.md, Clients); dev adds the example client",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCClients }},
+	{Env: "AUTH_OIDC_KEYS", Flag: "oidc-keys", Default: "",
+		Help:  "OpenID Connect provider: PEM files of the signing keys (ES256 P-256 or RS256), comma separated: the first signs, the others stay in the JWKS; empty: the keys of the NATS bucket OIDC_KEYS (dev: generated there once) (docs/oidc.md, Keys)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCKeys }},
 	{Env: EnvPolicy, Flag: "policy", Default: "seed",
 		Help:  "rules profile: seed or strict",
 		Users: []string{nameCommands, nameDev, nameBench}, field: func(c *Config) *string { return &c.PolicyName }},
