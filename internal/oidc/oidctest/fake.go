@@ -169,9 +169,6 @@ func (f *Fake) handle(name string, data []byte) []byte {
 		}
 		g := fmt.Sprintf("g-%x", sha256.Sum256([]byte(req.RequestID+req.Session)))
 		f.grants[g] = grant{session: req.Session, client: req.ClientID, sector: req.Sector, scopes: req.Scopes}
-		if _, ok := f.sessions[req.Session]; !ok {
-			f.sessions[req.Session] = s
-		}
 		b, _ := json.Marshal(map[string]any{"ok": true, "status": "authorized", "grant": g, "sub": Sub(req.Sector, s.Account),
 			"acr": "eidas1", "amr": s.AMR, "auth_time": s.AuthTime})
 		return b
@@ -180,8 +177,8 @@ func (f *Fake) handle(name string, data []byte) []byte {
 		if !ok || g.client != req.ClientID {
 			return refuse("grant_invalid", "grant")
 		}
-		s, open := f.sessions[g.session]
-		if !open {
+		s := f.session(g.session)
+		if s == nil {
 			return refuse("grant_invalid", "grant")
 		}
 		claims := map[string]any{}

@@ -1,0 +1,254 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/ameli-auth/authsvc/internal/oidc/oidctest"
+	"github.com/ameli-auth/authsvc/internal/testwait"
+)
+
+// The OpenID Connect provider end to end (issue 18): a relying party
+// (github.com/coreos/go-oidc with golang.org/x/oauth2) sends a person at
+// Chromium to /oidc/authorize; they log in on the real pages (password,
+// then the mailed code); the relying party gets the code, exchanges it,
+// checks the id_token and asks userinfo; then the refusals.
+
+// relyingParty is the client's site: it records the redirects it gets.
+type relyingParty struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	hits []url.URL
+}
+
+func newRelyingParty(t *testing.T) *relyingParty {
+	rp := &relyingParty{}
+	rp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" {
+			http.NotFound(w, r)
+			return
+		}
+		rp.mu.Lock()
+		rp.hits = append(rp.hits, *r.URL)
+		rp.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("<!doctype html><title>RP</title><h1>Fournisseur de service</h1>"))
+	}))
+	t.Cleanup(rp.srv.Close)
+	return rp
+}
+
+func (rp *relyingParty) count() int {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return len(rp.hits)
+}
+
+// next waits for the relying party's hit number n (from 1).
+func (rp *relyingParty) hit(t *testing.T, n int) url.URL {
+	t.Helper()
+	testwait.For(t, "the relying party's redirect", 20*time.Second, func() bool { return rp.count() >= n })
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.hits[n-1]
+}
+
+func TestBrowserOIDC(t *testing.T) {
+	rp := newRelyingParty(t)
+	clients := []map[string]any{{"client_id": "rp-test", "token_endpoint_auth_method": "none",
+		"redirect_uris": []string{rp.srv.URL + "/cb"}, "post_logout_redirect_uris": []string{rp.srv.URL + "/bye"},
+		"scopes": []string{"profile", "email", "birth"}, "sector_identifier": "secteur-test"}}
+	b, _ := json.Marshal(clients)
+	file := filepath.Join(t.TempDir(), "clients.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSiteWith(t, "-oidc-clients", file)
+	s.fakeOIDCUntilServed(t)
+	issuer := s.base + "/oidc"
+	ctx := context.Background()
+	provider, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	cfg := &oauth2.Config{ClientID: "rp-test", Endpoint: provider.Endpoint(), RedirectURL: rp.srv.URL + "/cb",
+		Scopes: []string{gooidc.ScopeOpenID, "profile", "email"}}
+	verify := provider.Verifier(&gooidc.Config{ClientID: "rp-test"})
+
+	nir, email := s.account(t, nil)
+	p := s.person(t)
+	verifier, nonce := oauth2.GenerateVerifier(), "nonce-e2e-1"
+	p.navigate("authorize", chromedp.Navigate(cfg.AuthCodeURL("etat-1", gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))))
+	// The web login page, with the return to the authorization.
+	p.wantPage("/connexion", "J'accède à mon compte ameli")
+	if !p.has("form[action='/connexion'] input[name='retour']") {
+		t.Fatal("the login lost its return to the authorization")
+	}
+	p.fill("#nir", nir)
+	p.fill("#password", password)
+	p.click("form[action='/connexion'] button")
+	p.click("form[action='/connexion/envoi-code'] button")
+	p.fill("#code", p.mail(email, "code de sécurité").Code)
+	p.click("form[action='/connexion/code'] button")
+	cb := rp.hit(t, 1)
+	if cb.Path != "/cb" || cb.Query().Get("state") != "etat-1" || cb.Query().Get("code") == "" {
+		t.Fatalf("callback %s", cb.String())
+	}
+	code := cb.Query().Get("code")
+	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := verify.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("id_token: %v", err)
+	}
+	var claims struct {
+		ACR      string   `json:"acr"`
+		AMR      []string `json:"amr"`
+		AuthTime int64    `json:"auth_time"`
+	}
+	_ = idt.Claims(&claims)
+	if idt.Nonce != nonce || claims.ACR != "eidas1" || !slicesContain(claims.AMR, "otp") || !slicesContain(claims.AMR, "pwd") || claims.AuthTime == 0 || idt.Subject == "" {
+		t.Fatalf("id_token sub %q nonce %q claims %+v", idt.Subject, idt.Nonce, claims)
+	}
+	// The relying party's own check of the nonce: another one is refused.
+	if idt.Nonce == "nonce-e2e-autre" {
+		t.Fatal("nonce")
+	}
+	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	var uc map[string]any
+	_ = ui.Claims(&uc)
+	if ui.Subject != idt.Subject || uc["email"] == nil {
+		t.Fatalf("userinfo %v (sub %q)", uc, idt.Subject)
+	}
+
+	// A reused code.
+	if _, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier)); !isOAuthError(err, "invalid_grant") {
+		t.Fatalf("reused code: %v", err)
+	}
+	// A second authorization in the same browser needs no login; without
+	// the PKCE verifier its code is refused.
+	p.navigate("authorize again", chromedp.Navigate(cfg.AuthCodeURL("etat-2", gooidc.Nonce("nonce-e2e-2"), oauth2.S256ChallengeOption(verifier))))
+	cb = rp.hit(t, 2)
+	if cb.Query().Get("state") != "etat-2" {
+		t.Fatalf("second callback %s", cb.String())
+	}
+	if _, err := cfg.Exchange(ctx, cb.Query().Get("code")); err == nil {
+		t.Fatal("a code exchanged without its PKCE verifier")
+	}
+	// A wrong nonce: the id_token of a third authorization carries its
+	// own nonce, which the relying party compares with what it sent.
+	p.navigate("authorize a third time", chromedp.Navigate(cfg.AuthCodeURL("etat-3", gooidc.Nonce("nonce-e2e-3"), oauth2.S256ChallengeOption(verifier))))
+	cb = rp.hit(t, 3)
+	tok3, err := cfg.Exchange(ctx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw3, _ := tok3.Extra("id_token").(string)
+	idt3, err := verify.Verify(ctx, raw3)
+	if err != nil || idt3.Nonce != "nonce-e2e-3" || idt3.Nonce == nonce {
+		t.Fatalf("third id_token: %v nonce %q", err, idt3.Nonce)
+	}
+	// A redirect URI not registered: an error page here, nothing there.
+	bad := *cfg
+	bad.RedirectURL = rp.srv.URL + "/cb/autre"
+	if st := p.navigate("authorize to another URI", chromedp.Navigate(bad.AuthCodeURL("etat-4", oauth2.S256ChallengeOption(verifier)))); st != http.StatusBadRequest {
+		t.Fatalf("wrong redirect_uri answered %d", st)
+	}
+	if rp.count() != 3 {
+		t.Fatal("the browser was sent to an unregistered redirect URI")
+	}
+
+	// Logout: end_session closes the web session; the tokens die with it.
+	p.navigate("end_session", chromedp.Navigate(issuer+"/end_session?"+url.Values{"id_token_hint": {raw3},
+		"post_logout_redirect_uri": {rp.srv.URL + "/bye"}}.Encode()))
+	if bye := rp.hit(t, 4); bye.Path != "/bye" {
+		t.Fatalf("after end_session: %s", bye.String())
+	}
+	if _, kept := p.cookies()["__Host-ameli-session"]; kept {
+		t.Fatal("the session cookie outlived end_session")
+	}
+	if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok3)); err == nil {
+		t.Fatal("an access token outlived the logout")
+	}
+	p.open("/accueil")
+	p.wantPage("/connexion", "J'accède à mon compte ameli")
+
+	// A blocked account (Cas 7) is refused as on the web; the client gets nothing.
+	nir2, _ := s.account(t, nil)
+	q := s.person(t)
+	q.navigate("authorize", chromedp.Navigate(cfg.AuthCodeURL("etat-5", oauth2.S256ChallengeOption(verifier))))
+	for i := range 3 {
+		q.fill("#nir", nir2)
+		q.fill("#password", "pas-le-bon-"+string(rune('a'+i)))
+		q.click("form[action='/connexion'] button")
+	}
+	q.fill("#nir", nir2)
+	q.fill("#password", password)
+	q.click("form[action='/connexion'] button")
+	if !strings.Contains(q.redBox(), "bloqué") {
+		t.Fatalf("blocked account: red box %q", q.redBox())
+	}
+	q.wantPage("/connexion", "J'accède à mon compte ameli")
+	if rp.count() != 4 {
+		t.Fatal("a blocked account reached the client")
+	}
+}
+
+func slicesContain(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isOAuthError(err error, code string) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.ErrorCode == code
+}
+
+// fakeOIDCUntilServed answers the oidc.* commands with oidctest's fake
+// when the commands service does not serve them yet (before the oidccore
+// branch): the fake resolves sessions with the real session.check.
+func (s *site) fakeOIDCUntilServed(t *testing.T) {
+	t.Helper()
+	nc := s.dev.NATS.Conn
+	if _, err := nc.Request("auth.cmd.oidc.authorize", []byte(`{}`), 2*time.Second); err == nil {
+		return // the real commands
+	}
+	f, err := oidctest.Start(nc, "auth", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	f.Check = func(token string) string {
+		b, _ := json.Marshal(map[string]any{"session": token, "channel": "web"})
+		var rep struct {
+			OK        bool   `json:"ok"`
+			AccountID string `json:"account_id"`
+		}
+		_ = json.Unmarshal(s.dev.Commands.Service.Handle(context.Background(), "session.check", b), &rep)
+		return rep.AccountID
+	}
+}
