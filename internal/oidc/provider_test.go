@@ -643,3 +643,32 @@ func TestParseClients(t *testing.T) {
 	}
 	_ = json.Valid
 }
+
+// prompt=none without a session answers login_required to the client;
+// prompt=login sends a browser with a session to log in again, and only
+// the new session is authorized.
+func TestPrompt(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, cfg := e.rp(ctx, "public")
+	pkce := oauth2.S256ChallengeOption(oauth2.GenerateVerifier())
+	if q := e.authorize(e.browser(), cfg.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("prompt", "none"))); q.Get("error") != "login_required" || q.Get("state") != "s" {
+		t.Fatalf("prompt=none: %v", q)
+	}
+	if e.logins.Load() != 0 {
+		t.Fatal("prompt=none showed the login")
+	}
+	b := e.browser()
+	e.session("acc-8", oidctest.Session{})
+	if q := e.authorize(b, cfg.AuthCodeURL("s", pkce)); q.Get("code") == "" {
+		t.Fatal(q)
+	}
+	e.clock.Advance(time.Minute)
+	e.session("acc-8", oidctest.Session{AuthTime: e.clock.Now().Add(time.Second)})
+	if q := e.authorize(b, cfg.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("prompt", "login"))); q.Get("code") == "" {
+		t.Fatal(q)
+	}
+	if e.logins.Load() != 2 {
+		t.Fatalf("prompt=login: %d logins, want 2", e.logins.Load())
+	}
+}
