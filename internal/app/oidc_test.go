@@ -2,9 +2,16 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -79,5 +86,60 @@ func fetchJSON(t *testing.T, u string, into any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatalf("%s: %v", u, err)
+	}
+}
+
+// The web front-end's NATS user (deploy/nats/users.conf, frontend) may run
+// the provider: create and use its buckets. Production mode: the key from
+// a PEM file, an https issuer.
+func TestNATSFrontendUserRunsTheProvider(t *testing.T) {
+	r := startRestricted(t)
+	cfg := r.config("frontend")
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	cfg.OIDCKeys = filepath.Join(dir, "oidc.pem")
+	if err := os.WriteFile(cfg.OIDCKeys, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.OIDCClients = filepath.Join(dir, "clients.json")
+	if err := os.WriteFile(cfg.OIDCClients, []byte(`[{"client_id":"fc","token_endpoint_auth_method":"none","redirect_uris":["https://fc.example/cb"],"scopes":["email"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.OIDCIssuer = "https://moncompte.example/oidc"
+	web, err := StartWeb(cfg, r.srv.ClientURL(), nil, r.log("frontend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = web.Stop(context.Background()) })
+	var disc struct {
+		Issuer string `json:"issuer"`
+	}
+	fetchJSON(t, web.URL+"/oidc/.well-known/openid-configuration", &disc)
+	if disc.Issuer != cfg.OIDCIssuer {
+		t.Fatalf("issuer %q", disc.Issuer)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := url.Values{"client_id": {"fc"}, "redirect_uri": {"https://fc.example/cb"}, "response_type": {"code"}, "scope": {"openid email"},
+		"state": {"s"}, "nonce": {"n"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	resp, err := client.Get(web.URL + "/oidc/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	login := resp.Header.Get("Location")
+	if !strings.HasPrefix(login, "/oidc/login?id=") {
+		t.Fatalf("authorize: %d %s", resp.StatusCode, login)
+	}
+	resp, err = client.Get(web.URL + login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); !strings.HasPrefix(l, "/connexion?retour=") {
+		t.Fatalf("login step: %d %s", resp.StatusCode, l)
 	}
 }
