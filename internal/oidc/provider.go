@@ -116,7 +116,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.st = &storage{clients: clients, keys: cfg.Keys, requests: req, codes: codes, tokens: tokens, cmd: p.cmd, now: cfg.Now, log: cfg.Logger}
+	p.st = &storage{clients: clients, keys: cfg.Keys, requests: req, codes: codes, tokens: tokens, cmd: p.cmd, now: cfg.Now, log: cfg.Logger,
+		loggedOut: cfg.LoginPath + "?deconnecte"}
 	opts := []op.Option{op.WithCrypto(codeCrypto{}), op.WithLogger(cfg.Logger)}
 	if cfg.Insecure {
 		opts = append(opts, op.WithAllowInsecure())
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		CodeMethodS256:           true,
 		AuthMethodPost:           false,
 		AuthMethodPrivateKeyJWT:  true,
-		DefaultLogoutRedirectURI: cfg.LoginPath + "?deconnecte",
+		DefaultLogoutRedirectURI: defaultLogoutRedirect,
 		SupportedUILocales:       []language.Tag{language.French},
 		SupportedScopes:          slices.Clone(knownScopes),
 		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash",
@@ -157,6 +158,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler
 // another site in a Referer (the redirect to the client carries the code).
 func headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
@@ -188,19 +190,21 @@ func tokenOnlyBasic(next http.Handler) http.Handler {
 // when the op redirects (the logout accepted), clears the session cookie.
 func (p *Provider) endSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), ctxSession, p.sessions.SessionToken(r))
-		next.ServeHTTP(&clearOnRedirect{ResponseWriter: w, clear: p.sessions.ClearSession}, r.WithContext(ctx))
+		es := &endSession{token: p.sessions.SessionToken(r)}
+		ctx := context.WithValue(r.Context(), ctxSession, es)
+		next.ServeHTTP(&clearOnRedirect{ResponseWriter: w, es: es, clear: p.sessions.ClearSession}, r.WithContext(ctx))
 	})
 }
 
 type clearOnRedirect struct {
 	http.ResponseWriter
+	es    *endSession
 	clear func(http.ResponseWriter)
 	wrote bool
 }
 
 func (c *clearOnRedirect) WriteHeader(status int) {
-	if !c.wrote && status >= 300 && status < 400 {
+	if !c.wrote && c.es.closed && status >= 300 && status < 400 {
 		c.clear(c.ResponseWriter)
 	}
 	c.wrote = true

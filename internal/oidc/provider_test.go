@@ -306,8 +306,18 @@ func TestCodeFlowPublicClientWithPKCE(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ = tok.Extra("id_token").(string)
+	// A bare link to end_session (no id_token_hint) logs nobody out.
+	noFollow := &http.Client{Jar: b.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(e.issuer + "/end_session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if e.fake.Calls("session.logout") != 0 || resp.Header.Get("Location") != "/" {
+		t.Fatalf("end_session without id_token_hint: %d to %q, %d logouts", resp.StatusCode, resp.Header.Get("Location"), e.fake.Calls("session.logout"))
+	}
 	end := e.issuer + "/end_session?" + url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {rpLogout}, "state": {"bye"}}.Encode()
-	resp, err := b.Get(end)
+	resp, err = b.Get(end)
 	if err != nil {
 		t.Fatal(err)
 	}

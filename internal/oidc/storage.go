@@ -34,6 +34,15 @@ const (
 	IDTokenLifetime = 10 * time.Minute
 )
 
+// Bounds of the buckets' entries and of each bucket.
+const (
+	maxEntryBytes  = 16 << 10
+	maxBucketBytes = 512 << 20
+	// maxParamBytes bounds state and nonce (our choice: FranceConnect's
+	// are 32 to 64 characters).
+	maxParamBytes = 512
+)
+
 // The KV buckets, shared by every web replica (each created with its TTL).
 const (
 	RequestsBucket = "OIDC_REQUESTS"
@@ -133,13 +142,23 @@ type storage struct {
 	cmd      *commander
 	now      func() time.Time
 	log      *slog.Logger
+	// loggedOut is the web's « vous êtes déconnecté » page, where a
+	// logout without a post_logout_redirect_uri lands.
+	loggedOut string
 }
+
+// defaultLogoutRedirect is where end_session sends a browser it did not
+// log out: the web's root (home, or the login page).
+const defaultLogoutRedirect = "/"
 
 // openBuckets creates (or updates) the three buckets with their TTLs.
 func openBuckets(ctx context.Context, js jetstream.JetStream, replicas int) (req, codes, tokens jetstream.KeyValue, err error) {
 	mk := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
+		// Bounded: /authorize writes here before anyone logged in, so
+		// a flood fills the bucket (new authorizations then fail) and
+		// nothing else.
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, Description: desc, TTL: ttl,
-			History: 1, Storage: jetstream.FileStorage, Replicas: max(1, replicas)})
+			History: 1, Storage: jetstream.FileStorage, Replicas: max(1, replicas), MaxValueSize: maxEntryBytes, MaxBytes: maxBucketBytes})
 		if err != nil {
 			return nil, fmt.Errorf("oidc: bucket %s: %w", name, err)
 		}
@@ -159,6 +178,13 @@ func openBuckets(ctx context.Context, js jetstream.JetStream, replicas int) (req
 }
 
 type ctxKey int
+
+// endSession is the browser's session at end_session, and whether it was
+// closed (then the handler clears the cookie).
+type endSession struct {
+	token  string
+	closed bool
+}
 
 const (
 	ctxDone ctxKey = iota // the authorized request, from the login step to SaveAuthCode
@@ -193,6 +219,9 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	}
 	if c.cfg.AuthMethod == AuthNone && r.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge (PKCE, S256) is required of a public client")
+	}
+	if len(r.State) > maxParamBytes || len(r.Nonce) > maxParamBytes || len(r.CodeChallenge) > 128 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("state, nonce or code_challenge too long")
 	}
 	if r.ResponseMode != "" && r.ResponseMode != oidc.ResponseModeQuery {
 		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query")
@@ -383,14 +412,26 @@ func (s *storage) TerminateSession(context.Context, string, string) error { retu
 // TerminateSessionFromRequest (end_session) closes the browser's web
 // session with session.logout: the grants it gave die with it, and with
 // them every access token. The session cookie is cleared by the handler.
+//
+// Only with a valid id_token_hint (the op verified it): a bare link to
+// end_session from another site does not log the person out (OpenID
+// Connect RP-Initiated Logout 1.0 section 2 lets the OP ask; we refuse).
 func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
-	if token, _ := ctx.Value(ctxSession).(string); token != "" {
+	es, _ := ctx.Value(ctxSession).(*endSession)
+	if es == nil || r.IDTokenHintClaims == nil {
+		return r.RedirectURI, nil
+	}
+	if token := es.token; token != "" {
+		es.closed = true
 		rep, err := s.cmd.send(ctx, cmdLogout, map[string]any{"session": token})
 		if err != nil {
 			return "", oidc.ErrServerError().WithDescription("the service is unavailable")
 		}
 		if !rep.OK && rep.code() != codeSessionInvalid {
 			s.log.Warn("oidc: logout not recorded", "code", rep.code())
+		}
+		if r.RedirectURI == defaultLogoutRedirect {
+			return s.loggedOut, nil
 		}
 	}
 	return r.RedirectURI, nil
