@@ -270,13 +270,16 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := map[string]any{"session": token, "client_id": c.cfg.ID, "sector": c.sector(), "scopes": a.Scopes,
-		"require_code": !c.cfg.AllowTrustedDevice, "request_id": "oidc-" + a.ID}
+		"require_code": !c.cfg.AllowTrustedDevice}
 	if ip := clientIP(r); ip != "" {
 		body["client_ip"] = ip
 	}
 	if ua := r.UserAgent(); ua != "" && len(ua) <= 512 {
 		body["user_agent"] = ua
 	}
+	// A fresh request_id per ask (commander.send): the same authorization
+	// is asked again with another session after a login, and a request_id
+	// names one body (docs/idempotency.md).
 	rep, err := p.cmd.send(ctx, cmdAuthorize, body)
 	switch {
 	case err != nil:
