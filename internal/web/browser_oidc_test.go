@@ -71,14 +71,16 @@ func TestBrowserOIDC(t *testing.T) {
 	rp := newRelyingParty(t)
 	clients := []map[string]any{{"client_id": "rp-test", "token_endpoint_auth_method": "none",
 		"redirect_uris": []string{rp.srv.URL + "/cb"}, "post_logout_redirect_uris": []string{rp.srv.URL + "/bye"},
-		"scopes": []string{"profile", "email", "birth"}, "sector_identifier": "secteur-test"}}
+		"scopes": []string{"profile", "email", "birth"}, "sector_identifier": "secteur-test"},
+		{"client_id": "rp-device", "token_endpoint_auth_method": "none", "redirect_uris": []string{rp.srv.URL + "/cb-device"},
+			"scopes": []string{"email"}, "allow_trusted_device": true}}
 	b, _ := json.Marshal(clients)
 	file := filepath.Join(t.TempDir(), "clients.json")
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := newSiteWith(t, "-oidc-clients", file)
-	s.fakeOIDCUntilServed(t)
+	real := s.fakeOIDCUntilServed(t)
 	issuer := s.base + "/oidc"
 	ctx := context.Background()
 	provider, err := gooidc.NewProvider(ctx, issuer)
@@ -89,7 +91,15 @@ func TestBrowserOIDC(t *testing.T) {
 		Scopes: []string{gooidc.ScopeOpenID, "profile", "email"}}
 	verify := provider.Verifier(&gooidc.Config{ClientID: "rp-test"})
 
-	nir, email := s.account(t, nil)
+	// An account with its identity (what its NIR encodes: a woman born
+	// in July 1985 in Paris, commune 056).
+	opts := map[string]any{"nir": "2850775056123", "email": "marie.dupont@exemple.fr"}
+	if real {
+		opts["identity"] = map[string]any{"given_name": "Marie Claire", "family_name": "Dupont", "birthdate": "1985-07-14",
+			"gender": "female", "birthplace": "75056", "birthcountry": "99100"}
+	}
+	nir, _ := s.account(t, opts)
+	email := "marie.dupont@exemple.fr"
 	p := s.person(t)
 	verifier, nonce := oauth2.GenerateVerifier(), "nonce-e2e-1"
 	p.navigate("authorize", chromedp.Navigate(cfg.AuthCodeURL("etat-1", gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))))
@@ -139,6 +149,13 @@ func TestBrowserOIDC(t *testing.T) {
 	_ = ui.Claims(&uc)
 	if ui.Subject != idt.Subject || uc["email"] == nil {
 		t.Fatalf("userinfo %v (sub %q)", uc, idt.Subject)
+	}
+	if real {
+		// The scopes asked (profile, email) select the claims: no birth.
+		if uc["email"] != email || uc["given_name"] != "Marie Claire" || uc["family_name"] != "Dupont" || uc["birthdate"] != "1985-07-14" ||
+			uc["gender"] != "female" || uc["birthplace"] != nil || uc["birthcountry"] != nil {
+			t.Fatalf("userinfo claims %v", uc)
+		}
 	}
 
 	// A reused code.
@@ -212,6 +229,75 @@ func TestBrowserOIDC(t *testing.T) {
 	if rp.count() != 4 {
 		t.Fatal("a blocked account reached the client")
 	}
+	if real {
+		trustedDeviceAndTheCode(t, s, rp, provider)
+	}
+}
+
+// A trusted device (« Se souvenir de cet appareil ») does not spare the
+// code to a client that requires it: the browser goes through a login
+// that asks the code (amr pwd, otp); a client that allows the device gets
+// the password alone (amr pwd, swk).
+func trustedDeviceAndTheCode(t *testing.T, s *site, rp *relyingParty, provider *gooidc.Provider) {
+	ctx := context.Background()
+	nir, email := s.account(t, nil)
+	p := s.person(t)
+	p.login(nir, email, password, true)
+	p.click("form[action='/deconnexion'] button")
+	verifier := oauth2.GenerateVerifier()
+	amrOf := func(cfg *oauth2.Config, n int) []string {
+		t.Helper()
+		cb := rp.hit(t, n)
+		tok, err := cfg.Exchange(ctx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("token: %v (callback %s)", err, cb.String())
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		idt, err := provider.Verifier(&gooidc.Config{ClientID: cfg.ClientID}).Verify(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			AMR []string `json:"amr"`
+		}
+		_ = idt.Claims(&c)
+		return c.AMR
+	}
+
+	strict := &oauth2.Config{ClientID: "rp-test", Endpoint: provider.Endpoint(), RedirectURL: rp.srv.URL + "/cb", Scopes: []string{gooidc.ScopeOpenID}}
+	p.navigate("authorize", chromedp.Navigate(strict.AuthCodeURL("etat-d1", oauth2.S256ChallengeOption(verifier))))
+	p.fill("#nir", nir)
+	p.fill("#password", password)
+	p.click("form[action='/connexion'] button") // the trusted device opens a session...
+	// ...which the client refuses (code_required): the login again, the
+	// device's cookie withheld, so the code is asked.
+	testwait.For(t, "the login asking the code", 20*time.Second, func() bool { return p.has("input[name='code_requis']") })
+	p.fill("#nir", nir)
+	p.fill("#password", password)
+	p.click("form[action='/connexion'] button")
+	p.click("form[action='/connexion/envoi-code'] button")
+	p.fill("#code", p.mail(email, "code de sécurité").Code)
+	p.click("form[action='/connexion/code'] button")
+	if amr := amrOf(strict, 5); strings.Join(amr, ",") != "pwd,otp" {
+		t.Fatalf("a client requiring the code got amr %v", amr)
+	}
+	p.click2LogoutThroughTheWeb()
+
+	lenient := &oauth2.Config{ClientID: "rp-device", Endpoint: provider.Endpoint(), RedirectURL: rp.srv.URL + "/cb-device", Scopes: []string{gooidc.ScopeOpenID}}
+	p.navigate("authorize", chromedp.Navigate(lenient.AuthCodeURL("etat-d2", oauth2.S256ChallengeOption(verifier))))
+	p.fill("#nir", nir)
+	p.fill("#password", password)
+	p.click("form[action='/connexion'] button")
+	if amr := amrOf(lenient, 6); strings.Join(amr, ",") != "pwd,swk" {
+		t.Fatalf("a client allowing the trusted device got amr %v", amr)
+	}
+}
+
+// click2LogoutThroughTheWeb ends the web session on the pages.
+func (p *person) click2LogoutThroughTheWeb() {
+	p.t.Helper()
+	p.open("/accueil")
+	p.click("form[action='/deconnexion'] button")
 }
 
 func slicesContain(l []string, s string) bool {
@@ -230,12 +316,13 @@ func isOAuthError(err error, code string) bool {
 
 // fakeOIDCUntilServed answers the oidc.* commands with oidctest's fake
 // when the commands service does not serve them yet (before the oidccore
-// branch): the fake resolves sessions with the real session.check.
-func (s *site) fakeOIDCUntilServed(t *testing.T) {
+// branch): the fake resolves sessions with the real session.check. It
+// tells whether the real commands answer.
+func (s *site) fakeOIDCUntilServed(t *testing.T) bool {
 	t.Helper()
 	nc := s.dev.NATS.Conn
 	if _, err := nc.Request("auth.cmd.oidc.authorize", []byte(`{}`), 2*time.Second); err == nil {
-		return // the real commands
+		return true // the real commands
 	}
 	f, err := oidctest.Start(nc, "auth", false)
 	if err != nil {
@@ -251,4 +338,5 @@ func (s *site) fakeOIDCUntilServed(t *testing.T) {
 		_ = json.Unmarshal(s.dev.Commands.Service.Handle(context.Background(), "session.check", b), &rep)
 		return rep.AccountID
 	}
+	return false
 }
