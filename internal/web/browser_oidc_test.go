@@ -98,7 +98,8 @@ func TestBrowserOIDC(t *testing.T) {
 		opts["identity"] = map[string]any{"given_name": "Marie Claire", "family_name": "Dupont", "birthdate": "1985-07-14",
 			"gender": "female", "birthplace": "75056", "birthcountry": "99100"}
 	}
-	nir, _ := s.account(t, opts)
+	s.account(t, opts)
+	nir := opts["nir"].(string)
 	email := "marie.dupont@exemple.fr"
 	p := s.person(t)
 	verifier, nonce := oauth2.GenerateVerifier(), "nonce-e2e-1"
@@ -111,6 +112,9 @@ func TestBrowserOIDC(t *testing.T) {
 	p.fill("#nir", nir)
 	p.fill("#password", password)
 	p.click("form[action='/connexion'] button")
+	if !p.has("form[action='/connexion/envoi-code']") {
+		t.Fatalf("after the password: %s, red box %q", p.path(), p.redBox())
+	}
 	p.click("form[action='/connexion/envoi-code'] button")
 	p.fill("#code", p.mail(email, "code de sécurité").Code)
 	p.click("form[action='/connexion/code'] button")
