@@ -287,11 +287,14 @@ func trustedDeviceAndTheCode(t *testing.T, s *site, rp *relyingParty, provider *
 	}
 	p.click2LogoutThroughTheWeb()
 
+	// The same browser (its device cookie), another tab.
+	q := p.sameBrowser()
 	lenient := &oauth2.Config{ClientID: "rp-device", Endpoint: provider.Endpoint(), RedirectURL: rp.srv.URL + "/cb-device", Scopes: []string{gooidc.ScopeOpenID}}
-	p.navigate("authorize", chromedp.Navigate(lenient.AuthCodeURL("etat-d2", oauth2.S256ChallengeOption(verifier))))
-	p.fill("#nir", nir)
-	p.fill("#password", password)
-	p.click("form[action='/connexion'] button")
+	q.navigate("authorize", chromedp.Navigate(lenient.AuthCodeURL("etat-d2", oauth2.S256ChallengeOption(verifier))))
+	q.wantPage("/connexion", "J'accède à mon compte ameli")
+	q.fill("#nir", nir)
+	q.fill("#password", password)
+	q.click("form[action='/connexion'] button")
 	if amr := amrOf(lenient, 6); strings.Join(amr, ",") != "pwd,swk" {
 		t.Fatalf("a client allowing the trusted device got amr %v", amr)
 	}
