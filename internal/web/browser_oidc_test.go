@@ -236,6 +236,36 @@ func TestBrowserOIDC(t *testing.T) {
 	if real {
 		trustedDeviceAndTheCode(t, s, rp, provider)
 	}
+	devExampleClient(t, s)
+}
+
+// Dev mode's example client (/dev/rp/, docs/dev.md): a login through the
+// provider shows the claims; its logout ends the web session.
+func devExampleClient(t *testing.T, s *site) {
+	nir, email := s.account(t, nil)
+	p := s.person(t)
+	p.open("/dev/rp/")
+	p.click("#login")
+	p.wantPage("/connexion", "J'accède à mon compte ameli")
+	p.fill("#nir", nir)
+	p.fill("#password", password)
+	p.click("form[action='/connexion'] button")
+	p.click("form[action='/connexion/envoi-code'] button")
+	p.fill("#code", p.mail(email, "code de sécurité").Code)
+	p.click("form[action='/connexion/code'] button")
+	testwait.For(t, "the example client's page with the claims", 20*time.Second, func() bool { return p.has("#id-token") })
+	if got := p.text("#id-token"); !strings.Contains(got, `"acr": "eidas1"`) || !strings.Contains(got, `"otp"`) || !strings.Contains(got, `"nonce"`) {
+		t.Fatalf("example client's id_token claims:\n%s (error %q)", got, p.text("#error"))
+	}
+	if got := p.text("#userinfo"); !strings.Contains(got, `"sub"`) || !strings.Contains(got, `"email"`) {
+		t.Fatalf("example client's userinfo:\n%s", got)
+	}
+	p.shot("30-oidc-client-exemple")
+	p.click("#logout")
+	testwait.For(t, "back on the example client", 20*time.Second, func() bool { return p.has("#login") })
+	if _, kept := p.cookies()["__Host-ameli-session"]; kept {
+		t.Fatal("the example client's logout left the web session")
+	}
 }
 
 // A trusted device (« Se souvenir de cet appareil ») does not spare the
