@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,19 @@ func (rp *relyingParty) count() int {
 	return len(rp.hits)
 }
 
-// next waits for the relying party's hit number n (from 1).
+// reached waits for the relying party's hit number n (from 1) and for the
+// browser p to have loaded that page (so that the next navigation does not
+// cut this one short).
+func (rp *relyingParty) reached(t *testing.T, p *person, n int) url.URL {
+	t.Helper()
+	u := rp.hit(t, n)
+	testwait.For(t, "the relying party's page loaded", 20*time.Second, func() bool {
+		return eval[bool](p, `location.href.startsWith(`+strconv.Quote(rp.srv.URL)+`) && document.readyState === "complete"`)
+	})
+	return u
+}
+
+// hit waits for the relying party's hit number n (from 1).
 func (rp *relyingParty) hit(t *testing.T, n int) url.URL {
 	t.Helper()
 	testwait.For(t, "the relying party's redirect", 20*time.Second, func() bool { return rp.count() >= n })
@@ -118,7 +131,7 @@ func TestBrowserOIDC(t *testing.T) {
 	p.click("form[action='/connexion/envoi-code'] button")
 	p.fill("#code", p.mail(email, "code de sécurité").Code)
 	p.click("form[action='/connexion/code'] button")
-	cb := rp.hit(t, 1)
+	cb := rp.reached(t, p, 1)
 	if cb.Path != "/cb" || cb.Query().Get("state") != "etat-1" || cb.Query().Get("code") == "" {
 		t.Fatalf("callback %s", cb.String())
 	}
@@ -169,7 +182,7 @@ func TestBrowserOIDC(t *testing.T) {
 	// A second authorization in the same browser needs no login; without
 	// the PKCE verifier its code is refused.
 	p.navigate("authorize again", chromedp.Navigate(cfg.AuthCodeURL("etat-2", gooidc.Nonce("nonce-e2e-2"), oauth2.S256ChallengeOption(verifier))))
-	cb = rp.hit(t, 2)
+	cb = rp.reached(t, p, 2)
 	if cb.Query().Get("state") != "etat-2" {
 		t.Fatalf("second callback %s", cb.String())
 	}
@@ -179,7 +192,7 @@ func TestBrowserOIDC(t *testing.T) {
 	// A wrong nonce: the id_token of a third authorization carries its
 	// own nonce, which the relying party compares with what it sent.
 	p.navigate("authorize a third time", chromedp.Navigate(cfg.AuthCodeURL("etat-3", gooidc.Nonce("nonce-e2e-3"), oauth2.S256ChallengeOption(verifier))))
-	cb = rp.hit(t, 3)
+	cb = rp.reached(t, p, 3)
 	tok3, err := cfg.Exchange(ctx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +215,7 @@ func TestBrowserOIDC(t *testing.T) {
 	// Logout: end_session closes the web session; the tokens die with it.
 	p.navigate("end_session", chromedp.Navigate(issuer+"/end_session?"+url.Values{"id_token_hint": {raw3},
 		"post_logout_redirect_uri": {rp.srv.URL + "/bye"}}.Encode()))
-	if bye := rp.hit(t, 4); bye.Path != "/bye" {
+	if bye := rp.reached(t, p, 4); bye.Path != "/bye" {
 		t.Fatalf("after end_session: %s", bye.String())
 	}
 	if _, kept := p.cookies()["__Host-ameli-session"]; kept {
@@ -279,9 +292,9 @@ func trustedDeviceAndTheCode(t *testing.T, s *site, rp *relyingParty, provider *
 	p.login(nir, email, password, true)
 	p.click("form[action='/deconnexion'] button")
 	verifier := oauth2.GenerateVerifier()
-	amrOf := func(cfg *oauth2.Config, n int) []string {
+	amrOf := func(b *person, cfg *oauth2.Config, n int) []string {
 		t.Helper()
-		cb := rp.hit(t, n)
+		cb := rp.reached(t, b, n)
 		tok, err := cfg.Exchange(ctx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatalf("token: %v (callback %s)", err, cb.String())
@@ -312,7 +325,7 @@ func trustedDeviceAndTheCode(t *testing.T, s *site, rp *relyingParty, provider *
 	p.click("form[action='/connexion/envoi-code'] button")
 	p.fill("#code", p.mail(email, "code de sécurité").Code)
 	p.click("form[action='/connexion/code'] button")
-	if amr := amrOf(strict, 5); strings.Join(amr, ",") != "pwd,otp" {
+	if amr := amrOf(p, strict, 5); strings.Join(amr, ",") != "pwd,otp" {
 		t.Fatalf("a client requiring the code got amr %v", amr)
 	}
 	p.click2LogoutThroughTheWeb()
@@ -325,7 +338,7 @@ func trustedDeviceAndTheCode(t *testing.T, s *site, rp *relyingParty, provider *
 	q.fill("#nir", nir)
 	q.fill("#password", password)
 	q.click("form[action='/connexion'] button")
-	if amr := amrOf(lenient, 6); strings.Join(amr, ",") != "pwd,swk" {
+	if amr := amrOf(q, lenient, 6); strings.Join(amr, ",") != "pwd,swk" {
 		t.Fatalf("a client allowing the trusted device got amr %v", amr)
 	}
 }
