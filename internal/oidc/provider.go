@@ -72,7 +72,47 @@ type Provider struct {
 	sessions  Sessions
 	cmd       *commander
 	log       *slog.Logger
+	// secureCookie: the browser-binding cookie is Secure (an https issuer).
+	secureCookie bool
 }
+
+// bindBrowser: when /authorize sends the browser to the login step, a
+// cookie (per pending authorization, on the login step's path, 15
+// minutes) binds that authorization to this browser; the login step
+// refuses a browser without it, so a link to another browser's pending
+// authorization cannot have a logged-in victim authorize it (our choice,
+// beyond OpenID Connect Core; RFC 9700 4.7, CSRF).
+func (p *Provider) bindBrowser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&bindOnLogin{ResponseWriter: w, p: p}, r)
+	})
+}
+
+type bindOnLogin struct {
+	http.ResponseWriter
+	p     *Provider
+	wrote bool
+}
+
+func (b *bindOnLogin) WriteHeader(status int) {
+	if !b.wrote && status >= 300 && status < 400 {
+		if id, ok := strings.CutPrefix(b.Header().Get("Location"), b.p.loginPath+"?id="); ok && validID(id) {
+			http.SetCookie(b.ResponseWriter, &http.Cookie{Name: bindCookie(id), Value: "1", Path: b.p.loginPath, MaxAge: int(RequestLifetime.Seconds()),
+				HttpOnly: true, Secure: b.p.secureCookie, SameSite: http.SameSiteLaxMode})
+		}
+	}
+	b.wrote = true
+	b.ResponseWriter.WriteHeader(status)
+}
+
+func (b *bindOnLogin) Write(d []byte) (int, error) {
+	if !b.wrote {
+		b.WriteHeader(http.StatusOK)
+	}
+	return b.ResponseWriter.Write(d)
+}
+
+func bindCookie(id string) string { return "oidc-" + id }
 
 // New checks the configuration, opens the buckets and builds the
 // provider.
@@ -107,7 +147,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.LoginPath = "/connexion"
 	}
 	p := &Provider{path: path, loginPath: path + "/login", webLogin: cfg.LoginPath, sessions: cfg.Sessions, log: cfg.Logger,
-		cmd: &commander{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout}}
+		secureCookie: u.Scheme == "https",
+		cmd:          &commander{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout}}
 	clients := map[string]*client{}
 	for _, c := range cfg.Clients {
 		clients[c.ID] = &client{cfg: c, loginPath: p.loginPath, insecure: cfg.Insecure}
@@ -138,6 +179,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+p.loginPath, p.login)
 	mux.Handle(path+"/end_session", p.endSession(http.StripPrefix(path, p.op)))
+	mux.Handle(path+"/authorize", p.bindBrowser(http.StripPrefix(path, p.op)))
 	mux.Handle(path+"/oauth/token", tokenOnlyBasic(http.StripPrefix(path, p.op)))
 	mux.Handle(path+"/", http.StripPrefix(path, p.op))
 	p.handler = headers(mux)
@@ -232,6 +274,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.log.Error("oidc: read an authorization", "err", err)
 		p.page(w, http.StatusServiceUnavailable, "Service indisponible", msgUnavailable)
+		return
+	}
+	if ck, err := r.Cookie(bindCookie(a.ID)); err != nil || ck.Value != "1" {
+		p.page(w, http.StatusBadRequest, "Demande de connexion refusée",
+			"Cette demande de connexion a été ouverte dans un autre navigateur. Merci de recommencer depuis le site qui vous l'a proposée.")
 		return
 	}
 	c := p.st.clients[a.ClientID]

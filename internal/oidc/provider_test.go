@@ -391,6 +391,26 @@ func TestAuthorizeRefusals(t *testing.T) {
 	if e.logins.Load() != 0 || e.fake.Calls("oidc.authorize") != 0 {
 		t.Fatal("a refused authorization went on to the login")
 	}
+
+	// A pending authorization is bound to the browser that opened it: a
+	// link to its login step in another (logged-in) browser is refused.
+	resp, _ = b.Get(cfg.AuthCodeURL("s5", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	resp.Body.Close()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	first, _ := noFollow.Get(cfg.AuthCodeURL("s6", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	first.Body.Close()
+	login := first.Header.Get("Location")
+	victim := e.browser()
+	srvURL, _ := url.Parse(e.srv.URL)
+	victim.Jar.SetCookies(srvURL, []*http.Cookie{{Name: "sess", Value: "sess-acc-2", Path: "/"}})
+	resp, err := victim.Get(e.srv.URL + login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || e.fake.Calls("oidc.authorize") != 1 {
+		t.Fatalf("another browser's authorization: %d, %d oidc.authorize", resp.StatusCode, e.fake.Calls("oidc.authorize"))
+	}
 }
 
 // Refused at the token endpoint: the PKCE verifier missing or wrong (the
