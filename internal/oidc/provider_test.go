@@ -561,6 +561,36 @@ func codeFor(t *testing.T, e *env) string {
 
 func TestCodeSingleUseInParallel(t *testing.T) {
 	e := newEnv(t)
+	// One authorization, 16 login steps answering it at once (tabs,
+	// replicas): one code.
+	ctx := context.Background()
+	r, err := e.p.st.CreateAuthRequest(ctx, &zoidc.AuthRequest{ClientID: "public", RedirectURI: rpRedirect, Scopes: []string{"openid"},
+		ResponseType: "code", CodeChallenge: "x", CodeChallengeMethod: "S256"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := e.p.st.pending(ctx, r.GetID())
+			if err != nil {
+				return
+			}
+			a.done, a.Grant = true, "g"
+			code, _ := codeCrypto{}.Encrypt("")
+			if e.p.st.SaveAuthCode(context.WithValue(ctx, ctxDone, a), a.ID, code) == nil {
+				saved.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if saved.Load() != 1 {
+		t.Fatalf("one authorization gave %d codes", saved.Load())
+	}
+
 	for round := range 5 {
 		code := codeFor(t, e)
 		var wins atomic.Int32
