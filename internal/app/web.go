@@ -59,7 +59,7 @@ func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *s
 	if issuer == "" && cfg.Dev() {
 		issuer = url + "/oidc"
 	}
-	wcfg := web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log}
+	wcfg := web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log, TrustedProxies: cfg.WebTrustedProxies}
 	if issuer != "" {
 		wcfg.ReturnPrefix = oidcReturnPrefix(issuer)
 	}

@@ -174,6 +174,11 @@ func printStatus(out io.Writer, st projector.Status) {
 	fmt.Fprintf(out, "active replica  %s\n", leader)
 	fmt.Fprintf(out, "rebuilding      %v\n", st.Rebuilding)
 	fmt.Fprintf(out, "schema          %d (latest %d)\n", st.SchemaVersion, st.LatestMigration)
+	if st.Fraud.Found {
+		fmt.Fprintf(out, "fraud follower  %d events, %.1f s behind (consumer %s)\n", st.Fraud.LagEvents, st.Fraud.LagSeconds, st.Fraud.Consumer)
+	} else {
+		fmt.Fprintf(out, "fraud follower  not started (no consumer %s)\n", st.Fraud.Consumer)
+	}
 	if len(st.Partitions) < 2 {
 		return
 	}

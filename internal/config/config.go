@@ -125,6 +125,10 @@ type Config struct {
 	// service never counts nor throttles by source (issue 20): known
 	// proxies and NATs.
 	SourceAllowlist []netip.Prefix
+	// WebTrustedProxies is AUTH_WEB_TRUSTED_PROXIES: the reverse proxies
+	// in front of the web front-end whose X-Forwarded-For it believes
+	// (issue 20: the BFF passes the client's address, never its own).
+	WebTrustedProxies []netip.Prefix
 	// OpenTelemetry's standard variables that switch traces on and name
 	// them (internal/tracing; docs/operations.md, Traces).
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP receiver
@@ -134,7 +138,7 @@ type Config struct {
 	Policy domain.Policy
 
 	// The raw values of the settings Load parses into the typed fields.
-	devClock, projectorBatch, streamReplicas, partitions, placement, sourceAllowlist, readyMaxLag, attemptsRetention, commandsCache string
+	devClock, projectorBatch, streamReplicas, partitions, placement, sourceAllowlist, webTrustedProxies, readyMaxLag, attemptsRetention, commandsCache string
 }
 
 // Setting is one row of the table.
@@ -310,13 +314,11 @@ var settings = []Setting{
 	{Env: "AUTH_SOURCE_ALLOWLIST", Flag: "source-allowlist", Default: "",
 		Help:  "networks never throttled by source against password spraying (known proxies and NATs whose one address stands for many people): CIDRs or addresses separated by ',' (e.g. 192.0.2.0/24,2001:db8::/48); empty: none (docs/operations.md, Password spraying)",
 		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.sourceAllowlist },
-		show: func(c Config) string {
-			var out []string
-			for _, p := range c.SourceAllowlist {
-				out = append(out, p.String())
-			}
-			return strings.Join(out, ",")
-		}},
+		show: func(c Config) string { return joinPrefixes(c.SourceAllowlist) }},
+	{Env: "AUTH_WEB_TRUSTED_PROXIES", Flag: "web-trusted-proxies", Default: "",
+		Help:  "the reverse proxies in front of the web front-end, CIDRs or addresses separated by ',': from a request whose TCP peer is one of them, the client's address is the rightmost X-Forwarded-For entry that is not; empty: the TCP peer is the client (docs/web.md, Behind a reverse proxy)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.webTrustedProxies },
+		show: func(c Config) string { return joinPrefixes(c.WebTrustedProxies) }},
 	{Env: "AUTH_ATTEMPTS_RETENTION", Flag: "attempts-retention", Default: "8760h",
 		Help:  "how long a login attempt stays in the events stream, a Go duration (default 12 months); at least what the policy looks back at (seed: 4464h, 6 months of 31 days); 0 keeps them for good (docs/retention.md)",
 		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.attemptsRetention },
@@ -507,6 +509,9 @@ func (c *Config) parse() error {
 	c.Placement = pl
 	if c.SourceAllowlist, err = ParseAllowlist(c.sourceAllowlist); err != nil {
 		return fmt.Errorf("AUTH_SOURCE_ALLOWLIST: %w", err)
+	}
+	if c.WebTrustedProxies, err = ParseAllowlist(c.webTrustedProxies); err != nil {
+		return fmt.Errorf("AUTH_WEB_TRUSTED_PROXIES: %w", err)
 	}
 	switch c.LogFormat {
 	case "", LogText:
@@ -837,7 +842,16 @@ func ChildEnv(set ...string) []string {
 	return append(env, set...)
 }
 
-// ParseAllowlist reads AUTH_SOURCE_ALLOWLIST: CIDRs or single addresses
+// joinPrefixes prints a list of networks as ParseAllowlist reads it.
+func joinPrefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
+// ParseAllowlist reads AUTH_SOURCE_ALLOWLIST (and AUTH_WEB_TRUSTED_PROXIES): CIDRs or single addresses
 // separated by commas (an address is its one-address prefix; IPv4-mapped
 // IPv6 is read as IPv4, as the sources are). Empty is none.
 func ParseAllowlist(s string) ([]netip.Prefix, error) {

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,6 +35,9 @@ import (
 type Sessions interface {
 	SessionToken(r *http.Request) string
 	ClearSession(w http.ResponseWriter)
+	// ClientIP is the browser's address as the web's commands carry it
+	// (behind trusted proxies, the forwarded one).
+	ClientIP(r *http.Request) string
 }
 
 // Config wires the provider.
@@ -318,7 +320,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 	body := map[string]any{"session": token, "client_id": c.cfg.ID, "sector": c.sector(), "scopes": a.Scopes,
 		"require_code": !c.cfg.AllowTrustedDevice}
-	if ip := clientIP(r); ip != "" {
+	if ip := p.sessions.ClientIP(r); ip != "" {
 		body["client_ip"] = ip
 	}
 	if ua := r.UserAgent(); ua != "" && len(ua) <= 512 {
@@ -382,16 +384,6 @@ func (p *Provider) page(w http.ResponseWriter, status int, title, text string) {
 	w.WriteHeader(status)
 	_ = pageTmpl.Execute(w, struct{ Title, Text string }{title, text})
 }
-
-// clientIP is the TCP peer, as the web front-end sends it.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return host
-}
-
 // Route names the endpoint of r for metrics: a fixed set, never the path.
 func (p *Provider) Route(r *http.Request) string {
 	switch strings.TrimPrefix(r.URL.Path, p.path) {

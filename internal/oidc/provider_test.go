@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -156,6 +157,11 @@ func (cookieSessions) SessionToken(r *http.Request) string {
 	}
 	return c.Value
 }
+func (cookieSessions) ClientIP(r *http.Request) string {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return host
+}
+
 func (cookieSessions) ClearSession(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: "sess", Value: "", Path: "/", MaxAge: -1})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ameli-auth/authsvc/internal/clock"
 	"github.com/ameli-auth/authsvc/internal/contract"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
@@ -309,4 +310,46 @@ func mustNew(tb testing.TB, cfg Config) *Projector {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// `authctl projections status` tells the fraud follower's lag: not started
+// before any replica ran, nothing behind once it has caught up, and the
+// events recorded while every replica was stopped, with the age of the
+// oldest, until one comes back.
+func TestStatusTellsTheFraudFollowersLag(t *testing.T) {
+	ctx := context.Background()
+	srv := natsutil.RunTestServer(t)
+	url := newDB(t)
+	js := newJS(t, srv)
+	store, err := eventstore.OpenJetStream(ctx, js, eventstore.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(90 * time.Second)
+	cfg := StatusConfig{DatabaseURL: url, JS: js, Clock: clock.NewFixed(later)}
+	status := func() FraudStatus {
+		t.Helper()
+		st, err := ReadStatus(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Fraud
+	}
+	if fs := status(); fs.Found || fs.Consumer != "projector_fraud" {
+		t.Fatalf("before any replica: %+v, want not found", fs)
+	}
+	r := startReplica(t, js, url, "fraud", nil)
+	recordFraud(t, store, sourceEvent(events.TypeSourceThrottled, "203.0.113.0/24", events.SourceKindPrefix, fraudT0))
+	waitFor(t, "the follower to catch up", 10*time.Second, func() bool {
+		fs := status()
+		return fs.Found && fs.LagEvents == 0 && fs.LagSeconds == 0
+	})
+	r.stop()
+	recordFraud(t, store, sourceEvent(events.TypeSourceThrottled, "198.51.100.0/24", events.SourceKindPrefix, fraudT0),
+		sourceEvent(events.TypeSourceReleased, "203.0.113.0/24", events.SourceKindPrefix, fraudT0))
+	if fs := status(); !fs.Found || fs.LagEvents != 2 || fs.LagSeconds < 89 || fs.LagSeconds > 120 {
+		t.Fatalf("with every replica stopped: %+v, want 2 events about 90 s behind", fs)
+	}
+	startReplica(t, js, url, "fraud2", nil)
+	waitFor(t, "the follower to catch up again", 10*time.Second, func() bool { return status().LagEvents == 0 })
 }

@@ -112,7 +112,7 @@ func TestRebuildSwapsInAtomically(t *testing.T) {
 	}
 
 	// The new model is the stream's, exactly.
-	if got, want := dumpTables(t, url), b.oneByOne(t); got != want {
+	if got, want := dumpTables(t, url), b.freshReplay(t); got != want {
 		t.Fatalf("after the rebuild: %s", diff(got, want))
 	}
 	// What every reader saw was a whole model.

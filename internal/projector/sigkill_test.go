@@ -82,7 +82,7 @@ func TestSIGKILLInTheMiddleOfABatch(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("after SIGTERM: %v\n%s", err, logs.String())
 	}
-	if got, want := dumpTables(t, url), b.oneByOne(t); got != want {
+	if got, want := dumpTables(t, url), b.freshReplay(t); got != want {
 		t.Fatalf("after three SIGKILLs: %s", diff(got, want))
 	}
 }

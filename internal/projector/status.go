@@ -24,6 +24,10 @@ type StatusConfig struct {
 	// Partitions is AUTH_PARTITIONS (0 or 1: one, the stream AUTH_EVENTS).
 	Partitions int
 	Clock      clock.Clock // what LagSeconds is measured by; default the system clock
+	// Consumer is the projector's durable consumer name (AUTH_PROJECTOR's
+	// Config.Consumer), default projector: the fraud follower's is
+	// Consumer + "_fraud".
+	Consumer string
 }
 
 func (c *StatusConfig) setDefaults() error {
@@ -41,6 +45,9 @@ func (c *StatusConfig) setDefaults() error {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.System{}
+	}
+	if c.Consumer == "" {
+		c.Consumer = DefaultConsumer
 	}
 	return nil
 }
@@ -78,6 +85,20 @@ type Status struct {
 	SchemaVersion   int64
 	LatestMigration int64
 	Partitions      []PartitionStatus // partition 0 first
+	// Fraud is the fraud follower's progress on AUTH_FRAUD (the sources
+	// throttled read model, issue 20).
+	Fraud FraudStatus
+}
+
+// FraudStatus is how far auth.fraud_source_events is behind AUTH_FRAUD:
+// its durable consumer's events not yet acknowledged (delivered or not)
+// and the age of the oldest of them. Found is false when the consumer
+// does not exist (no projector has run since the fraud read model came).
+type FraudStatus struct {
+	Consumer   string  // durable consumer name, projector_fraud by default
+	Found      bool    // the consumer exists
+	LagEvents  uint64  // events not acknowledged yet
+	LagSeconds float64 // age of the oldest of them; 0 when LagEvents is 0
 }
 
 // PartitionStatus is one partition's checkpoint and lag.
@@ -188,8 +209,44 @@ func ReadStatus(ctx context.Context, cfg StatusConfig) (Status, error) {
 		return st, err
 	}
 	st.Rebuilding = rb != ""
+	if st.Fraud, err = fraudLag(ctx, cfg.JS, cfg.Consumer+fraudConsumerSuffix, now); err != nil {
+		return st, err
+	}
 	st.SchemaVersion, st.LatestMigration, err = MigrationVersion(ctx, cfg.DatabaseURL)
 	return st, err
+}
+
+// fraudLag reads the fraud follower's consumer on AUTH_FRAUD: the events
+// after its ack floor and the age of the first of them. A missing stream
+// or consumer is not an error (Found false).
+func fraudLag(ctx context.Context, js jetstream.JetStream, consumer string, now time.Time) (FraudStatus, error) {
+	fs := FraudStatus{Consumer: consumer}
+	c, err := js.Consumer(ctx, contract.FraudStream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fs, nil
+	}
+	if err != nil {
+		return fs, fmt.Errorf("fraud follower's consumer %s: %w", consumer, err)
+	}
+	info := c.CachedInfo()
+	fs.Found = true
+	fs.LagEvents = info.NumPending + uint64(info.NumAckPending)
+	if fs.LagEvents == 0 {
+		return fs, nil
+	}
+	st, err := js.Stream(ctx, contract.FraudStream)
+	if err != nil {
+		return fs, fmt.Errorf("stream %s: %w", contract.FraudStream, err)
+	}
+	m, err := st.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(">"))
+	switch {
+	case err == nil:
+		fs.LagSeconds = max(0, now.Sub(m.Time).Seconds())
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return fs, fmt.Errorf("oldest unacknowledged event of %s: %w", contract.FraudStream, err)
+	}
+	return fs, nil
 }
 
 // streamLag reads the stream's last sequence, the events after checkpoint

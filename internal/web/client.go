@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/realclientip/realclientip-go"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -63,6 +66,7 @@ type client struct {
 	timeout time.Duration
 	log     *slog.Logger
 	tracer  trace.Tracer
+	ip      func(*http.Request) string // the browser's address (newClientIP)
 }
 
 // send sends one command (the subject after "<prefix>.cmd.") for the
@@ -90,7 +94,7 @@ var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
 func (c *client) request(ctx context.Context, r *http.Request, full, subject, requestID string, body map[string]any) reply {
 	body["channel"] = "web"
 	body["request_id"] = requestID
-	if ip := clientIP(r); ip != "" {
+	if ip := c.ip(r); ip != "" {
 		body["client_ip"] = ip
 	}
 	if ua := userAgent(r); ua != "" {
@@ -145,14 +149,53 @@ func formRequestID(r *http.Request) string {
 	return newRequestID()
 }
 
-// clientIP is the browser's address as the server sees it (the TCP peer).
-// Behind a reverse proxy it is the proxy's: see docs/web.md.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
+// newClientIP returns the function that gives a request's client address,
+// the `client_ip` every command carries (the source that password-spraying
+// defence counts, issue 20). Without trusted proxies it is the TCP peer.
+// With them, a request whose TCP peer is a trusted proxy gets the
+// rightmost X-Forwarded-For address that is not a trusted proxy: each
+// proxy appends the address it saw, so entries to the left of the last
+// untrusted one were written by the client and are ignored (the
+// "rightmost trusted range" strategy of realclientip-go, chosen over our
+// own parsing; MDN's X-Forwarded-For security notes say the same). A
+// request from any other peer keeps its peer, whatever headers it sends;
+// when every entry is trusted or the header holds no address, the peer.
+func newClientIP(trusted []netip.Prefix) (func(*http.Request) string, error) {
+	peer := func(r *http.Request) string {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return ""
+		}
+		return host
 	}
-	return host
+	if len(trusted) == 0 {
+		return peer, nil
+	}
+	nets := make([]net.IPNet, len(trusted))
+	for i, p := range trusted {
+		nets[i] = net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	}
+	xff, err := realclientip.NewRightmostTrustedRangeStrategy("X-Forwarded-For", nets)
+	if err != nil {
+		return nil, fmt.Errorf("web: trusted proxies: %w", err)
+	}
+	return func(r *http.Request) string {
+		p := peer(r)
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return p
+		}
+		a = a.Unmap()
+		for _, t := range trusted {
+			if t.Contains(a) {
+				if ip := xff.ClientIP(r.Header, r.RemoteAddr); ip != "" {
+					return ip
+				}
+				return p
+			}
+		}
+		return p
+	}, nil
 }
 
 // userAgent is the browser's user agent, cut to the 512 bytes the service

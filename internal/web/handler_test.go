@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ameli-auth/authsvc/internal/config"
 	"github.com/ameli-auth/authsvc/internal/natsutil"
 	"github.com/ameli-auth/authsvc/internal/web"
 )
@@ -76,12 +77,16 @@ type frontEnd struct {
 	fake *fakeService
 }
 
-func newFrontEnd(t *testing.T) *frontEnd {
+func newFrontEnd(t *testing.T, configure ...func(*web.Config)) *frontEnd {
 	t.Helper()
 	ns := natsutil.RunTestServer(t)
 	fake := &fakeService{replies: map[string]string{}}
 	fake.serve(t, natsutil.Connect(t, ns))
-	w, err := web.New(web.Config{Conn: natsutil.Connect(t, ns), Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := web.Config{Conn: natsutil.Connect(t, ns), Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	w, err := web.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +173,44 @@ func TestLoginSendsWebMetadataAndSetsHostCookies(t *testing.T) {
 	b = f.fake.sent()[1].body
 	if id, _ := b["request_id"].(string); !strings.HasPrefix(id, "web-") || len(id) != 36 {
 		t.Fatalf("request_id %q", id)
+	}
+}
+
+// The client_ip sent with each command: the TCP peer, unless the peer is a
+// trusted proxy (AUTH_WEB_TRUSTED_PROXIES); then the rightmost
+// X-Forwarded-For entry that is not a trusted proxy. The test server's peer
+// is 127.0.0.1. A client that writes its own X-Forwarded-For gains nothing:
+// entries left of the last untrusted one are its own.
+func TestClientIPBehindTrustedProxies(t *testing.T) {
+	for _, r := range []struct {
+		name    string
+		trusted string
+		xff     []string
+		want    string
+	}{
+		{"no_trusted_proxy_the_header_is_ignored", "", []string{"198.51.100.7"}, "127.0.0.1"},
+		{"a_peer_that_is_not_trusted_keeps_its_address", "10.0.0.0/8", []string{"198.51.100.7"}, "127.0.0.1"},
+		{"behind_a_trusted_proxy_the_address_it_saw", "127.0.0.1", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"a_spoofed_leftmost_entry_and_a_trusted_hop_are_skipped", "127.0.0.0/8,10.0.0.0/8", []string{"1.2.3.4, 198.51.100.7, 10.0.0.2"}, "198.51.100.7"},
+		{"several_header_lines_read_as_one_list", "127.0.0.1", []string{"1.1.1.1", "198.51.100.8"}, "198.51.100.8"},
+		{"ipv6_client", "127.0.0.1", []string{"2001:db8::1"}, "2001:db8::1"},
+		{"no_header_the_peer", "127.0.0.1", nil, "127.0.0.1"},
+		{"a_garbled_rightmost_entry_the_peer", "127.0.0.1", []string{"198.51.100.7, not-an-ip"}, "127.0.0.1"},
+		{"every_entry_trusted_the_peer", "127.0.0.0/8,10.0.0.0/8", []string{"10.0.0.3"}, "127.0.0.1"},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			trusted, err := config.ParseAllowlist(r.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFrontEnd(t, func(c *web.Config) { c.TrustedProxies = trusted })
+			f.fake.answer("login.password", `{"ok":true,"status":"otp_required","login_id":"`+loginID+`","masked_email":"v***@y***.fr"}`)
+			f.do("POST", "/connexion", url.Values{"nir": {"2690549588157"}, "password": {"x"}}, http.Header{"X-Forwarded-For": r.xff})
+			got := f.fake.sent()
+			if len(got) != 1 || got[0].body["client_ip"] != r.want {
+				t.Fatalf("sent %+v, want client_ip %s", got, r.want)
+			}
+		})
 	}
 }
 

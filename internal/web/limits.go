@@ -39,7 +39,7 @@ func bounded(next http.Handler) http.Handler {
 func (s *Server) form(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBodyBytes || tooLarge(parseForm(r)) {
-			s.log.Warn("form too large refused", "route", r.Pattern, "content_length", r.ContentLength, "client_ip", clientIP(r))
+			s.log.Warn("form too large refused", "route", r.Pattern, "content_length", r.ContentLength, "client_ip", s.client.ip(r))
 			s.render(w, http.StatusRequestEntityTooLarge, "message", view{Title: "Demande trop volumineuse", Error: msgTooLarge})
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -30,7 +31,12 @@ type Config struct {
 	// (dev mode only; Chromium and Firefox accept them on localhost and
 	// 127.0.0.1, so it is off unless asked for: docs/web.md).
 	DevCookies bool
-	Logger     *slog.Logger
+	// TrustedProxies are the reverse proxies in front of this server
+	// (AUTH_WEB_TRUSTED_PROXIES): from a request whose TCP peer is one of
+	// them, the client's address is taken from X-Forwarded-For (the
+	// rightmost entry not in this list). Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// TracerProvider makes a span per page request and per command sent
 	// (tracing.go). nil: the global provider, which exports nothing
 	// unless tracing.Setup installed an exporter.
@@ -78,8 +84,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	tracer := tracing.Provider(cfg.TracerProvider).Tracer(tracing.Scope + "/internal/web")
+	ip, err := newClientIP(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		client:  &client{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout, log: cfg.Logger, tracer: tracer},
+		client:  &client{nc: cfg.Conn, prefix: cfg.Prefix, timeout: cfg.Timeout, log: cfg.Logger, tracer: tracer, ip: ip},
 		pages:   p,
 		cookies: newCookies(cfg.DevCookies),
 		log:     cfg.Logger,
@@ -95,6 +105,11 @@ func New(cfg Config) (*Server, error) {
 // SessionToken is the browser's web session token (its cookie), "" when
 // none: the OpenID Connect provider asks oidc.authorize with it.
 func (s *Server) SessionToken(r *http.Request) string { return s.cookies.session(r) }
+
+// ClientIP is the browser's address as the commands carry it (the TCP peer,
+// or behind trusted proxies the forwarded address): the provider's
+// oidc.authorize sends the same.
+func (s *Server) ClientIP(r *http.Request) string { return s.client.ip(r) }
 
 // ClearSession makes the browser forget its web session (end_session of
 // the OpenID Connect provider, after session.logout).
@@ -196,7 +211,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 
 // crossOrigin answers a form posted from another site (CSRF).
 func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request) {
-	s.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "client_ip", clientIP(r))
+	s.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "client_ip", s.client.ip(r))
 	s.render(w, http.StatusForbidden, "message", view{Title: "Demande refusée",
 		Error: "Cette demande a été envoyée depuis un autre site et a été refusée. Merci de recommencer depuis le site ameli."})
 }
