@@ -384,6 +384,7 @@ func (p *Provider) page(w http.ResponseWriter, status int, title, text string) {
 	w.WriteHeader(status)
 	_ = pageTmpl.Execute(w, struct{ Title, Text string }{title, text})
 }
+
 // Route names the endpoint of r for metrics: a fixed set, never the path.
 func (p *Provider) Route(r *http.Request) string {
 	switch strings.TrimPrefix(r.URL.Path, p.path) {
