@@ -56,7 +56,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	fake   *oidctest.Fake
@@ -77,7 +77,7 @@ const (
 	secret     = "un-secret-de-test-de-32-octets-au-moins-0123456789"
 )
 
-func testKeyPEM(t *testing.T) []byte {
+func testKeyPEM(t testing.TB) []byte {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -92,7 +92,7 @@ func secretHash(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func newEnv(t *testing.T, extra ...ClientConfig) *env {
+func newEnv(t testing.TB, extra ...ClientConfig) *env {
 	t.Helper()
 	ns := natsutil.RunTestServer(t)
 	nc, err := nats.Connect(ns.ClientURL())
