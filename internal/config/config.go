@@ -79,28 +79,22 @@ const EnvSecretKeyPrevious = "AUTH_SECRET_KEY_PREVIOUS"
 
 // Config is every component's configuration (SPEC section 7).
 type Config struct {
-	Mode          string // ModeProduction ("" reads as production) or ModeDev
-	NATSURL       string // unset in dev mode: an embedded nats-server
-	NATSListen    string // the embedded server's address
-	NATS          NATSClient
-	Prefix        string // subject prefix
-	DatabaseURL   string
-	SMTPAddr      string // unset in dev: the built-in mail catcher
-	SMTPFrom      string
-	SMTPTLS       string // "", none, starttls, tls
-	SMTPUser      string
-	SMTPPassword  string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
-	SecretKey     string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
-	SecretKeyPrev string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
-	HTTPAddr      string // the ops page (internal/ops), and dev mode's pages; "" serves none
-	WebAddr       string // the web front-end's listen address (cmd/web, and authctl dev)
-	PublicURL     string
-	// OpenID Connect provider of the web front-end (internal/oidc,
-	// docs/oidc.md): off while OIDCIssuer is "" (dev: on, at the web
-	// front-end's URL + /oidc).
-	OIDCIssuer     string // AUTH_OIDC_ISSUER
-	OIDCClients    string // AUTH_OIDC_CLIENTS: path of the clients' JSON file
-	OIDCKeys       string // AUTH_OIDC_KEYS: PEM files, comma separated, the first signs; "": the OIDC_KEYS bucket
+	Mode           string // ModeProduction ("" reads as production) or ModeDev
+	NATSURL        string // unset in dev mode: an embedded nats-server
+	NATSListen     string // the embedded server's address
+	NATS           NATSClient
+	Prefix         string // subject prefix
+	DatabaseURL    string
+	SMTPAddr       string // unset in dev: the built-in mail catcher
+	SMTPFrom       string
+	SMTPTLS        string // "", none, starttls, tls
+	SMTPUser       string
+	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
+	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
+	SecretKeyPrev  string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
+	HTTPAddr       string // the ops page (internal/ops), and dev mode's pages; "" serves none
+	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
+	PublicURL      string
 	PolicyName     string
 	DevClock       bool // AUTH_DEV_CLOCK=1: <prefix>.dev.clock.advance moves the clock, in any mode
 	VarDir         string
@@ -136,6 +130,13 @@ type Config struct {
 	OTelServiceName    string // OTEL_SERVICE_NAME: service.name of the spans; "": authsvc-<component>
 
 	Policy domain.Policy
+
+	// OpenID Connect provider of the web front-end (internal/oidc,
+	// docs/oidc.md): off while OIDCIssuer is "" (dev: on, at the web
+	// front-end's URL + /oidc).
+	OIDCIssuer  string // AUTH_OIDC_ISSUER
+	OIDCClients string // AUTH_OIDC_CLIENTS: path of the clients' JSON file
+	OIDCKeys    string // AUTH_OIDC_KEYS: PEM files, comma separated, the first signs; "": the OIDC_KEYS bucket
 
 	// The raw values of the settings Load parses into the typed fields.
 	devClock, projectorBatch, streamReplicas, partitions, placement, sourceAllowlist, webTrustedProxies, readyMaxLag, attemptsRetention, commandsCache string
