@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ameli-auth/authsvc/internal/domain"
 	"github.com/ameli-auth/authsvc/internal/events"
 	"github.com/ameli-auth/authsvc/internal/eventstore"
 )
@@ -111,5 +112,19 @@ func TestDevModeTellsTheTruthAcrossRestarts(t *testing.T) {
 	}
 	if truth, err := again.DemoPasswordTruth(ctx); err != nil || truth.Password != "" || truth.Hidden != "changed" {
 		t.Fatalf("after a restart: %+v, %v", truth, err)
+	}
+}
+
+// The demo identity agrees with the demo NIR, or the first dev start
+// could not register the demo account.
+func TestDemoIdentityMatchesTheDemoNIR(t *testing.T) {
+	nir, err := domain.ParseNIR(DemoNIR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := domain.Identity{GivenName: DemoIdentity["given_name"], FamilyName: DemoIdentity["family_name"], Birthdate: DemoIdentity["birthdate"],
+		Gender: DemoIdentity["gender"], Birthplace: DemoIdentity["birthplace"], Birthcountry: DemoIdentity["birthcountry"]}
+	if _, err := domain.CheckIdentity(nir, id); err != nil {
+		t.Fatal(err)
 	}
 }

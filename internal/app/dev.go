@@ -37,6 +37,13 @@ const (
 	DemoPassword = "cheval-agrafe-batterie"
 )
 
+// DemoIdentity is the demo account's civil identity (issue 18), so the
+// dev stack's OpenID Connect provider has claims to show: what the demo
+// NIR encodes (a woman born in May 1969, département 49, commune 588),
+// with names of our choice.
+var DemoIdentity = map[string]string{"given_name": "Valérie", "family_name": "Démo", "birthdate": "1969-05-12",
+	"gender": "female", "birthplace": "49588", "birthcountry": "99100"}
+
 // Dev is the whole service in one process, for a newcomer's machine: an
 // embedded nats-server, a Postgres found or started by devpg, the commands
 // service, the projector, the notifier with the dev mail catcher, the dev
@@ -147,7 +154,8 @@ func registerDemo(ctx context.Context, demoDir string, send func(ctx context.Con
 	var rid [12]byte
 	_, _ = rand.Read(rid[:])
 	body, _ := json.Marshal(map[string]any{"nir": DemoNIR, "email": DemoEmail, "password": DemoPassword,
-		"email_validated": true, "affiliation": "active", "channel": "backoffice", "request_id": "authctl-dev-" + hex.EncodeToString(rid[:])})
+		"email_validated": true, "affiliation": "active", "identity": DemoIdentity, "channel": "backoffice",
+		"request_id": "authctl-dev-" + hex.EncodeToString(rid[:])})
 	var rep struct {
 		OK        bool   `json:"ok"`
 		AccountID string `json:"account_id"`

@@ -39,7 +39,14 @@ type importOptions struct {
 }
 
 // importColumns are the CSV columns, required unless marked optional.
-var importColumns = map[string]bool{"nir": true, "email": true, "affiliation": true, "password_hash": true, "email_validated": false}
+// The identity columns (issue 18) are optional, but come all six or not
+// at all (identityColumns).
+var importColumns = map[string]bool{"nir": true, "email": true, "affiliation": true, "password_hash": true, "email_validated": false,
+	"given_name": false, "family_name": false, "birthdate": false, "gender": false, "birthplace": false, "birthcountry": false}
+
+// identityColumns are the columns of the optional identity, in the order
+// of account.import's identity object.
+var identityColumns = []string{"given_name", "family_name", "birthdate", "gender", "birthplace", "birthcountry"}
 
 func newImportCmd() *cobra.Command {
 	var o importOptions
@@ -56,6 +63,16 @@ holder keeps the password and the service replaces the hash with a current
 argon2id one at the first login (an argon2id hash holds commas: quote it,
 "$argon2id$v=19$m=19456,t=2,p=1$…"). affiliation is active, pending or none;
 email_validated is true or false (true when the column or the cell is empty).
+
+The holder's civil identity (OpenID Connect claims, docs/oidc-commands.md)
+may come in six more columns, all six or none:
+
+  given_name,family_name,birthdate,gender,birthplace,birthcountry
+
+birthdate is YYYY-MM-DD, gender male or female, birthplace the INSEE
+commune code (empty for a birth abroad), birthcountry the INSEE country
+code (99100 for France). The service checks them against the NIR. A row
+whose six cells are empty is imported without an identity.
 
 Rows go in account.import_batch requests of --batch rows, --concurrency of
 them in flight; the service decides each row as account.import would
@@ -128,6 +145,19 @@ func readImportHeader(r *csv.Reader) (map[string]int, error) {
 			return nil, fmt.Errorf("line 1: missing column %q (the header is nir,email,affiliation,password_hash[,email_validated])", name)
 		}
 	}
+	some := 0
+	for _, name := range identityColumns {
+		if _, ok := cols[name]; ok {
+			some++
+		}
+	}
+	if some > 0 && some < len(identityColumns) {
+		for _, name := range identityColumns {
+			if _, ok := cols[name]; !ok {
+				return nil, fmt.Errorf("line 1: missing column %q (the identity's columns come together: %s)", name, strings.Join(identityColumns, ","))
+			}
+		}
+	}
 	return cols, nil
 }
 
@@ -178,11 +208,17 @@ type importRowFields struct {
 	PasswordHash   string `json:"password_hash"`
 	EmailValidated bool   `json:"email_validated"`
 	Affiliation    string `json:"affiliation"`
+	// Identity is the holder's civil identity, when the row gives one.
+	Identity *domain.Identity `json:"identity,omitempty"`
 }
 
 // size is about the bytes the row takes in a request's JSON.
 func (f importRowFields) size() int {
-	return len(f.NIR) + len(f.Email) + len(f.PasswordHash) + len(f.Affiliation) + 100
+	n := len(f.NIR) + len(f.Email) + len(f.PasswordHash) + len(f.Affiliation) + 100
+	if id := f.Identity; id != nil {
+		n += len(id.GivenName) + len(id.FamilyName) + len(id.Birthdate) + len(id.Gender) + len(id.Birthplace) + len(id.Birthcountry) + 120
+	}
+	return n
 }
 
 func importFields(rec []string, cols map[string]int) (importRowFields, *replyError) {
@@ -201,8 +237,14 @@ func importFields(rec []string, cols map[string]int) (importRowFields, *replyErr
 		return importRowFields{}, &replyError{Code: domain.CodeInvalidRequest,
 			Message: fmt.Sprintf("Requête invalide : le champ « email_validated » doit valoir true ou false (et non %q).", get("email_validated"))}
 	}
-	return importRowFields{NIR: get("nir"), Email: get("email"), Affiliation: get("affiliation"),
-		PasswordHash: get("password_hash"), EmailValidated: validated}, nil
+	f := importRowFields{NIR: get("nir"), Email: get("email"), Affiliation: get("affiliation"),
+		PasswordHash: get("password_hash"), EmailValidated: validated}
+	id := domain.Identity{GivenName: get("given_name"), FamilyName: get("family_name"), Birthdate: get("birthdate"),
+		Gender: get("gender"), Birthplace: get("birthplace"), Birthcountry: get("birthcountry")}
+	if id != (domain.Identity{}) {
+		f.Identity = &id
+	}
+	return f, nil
 }
 
 // importOne sends one row as an account.import (--batch 1).
@@ -213,8 +255,12 @@ func importOne(ctx context.Context, c *client, row importRow) importResult {
 		return res
 	}
 	f := row.fields
-	rep, err := c.send(ctx, contract.CmdAccountImport, map[string]any{"nir": f.NIR, "email": f.Email, "affiliation": f.Affiliation,
-		"password_hash": f.PasswordHash, "email_validated": f.EmailValidated})
+	body := map[string]any{"nir": f.NIR, "email": f.Email, "affiliation": f.Affiliation,
+		"password_hash": f.PasswordHash, "email_validated": f.EmailValidated}
+	if f.Identity != nil {
+		body["identity"] = f.Identity
+	}
+	rep, err := c.send(ctx, contract.CmdAccountImport, body)
 	if err != nil {
 		res.fatal = err
 		return res

@@ -119,12 +119,60 @@ func TestAccountImport(t *testing.T) {
 	}
 }
 
+// The identity's six columns (issue 18): a row with them is imported with
+// its identity sealed in account.registered, in batches and one by one; a
+// row whose identity disagrees with the NIR is rejected naming the field;
+// a row whose six cells are empty is imported without an identity.
+func TestAccountImportWithIdentity(t *testing.T) {
+	e := newTestEnv(t)
+	bc, err := bcrypt.GenerateFromPassword([]byte("ancien-mot-de-passe"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []string{"500", "1"} {
+		t.Run("batch_"+batch, func(t *testing.T) {
+			e := e
+			if batch == "1" {
+				e = newTestEnv(t)
+			}
+			lines := []string{
+				"nir,email,affiliation,password_hash,given_name,family_name,birthdate,gender,birthplace,birthcountry",
+				nirA + ",valerie@yahoo.fr,active," + string(bc) + ",Valérie,Martin,1969-05-23,female,49588,99100", // 2 imported
+				nirB + ",jean@free.fr,active," + string(bc) + ",Jean,Durand,1993-01-02,female,04075,99100",        // 3 wrong gender
+				"1850775123459,anne@sfr.fr,active," + string(bc) + ",,,,,,",                                       // 4 no identity
+			}
+			p := filepath.Join(t.TempDir(), "id.csv")
+			os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+			res := e.authctl(ctxTimeout(t, 20*time.Second), nil, "account", "import", "--batch", batch, p)
+			if res.code != 1 || !strings.Contains(res.stdout, "importés : 2, déjà présents : 0, rejetés : 1") ||
+				!strings.Contains(res.stdout, "ligne 3: invalid_request: Requête invalide : le champ « identity.gender »") {
+				t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+			}
+			var withID, without int
+			for _, env := range e.h.History(e.accountOf(t, nirA)) {
+				if r, ok := env.Data.(events.AccountRegistered); ok && r.IdentitySealed != "" {
+					withID++
+				}
+			}
+			for _, env := range e.h.History(e.accountOf(t, "1850775123459")) {
+				if r, ok := env.Data.(events.AccountRegistered); ok && r.IdentitySealed == "" {
+					without++
+				}
+			}
+			if withID != 1 || without != 1 {
+				t.Fatalf("registered with identity %d, without %d; want 1 and 1", withID, without)
+			}
+		})
+	}
+}
+
 func TestAccountImportBadHeader(t *testing.T) {
 	for header, want := range map[string]string{
 		"":                        "empty file",
 		"nir,email,affiliation\n": `missing column "password_hash"`,
-		"nir,email,affiliation,password_hash,x\n":   `unknown column "x"`,
-		"nir,nir,email,affiliation,password_hash\n": `column "nir" appears twice`,
+		"nir,email,affiliation,password_hash,x\n":          `unknown column "x"`,
+		"nir,nir,email,affiliation,password_hash\n":        `column "nir" appears twice`,
+		"nir,email,affiliation,password_hash,given_name\n": `missing column "family_name" (the identity's columns come together`,
 	} {
 		p := filepath.Join(t.TempDir(), "h.csv")
 		os.WriteFile(p, []byte(header), 0o600)
@@ -307,4 +355,14 @@ func TestAccountImportResumesAfterACrash(t *testing.T) {
 		t.Fatalf("stream has %d events for 1000 accounts", n)
 	}
 	once(nirs)
+}
+
+// accountOf is the account of a canonical NIR, from the index.
+func (e *testEnv) accountOf(t *testing.T, nir string) string {
+	t.Helper()
+	id, err := e.h.Store.Index().Get(context.Background(), e.h.Keys.NIRIndexKey(nir))
+	if err != nil {
+		t.Fatalf("index of %s: %v", nir, err)
+	}
+	return id
 }

@@ -201,6 +201,27 @@ func idemRows() []idemRow {
 				b := obj{"rows": []obj{{"nir": nir2, "email": "autre@example.fr", "password_hash": hash, "email_validated": true, "affiliation": "active"}}}
 				return "", a, b
 			}},
+		// A retried authorization gets the same grant, byte for byte (a
+		// deterministic seal of what the stream holds); another client under
+		// the same request_id is another authorization.
+		{subject: contract.CmdOIDCAuthorize, wantA: contract.StatusAuthorized, wantB: contract.StatusAuthorized, recordsB: true,
+			setup: func(t *testing.T, h *harness) (string, obj, obj) {
+				acc, s := withSession(t, h)
+				return acc, obj{"session": s, "client_id": "fc-demo", "scopes": []string{"openid"}},
+					obj{"session": s, "client_id": "other-client", "scopes": []string{"openid"}}
+			}},
+		{subject: contract.CmdOIDCToken, wantA: contract.StatusTokenIssued, wantB: domain.CodeGrantInvalid,
+			setup: func(t *testing.T, h *harness) (string, obj, obj) {
+				acc, s := withSession(t, h)
+				g := h.authorize(s, []string{"openid", "email"}).Grant
+				return acc, obj{"grant": g, "client_id": "fc-demo"}, obj{"grant": g, "client_id": "other-client"}
+			}},
+		{subject: contract.CmdOIDCUserinfo, wantA: contract.StatusTokenIssued, wantB: contract.StatusTokenIssued, readOnly: true,
+			setup: func(t *testing.T, h *harness) (string, obj, obj) {
+				acc, s := withSession(t, h)
+				g := h.authorize(s, []string{"openid", "email"}).Grant
+				return acc, obj{"grant": g, "client_id": "fc-demo"}, obj{"grant": g, "client_id": "fc-demo", "scopes": []string{"openid"}}
+			}},
 	}
 }
 

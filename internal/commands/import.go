@@ -26,6 +26,8 @@ type importFields struct {
 	PasswordHash   string `json:"password_hash"`
 	EmailValidated *bool  `json:"email_validated"`
 	Affiliation    string `json:"affiliation"`
+	// Identity is the holder's civil identity, optional (issue 18).
+	Identity *domain.Identity `json:"identity"`
 }
 
 // importAccount creates an account with an existing password hash (argon2id
@@ -48,7 +50,11 @@ func (s *Service) importOne(ctx context.Context, subject string, c *Common, f im
 	if err != nil {
 		return errorReply(err)
 	}
-	return s.createAccount(ctx, subject, c, nir, email, f.PasswordHash, *f.EmailValidated, f.Affiliation)
+	identity, err := identityField(nir, f.Identity)
+	if err != nil {
+		return errorReply(err)
+	}
+	return s.createAccount(ctx, subject, c, nir, email, identity, f.PasswordHash, *f.EmailValidated, f.Affiliation)
 }
 
 // checkImportedHash admits an imported password hash: an argon2id or

@@ -5,6 +5,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,6 +23,8 @@ type registerRequest struct {
 	Password       string `json:"password"`
 	EmailValidated *bool  `json:"email_validated"`
 	Affiliation    string `json:"affiliation"`
+	// Identity is the holder's civil identity, optional (issue 18).
+	Identity *domain.Identity `json:"identity"`
 }
 
 // register creates an account with a password, or reactivates a
@@ -34,6 +37,10 @@ func (s *Service) register(ctx context.Context, data []byte) contract.Reply {
 	nir, email, err := s.checkAccountFields(req.NIR, req.Email, req.EmailValidated, req.Affiliation, func() error {
 		return required("password", req.Password, maxPasswordBytes)
 	})
+	if err != nil {
+		return errorReply(err)
+	}
+	identity, err := identityField(nir, req.Identity)
 	if err != nil {
 		return errorReply(err)
 	}
@@ -64,7 +71,7 @@ func (s *Service) register(ctx context.Context, data []byte) contract.Reply {
 	if err != nil {
 		return s.fail(contract.CmdAccountRegister, err)
 	}
-	return s.createAccount(ctx, contract.CmdAccountRegister, &req.Common, nir, email, hash, *req.EmailValidated, req.Affiliation)
+	return s.createAccount(ctx, contract.CmdAccountRegister, &req.Common, nir, email, identity, hash, *req.EmailValidated, req.Affiliation)
 }
 
 // checkAccountFields validates a new account's fields in the order of the
@@ -94,7 +101,8 @@ func (s *Service) checkAccountFields(rawNIR, rawEmail string, validated *bool, a
 }
 
 // createAccount claims the NIR in the index and records the registration.
-func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email, hash string, validated bool, affiliation string) contract.Reply {
+// identity, if given, is sealed for the account as the email is.
+func (s *Service) createAccount(ctx context.Context, subject string, c *Common, nir, email string, identity *domain.Identity, hash string, validated bool, affiliation string) contract.Reply {
 	now := s.clock.Now()
 	keys := s.keys.NIRIndexKeys(nir)
 	key := keys[0]
@@ -109,6 +117,13 @@ func (s *Service) createAccount(ctx context.Context, subject string, c *Common, 
 	}
 	cmd := domain.Register{NIRHash: key, EmailSealed: s.keys.Seal(email, accountID), MaskedEmail: domain.MaskEmail(email),
 		EmailValidated: validated, PasswordHash: hash, Affiliation: affiliation}
+	if identity != nil {
+		plain, err := json.Marshal(identity)
+		if err != nil {
+			return s.fail(subject, fmt.Errorf("encode identity: %w", err))
+		}
+		cmd.IdentitySealed = s.keys.Seal(string(plain), accountID)
+	}
 	var out outcome
 	if accountID == claimed {
 		// A new account: nothing to load (accounts.create).
@@ -131,4 +146,18 @@ func (s *Service) createAccount(ctx context.Context, subject string, c *Common, 
 		}
 	}
 	return rep
+}
+
+// identityField checks the optional identity of a new account against its
+// canonical NIR (domain.CheckIdentity: invalid_request naming the field,
+// identity.birthdate...): nil when none was given.
+func identityField(nir string, in *domain.Identity) (*domain.Identity, error) {
+	if in == nil {
+		return nil, nil
+	}
+	id, err := domain.CheckIdentity(nir, *in)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
 }

@@ -274,6 +274,10 @@ func (s *Service) endpoints() map[string]handler {
 		contract.CmdBiometricEnroll:    s.biometricEnroll,
 		contract.CmdBiometricChallenge: s.biometricChallenge,
 		contract.CmdBiometricLogin:     s.biometricLogin,
+
+		contract.CmdOIDCAuthorize: s.oidcAuthorize,
+		contract.CmdOIDCToken:     s.oidcToken,
+		contract.CmdOIDCUserinfo:  s.oidcUserinfo,
 	}
 }
 

@@ -77,6 +77,11 @@ const (
 // accepted for what they hashed and sealed (docs/keys.md).
 const EnvSecretKeyPrevious = "AUTH_SECRET_KEY_PREVIOUS"
 
+// EnvOIDCSubjectKey is the key of the OpenID Connect pairwise subjects,
+// kept apart from AUTH_SECRET_KEY so that rotating that key does not
+// change every subject (docs/oidc-commands.md).
+const EnvOIDCSubjectKey = "AUTH_OIDC_SUBJECT_KEY"
+
 // Config is every component's configuration (SPEC section 7).
 type Config struct {
 	Mode           string // ModeProduction ("" reads as production) or ModeDev
@@ -92,6 +97,7 @@ type Config struct {
 	SMTPPassword   string // from AUTH_SMTP_PASSWORD or AUTH_SMTP_PASSWORD_FILE
 	SecretKey      string // base64, 32 bytes, from AUTH_SECRET_KEY or AUTH_SECRET_KEY_FILE; dev generates one under VarDir
 	SecretKeyPrev  string // the keys AUTH_SECRET_KEY replaced (AUTH_SECRET_KEY_PREVIOUS or _FILE): base64, comma or newline separated, most recent first
+	OIDCSubjectKey string // base64, 32 bytes (AUTH_OIDC_SUBJECT_KEY or _FILE): the pairwise subjects' key; "": derived from AUTH_SECRET_KEY
 	HTTPAddr       string // the ops page (internal/ops), and dev mode's pages; "" serves none
 	WebAddr        string // the web front-end's listen address (cmd/web, and authctl dev)
 	PublicURL      string
@@ -238,6 +244,9 @@ var settings = []Setting{
 	{Env: EnvSecretKeyPrevious, Secret: true,
 		Help:  "the keys AUTH_SECRET_KEY replaced, most recent first, comma or newline separated (or AUTH_SECRET_KEY_PREVIOUS_FILE): they still verify and open what they made (docs/keys.md)",
 		Users: []string{nameCommands, nameNotifier, nameDev, nameAuthctl}, field: func(c *Config) *string { return &c.SecretKeyPrev }},
+	{Env: EnvOIDCSubjectKey, Secret: true,
+		Help:  "base64 of 32 random bytes (or AUTH_OIDC_SUBJECT_KEY_FILE): the key of the OpenID Connect pairwise subjects, never rotated (rotating it changes every sub); default: derived from AUTH_SECRET_KEY, whose rotation then changes every sub (docs/oidc-commands.md)",
+		Users: []string{nameCommands, nameDev}, field: func(c *Config) *string { return &c.OIDCSubjectKey }},
 	{Env: "AUTH_HTTP_ADDR", Flag: "http-addr", Default: "127.0.0.1:8025",
 		Help:  "address of the ops page: /healthz, /readyz, /metrics (and the dev mails, /mails/); empty: none; in production set it per component, e.g. :9090",
 		Users: []string{nameCommands, nameProjector, nameNotifier, nameWeb, nameDev}, field: func(c *Config) *string { return &c.HTTPAddr }},
@@ -818,6 +827,16 @@ func (c Config) Keys() (*secrets.Keys, error) {
 	keys, err := secrets.NewKeys(master, previous...)
 	if err != nil {
 		return nil, fmt.Errorf("%s, %s: %w", EnvSecretKey, EnvSecretKeyPrevious, err)
+	}
+	if c.OIDCSubjectKey != "" {
+		b, err := secrets.ParseKeys(EnvOIDCSubjectKey, c.OIDCSubjectKey)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) != 1 {
+			return nil, fmt.Errorf("%s: want one key, got %d", EnvOIDCSubjectKey, len(b))
+		}
+		keys = keys.WithSubjectKey(b[0])
 	}
 	return keys, nil
 }

@@ -583,3 +583,34 @@ func TestChildEnvKeepsNoSettingOfTheParent(t *testing.T) {
 		}
 	}
 }
+
+// AUTH_OIDC_SUBJECT_KEY pins the pairwise subjects: the same whatever
+// AUTH_SECRET_KEY, unlike the derived default; a bad value names the
+// setting, never the key.
+func TestOIDCSubjectKey(t *testing.T) {
+	const (
+		keyB = "YW5vdGhlciBrZXkgb2YgdGhpcnR5LXR3byBieXRlcyE=" // "another key of thirty-two bytes!"
+		keyC = "YSB0aGlyZCBrZXksIDMyIGJ5dGVzIGxvbmcuLi4uLi4=" // "a third key, 32 bytes long......"
+	)
+	sub := func(c Config) string {
+		t.Helper()
+		k, err := c.Keys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.PairwiseSubject("fc", "acc")
+	}
+	if sub(Config{SecretKey: key}) == sub(Config{SecretKey: keyB}) {
+		t.Fatal("the derived subject key does not follow AUTH_SECRET_KEY")
+	}
+	pinned := sub(Config{SecretKey: key, OIDCSubjectKey: keyC})
+	if pinned != sub(Config{SecretKey: keyB, SecretKeyPrev: key, OIDCSubjectKey: keyC}) || pinned == sub(Config{SecretKey: key}) {
+		t.Fatal("AUTH_OIDC_SUBJECT_KEY does not pin the subjects across a rotation")
+	}
+	for _, bad := range []string{"not base64!", "c2hvcnQ=", keyB + "," + keyC} {
+		_, err := (Config{SecretKey: key, OIDCSubjectKey: bad}).Keys()
+		if err == nil || !strings.Contains(err.Error(), "AUTH_OIDC_SUBJECT_KEY") || strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

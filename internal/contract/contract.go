@@ -127,6 +127,11 @@ const (
 	CmdBiometricEnroll    = "biometric.enroll"
 	CmdBiometricChallenge = "biometric.challenge"
 	CmdBiometricLogin     = "biometric.login"
+
+	// OpenID Connect (issue 18): asked by the provider in the web process.
+	CmdOIDCAuthorize = "oidc.authorize"
+	CmdOIDCToken     = "oidc.token"
+	CmdOIDCUserinfo  = "oidc.userinfo"
 )
 
 // CmdDevClockAdvance names the development clock's request
@@ -143,6 +148,7 @@ func Commands() []string {
 		CmdPasswordChangeStart, CmdPasswordChangeVerifyCode, CmdPasswordChangeComplete, CmdPasswordResetRequest, CmdPasswordResetComplete,
 		CmdEmailChange, CmdEmailConfirm,
 		CmdBiometricOffer, CmdBiometricEnroll, CmdBiometricChallenge, CmdBiometricLogin,
+		CmdOIDCAuthorize, CmdOIDCToken, CmdOIDCUserinfo,
 	}
 }
 

@@ -67,8 +67,8 @@ func TestEveryCommandHasARequestSchema(t *testing.T) {
 	if got := sorted(files); !slices.Equal(got, want) {
 		t.Fatalf("schemas/commands %v\ncommand names %v", got, want)
 	}
-	if n := len(contract.Commands()); n != 23 {
-		t.Fatalf("%d commands, want the 23 endpoints", n)
+	if n := len(contract.Commands()); n != 26 {
+		t.Fatalf("%d commands, want the 26 endpoints", n)
 	}
 }
 
@@ -87,6 +87,8 @@ func TestReplyTypesKeepTheWireOrder(t *testing.T) {
 		contract.ChangeReply{Done: contract.OK(contract.StatusCodeSent), MaskedEmail: "v***@y***.fr", ExpiresAt: &at},
 		contract.BiometricReply{Done: contract.OK(contract.StatusChallengeIssued), ExpiresAt: &at, Challenge: "AAAA"},
 		contract.ClockReply{Done: contract.OK(contract.StatusClockAdvanced), Now: &at},
+		contract.OIDCReply{Done: contract.OK(contract.StatusTokenIssued), Grant: "g1.x", Sub: "ab", ACR: "eidas1", AMR: []string{"pwd", "otp"}, AuthTime: &at,
+			Claims: &contract.OIDCClaims{Email: "a@b.fr", EmailVerified: &yes, GivenName: "A", FamilyName: "B", Birthdate: "1985-07-14", Gender: "female", Birthplace: "75056", Birthcountry: "99100"}},
 		contract.Failure{Error: &contract.ErrorBody{Code: "account_locked", Message: "m", Reason: "password_failures", BlockedUntil: &at}},
 	} {
 		b, err := json.Marshal(r)

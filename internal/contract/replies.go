@@ -28,6 +28,8 @@ const (
 	StatusOfferRecorded     = "offer_recorded"     // biometric.offer: Done
 	StatusBiometricEnrolled = "biometric_enrolled" // biometric.enroll: BiometricReply with expires_at
 	StatusChallengeIssued   = "challenge_issued"   // biometric.challenge: BiometricReply with challenge, expires_at
+	StatusAuthorized        = "authorized"         // oidc.authorize: OIDCReply with grant, sub, acr, amr, auth_time
+	StatusTokenIssued       = "token_issued"       // oidc.token, oidc.userinfo: OIDCReply with sub, acr, amr, auth_time, claims
 )
 
 // Statuses lists every reply status.
@@ -38,6 +40,7 @@ func Statuses() []string {
 		StatusClockAdvanced,
 		StatusCodeSent, StatusCodeVerified, StatusPasswordChanged, StatusEmailChanged, StatusResetRequested, StatusPasswordReset,
 		StatusOfferRecorded, StatusBiometricEnrolled, StatusChallengeIssued,
+		StatusAuthorized, StatusTokenIssued,
 	}
 }
 
@@ -167,6 +170,38 @@ type ClockReply struct {
 	Now *time.Time `json:"now,omitempty"`
 }
 
+// OIDCReply answers the OpenID Connect commands (issue 18): authorized
+// (oidc.authorize: the sealed grant for the provider to keep with its
+// authorization code, and the subject and authentication context) and
+// token_issued (oidc.token, oidc.userinfo: the subject, the context and the
+// claims the scopes select). Sub is the pairwise subject, 64 hex
+// characters, never the account id.
+type OIDCReply struct {
+	Done
+	Grant    string      `json:"grant,omitempty"` // "g1." and base64url, opaque
+	Sub      string      `json:"sub,omitempty"`
+	ACR      string      `json:"acr,omitempty"`
+	AMR      []string    `json:"amr,omitempty"`
+	AuthTime *time.Time  `json:"auth_time,omitempty"` // when the session's login was, UTC, whole seconds
+	Claims   *OIDCClaims `json:"claims,omitempty"`
+}
+
+// OIDCClaims are the holder's claims a token carries, by scope
+// (FranceConnect's): email gives email and email_verified; profile
+// given_name, family_name, gender and birthdate; birth birthplace and
+// birthcountry. A claim the account lacks (no identity given) is left
+// out.
+type OIDCClaims struct {
+	Email         string `json:"email,omitempty"`
+	EmailVerified *bool  `json:"email_verified,omitempty"`
+	GivenName     string `json:"given_name,omitempty"`
+	FamilyName    string `json:"family_name,omitempty"`
+	Birthdate     string `json:"birthdate,omitempty"`
+	Gender        string `json:"gender,omitempty"`
+	Birthplace    string `json:"birthplace,omitempty"`
+	Birthcountry  string `json:"birthcountry,omitempty"`
+}
+
 // Session is an opened session's bearer token, "<account id>.<random>".
 type Session struct {
 	Token     string    `json:"token"`
@@ -221,6 +256,12 @@ type AnyReply struct {
 	Now                  *time.Time     `json:"now,omitempty"`
 	PreviousLoginAt      *time.Time     `json:"previous_login_at,omitempty"`
 	Results              []ImportResult `json:"results,omitempty"`
+	Grant                string         `json:"grant,omitempty"`
+	Sub                  string         `json:"sub,omitempty"`
+	ACR                  string         `json:"acr,omitempty"`
+	AMR                  []string       `json:"amr,omitempty"`
+	AuthTime             *time.Time     `json:"auth_time,omitempty"`
+	Claims               *OIDCClaims    `json:"claims,omitempty"`
 
 	Error *ErrorBody `json:"error,omitempty"`
 }

@@ -59,7 +59,9 @@ const (
 //
 // 2: what a change of credentials closes (issue 11, kind 2).
 // 3: each session keeps the login before it (session.check, issue 13).
-const StateVersion = 3
+// 4: the sealed identity, and each session's login method and time
+// (OpenID Connect, issue 18).
+const StateVersion = 4
 
 // Account is the decision state of one account. It is serialized in
 // snapshots, so every field is exported and tagged.
@@ -72,6 +74,9 @@ type Account struct {
 	EmailValidated bool   `json:"email_validated,omitempty"`
 	PasswordHash   string `json:"password_hash,omitempty"`
 	Affiliation    string `json:"affiliation,omitempty"`
+	// IdentitySealed is the holder's civil identity (Identity's JSON),
+	// sealed; "" when none was given.
+	IdentitySealed string `json:"identity_sealed,omitempty"`
 
 	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
 	BlockedUntil  time.Time `json:"blocked_until,omitzero"`
@@ -201,6 +206,12 @@ type Session struct {
 	// PreviousLoginAt is the account's login before this session's, for
 	// « Dernière connexion » (session.check); zero for the first login.
 	PreviousLoginAt time.Time `json:"previous_login_at,omitzero"`
+	// Method is how the session was opened (events.MethodOTP,
+	// MethodTrustedDevice, MethodBiometric: login.succeeded's method,
+	// which every such event carries) and AuthAt when: OpenID Connect's
+	// amr and auth_time (issue 18).
+	Method string    `json:"method,omitempty"`
+	AuthAt time.Time `json:"auth_at,omitzero"`
 }
 
 // TrustedDevice is a "Se souvenir de cet appareil" token's keyed hash.
@@ -244,12 +255,13 @@ func Evolve(a Account, e events.Event) Account {
 		a.EmailSealed, a.MaskedEmail, a.EmailValidated = e.EmailSealed, e.MaskedEmail, e.EmailValidated
 		a.PasswordHash = e.PasswordHash
 		a.Affiliation = e.Affiliation
+		a.IdentitySealed = e.IdentitySealed
 	case events.AccountReactivated:
 		// A reactivated account starts afresh: nothing of the closed one
 		// (sessions, devices, blocks, counters) carries over.
 		a = Account{ID: a.ID, NIRHash: a.NIRHash, Status: StatusActive,
 			EmailSealed: e.EmailSealed, MaskedEmail: e.MaskedEmail, EmailValidated: e.EmailValidated,
-			PasswordHash: e.PasswordHash, Affiliation: e.Affiliation}
+			PasswordHash: e.PasswordHash, Affiliation: e.Affiliation, IdentitySealed: e.IdentitySealed}
 	case events.AccountDeactivated:
 		// A closed account keeps nothing open (closures.go).
 		a = a.closeAll()
@@ -300,7 +312,8 @@ func Evolve(a Account, e events.Event) Account {
 			}
 		}
 		a.Sessions = appendBounded(pruneSessions(a.Sessions, e.At),
-			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt, PreviousLoginAt: a.LastLoginAt}, MaxSessions)
+			Session{Hash: e.SessionHash, Channel: e.Channel, Device: e.BiometricDevice, ExpiresAt: e.SessionExpiresAt, PreviousLoginAt: a.LastLoginAt,
+				Method: e.Method, AuthAt: e.At}, MaxSessions)
 		if e.DeviceHash != "" {
 			a.TrustedDevices = appendBounded(pruneDevices(a.TrustedDevices, e.At),
 				TrustedDevice{Hash: e.DeviceHash, ExpiresAt: e.DeviceExpiresAt}, MaxTrustedDevices)
@@ -376,6 +389,8 @@ func Evolve(a Account, e events.Event) Account {
 		a.Biometrics = spendChallenge(a.Biometrics, e.DeviceID)
 	case events.BiometricRevoked:
 		a = a.revokeBiometric(e.DeviceID)
+	case events.OIDCAuthorized, events.OIDCTokenIssued:
+		// Recorded for audit; they change nothing.
 	case events.SessionEnded:
 		out := a.Sessions[:0:0]
 		for _, s := range a.Sessions {

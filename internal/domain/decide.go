@@ -81,6 +81,12 @@ func (d Decider) Decide(a Account, c Command, now time.Time) ([]events.Event, er
 		return d.requestPasswordReset(a, c, now)
 	case CompletePasswordReset:
 		return d.completePasswordReset(a, c, now)
+
+	// OpenID Connect (decide_oidc.go).
+	case AuthorizeOIDC:
+		return d.authorizeOIDC(a, c, now)
+	case IssueOIDCToken:
+		return d.issueOIDCToken(a, c, now)
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 }

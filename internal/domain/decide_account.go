@@ -14,6 +14,7 @@ type Register struct {
 	EmailValidated bool
 	PasswordHash   string
 	Affiliation    string
+	IdentitySealed string // the civil identity, sealed; "" if none
 }
 
 // Deactivate closes the account.
@@ -40,10 +41,12 @@ func (d Decider) register(a Account, c Register, now time.Time) ([]events.Event,
 	switch a.Status {
 	case "":
 		return record(events.AccountRegistered{NIRHash: c.NIRHash, EmailSealed: c.EmailSealed, MaskedEmail: c.MaskedEmail,
-			EmailValidated: c.EmailValidated, PasswordHash: c.PasswordHash, Affiliation: c.Affiliation, At: now})
+			EmailValidated: c.EmailValidated, PasswordHash: c.PasswordHash, Affiliation: c.Affiliation,
+			IdentitySealed: c.IdentitySealed, At: now})
 	case StatusDeactivated:
 		return record(events.AccountReactivated{EmailSealed: c.EmailSealed, MaskedEmail: c.MaskedEmail,
-			EmailValidated: c.EmailValidated, PasswordHash: c.PasswordHash, Affiliation: c.Affiliation, At: now})
+			EmailValidated: c.EmailValidated, PasswordHash: c.PasswordHash, Affiliation: c.Affiliation,
+			IdentitySealed: c.IdentitySealed, At: now})
 	}
 	return nil, &Error{Code: CodeAccountExists}
 }

@@ -32,6 +32,8 @@ const (
 	CodeAccountNotFound      = "account_not_found"
 	CodeTooManyAttempts      = "too_many_attempts"
 	CodeUnavailable          = "unavailable"
+	CodeCodeRequired         = "code_required" // oidc.authorize: the client needs a login with the code
+	CodeGrantInvalid         = "grant_invalid" // oidc.token, oidc.userinfo
 )
 
 // Block reasons, in `account_locked` replies and in the read models.

@@ -164,6 +164,11 @@ func (e *Error) Message() string {
 		return "Un compte ameli existe déjà pour ce numéro de sécurité sociale. Si vous avez oublié votre mot de passe, cliquez sur le lien « Mot de passe oublié ? »."
 	case CodeAccountNotFound:
 		return "Aucun compte ameli ne correspond à cette demande."
+	case CodeCodeRequired:
+		// Our words (issue 18): the seed has no OpenID Connect screen.
+		return "Ce service exige une connexion avec le code de sécurité envoyé par mail. Merci de vous reconnecter avec votre mot de passe et le code de sécurité."
+	case CodeGrantInvalid:
+		return "Cette autorisation n'est plus valable. Merci de vous reconnecter à votre compte ameli depuis le service."
 	case CodeTooManyAttempts:
 		// About the network the attempts come from, never the account:
 		// the same words for a registered and an unknown NIR (issue 20).

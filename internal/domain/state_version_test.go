@@ -146,7 +146,7 @@ func richHistory() []events.Event {
 	}
 	h := []events.Event{
 		events.AccountRegistered{NIRHash: "nir#", EmailSealed: "mail-1", MaskedEmail: "v***@y***.fr", EmailValidated: true,
-			PasswordHash: "$argon2id$1", Affiliation: AffiliationActive, At: at(0)},
+			PasswordHash: "$argon2id$1", Affiliation: AffiliationActive, IdentitySealed: "identity-1", At: at(0)},
 		events.AffiliationSet{Affiliation: AffiliationPending, At: at(1)},
 		events.AffiliationSet{Affiliation: AffiliationActive, At: at(2)},
 		events.PasswordFailed{Failures: 1, At: at(3)},
@@ -225,6 +225,8 @@ func richHistory() []events.Event {
 		events.PasswordChanged{Method: events.MethodReset, PasswordHash: "$argon2id$4", ToSealed: "mail-2", At: at(322)},
 		login("L8", 330, "app", "dev-x"),
 		events.BiometricOfferAnswered{Response: events.OfferNever, At: at(331)},
+		events.OIDCAuthorized{ClientID: "fc", Scopes: []string{"openid"}, ACR: events.ACREidas1, AMR: AMR(events.MethodOTP), AuthTime: at(330), At: at(332)},
+		events.OIDCTokenIssued{ClientID: "fc", Scopes: []string{"openid"}, ACR: events.ACREidas1, At: at(333)},
 		events.AccountDeactivated{Reason: "holder", At: at(340)},
 		events.AccountReactivated{EmailSealed: "mail-3", MaskedEmail: "r***@o***.fr", EmailValidated: true,
 			PasswordHash: "$argon2id$5", Affiliation: AffiliationActive, At: at(350)},

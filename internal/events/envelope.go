@@ -159,6 +159,7 @@ func init() {
 		PasswordChangeCodeIssued{}, ChangeCodeVerified{}, PasswordChanged{}, PasswordResetRequested{},
 		EmailChangeCodeIssued{}, EmailChanged{}, ChangeRequestsExceeded{}, ChangeCodeFailed{},
 		BiometricOfferAnswered{}, BiometricEnrolled{}, BiometricChallengeIssued{}, BiometricLoginFailed{}, BiometricRevoked{},
+		OIDCAuthorized{}, OIDCTokenIssued{},
 	} {
 		Register(1, e)
 	}

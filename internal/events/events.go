@@ -45,6 +45,9 @@ const (
 	TypeBiometricChallengeIssued = "biometric.challenge_issued"
 	TypeBiometricLoginFailed     = "biometric.login_failed"
 	TypeBiometricRevoked         = "biometric.revoked"
+
+	TypeOIDCAuthorized  = "oidc.authorized"
+	TypeOIDCTokenIssued = "oidc.token_issued"
 )
 
 // Change flows: the two changes of credentials that need a confirmation code.
@@ -55,14 +58,18 @@ const (
 
 // AccountRegistered: a new account. The NIR is kept only as a keyed hash
 // (the uniqueness index key) and the email only sealed for the notifier, with
-// its masked form for people.
+// its masked form for people, and the civil identity, if given, only sealed.
 type AccountRegistered struct {
-	NIRHash        string    `json:"nir_hash"`
-	EmailSealed    string    `json:"email_sealed"`
-	MaskedEmail    string    `json:"masked_email"`
-	EmailValidated bool      `json:"email_validated"`
-	PasswordHash   string    `json:"password_hash"`
-	Affiliation    string    `json:"affiliation"`
+	NIRHash        string `json:"nir_hash"`
+	EmailSealed    string `json:"email_sealed"`
+	MaskedEmail    string `json:"masked_email"`
+	EmailValidated bool   `json:"email_validated"`
+	PasswordHash   string `json:"password_hash"`
+	Affiliation    string `json:"affiliation"`
+	// IdentitySealed is the holder's civil identity (domain.Identity's
+	// JSON), sealed as the email is; absent when none was given (and in
+	// events before issue 18).
+	IdentitySealed string    `json:"identity_sealed,omitempty"`
 	At             time.Time `json:"at"`
 }
 
@@ -71,11 +78,15 @@ func (AccountRegistered) EventType() string { return TypeAccountRegistered }
 // AccountReactivated: a deactivated account registered again with its NIR
 // (seed, Cas 1 bis). It carries the new credentials and contact.
 type AccountReactivated struct {
-	EmailSealed    string    `json:"email_sealed"`
-	MaskedEmail    string    `json:"masked_email"`
-	EmailValidated bool      `json:"email_validated"`
-	PasswordHash   string    `json:"password_hash"`
-	Affiliation    string    `json:"affiliation"`
+	EmailSealed    string `json:"email_sealed"`
+	MaskedEmail    string `json:"masked_email"`
+	EmailValidated bool   `json:"email_validated"`
+	PasswordHash   string `json:"password_hash"`
+	Affiliation    string `json:"affiliation"`
+	// IdentitySealed is the holder's civil identity (domain.Identity's
+	// JSON), sealed as the email is; absent when none was given (and in
+	// events before issue 18).
+	IdentitySealed string    `json:"identity_sealed,omitempty"`
 	At             time.Time `json:"at"`
 }
 
@@ -384,3 +395,40 @@ type BiometricRevoked struct {
 }
 
 func (BiometricRevoked) EventType() string { return TypeBiometricRevoked }
+
+// OpenID Connect's authentication context (issue 18): acr is eIDAS low
+// (FranceConnect's "eidas1") for every login the service makes, and amr
+// (RFC 8176) says how the session was opened.
+const (
+	ACREidas1 = "eidas1"
+	AMRPwd    = "pwd" // a password
+	AMROTP    = "otp" // a one-time code
+	AMRSwk    = "swk" // a software-secured key: the trusted device's token
+	AMRHwk    = "hwk" // a hardware-secured key: the app's biometric device key
+)
+
+// OIDCAuthorized: the account's open session authorized an OpenID Connect
+// client (oidc.authorize) for these scopes, with this acr and amr, the
+// session's login being at AuthTime. For audit: the pairwise subject and
+// the grant are not recorded.
+type OIDCAuthorized struct {
+	ClientID string    `json:"client_id"`
+	Scopes   []string  `json:"scopes"`
+	ACR      string    `json:"acr"`
+	AMR      []string  `json:"amr"`
+	AuthTime time.Time `json:"auth_time"`
+	At       time.Time `json:"at"`
+}
+
+func (OIDCAuthorized) EventType() string { return TypeOIDCAuthorized }
+
+// OIDCTokenIssued: the provider exchanged an authorization's grant for
+// tokens (oidc.token), for these scopes. For audit.
+type OIDCTokenIssued struct {
+	ClientID string    `json:"client_id"`
+	Scopes   []string  `json:"scopes"`
+	ACR      string    `json:"acr"`
+	At       time.Time `json:"at"`
+}
+
+func (OIDCTokenIssued) EventType() string { return TypeOIDCTokenIssued }

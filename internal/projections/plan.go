@@ -38,6 +38,9 @@ type Plan struct {
 	Fraud FraudCounts
 	// Changes are the credential changes, in stream order.
 	Changes []RecordCredentialChange
+	// OIDC are the OpenID Connect authorizations and token issuances, in
+	// stream order.
+	OIDC []RecordOIDC
 }
 
 // PlanBatch folds a batch's statements, given in stream order.
@@ -102,6 +105,8 @@ func (f *Folder) Add(s Statement) (newAccount bool) {
 		f.p.Fraud.Add(s.Attempt)
 	case RecordCredentialChange:
 		f.p.Changes = append(f.p.Changes, s)
+	case RecordOIDC:
+		f.p.OIDC = append(f.p.OIDC, s)
 	case TrustDevice, ForgetDevices, EnrollBiometric, RevokeBiometrics:
 		f.p.Devices = append(f.p.Devices, s)
 	case CountDevices:
@@ -151,6 +156,8 @@ func (f *Folder) Reset() {
 	f.p.Accounts, f.p.Devices, f.p.Attempts, f.p.Counts = f.p.Accounts[:0], f.p.Devices[:0], f.p.Attempts[:0], f.p.Counts[:0]
 	clear(f.p.Changes)
 	f.p.Changes = f.p.Changes[:0]
+	clear(f.p.OIDC)
+	f.p.OIDC = f.p.OIDC[:0]
 	f.p.Fraud.Reset()
 	clear(f.idx)
 	clear(f.counts)

@@ -212,6 +212,14 @@ func Reduce(seq uint64, env events.Envelope) []Statement {
 		return []Statement{upd(0, AccountRow{}),
 			RevokeBiometrics{AccountID: id, DeviceID: e.DeviceID},
 			CountDevices{AccountID: id}}
+
+	case events.OIDCAuthorized:
+		return []Statement{upd(0, AccountRow{}), RecordOIDC{AccountID: id, Seq: seq, Kind: OIDCAuthorized,
+			ClientID: e.ClientID, Scopes: e.Scopes, ACR: e.ACR, AMR: e.AMR, At: e.At}}
+
+	case events.OIDCTokenIssued:
+		return []Statement{upd(0, AccountRow{}), RecordOIDC{AccountID: id, Seq: seq, Kind: OIDCTokenIssued,
+			ClientID: e.ClientID, Scopes: e.Scopes, ACR: e.ACR, At: e.At}}
 	}
 	// events.SessionEnded, the code requests of the change flows (their
 	// quotas are the decider's business), and any type this projection does

@@ -181,6 +181,14 @@ func TestReduce(t *testing.T) {
 		{"a session that ends only moves the version",
 			events.SessionEnded{SessionHash: "sh", Reason: "logout", At: t0},
 			[]Statement{upd(7, t0, 0, AccountRow{})}},
+		{"an oidc authorization is an audit row with its amr",
+			events.OIDCAuthorized{ClientID: "fc-demo", Scopes: []string{"openid", "profile"}, ACR: "eidas1", AMR: []string{"pwd", "otp"}, AuthTime: t0.Add(-time.Minute), At: t0},
+			[]Statement{upd(7, t0, 0, AccountRow{}), RecordOIDC{AccountID: acc, Seq: 7, Kind: OIDCAuthorized, ClientID: "fc-demo",
+				Scopes: []string{"openid", "profile"}, ACR: "eidas1", AMR: []string{"pwd", "otp"}, At: t0}}},
+		{"an oidc token issuance is an audit row without amr",
+			events.OIDCTokenIssued{ClientID: "fc-demo", Scopes: []string{"openid"}, ACR: "eidas1", At: t0},
+			[]Statement{upd(7, t0, 0, AccountRow{}), RecordOIDC{AccountID: acc, Seq: 7, Kind: OIDCTokenIssued, ClientID: "fc-demo",
+				Scopes: []string{"openid"}, ACR: "eidas1", At: t0}}},
 	}
 	seen := map[string]bool{}
 	for _, c := range cases {

@@ -39,6 +39,7 @@ type tableNames struct {
 // batch's counts (projections.FraudCounts) and the credential changes.
 type fraudSQL struct {
 	bySource, byDevice, byHour, userAgents, changes string
+	oidc                                            string // auth.oidc_authorizations (issue 18)
 }
 
 type sqlTexts struct {
@@ -225,6 +226,11 @@ func newExecutor(schema string) *executor {
 	x.sql.fraud.changes = "INSERT INTO " + q("credential_changes") + " (partition, seq, account_id, kind, at)\n" +
 		"SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])"
 
+	x.sql.fraud.oidc = "INSERT INTO " + q("oidc_authorizations") + " (partition, seq, account_id, kind, client_id, scopes, acr, amr, at)\n" +
+		"SELECT $1, seq, account_id, kind, client_id, string_to_array(scopes, ' '), acr, string_to_array(nullif(amr, ''), ' '), at\n" +
+		"FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])\n" +
+		"AS u(seq, account_id, kind, client_id, scopes, acr, amr, at)"
+
 	x.sql.lockCheckpoint = "SELECT last_seq FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2 FOR UPDATE"
 	x.sql.readCheckpointNoLck = "SELECT last_seq, last_event_at FROM " + t.checkpoint + " WHERE projection = $1 AND partition = $2"
 	x.sql.updateCheckpoint = "UPDATE " + t.checkpoint + " SET last_seq = $3, last_event_at = $4, updated_at = now() WHERE projection = $1 AND partition = $2"
@@ -315,6 +321,7 @@ func (x *executor) prepare(p projections.Plan) *ready {
 		r.attempts = c.bytes()
 	}
 	r.fraud = x.fraudBatch(p.Fraud, p.Changes)
+	x.oidcRows(r.fraud, p.OIDC)
 	return r
 }
 
@@ -362,6 +369,24 @@ func (x *executor) fraudBatch(f projections.FraudCounts, changes []projections.R
 		b.Queue(x.sql.fraud.changes, x.partition, seq, acc, kind, at)
 	}
 	return b
+}
+
+// oidcRows queues the OpenID Connect rows of a batch into b, one
+// statement for them all. Scopes and amr travel as space-separated text
+// (scope tokens hold no space: RFC 6749 3.3) made arrays in SQL, since
+// pgx does not send arrays of arrays.
+func (x *executor) oidcRows(b *pgx.Batch, rows []projections.RecordOIDC) {
+	if len(rows) == 0 {
+		return
+	}
+	n := len(rows)
+	seq, at := make([]int64, n), make([]time.Time, n)
+	acc, kind, client, scopes, acr, amr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range rows {
+		seq[i], acc[i], kind[i], client[i], at[i] = int64(r.Seq), r.AccountID, r.Kind, cleanText(r.ClientID), r.At
+		scopes[i], acr[i], amr[i] = cleanText(strings.Join(r.Scopes, " ")), cleanText(r.ACR), cleanText(strings.Join(r.AMR, " "))
+	}
+	b.Queue(x.sql.fraud.oidc, x.partition, seq, acc, kind, client, scopes, acr, amr, at)
 }
 
 // encodeAttempt appends a login attempt's row to a COPY payload.

@@ -50,6 +50,7 @@ func dumpTables(tb testing.TB, url string) string {
 		{"login_attempts", "partition, seq", "t.*"},
 		{"trusted_devices", "account_id, seq", "t.*"},
 		{"biometric_devices", "account_id, device_id", "t.*"},
+		{"oidc_authorizations", "partition, seq", "t.*"},
 		{"projector_checkpoint", "projection, partition", "t.projection, t.partition, t.last_seq, t.last_event_at"},
 	} {
 		if q.table == "projector_checkpoint" {

@@ -82,9 +82,11 @@ func (f fixture) examples() map[string]events.Event {
 	out := map[string]events.Event{}
 	for _, e := range []events.Event{
 		events.AccountRegistered{NIRHash: f.keys.NIRIndexKey(nir), EmailSealed: sealed, MaskedEmail: domain.MaskEmail(email),
-			EmailValidated: true, PasswordHash: f.phc, Affiliation: domain.AffiliationActive, At: t0},
+			EmailValidated: true, PasswordHash: f.phc, Affiliation: domain.AffiliationActive,
+			IdentitySealed: f.keys.Seal(`{"given_name":"Marie"}`, f.accountID), At: t0},
 		events.AccountReactivated{EmailSealed: f.keys.Seal("nouvelle@mail.fr", f.accountID), MaskedEmail: domain.MaskEmail("nouvelle@mail.fr"),
-			EmailValidated: true, PasswordHash: f.phc, Affiliation: domain.AffiliationPending, At: t0},
+			EmailValidated: true, PasswordHash: f.phc, Affiliation: domain.AffiliationPending,
+			IdentitySealed: f.keys.Seal(`{"given_name":"Marie"}`, f.accountID), At: t0},
 		events.AccountDeactivated{Reason: "demande de l'assuré", At: t0},
 		events.AffiliationSet{Affiliation: domain.AffiliationNone, At: t0},
 		events.AccountUnlocked{PreviousReason: domain.ReasonPasswordFailures, At: t0},
@@ -121,6 +123,9 @@ func (f fixture) examples() map[string]events.Event {
 			ExpiresAt: t0.Add(2 * time.Minute), At: t0},
 		events.BiometricLoginFailed{DeviceID: deviceID, Reason: domain.BiometricBadSignature, At: t0},
 		events.BiometricRevoked{DeviceID: deviceID, Reason: "adviser", At: t0},
+		events.OIDCAuthorized{ClientID: "fc-demo", Scopes: []string{"openid", "profile"}, ACR: events.ACREidas1,
+			AMR: []string{events.AMRPwd, events.AMROTP}, AuthTime: t0.Add(-time.Minute), At: t0},
+		events.OIDCTokenIssued{ClientID: "fc-demo", Scopes: []string{"openid", "email"}, ACR: events.ACREidas1, At: t0},
 	} {
 		out[e.EventType()] = e
 	}

@@ -36,6 +36,9 @@ const idSize = 4
 // (the *Hashes methods) and open (Open) what they made before a rotation.
 type Keys struct {
 	ring []keySet // ring[0] is the current key
+	// subjects, when set (WithSubjectKey), keys the pairwise subjects in
+	// place of the current key's "oidc-subject" purpose.
+	subjects []byte
 }
 
 // keySet is the purpose keys of one master secret.
@@ -46,6 +49,8 @@ type keySet struct {
 	tokens   []byte
 	seal     []byte
 	requests []byte
+	grants   []byte // seals OpenID Connect grants (oidc.authorize), apart from seal
+	subjects []byte // keys the OpenID Connect pairwise subjects
 }
 
 // ErrSealed: a sealed value that does not open with this key (tampered, or
@@ -93,7 +98,8 @@ func newKeySet(master []byte) (keySet, error) {
 	for _, p := range []struct {
 		dst  *[]byte
 		name string
-	}{{&ks.nirIndex, "nir-index"}, {&ks.codes, "codes"}, {&ks.tokens, "tokens"}, {&ks.seal, "seal"}, {&ks.requests, "requests"}} {
+	}{{&ks.nirIndex, "nir-index"}, {&ks.codes, "codes"}, {&ks.tokens, "tokens"}, {&ks.seal, "seal"}, {&ks.requests, "requests"},
+		{&ks.grants, "oidc-grant"}, {&ks.subjects, "oidc-subject"}} {
 		if *p.dst, err = derive(p.name, 32); err != nil {
 			return ks, fmt.Errorf("derive %s key: %w", p.name, err)
 		}
@@ -258,14 +264,25 @@ func (k *Keys) RequestKey(subject string, body []byte) string {
 // plaintext). Values sealed before key ids lack the first 4 bytes: Open
 // still reads them.
 func (k *Keys) Seal(plaintext, context string) string {
+	return "v1." + k.sealWith(func(ks keySet) []byte { return ks.seal }, nil, plaintext, context)
+}
+
+// sealWith is Seal's body under one purpose's key: the base64url of key
+// id, nonce and ciphertext. The nonce is random, or synthetic's (the
+// purpose key's) when set.
+func (k *Keys) sealWith(purpose func(keySet) []byte, synthetic func(key []byte, plaintext, context string) []byte, plaintext, context string) string {
 	ks := k.ring[0]
-	aead, _ := chacha20poly1305.NewX(ks.seal) // the key size is fixed
+	aead, _ := chacha20poly1305.NewX(purpose(ks)) // the key size is fixed
 	out := make([]byte, idSize+aead.NonceSize(), idSize+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	copy(out, ks.id[:])
 	nonce := out[idSize:]
-	rand.Read(nonce)
+	if synthetic != nil {
+		copy(nonce, synthetic(purpose(ks), plaintext, context))
+	} else {
+		rand.Read(nonce)
+	}
 	out = aead.Seal(out, nonce, []byte(plaintext), []byte(context))
-	return "v1." + base64.RawURLEncoding.EncodeToString(out)
+	return base64.RawURLEncoding.EncodeToString(out)
 }
 
 // Open decrypts a value sealed by Seal with the same context, under the
@@ -278,12 +295,18 @@ func (k *Keys) Open(sealed, context string) (string, error) {
 	if !ok {
 		return "", ErrSealed
 	}
+	return k.openWith(func(ks keySet) []byte { return ks.seal }, raw, context)
+}
+
+// openWith is Open's body under one purpose's key, for raw (the base64url
+// after the prefix).
+func (k *Keys) openWith(purpose func(keySet) []byte, raw, context string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil {
 		return "", ErrSealed
 	}
 	open := func(ks keySet, b []byte) (string, bool) {
-		aead, _ := chacha20poly1305.NewX(ks.seal)
+		aead, _ := chacha20poly1305.NewX(purpose(ks))
 		if len(b) < aead.NonceSize()+aead.Overhead() {
 			return "", false
 		}
@@ -312,6 +335,78 @@ func (k *Keys) Open(sealed, context string) (string, error) {
 			ErrSealed, strings.Join(k.IDs(), ", "), b[:idSize])
 	}
 	return "", ErrSealed
+}
+
+// grantPrefix starts every sealed OpenID Connect grant: another prefix
+// than Seal's "v1.", so neither is ever taken for the other.
+const grantPrefix = "g1."
+
+// SealGrant seals an OpenID Connect grant (what oidc.authorize hands the
+// provider: account, session, scopes...) under the current key's
+// "oidc-grant" purpose (HKDF label ameli-auth/oidc-grant), bound to
+// context. "g1." and the base64url of key id, nonce and ciphertext, as
+// Seal, but deterministic: the nonce is synthetic (an HMAC-SHA256 of
+// context and plaintext under a key derived from the grant key, as
+// RFC 5297's SIV construction does), so a retried oidc.authorize answered
+// from the recorded fact gets the very bytes of the first reply. That
+// tells only that two grants are equal, and grants of distinct
+// authorizations differ (their times and sessions do). A leak of the grant key opens no address or code, and the seal
+// key opens no grant. Previous keys of the ring open grants they sealed
+// (OpenGrant), so a rotation does not void the grants in flight.
+func (k *Keys) SealGrant(plaintext, context string) string {
+	return grantPrefix + k.sealWith(func(ks keySet) []byte { return ks.grants }, syntheticNonce, plaintext, context)
+}
+
+// syntheticNonce is a deterministic XChaCha20 nonce for plaintext under
+// context: the first 24 bytes of HMAC-SHA256 under a key derived from the
+// sealing key (never the sealing key itself).
+func syntheticNonce(key []byte, plaintext, context string) []byte {
+	nk := hmac.New(sha256.New, key)
+	nk.Write([]byte("ameli-auth/synthetic-nonce"))
+	m := hmac.New(sha256.New, nk.Sum(nil))
+	fmt.Fprintf(m, "%d:%s", len(context), context)
+	m.Write([]byte(plaintext))
+	return m.Sum(nil)[:chacha20poly1305.NonceSizeX]
+}
+
+// OpenGrant opens a grant of SealGrant sealed with the same context,
+// under the key its id names. Errors wrap ErrSealed.
+func (k *Keys) OpenGrant(sealed, context string) (string, error) {
+	raw, ok := strings.CutPrefix(sealed, grantPrefix)
+	if !ok || len(raw) > 4096 {
+		return "", ErrSealed
+	}
+	return k.openWith(func(ks keySet) []byte { return ks.grants }, raw, context)
+}
+
+// PairwiseSubject is the OpenID Connect pairwise subject of an account for
+// a sector identifier (OIDC Core 1.0 section 8.1: a value per sector that
+// the relying parties of different sectors cannot correlate, computed
+// here as HMAC-SHA256 over the length-prefixed sector and account id): 64
+// hex characters. Its key is the subject key of WithSubjectKey
+// (AUTH_OIDC_SUBJECT_KEY) when set, else the current master key's
+// "oidc-subject" purpose (HKDF label ameli-auth/oidc-subject): then the
+// subject is stable as long as AUTH_SECRET_KEY is, and a rotation of
+// AUTH_SECRET_KEY changes every subject (docs/oidc-commands.md says so).
+// Our choice: a key, no salt table to keep.
+func (k *Keys) PairwiseSubject(sector, accountID string) string {
+	key := k.ring[0].subjects
+	if k.subjects != nil {
+		key = k.subjects
+	}
+	return mac(key, "oidc-sub", sector, accountID)
+}
+
+// WithSubjectKey returns the keyring with the pairwise subjects keyed by
+// a key of their own (32 bytes, AUTH_OIDC_SUBJECT_KEY), which the
+// rotations of the master key leave alone: HKDF of it under the label
+// ameli-auth/oidc-subject, as the derived default.
+func (k *Keys) WithSubjectKey(key []byte) *Keys {
+	sub, err := hkdf.Key(sha256.New, key, nil, "ameli-auth/oidc-subject", 32)
+	if err != nil {
+		panic(err) // 32 bytes of SHA-256 HKDF never fail
+	}
+	return &Keys{ring: k.ring, subjects: sub}
 }
 
 // NewCode returns a uniformly random code of n decimal digits.

@@ -163,3 +163,45 @@ func TestCodesAreUniformDigits(t *testing.T) {
 		t.Fatalf("first digit takes only %d values over 2000 codes", len(seen))
 	}
 }
+
+// OpenID Connect grants (issue 18): sealed under their own key, opened
+// under a previous key after a rotation, never taken for a Seal value or
+// the reverse, deterministic for one plaintext; pairwise subjects differ
+// per sector and account and stay the same for one pair.
+func TestGrantsAndPairwiseSubjects(t *testing.T) {
+	a, b := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
+	ka, _ := NewKeys(a)
+	g := ka.SealGrant(`{"a":"x"}`, "ctx")
+	if !strings.HasPrefix(g, "g1.") || g != ka.SealGrant(`{"a":"x"}`, "ctx") || g == ka.SealGrant(`{"a":"y"}`, "ctx") {
+		t.Fatalf("grant %q: want g1., deterministic per plaintext", g)
+	}
+	if pt, err := ka.OpenGrant(g, "ctx"); err != nil || pt != `{"a":"x"}` {
+		t.Fatalf("open: %q %v", pt, err)
+	}
+	if _, err := ka.OpenGrant(g, "other"); !errors.Is(err, ErrSealed) {
+		t.Fatalf("another context opened: %v", err)
+	}
+	if _, err := ka.OpenGrant("g1."+strings.TrimPrefix(ka.Seal(`{"a":"x"}`, "ctx"), "v1."), "ctx"); !errors.Is(err, ErrSealed) {
+		t.Fatal("a value of Seal opened as a grant")
+	}
+	if _, err := ka.Open("v1."+strings.TrimPrefix(g, "g1."), "ctx"); !errors.Is(err, ErrSealed) {
+		t.Fatal("a grant opened with Open")
+	}
+	rotated, _ := NewKeys(b, a)
+	if pt, err := rotated.OpenGrant(g, "ctx"); err != nil || pt != `{"a":"x"}` {
+		t.Fatalf("after a rotation: %q %v", pt, err)
+	}
+	if onlyB, _ := NewKeys(b); onlyB.PairwiseSubject("s", "acc") == ka.PairwiseSubject("s", "acc") {
+		t.Fatal("the subject does not depend on the key")
+	}
+	pinned := []byte("subject-key-subject-key-subject!")
+	if ka.WithSubjectKey(pinned).PairwiseSubject("s", "acc") != rotated.WithSubjectKey(pinned).PairwiseSubject("s", "acc") ||
+		ka.WithSubjectKey(pinned).PairwiseSubject("s", "acc") == ka.PairwiseSubject("s", "acc") {
+		t.Fatal("a subject key of its own must survive a rotation of the master key")
+	}
+	s := ka.PairwiseSubject("sector", "acc")
+	if len(s) != 64 || s != ka.PairwiseSubject("sector", "acc") || s == ka.PairwiseSubject("sector2", "acc") ||
+		s == ka.PairwiseSubject("sector", "acc2") || s == ka.PairwiseSubject("sectora", "cc") {
+		t.Fatalf("pairwise subjects: %q", s)
+	}
+}
