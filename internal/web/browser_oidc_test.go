@@ -19,7 +19,6 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/ameli-auth/authsvc/internal/oidc/oidctest"
 	"github.com/ameli-auth/authsvc/internal/testwait"
 )
 
@@ -27,7 +26,8 @@ import (
 // (github.com/coreos/go-oidc with golang.org/x/oauth2) sends a person at
 // Chromium to /oidc/authorize; they log in on the real pages (password,
 // then the mailed code); the relying party gets the code, exchanges it,
-// checks the id_token and asks userinfo; then the refusals.
+// checks the id_token and asks userinfo; then the refusals. The whole dev
+// stack answers: the real oidc.* commands of the commands service.
 
 // relyingParty is the client's site: it records the redirects it gets.
 type relyingParty struct {
@@ -93,7 +93,6 @@ func TestBrowserOIDC(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSiteWith(t, "-oidc-clients", file)
-	real := s.fakeOIDCUntilServed(t)
 	issuer := s.base + "/oidc"
 	ctx := context.Background()
 	provider, err := gooidc.NewProvider(ctx, issuer)
@@ -106,11 +105,9 @@ func TestBrowserOIDC(t *testing.T) {
 
 	// An account with its identity (what its NIR encodes: a woman born
 	// in July 1985 in Paris, commune 056).
-	opts := map[string]any{"nir": "2850775056123", "email": "marie.dupont@exemple.fr"}
-	if real {
-		opts["identity"] = map[string]any{"given_name": "Marie Claire", "family_name": "Dupont", "birthdate": "1985-07-14",
-			"gender": "female", "birthplace": "75056", "birthcountry": "99100"}
-	}
+	opts := map[string]any{"nir": "2850775056123", "email": "marie.dupont@exemple.fr",
+		"identity": map[string]any{"given_name": "Marie Claire", "family_name": "Dupont", "birthdate": "1985-07-14",
+			"gender": "female", "birthplace": "75056", "birthcountry": "99100"}}
 	s.account(t, opts)
 	nir := opts["nir"].(string)
 	email := "marie.dupont@exemple.fr"
@@ -167,12 +164,10 @@ func TestBrowserOIDC(t *testing.T) {
 	if ui.Subject != idt.Subject || uc["email"] == nil {
 		t.Fatalf("userinfo %v (sub %q)", uc, idt.Subject)
 	}
-	if real {
-		// The scopes asked (profile, email) select the claims: no birth.
-		if uc["email"] != email || uc["given_name"] != "Marie Claire" || uc["family_name"] != "Dupont" || uc["birthdate"] != "1985-07-14" ||
-			uc["gender"] != "female" || uc["birthplace"] != nil || uc["birthcountry"] != nil {
-			t.Fatalf("userinfo claims %v", uc)
-		}
+	// The scopes asked (profile, email) select the claims: no birth.
+	if uc["email"] != email || uc["given_name"] != "Marie Claire" || uc["family_name"] != "Dupont" || uc["birthdate"] != "1985-07-14" ||
+		uc["gender"] != "female" || uc["birthplace"] != nil || uc["birthcountry"] != nil {
+		t.Fatalf("userinfo claims %v", uc)
 	}
 
 	// A reused code.
@@ -246,9 +241,7 @@ func TestBrowserOIDC(t *testing.T) {
 	if rp.count() != 4 {
 		t.Fatal("a blocked account reached the client")
 	}
-	if real {
-		trustedDeviceAndTheCode(t, s, rp, provider)
-	}
+	trustedDeviceAndTheCode(t, s, rp, provider)
 	devExampleClient(t, s)
 }
 
@@ -362,31 +355,4 @@ func slicesContain(l []string, s string) bool {
 func isOAuthError(err error, code string) bool {
 	var re *oauth2.RetrieveError
 	return errors.As(err, &re) && re.ErrorCode == code
-}
-
-// fakeOIDCUntilServed answers the oidc.* commands with oidctest's fake
-// when the commands service does not serve them yet (before the oidccore
-// branch): the fake resolves sessions with the real session.check. It
-// tells whether the real commands answer.
-func (s *site) fakeOIDCUntilServed(t *testing.T) bool {
-	t.Helper()
-	nc := s.dev.NATS.Conn
-	if _, err := nc.Request("auth.cmd.oidc.authorize", []byte(`{}`), 2*time.Second); err == nil {
-		return true // the real commands
-	}
-	f, err := oidctest.Start(nc, "auth", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	f.Check = func(token string) string {
-		b, _ := json.Marshal(map[string]any{"session": token, "channel": "web"})
-		var rep struct {
-			OK        bool   `json:"ok"`
-			AccountID string `json:"account_id"`
-		}
-		_ = json.Unmarshal(s.dev.Commands.Service.Handle(context.Background(), "session.check", b), &rep)
-		return rep.AccountID
-	}
-	return false
 }
