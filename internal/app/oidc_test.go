@@ -134,7 +134,16 @@ func TestNATSFrontendUserRunsTheProvider(t *testing.T) {
 	if !strings.HasPrefix(login, "/oidc/login?id=") {
 		t.Fatalf("authorize: %d %s", resp.StatusCode, login)
 	}
-	resp, err = client.Get(web.URL + login)
+	// The cookie binding the authorization to this browser (Secure: the
+	// issuer is https, so carried by hand over the test's http).
+	req, _ := http.NewRequest("GET", web.URL+login, nil)
+	for _, c := range resp.Cookies() {
+		if !c.Secure || !c.HttpOnly {
+			t.Fatalf("binding cookie %+v", c)
+		}
+		req.AddCookie(c)
+	}
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
