@@ -3,7 +3,9 @@
 // the commands service over NATS. Configured by AUTH_* variables (see
 // -help): AUTH_NATS_URL (required) and AUTH_WEB_ADDR. `make run` starts it
 // beside the rest. Stops cleanly on SIGTERM. Serves /healthz, /readyz and
-// /metrics on AUTH_HTTP_ADDR (docs/operations.md). See docs/web.md.
+// /metrics on AUTH_HTTP_ADDR (docs/operations.md). With AUTH_OIDC_ISSUER it
+// also serves the OpenID Connect provider under the issuer's path
+// (internal/oidc, docs/oidc.md). See docs/web.md.
 package main
 
 import (

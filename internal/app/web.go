@@ -44,15 +44,6 @@ func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *s
 	if err != nil {
 		return nil, fmt.Errorf("web: connect to nats: %w", err)
 	}
-	srv, err := web.New(web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log, TrustedProxies: cfg.WebTrustedProxies})
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	var h http.Handler = srv
-	if metrics != nil {
-		h = metrics.Middleware(srv.Route, srv)
-	}
 	var ln net.Listener
 	if cfg.Dev() {
 		ln, err = listenNear(cfg.WebAddr, 20)
@@ -63,7 +54,33 @@ func StartWeb(cfg config.Config, natsURL string, metrics *ops.WebMetrics, log *s
 		nc.Close()
 		return nil, fmt.Errorf("web: listen on %s (AUTH_WEB_ADDR): %w", cfg.WebAddr, err)
 	}
-	w := &Web{URL: "http://" + ln.Addr().String(), conn: nc, log: log,
+	url := "http://" + ln.Addr().String()
+	issuer := cfg.OIDCIssuer
+	if issuer == "" && cfg.Dev() {
+		issuer = url + "/oidc"
+	}
+	wcfg := web.Config{Conn: nc, Prefix: cfg.Prefix, Logger: log, TrustedProxies: cfg.WebTrustedProxies}
+	if issuer != "" {
+		wcfg.ReturnPrefix = oidcReturnPrefix(issuer)
+	}
+	srv, err := web.New(wcfg)
+	if err != nil {
+		_ = ln.Close()
+		nc.Close()
+		return nil, err
+	}
+	var h http.Handler = srv
+	if metrics != nil {
+		h = metrics.Middleware(srv.Route, srv)
+	}
+	if issuer != "" {
+		if h, err = withOIDC(cfg, issuer, url, nc, srv, h, metrics, log); err != nil {
+			_ = ln.Close()
+			nc.Close()
+			return nil, err
+		}
+	}
+	w := &Web{URL: url, conn: nc, log: log,
 		http: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
 	go func() {

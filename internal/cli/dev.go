@@ -97,6 +97,7 @@ func writeBanner(out io.Writer, d *app.Dev, truth app.DemoTruth, created bool) {
 	fmt.Fprintf(out, "\nameli-auth est prêt (mode développement).\n")
 	if d.Web != nil {
 		fmt.Fprintf(out, "  Site web      %s\n", d.Web.URL)
+		fmt.Fprintf(out, "  OpenID (exemple de client) %s/dev/rp/\n", d.Web.URL)
 	}
 	fmt.Fprintf(out, "  NATS          %s\n", url)
 	fmt.Fprintf(out, "  Postgres      %s\n", config.Redact(d.DB.URL))

@@ -137,6 +137,13 @@ type Config struct {
 
 	Policy domain.Policy
 
+	// OpenID Connect provider of the web front-end (internal/oidc,
+	// docs/oidc.md): off while OIDCIssuer is "" (dev: on, at the web
+	// front-end's URL + /oidc).
+	OIDCIssuer  string // AUTH_OIDC_ISSUER
+	OIDCClients string // AUTH_OIDC_CLIENTS: path of the clients' JSON file
+	OIDCKeys    string // AUTH_OIDC_KEYS: PEM files, comma separated, the first signs; "": the OIDC_KEYS bucket
+
 	// The raw values of the settings Load parses into the typed fields.
 	devClock, projectorBatch, streamReplicas, partitions, placement, sourceAllowlist, webTrustedProxies, readyMaxLag, attemptsRetention, commandsCache string
 }
@@ -249,6 +256,15 @@ var settings = []Setting{
 	{Env: "AUTH_PUBLIC_URL", Flag: "public-url", Default: "http://127.0.0.1:8080",
 		Help:  "base of the links put in emails: the web front-end's URL (dev: its actual URL unless set)",
 		Users: []string{nameNotifier, nameDev, nameBench}, field: func(c *Config) *string { return &c.PublicURL }},
+	{Env: "AUTH_OIDC_ISSUER", Flag: "oidc-issuer", Default: "",
+		Help:  "OpenID Connect provider: its issuer URL, https with a path it is served under (e.g. https://moncompte.example.fr/oidc); empty: no provider (dev: the web front-end's URL + /oidc) (docs/oidc.md)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCIssuer }},
+	{Env: "AUTH_OIDC_CLIENTS", Flag: "oidc-clients", Default: "",
+		Help:  "OpenID Connect provider: path of the JSON file of the registered clients (docs/oidc.md, Clients); dev adds the example client",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCClients }},
+	{Env: "AUTH_OIDC_KEYS", Flag: "oidc-keys", Default: "",
+		Help:  "OpenID Connect provider: PEM files of the signing keys (ES256 P-256 or RS256), comma separated: the first signs, the others stay in the JWKS; empty: the keys of the NATS bucket OIDC_KEYS (dev: generated there once) (docs/oidc.md, Keys)",
+		Users: []string{nameWeb, nameDev}, field: func(c *Config) *string { return &c.OIDCKeys }},
 	{Env: EnvPolicy, Flag: "policy", Default: "seed",
 		Help:  "rules profile: seed or strict",
 		Users: []string{nameCommands, nameDev, nameBench}, field: func(c *Config) *string { return &c.PolicyName }},

@@ -67,7 +67,8 @@ type data struct {
 	Streams                 []string // every partition's events stream
 	Buckets                 []string // the KV buckets the commands service keeps
 	DLQ, NotifierDLQ        string
-	Fraud                   string // the fraud events' stream (AUTH_FRAUD)
+	Fraud                   string   // the fraud events' stream (AUTH_FRAUD)
+	OIDCBuckets             []string // the web's OpenID Connect provider's KV buckets (internal/oidc), OIDC_KEYS apart
 	DevClock                string
 	Public, BackOffice      []string // the command subjects each front-end may request
 }
@@ -94,6 +95,7 @@ func Conf(l contract.Layout) ([]byte, error) {
 	}
 	d.Buckets = append(d.Buckets, contract.ShadowBucket, contract.SourceBucket)
 	d.Fraud = contract.FraudStream
+	d.OIDCBuckets = []string{"OIDC_REQUESTS", "OIDC_CODES", "OIDC_TOKENS"} // internal/oidc's buckets
 	for _, c := range contract.PublicCommands() {
 		d.Public = append(d.Public, s.Command(c))
 	}

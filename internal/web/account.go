@@ -30,7 +30,7 @@ func (s *Server) sessionRefused(w http.ResponseWriter, f *failure) {
 	if f.Code != codeUnavailable {
 		s.cookies.clearSession(w)
 	}
-	s.loginRefused(w, "", f)
+	s.loginRefusedTo(w, "", f, "", false)
 }
 
 // loggedIn is the view of a logged-in page.

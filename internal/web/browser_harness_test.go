@@ -65,11 +65,19 @@ type site struct {
 
 func newSite(t *testing.T) *site {
 	t.Helper()
+	return newSiteWith(t)
+}
+
+// newSiteWith is newSite with more configuration flags (the OpenID
+// Connect tests register their clients: -oidc-clients).
+func newSiteWith(t *testing.T, extra ...string) *site {
+	t.Helper()
 	browserPath := chromiumPath(t)
 	t.Setenv("AUTH_NATS_URL", "")
 	t.Setenv("AUTH_PUBLIC_URL", "") // the mailed links open the web front-end under test
-	cfg, err := config.Load("test", []string{"-var-dir", t.TempDir(), "-nats-listen", "127.0.0.1:-1",
-		"-database-url", pgtest.NewDatabase(t), "-http-addr", "127.0.0.1:0", "-web-addr", "127.0.0.1:0", "-log-level", "error"}, io.Discard)
+	args := append([]string{"-var-dir", t.TempDir(), "-nats-listen", "127.0.0.1:-1",
+		"-database-url", pgtest.NewDatabase(t), "-http-addr", "127.0.0.1:0", "-web-addr", "127.0.0.1:0", "-log-level", "error"}, extra...)
+	cfg, err := config.Load("test", args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

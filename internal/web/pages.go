@@ -45,6 +45,18 @@ type view struct {
 	Token       string // the reset link's token
 	Trace       string // the login's trace context, carried between its steps (tracing.go); "" when not traced
 	TabName     string // a tab without content in this service
+
+	// Return is where a login goes once done: a pending OpenID Connect
+	// authorization under Config.ReturnPrefix (safeReturn), carried
+	// between the login's steps; "" goes home.
+	Return string
+	// ForceCode: the login asks the security code even with a
+	// trusted-device cookie (a client whose policy requires the code,
+	// internal/oidc).
+	ForceCode bool
+	// Refresh is a same-site path the page moves to at once (meta
+	// refresh): the step after a login that came from an authorization.
+	Refresh string
 }
 
 // pages are the templates, each page with the shared layout.

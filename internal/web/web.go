@@ -41,6 +41,10 @@ type Config struct {
 	// (tracing.go). nil: the global provider, which exports nothing
 	// unless tracing.Setup installed an exporter.
 	TracerProvider trace.TracerProvider
+	// ReturnPrefix is the path prefix a login may return to once done
+	// (/connexion?retour=…): the OpenID Connect provider's login step
+	// (internal/oidc, "<issuer path>/login?"). "": none, a login goes home.
+	ReturnPrefix string
 }
 
 // Server serves the pages.
@@ -57,6 +61,8 @@ type Server struct {
 	// tracing.MayRecord(tp) is asked per request (Setup may come after
 	// New).
 	tp trace.TracerProvider
+	// returnPrefix: Config.ReturnPrefix.
+	returnPrefix string
 }
 
 // New checks the configuration and builds the handler.
@@ -89,10 +95,25 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		tracer:  tracer,
 		tp:      cfg.TracerProvider,
+
+		returnPrefix: cfg.ReturnPrefix,
 	}
 	s.handler = s.routes()
 	return s, nil
 }
+
+// SessionToken is the browser's web session token (its cookie), "" when
+// none: the OpenID Connect provider asks oidc.authorize with it.
+func (s *Server) SessionToken(r *http.Request) string { return s.cookies.session(r) }
+
+// ClientIP is the browser's address as the commands carry it (the TCP peer,
+// or behind trusted proxies the forwarded address): the provider's
+// oidc.authorize sends the same.
+func (s *Server) ClientIP(r *http.Request) string { return s.client.ip(r) }
+
+// ClearSession makes the browser forget its web session (end_session of
+// the OpenID Connect provider, after session.logout).
+func (s *Server) ClearSession(w http.ResponseWriter) { s.cookies.clearSession(w) }
 
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
