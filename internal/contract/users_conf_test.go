@@ -57,12 +57,21 @@ func TestUsersConfMatchesTheContract(t *testing.T) {
 	}
 	for user, want := range map[string][]string{"frontend": contract.PublicCommands(), "backoffice": contract.BackOfficeCommands()} {
 		// The commands each may request; the back-office also reads the
-		// fraud events' stream through the JetStream API (checked below).
+		// fraud events' stream through the JetStream API (checked below),
+		// and the front-end keeps the OpenID Connect provider's buckets
+		// (internal/natsusers checks those; here, that it cannot write the
+		// signing keys).
 		got := slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(users[user].Permissions.Publish.Allow),
-			func(s string) bool { return strings.HasPrefix(s, "$JS.") && strings.Contains(s, contract.FraudStream) })))
+			func(s string) bool {
+				return strings.HasPrefix(s, "$JS.") && strings.Contains(s, contract.FraudStream) ||
+					user == "frontend" && (strings.Contains(s, "OIDC_") || s == "$JS.API.INFO")
+			})))
 		if w := subjects(want); !slices.Equal(got, w) {
 			t.Errorf("%s may publish %v\nthe contract says %v", user, got, w)
 		}
+	}
+	if may("frontend", "pub", "$KV.OIDC_KEYS.signing") || may("frontend", "pub", "$JS.API.STREAM.DELETE.KV_OIDC_CODES") {
+		t.Error("the front-end may write the provider's signing keys or delete its buckets")
 	}
 	// The fraud events (issue 20): appended by commands only, read by the
 	// back-office and admin, never deleted by either.
