@@ -185,35 +185,23 @@ func Marshal(env Envelope) ([]byte, error) {
 	if env.Data == nil {
 		return nil, fmt.Errorf("marshal event %s: no data", env.ID)
 	}
-	w := outEnvelope{
-		ID: env.ID, Type: env.Type, Version: env.Version, AccountID: env.AccountID,
-		OccurredAt: env.OccurredAt, CausationID: env.CausationID, CorrelationID: env.CorrelationID,
-		Channel: env.Channel, ClientIP: env.ClientIP, UserAgent: env.UserAgent, Data: env.Data,
+	e := env
+	if e.CorrelationID == impliedCorrelation(e.ID, e.CausationID) {
+		e.CorrelationID = ""
 	}
-	if w.CorrelationID == impliedCorrelation(w.ID, w.CausationID) {
-		w.CorrelationID = ""
-	}
-	b, err := json.Marshal(w)
+	b, err := json.Marshal(outEnvelope{Envelope: &e, Data: e.Data})
 	if err != nil {
 		return nil, fmt.Errorf("marshal event %s: %w", env.ID, err)
 	}
 	return b, nil
 }
 
-// outEnvelope is wireEnvelope as written: the same fields in the same
-// order, with the event itself as data.
+// outEnvelope is wireEnvelope as written: the envelope's fields in their
+// order (encoding/json writes an embedded struct's fields in its place),
+// then the event itself as data (Envelope.Data is json:"-").
 type outEnvelope struct {
-	ID            string    `json:"id"`
-	Type          string    `json:"type"`
-	Version       int       `json:"version"`
-	AccountID     string    `json:"account_id"`
-	OccurredAt    time.Time `json:"occurred_at"`
-	CausationID   string    `json:"causation_id,omitempty"`
-	CorrelationID string    `json:"correlation_id,omitempty"`
-	Channel       string    `json:"channel,omitempty"`
-	ClientIP      string    `json:"client_ip,omitempty"`
-	UserAgent     string    `json:"user_agent,omitempty"`
-	Data          Event     `json:"data"`
+	*Envelope
+	Data Event `json:"data"`
 }
 
 // Unmarshal decodes an envelope, upcasting its data to the current version
