@@ -419,9 +419,11 @@ func TestAuthorizeRefusals(t *testing.T) {
 	}
 }
 
-// Refused at the token endpoint: the PKCE verifier missing or wrong (the
-// code is burnt either way), the wrong redirect_uri, a confidential
-// client's wrong secret, its secret in the body.
+// Refused at the token endpoint: the PKCE verifier missing or wrong, the
+// wrong redirect_uri, a confidential client's wrong secret, its secret in
+// the body. A refused exchange does not burn the code (RFC 6749 4.1.3:
+// the code is acted upon only once its client is authenticated and every
+// check passed): the rightful exchange still succeeds afterwards, once.
 func TestTokenRefusals(t *testing.T) {
 	e := newEnv(t)
 	e.session("acc-3", oidctest.Session{})
@@ -440,17 +442,20 @@ func TestTokenRefusals(t *testing.T) {
 	if _, err := cfg.Exchange(ctx, c1); oauthErr(err) != "invalid_grant" && oauthErr(err) != "invalid_request" {
 		t.Fatalf("missing verifier: %v", err)
 	}
-	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
-		t.Fatalf("the code survived a failed exchange: %v", err)
-	}
-	if _, err := cfg.Exchange(ctx, code(cfg, v), oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthErr(err) != "invalid_grant" {
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("wrong verifier: %v", err)
 	}
-	c2 := code(cfg, v)
+	c2 := c1
 	other := *cfg
 	other.RedirectURL = rpRedirect + "/autre"
 	if _, err := other.Exchange(ctx, c2, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("wrong redirect_uri at the token endpoint: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); err != nil {
+		t.Fatalf("the code was burnt by a refused exchange: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
+		t.Fatalf("the code was used twice: %v", err)
 	}
 
 	basic := *cfg
@@ -461,18 +466,25 @@ func TestTokenRefusals(t *testing.T) {
 	}
 	wrong := basic
 	wrong.ClientSecret = secret + "x"
-	if _, err := wrong.Exchange(ctx, code(&basic, "")); oauthErr(err) != "invalid_client" {
+	cb := code(&basic, "")
+	if _, err := wrong.Exchange(ctx, cb); oauthErr(err) != "invalid_client" {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	post := basic
 	post.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	if _, err := post.Exchange(ctx, code(&basic, "")); oauthErr(err) != "invalid_client" {
+	if _, err := post.Exchange(ctx, cb); oauthErr(err) != "invalid_client" {
 		t.Fatalf("client_secret_post: %v", err)
 	}
-	// Another client cannot redeem this client's code.
+	if _, err := basic.Exchange(ctx, cb); err != nil {
+		t.Fatalf("the code was burnt by a wrong secret: %v", err)
+	}
+	// Another client cannot redeem this client's code, nor burn it.
 	cpub := code(cfg, v)
 	if _, err := basic.Exchange(ctx, cpub, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("a code redeemed by another client: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, cpub, oauth2.VerifierOption(v)); err != nil {
+		t.Fatalf("the code was burnt by another client: %v", err)
 	}
 }
 
@@ -605,14 +617,28 @@ func TestCodeSingleUseInParallel(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := e.p.st.AuthRequestByCode(context.Background(), code); err == nil {
+				// AuthRequestByCode only reads; the used mark is
+				// CreateAccessToken's (useCode), after the op's checks.
+				r, err := e.p.st.AuthRequestByCode(context.Background(), code)
+				if err != nil {
+					return
+				}
+				err = e.p.st.useCode(context.Background(), r.(*authRequest))
+				var oe *zoidc.Error
+				switch {
+				case err == nil:
 					wins.Add(1)
+				case !errors.As(err, &oe) || oe.ErrorType != zoidc.InvalidGrant:
+					t.Errorf("the loser of the race: %v, want invalid_grant", err)
 				}
 			}()
 		}
 		wg.Wait()
 		if wins.Load() != 1 {
 			t.Fatalf("round %d: %d exchanges of one code succeeded", round, wins.Load())
+		}
+		if _, err := e.p.st.AuthRequestByCode(context.Background(), code); err == nil {
+			t.Fatalf("round %d: the code is still readable after its use", round)
 		}
 	}
 }

@@ -84,6 +84,11 @@ type authRequest struct {
 	done   bool
 	rev    uint64
 	claims map[string]any // oidc.token's, for this token response only
+	// code, codeKey, codeRev: the code's entry as AuthRequestByCode read
+	// it, its key and revision, for CreateAccessToken's used mark.
+	code    *codeEntry
+	codeKey string
+	codeRev uint64
 }
 
 func (a *authRequest) GetID() string         { return a.ID }
@@ -305,12 +310,15 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return nil
 }
 
-// AuthRequestByCode uses a code, once: the entry is read, then marked used
-// by an update at the revision read (a revision-checked write: of two
-// exchanges in parallel, on any replicas, one wins). An expired code, a
-// used one, or the loser of the race is refused (invalid_grant, RFC 6749
-// 5.2); a code used again revokes the access token of its first use (RFC
-// 6749 4.1.2).
+// AuthRequestByCode reads a code's entry and marks nothing: zitadel's op
+// calls it before it authenticates the client and checks client_id,
+// redirect_uri and PKCE, so a read here must not burn the code (RFC 6749
+// 4.1.3: the code is acted upon only for the client it was issued to, once
+// authenticated). The entry's key and revision are kept on the request;
+// CreateAccessToken, reached only after every check, marks the code used
+// with a write at that revision. An expired or used code is refused
+// (invalid_grant, RFC 6749 5.2); a code used again after a successful
+// exchange revokes the access token of that exchange (RFC 6749 4.1.2).
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	if code == "" || len(code) > 256 {
 		return nil, errNotFound
@@ -335,15 +343,31 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if !s.now().Before(ce.ExpiresAt) {
 		return nil, errors.New("oidc: code expired")
 	}
-	ce.Used = true
-	ce.Request.TokenID = newID("")[:32]
-	b, _ := json.Marshal(ce)
-	if _, err := s.codes.Update(ctx, key, b, e.Revision()); err != nil {
-		return nil, errors.New("oidc: code already used")
-	}
 	a := ce.Request
 	a.done = true
+	a.code = &ce
+	a.codeKey, a.codeRev = key, e.Revision()
 	return a, nil
+}
+
+// useCode marks the code of a (read by AuthRequestByCode) used and
+// reserves the access token's id, by an update at the revision read: of
+// two exchanges in parallel, on any replicas, one wins; the loser, or an
+// exchange of a code used meanwhile, is invalid_grant (RFC 6749 5.2).
+func (s *storage) useCode(ctx context.Context, a *authRequest) error {
+	if a.code == nil || a.codeKey == "" {
+		return oidc.ErrInvalidGrant().WithDescription("no authorization code")
+	}
+	ce := *a.code
+	req := *a
+	req.TokenID = newID("")[:32]
+	ce.Request, ce.Used = &req, true
+	b, _ := json.Marshal(ce)
+	if _, err := s.codes.Update(ctx, a.codeKey, b, a.codeRev); err != nil {
+		return oidc.ErrInvalidGrant().WithDescription("the code was already used")
+	}
+	a.TokenID = req.TokenID
+	return nil
 }
 
 // revoke marks a token revoked: its record is replaced, or made first, so
@@ -360,18 +384,24 @@ func (s *storage) revoke(ctx context.Context, tokenID string) {
 }
 
 // DeleteAuthRequest: nothing left to delete (SaveAuthCode deleted the
-// request, AuthRequestByCode used the code).
+// request, CreateAccessToken used the code).
 func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
-// CreateAccessToken asks oidc.token for the grant (a grant whose session
-// closed, or any refusal, is invalid_grant: no token survives a logout or
-// a credential change), keeps its claims for the response, and stores the
+// CreateAccessToken is reached once the op authenticated the client and
+// checked client_id, redirect_uri and PKCE: it marks the code used (the
+// revision-checked write of useCode: invalid_grant for the loser of a
+// race), asks oidc.token for the grant (a grant whose session closed, or
+// any refusal, is invalid_grant: no token survives a logout or a
+// credential change), keeps its claims for the response, and stores the
 // token's record bound to the grant under the id reserved when the code
 // was used.
 func (s *storage) CreateAccessToken(ctx context.Context, tr op.TokenRequest) (string, time.Time, error) {
 	a, ok := tr.(*authRequest)
-	if !ok || !validID(a.TokenID) {
+	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	if err := s.useCode(ctx, a); err != nil {
+		return "", time.Time{}, err
 	}
 	rep, err := s.cmd.send(ctx, cmdToken, map[string]any{"grant": a.Grant, "client_id": a.ClientID, "scopes": a.Scopes})
 	if err != nil {
