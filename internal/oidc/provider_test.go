@@ -764,3 +764,32 @@ func TestPrompt(t *testing.T) {
 		t.Fatalf("prompt=login: %d logins, want 2", e.logins.Load())
 	}
 }
+
+// failUpdate is a requests bucket whose revision-checked updates fail
+// (another replica answered the authorization, or NATS is down).
+type failUpdate struct{ jetstream.KeyValue }
+
+func (failUpdate) Update(context.Context, string, []byte, uint64) (uint64, error) {
+	return 0, errors.New("update refused")
+}
+
+// max_age exceeded, and the new login cannot be recorded on the pending
+// request: an error page, never the code (OpenID Connect Core 3.1.2.1).
+func TestMaxAgeUpdateFailureIssuesNoCode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, cfg := e.rp(ctx, "public")
+	e.session("acc-ma", oidctest.Session{AuthTime: e.clock.Now().Add(-time.Hour)})
+	e.p.st.requests = failUpdate{e.p.st.requests}
+	resp, err := e.browser().Get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("max_age", "60")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusConflict || strings.Contains(loc, "code=") {
+		t.Fatalf("max_age with a failed update: %d to %q, want the 409 page and no code", resp.StatusCode, loc)
+	}
+	if n := e.fake.Calls("oidc.authorize"); n != 1 {
+		t.Fatalf("%d oidc.authorize, want 1 (the session asked once, then refused for its age)", n)
+	}
+}
