@@ -605,7 +605,9 @@ func TestOIDCLogoutIfSub(t *testing.T) {
 		{name: "without_if_sub_the_web_logout_is_unchanged", want: contract.StatusLoggedOut,
 			body: func(s, own string) obj { return obj{"session": s} }},
 		{name: "if_sub_not_hex", want: domain.CodeInvalidRequest, field: "if_sub",
-			body: func(s, own string) obj { return obj{"session": s, "if_sub": strings.ToUpper(own), "sector": "sector-a"} }},
+			body: func(s, own string) obj {
+				return obj{"session": s, "if_sub": strings.ToUpper(own), "sector": "sector-a"}
+			}},
 		{name: "if_sub_too_long", want: domain.CodeInvalidRequest, field: "if_sub",
 			body: func(s, own string) obj { return obj{"session": s, "if_sub": own + "0", "sector": "sector-a"} }},
 		{name: "sector_without_if_sub", want: domain.CodeInvalidRequest, field: "if_sub",

@@ -793,3 +793,53 @@ func TestMaxAgeUpdateFailureIssuesNoCode(t *testing.T) {
 		t.Fatalf("%d oidc.authorize, want 1 (the session asked once, then refused for its age)", n)
 	}
 }
+
+// end_session with a valid id_token_hint of another account: session.logout
+// is sent with that hint's sub and its client's sector, refused
+// (session_invalid), and the browser keeps its cookie and goes where a
+// logout without a hint goes, with the RP's state.
+func TestEndSessionHintOfAnotherAccountKeepsTheSession(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, cfg := e.rp(ctx, "public")
+	e.session("acc-a", oidctest.Session{})
+	v := oauth2.GenerateVerifier()
+	tok, err := cfg.Exchange(ctx, e.authorize(e.browser(), cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v))).Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint, _ := tok.Extra("id_token").(string)
+	victimToken := e.session("acc-v", oidctest.Session{})
+	victim := e.browser()
+	srvURL, _ := url.Parse(e.srv.URL)
+	victim.Jar.SetCookies(srvURL, []*http.Cookie{{Name: "sess", Value: victimToken, Path: "/"}})
+	noFollow := &http.Client{Jar: victim.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {rpLogout}, "state": {"bye"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != rpLogout+"?state=bye" || e.fake.Calls("session.logout refused") != 1 || e.fake.Calls("session.logout") != 0 {
+		t.Fatalf("another account's hint: %d to %q, %d refused, %d closed", resp.StatusCode, loc, e.fake.Calls("session.logout refused"), e.fake.Calls("session.logout"))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "sess" {
+			t.Fatalf("the victim's session cookie was touched: %v", c)
+		}
+	}
+	// The victim's own hint still logs the victim out.
+	v = oauth2.GenerateVerifier()
+	tok, err = cfg.Exchange(ctx, e.authorize(victim, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v))).Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := tok.Extra("id_token").(string)
+	resp, err = noFollow.Get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {own}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); e.fake.Calls("session.logout") != 1 || loc != "/connexion?deconnecte" {
+		t.Fatalf("the victim's own hint: %d to %q, %d logouts", resp.StatusCode, loc, e.fake.Calls("session.logout"))
+	}
+}

@@ -443,26 +443,47 @@ func (s *storage) TerminateSession(context.Context, string, string) error { retu
 // session with session.logout: the grants it gave die with it, and with
 // them every access token. The session cookie is cleared by the handler.
 //
-// Only with a valid id_token_hint (the op verified it): a bare link to
-// end_session from another site does not log the person out (OpenID
-// Connect RP-Initiated Logout 1.0 section 2 lets the OP ask; we refuse).
+// Only with a valid id_token_hint (the op verified it; an expired one
+// does, as RP-Initiated Logout 1.0 section 2 allows), and only for the
+// person it names: session.logout carries the hint's sub as if_sub and
+// the sector of the hint's client (azp, else its single aud), and the
+// commands service closes the session only if its account's pairwise
+// subject for that sector is if_sub. A bare link to end_session from
+// another site, or one carrying another account's id_token (the
+// attacker's own), does not log the person out (our choice; RP-Initiated
+// Logout 1.0 section 2 lets the OP decide): the browser keeps its session
+// and goes where a logout without a hint goes.
 func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
 	es, _ := ctx.Value(ctxSession).(*endSession)
-	if es == nil || r.IDTokenHintClaims == nil {
+	if es == nil || r.IDTokenHintClaims == nil || es.token == "" {
 		return r.RedirectURI, nil
 	}
-	if token := es.token; token != "" {
-		es.closed = true
-		rep, err := s.cmd.send(ctx, cmdLogout, map[string]any{"session": token})
-		if err != nil {
-			return "", oidc.ErrServerError().WithDescription("the service is unavailable")
+	clientID := r.ClientID
+	if clientID == "" {
+		if aud := r.IDTokenHintClaims.GetAudience(); len(aud) == 1 {
+			clientID = aud[0]
 		}
-		if !rep.OK && rep.code() != codeSessionInvalid {
+	}
+	c, ok := s.clients[clientID]
+	sub := r.IDTokenHintClaims.GetSubject()
+	if !ok || sub == "" {
+		return r.RedirectURI, nil
+	}
+	rep, err := s.cmd.send(ctx, cmdLogout, map[string]any{"session": es.token, "if_sub": sub, "sector": c.sector()})
+	if err != nil {
+		return "", oidc.ErrServerError().WithDescription("the service is unavailable")
+	}
+	if !rep.OK {
+		// session_invalid: the hint names another account (or the
+		// session was already closed): the cookie stays.
+		if rep.code() != codeSessionInvalid {
 			s.log.Warn("oidc: logout not recorded", "code", rep.code())
 		}
-		if r.RedirectURI == defaultLogoutRedirect {
-			return s.loggedOut, nil
-		}
+		return r.RedirectURI, nil
+	}
+	es.closed = true
+	if r.RedirectURI == defaultLogoutRedirect {
+		return s.loggedOut, nil
 	}
 	return r.RedirectURI, nil
 }
