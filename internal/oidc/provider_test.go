@@ -612,6 +612,7 @@ func TestCodeSingleUseInParallel(t *testing.T) {
 	for round := range 5 {
 		code := codeFor(t, e)
 		var wins atomic.Int32
+		var winner atomic.Value
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Add(1)
@@ -628,6 +629,7 @@ func TestCodeSingleUseInParallel(t *testing.T) {
 				switch {
 				case err == nil:
 					wins.Add(1)
+					winner.Store(r.(*authRequest).TokenID)
 				case !errors.As(err, &oe) || oe.ErrorType != zoidc.InvalidGrant:
 					t.Errorf("the loser of the race: %v, want invalid_grant", err)
 				}
@@ -639,6 +641,13 @@ func TestCodeSingleUseInParallel(t *testing.T) {
 		}
 		if _, err := e.p.st.AuthRequestByCode(context.Background(), code); err == nil {
 			t.Fatalf("round %d: the code is still readable after its use", round)
+		}
+		// The 15 other uses, before or after the winner's mark, revoke
+		// its token (RFC 6749 4.1.2).
+		ent, err := e.p.st.tokens.Get(ctx, winner.Load().(string))
+		var te tokenEntry
+		if err != nil || json.Unmarshal(ent.Value(), &te) != nil || !te.Revoked {
+			t.Fatalf("round %d: the winner's token is not revoked after 15 other uses: %v", round, err)
 		}
 	}
 }

@@ -353,7 +353,8 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 // useCode marks the code of a (read by AuthRequestByCode) used and
 // reserves the access token's id, by an update at the revision read: of
 // two exchanges in parallel, on any replicas, one wins; the loser, or an
-// exchange of a code used meanwhile, is invalid_grant (RFC 6749 5.2).
+// exchange of a code used meanwhile, is invalid_grant (RFC 6749 5.2) and
+// revokes the winner's token (RFC 6749 4.1.2: a code used twice).
 func (s *storage) useCode(ctx context.Context, a *authRequest) error {
 	if a.code == nil || a.codeKey == "" {
 		return oidc.ErrInvalidGrant().WithDescription("no authorization code")
@@ -364,6 +365,15 @@ func (s *storage) useCode(ctx context.Context, a *authRequest) error {
 	ce.Request, ce.Used = &req, true
 	b, _ := json.Marshal(ce)
 	if _, err := s.codes.Update(ctx, a.codeKey, b, a.codeRev); err != nil {
+		// A second use, in parallel with the first: it revokes the
+		// winner's token as a later one would (RFC 6749 4.1.2).
+		if e, gerr := s.codes.Get(ctx, a.codeKey); gerr == nil {
+			var won codeEntry
+			if json.Unmarshal(e.Value(), &won) == nil && won.Used && won.Request != nil {
+				s.revoke(ctx, won.Request.TokenID)
+				s.log.Warn("oidc: authorization code used twice: its access token is revoked", "client_id", won.Request.ClientID)
+			}
+		}
 		return oidc.ErrInvalidGrant().WithDescription("the code was already used")
 	}
 	a.TokenID = req.TokenID
