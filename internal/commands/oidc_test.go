@@ -574,3 +574,70 @@ func TestIdentityFieldsAreCheckedAgainstTheNIR(t *testing.T) {
 		t.Fatal("the imported identity is not sealed in account.registered")
 	}
 }
+
+// session.logout with if_sub (end_session's id_token_hint): the session is
+// closed only if its account's pairwise subject for sector is if_sub;
+// another account's subject, or the right one for another sector, is
+// session_invalid and appends nothing. Without both fields the web's
+// logout is unchanged; malformed ones are invalid_request naming the field.
+func TestOIDCLogoutIfSub(t *testing.T) {
+	h := newHarness(t, 2, testPolicy())
+	acc := h.registerWithIdentity()
+	other := h.Register(nir2, "paul@mail.fr", password)
+	sub := func(session, sector string) string {
+		rep := h.Req("oidc.authorize", obj{"session": session, "client_id": "fc-demo", "sector": sector, "scopes": []string{"openid"}})
+		wantStatus(t, rep, contract.StatusAuthorized)
+		return rep.Sub
+	}
+	otherSub := sub(h.Login(other, nir2, password), "sector-a")
+	for _, r := range []struct {
+		name  string
+		body  func(s, own string) obj
+		want  string
+		field string
+	}{
+		{name: "its_own_subject_closes_it", want: contract.StatusLoggedOut,
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": own, "sector": "sector-a"} }},
+		{name: "another_accounts_subject_is_refused", want: domain.CodeSessionInvalid,
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": otherSub, "sector": "sector-a"} }},
+		{name: "its_subject_of_another_sector_is_refused", want: domain.CodeSessionInvalid,
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": own, "sector": "sector-b"} }},
+		{name: "without_if_sub_the_web_logout_is_unchanged", want: contract.StatusLoggedOut,
+			body: func(s, own string) obj { return obj{"session": s} }},
+		{name: "if_sub_not_hex", want: domain.CodeInvalidRequest, field: "if_sub",
+			body: func(s, own string) obj {
+				return obj{"session": s, "if_sub": strings.ToUpper(own), "sector": "sector-a"}
+			}},
+		{name: "if_sub_too_long", want: domain.CodeInvalidRequest, field: "if_sub",
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": own + "0", "sector": "sector-a"} }},
+		{name: "sector_without_if_sub", want: domain.CodeInvalidRequest, field: "if_sub",
+			body: func(s, own string) obj { return obj{"session": s, "sector": "sector-a"} }},
+		{name: "if_sub_without_sector", want: domain.CodeInvalidRequest, field: "sector",
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": own} }},
+		{name: "sector_too_long", want: domain.CodeInvalidRequest, field: "sector",
+			body: func(s, own string) obj { return obj{"session": s, "if_sub": own, "sector": strings.Repeat("a", 256)} }},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			s := h.Login(acc, nir1, password)
+			own := sub(s, "sector-a")
+			before := h.StreamCount()
+			rep := h.Req("session.logout", r.body(s, own))
+			if codeOf(rep) != r.want || (r.field != "" && rep.Error.Field != r.field) {
+				t.Fatalf("got %s (%+v), want %s on %q", codeOf(rep), rep.Error, r.want, r.field)
+			}
+			check := h.Req("session.check", obj{"session": s})
+			if r.want == contract.StatusLoggedOut {
+				if codeOf(check) != domain.CodeSessionInvalid {
+					t.Fatalf("logged out, but session.check says %s", codeOf(check))
+				}
+				return
+			}
+			if after := h.StreamCount(); after != before {
+				t.Fatalf("a refused logout appended %d events", after-before)
+			}
+			if codeOf(check) != "session_valid" {
+				t.Fatalf("a refused logout closed the session: %s", codeOf(check))
+			}
+		})
+	}
+}

@@ -361,10 +361,17 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	if a.MaxAge != nil && *a.MaxAge > 0 && p.st.now().Sub(rep.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
 		a.MaxAge = oidc.NewMaxAge(0)
 		a.LoginAskedAt = p.st.now().UTC()
-		if err := p.st.update(ctx, a); err == nil {
-			toLogin(false)
+		// The new login must be asked, or nothing given: a failed
+		// update (another tab answered this authorization, NATS down)
+		// never falls through to the code (OpenID Connect Core
+		// 3.1.2.1: past max_age the OP must authenticate again).
+		if err := p.st.update(ctx, a); err != nil {
+			p.log.Warn("oidc: max_age: the new login could not be recorded", "err", err)
+			p.page(w, http.StatusConflict, "Demande de connexion expirée", "Cette demande de connexion a déjà été utilisée. Merci de recommencer depuis le site qui vous l'a proposée.")
 			return
 		}
+		toLogin(false)
+		return
 	}
 	a.Grant, a.Subject, a.ACR, a.AMR, a.AuthTime, a.done = rep.Grant, rep.Sub, rep.ACR, rep.AMR, rep.AuthTime, true
 	op.AuthResponse(a, p.op, w, r.WithContext(context.WithValue(ctx, ctxDone, a)))

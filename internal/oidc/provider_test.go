@@ -419,9 +419,11 @@ func TestAuthorizeRefusals(t *testing.T) {
 	}
 }
 
-// Refused at the token endpoint: the PKCE verifier missing or wrong (the
-// code is burnt either way), the wrong redirect_uri, a confidential
-// client's wrong secret, its secret in the body.
+// Refused at the token endpoint: the PKCE verifier missing or wrong, the
+// wrong redirect_uri, a confidential client's wrong secret, its secret in
+// the body. A refused exchange does not burn the code (RFC 6749 4.1.3:
+// the code is acted upon only once its client is authenticated and every
+// check passed): the rightful exchange still succeeds afterwards, once.
 func TestTokenRefusals(t *testing.T) {
 	e := newEnv(t)
 	e.session("acc-3", oidctest.Session{})
@@ -440,17 +442,20 @@ func TestTokenRefusals(t *testing.T) {
 	if _, err := cfg.Exchange(ctx, c1); oauthErr(err) != "invalid_grant" && oauthErr(err) != "invalid_request" {
 		t.Fatalf("missing verifier: %v", err)
 	}
-	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
-		t.Fatalf("the code survived a failed exchange: %v", err)
-	}
-	if _, err := cfg.Exchange(ctx, code(cfg, v), oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthErr(err) != "invalid_grant" {
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("wrong verifier: %v", err)
 	}
-	c2 := code(cfg, v)
+	c2 := c1
 	other := *cfg
 	other.RedirectURL = rpRedirect + "/autre"
 	if _, err := other.Exchange(ctx, c2, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("wrong redirect_uri at the token endpoint: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); err != nil {
+		t.Fatalf("the code was burnt by a refused exchange: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, c1, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
+		t.Fatalf("the code was used twice: %v", err)
 	}
 
 	basic := *cfg
@@ -461,18 +466,25 @@ func TestTokenRefusals(t *testing.T) {
 	}
 	wrong := basic
 	wrong.ClientSecret = secret + "x"
-	if _, err := wrong.Exchange(ctx, code(&basic, "")); oauthErr(err) != "invalid_client" {
+	cb := code(&basic, "")
+	if _, err := wrong.Exchange(ctx, cb); oauthErr(err) != "invalid_client" {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	post := basic
 	post.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	if _, err := post.Exchange(ctx, code(&basic, "")); oauthErr(err) != "invalid_client" {
+	if _, err := post.Exchange(ctx, cb); oauthErr(err) != "invalid_client" {
 		t.Fatalf("client_secret_post: %v", err)
 	}
-	// Another client cannot redeem this client's code.
+	if _, err := basic.Exchange(ctx, cb); err != nil {
+		t.Fatalf("the code was burnt by a wrong secret: %v", err)
+	}
+	// Another client cannot redeem this client's code, nor burn it.
 	cpub := code(cfg, v)
 	if _, err := basic.Exchange(ctx, cpub, oauth2.VerifierOption(v)); oauthErr(err) != "invalid_grant" {
 		t.Fatalf("a code redeemed by another client: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, cpub, oauth2.VerifierOption(v)); err != nil {
+		t.Fatalf("the code was burnt by another client: %v", err)
 	}
 }
 
@@ -600,19 +612,42 @@ func TestCodeSingleUseInParallel(t *testing.T) {
 	for round := range 5 {
 		code := codeFor(t, e)
 		var wins atomic.Int32
+		var winner atomic.Value
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := e.p.st.AuthRequestByCode(context.Background(), code); err == nil {
+				// AuthRequestByCode only reads; the used mark is
+				// CreateAccessToken's (useCode), after the op's checks.
+				r, err := e.p.st.AuthRequestByCode(context.Background(), code)
+				if err != nil {
+					return
+				}
+				err = e.p.st.useCode(context.Background(), r.(*authRequest))
+				var oe *zoidc.Error
+				switch {
+				case err == nil:
 					wins.Add(1)
+					winner.Store(r.(*authRequest).TokenID)
+				case !errors.As(err, &oe) || oe.ErrorType != zoidc.InvalidGrant:
+					t.Errorf("the loser of the race: %v, want invalid_grant", err)
 				}
 			}()
 		}
 		wg.Wait()
 		if wins.Load() != 1 {
 			t.Fatalf("round %d: %d exchanges of one code succeeded", round, wins.Load())
+		}
+		if _, err := e.p.st.AuthRequestByCode(context.Background(), code); err == nil {
+			t.Fatalf("round %d: the code is still readable after its use", round)
+		}
+		// The 15 other uses, before or after the winner's mark, revoke
+		// its token (RFC 6749 4.1.2).
+		ent, err := e.p.st.tokens.Get(ctx, winner.Load().(string))
+		var te tokenEntry
+		if err != nil || json.Unmarshal(ent.Value(), &te) != nil || !te.Revoked {
+			t.Fatalf("round %d: the winner's token is not revoked after 15 other uses: %v", round, err)
 		}
 	}
 }
@@ -736,5 +771,84 @@ func TestPrompt(t *testing.T) {
 	}
 	if e.logins.Load() != 2 {
 		t.Fatalf("prompt=login: %d logins, want 2", e.logins.Load())
+	}
+}
+
+// failUpdate is a requests bucket whose revision-checked updates fail
+// (another replica answered the authorization, or NATS is down).
+type failUpdate struct{ jetstream.KeyValue }
+
+func (failUpdate) Update(context.Context, string, []byte, uint64) (uint64, error) {
+	return 0, errors.New("update refused")
+}
+
+// max_age exceeded, and the new login cannot be recorded on the pending
+// request: an error page, never the code (OpenID Connect Core 3.1.2.1).
+func TestMaxAgeUpdateFailureIssuesNoCode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, cfg := e.rp(ctx, "public")
+	e.session("acc-ma", oidctest.Session{AuthTime: e.clock.Now().Add(-time.Hour)})
+	e.p.st.requests = failUpdate{e.p.st.requests}
+	resp, err := e.browser().Get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("max_age", "60")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusConflict || strings.Contains(loc, "code=") {
+		t.Fatalf("max_age with a failed update: %d to %q, want the 409 page and no code", resp.StatusCode, loc)
+	}
+	if n := e.fake.Calls("oidc.authorize"); n != 1 {
+		t.Fatalf("%d oidc.authorize, want 1 (the session asked once, then refused for its age)", n)
+	}
+}
+
+// end_session with a valid id_token_hint of another account: session.logout
+// is sent with that hint's sub and its client's sector, refused
+// (session_invalid), and the browser keeps its cookie and goes where a
+// logout without a hint goes, with the RP's state.
+func TestEndSessionHintOfAnotherAccountKeepsTheSession(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, cfg := e.rp(ctx, "public")
+	e.session("acc-a", oidctest.Session{})
+	v := oauth2.GenerateVerifier()
+	tok, err := cfg.Exchange(ctx, e.authorize(e.browser(), cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v))).Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint, _ := tok.Extra("id_token").(string)
+	victimToken := e.session("acc-v", oidctest.Session{})
+	victim := e.browser()
+	srvURL, _ := url.Parse(e.srv.URL)
+	victim.Jar.SetCookies(srvURL, []*http.Cookie{{Name: "sess", Value: victimToken, Path: "/"}})
+	noFollow := &http.Client{Jar: victim.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {rpLogout}, "state": {"bye"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != rpLogout+"?state=bye" || e.fake.Calls("session.logout refused") != 1 || e.fake.Calls("session.logout") != 0 {
+		t.Fatalf("another account's hint: %d to %q, %d refused, %d closed", resp.StatusCode, loc, e.fake.Calls("session.logout refused"), e.fake.Calls("session.logout"))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "sess" {
+			t.Fatalf("the victim's session cookie was touched: %v", c)
+		}
+	}
+	// The victim's own hint still logs the victim out.
+	v = oauth2.GenerateVerifier()
+	tok, err = cfg.Exchange(ctx, e.authorize(victim, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v))).Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := tok.Extra("id_token").(string)
+	resp, err = noFollow.Get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {own}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); e.fake.Calls("session.logout") != 1 || loc != "/connexion?deconnecte" {
+		t.Fatalf("the victim's own hint: %d to %q, %d logouts", resp.StatusCode, loc, e.fake.Calls("session.logout"))
 	}
 }

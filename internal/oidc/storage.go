@@ -84,6 +84,11 @@ type authRequest struct {
 	done   bool
 	rev    uint64
 	claims map[string]any // oidc.token's, for this token response only
+	// code, codeKey, codeRev: the code's entry as AuthRequestByCode read
+	// it, its key and revision, for CreateAccessToken's used mark.
+	code    *codeEntry
+	codeKey string
+	codeRev uint64
 }
 
 func (a *authRequest) GetID() string         { return a.ID }
@@ -305,12 +310,15 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return nil
 }
 
-// AuthRequestByCode uses a code, once: the entry is read, then marked used
-// by an update at the revision read (a revision-checked write: of two
-// exchanges in parallel, on any replicas, one wins). An expired code, a
-// used one, or the loser of the race is refused (invalid_grant, RFC 6749
-// 5.2); a code used again revokes the access token of its first use (RFC
-// 6749 4.1.2).
+// AuthRequestByCode reads a code's entry and marks nothing: zitadel's op
+// calls it before it authenticates the client and checks client_id,
+// redirect_uri and PKCE, so a read here must not burn the code (RFC 6749
+// 4.1.3: the code is acted upon only for the client it was issued to, once
+// authenticated). The entry's key and revision are kept on the request;
+// CreateAccessToken, reached only after every check, marks the code used
+// with a write at that revision. An expired or used code is refused
+// (invalid_grant, RFC 6749 5.2); a code used again after a successful
+// exchange revokes the access token of that exchange (RFC 6749 4.1.2).
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	if code == "" || len(code) > 256 {
 		return nil, errNotFound
@@ -335,15 +343,41 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if !s.now().Before(ce.ExpiresAt) {
 		return nil, errors.New("oidc: code expired")
 	}
-	ce.Used = true
-	ce.Request.TokenID = newID("")[:32]
-	b, _ := json.Marshal(ce)
-	if _, err := s.codes.Update(ctx, key, b, e.Revision()); err != nil {
-		return nil, errors.New("oidc: code already used")
-	}
 	a := ce.Request
 	a.done = true
+	a.code = &ce
+	a.codeKey, a.codeRev = key, e.Revision()
 	return a, nil
+}
+
+// useCode marks the code of a (read by AuthRequestByCode) used and
+// reserves the access token's id, by an update at the revision read: of
+// two exchanges in parallel, on any replicas, one wins; the loser, or an
+// exchange of a code used meanwhile, is invalid_grant (RFC 6749 5.2) and
+// revokes the winner's token (RFC 6749 4.1.2: a code used twice).
+func (s *storage) useCode(ctx context.Context, a *authRequest) error {
+	if a.code == nil || a.codeKey == "" {
+		return oidc.ErrInvalidGrant().WithDescription("no authorization code")
+	}
+	ce := *a.code
+	req := *a
+	req.TokenID = newID("")[:32]
+	ce.Request, ce.Used = &req, true
+	b, _ := json.Marshal(ce)
+	if _, err := s.codes.Update(ctx, a.codeKey, b, a.codeRev); err != nil {
+		// A second use, in parallel with the first: it revokes the
+		// winner's token as a later one would (RFC 6749 4.1.2).
+		if e, gerr := s.codes.Get(ctx, a.codeKey); gerr == nil {
+			var won codeEntry
+			if json.Unmarshal(e.Value(), &won) == nil && won.Used && won.Request != nil {
+				s.revoke(ctx, won.Request.TokenID)
+				s.log.Warn("oidc: authorization code used twice: its access token is revoked", "client_id", won.Request.ClientID)
+			}
+		}
+		return oidc.ErrInvalidGrant().WithDescription("the code was already used")
+	}
+	a.TokenID = req.TokenID
+	return nil
 }
 
 // revoke marks a token revoked: its record is replaced, or made first, so
@@ -360,18 +394,24 @@ func (s *storage) revoke(ctx context.Context, tokenID string) {
 }
 
 // DeleteAuthRequest: nothing left to delete (SaveAuthCode deleted the
-// request, AuthRequestByCode used the code).
+// request, CreateAccessToken used the code).
 func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
-// CreateAccessToken asks oidc.token for the grant (a grant whose session
-// closed, or any refusal, is invalid_grant: no token survives a logout or
-// a credential change), keeps its claims for the response, and stores the
+// CreateAccessToken is reached once the op authenticated the client and
+// checked client_id, redirect_uri and PKCE: it marks the code used (the
+// revision-checked write of useCode: invalid_grant for the loser of a
+// race), asks oidc.token for the grant (a grant whose session closed, or
+// any refusal, is invalid_grant: no token survives a logout or a
+// credential change), keeps its claims for the response, and stores the
 // token's record bound to the grant under the id reserved when the code
 // was used.
 func (s *storage) CreateAccessToken(ctx context.Context, tr op.TokenRequest) (string, time.Time, error) {
 	a, ok := tr.(*authRequest)
-	if !ok || !validID(a.TokenID) {
+	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	if err := s.useCode(ctx, a); err != nil {
+		return "", time.Time{}, err
 	}
 	rep, err := s.cmd.send(ctx, cmdToken, map[string]any{"grant": a.Grant, "client_id": a.ClientID, "scopes": a.Scopes})
 	if err != nil {
@@ -413,26 +453,47 @@ func (s *storage) TerminateSession(context.Context, string, string) error { retu
 // session with session.logout: the grants it gave die with it, and with
 // them every access token. The session cookie is cleared by the handler.
 //
-// Only with a valid id_token_hint (the op verified it): a bare link to
-// end_session from another site does not log the person out (OpenID
-// Connect RP-Initiated Logout 1.0 section 2 lets the OP ask; we refuse).
+// Only with a valid id_token_hint (the op verified it; an expired one
+// does, as RP-Initiated Logout 1.0 section 2 allows), and only for the
+// person it names: session.logout carries the hint's sub as if_sub and
+// the sector of the hint's client (azp, else its single aud), and the
+// commands service closes the session only if its account's pairwise
+// subject for that sector is if_sub. A bare link to end_session from
+// another site, or one carrying another account's id_token (the
+// attacker's own), does not log the person out (our choice; RP-Initiated
+// Logout 1.0 section 2 lets the OP decide): the browser keeps its session
+// and goes where a logout without a hint goes.
 func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
 	es, _ := ctx.Value(ctxSession).(*endSession)
-	if es == nil || r.IDTokenHintClaims == nil {
+	if es == nil || r.IDTokenHintClaims == nil || es.token == "" {
 		return r.RedirectURI, nil
 	}
-	if token := es.token; token != "" {
-		es.closed = true
-		rep, err := s.cmd.send(ctx, cmdLogout, map[string]any{"session": token})
-		if err != nil {
-			return "", oidc.ErrServerError().WithDescription("the service is unavailable")
+	clientID := r.ClientID
+	if clientID == "" {
+		if aud := r.IDTokenHintClaims.GetAudience(); len(aud) == 1 {
+			clientID = aud[0]
 		}
-		if !rep.OK && rep.code() != codeSessionInvalid {
+	}
+	c, ok := s.clients[clientID]
+	sub := r.IDTokenHintClaims.GetSubject()
+	if !ok || sub == "" {
+		return r.RedirectURI, nil
+	}
+	rep, err := s.cmd.send(ctx, cmdLogout, map[string]any{"session": es.token, "if_sub": sub, "sector": c.sector()})
+	if err != nil {
+		return "", oidc.ErrServerError().WithDescription("the service is unavailable")
+	}
+	if !rep.OK {
+		// session_invalid: the hint names another account (or the
+		// session was already closed): the cookie stays.
+		if rep.code() != codeSessionInvalid {
 			s.log.Warn("oidc: logout not recorded", "code", rep.code())
 		}
-		if r.RedirectURI == defaultLogoutRedirect {
-			return s.loggedOut, nil
-		}
+		return r.RedirectURI, nil
+	}
+	es.closed = true
+	if r.RedirectURI == defaultLogoutRedirect {
+		return s.loggedOut, nil
 	}
 	return r.RedirectURI, nil
 }

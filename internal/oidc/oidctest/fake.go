@@ -91,7 +91,9 @@ func (f *Fake) CloseSession(token string) {
 	delete(f.sessions, token)
 }
 
-// Calls is how many times a command was asked.
+// Calls is how many times a command was asked; for session.logout, how
+// many closed a session (or found none), those refused for their if_sub
+// being counted as "session.logout refused".
 func (f *Fake) Calls(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,6 +111,7 @@ type request struct {
 	Scopes      []string `json:"scopes"`
 	RequireCode *bool    `json:"require_code"`
 	Grant       string   `json:"grant"`
+	IfSub       string   `json:"if_sub"`
 }
 
 func refuse(code, field string) []byte {
@@ -144,6 +147,17 @@ func (f *Fake) handle(name string, data []byte) []byte {
 	}
 	switch name {
 	case "session.logout":
+		// if_sub (end_session): the session's account must be that
+		// subject for sector, as the commands service checks; a refusal
+		// closed nothing and is counted apart.
+		if req.IfSub != "" {
+			s := f.session(req.Session)
+			if s == nil || Sub(req.Sector, s.Account) != req.IfSub {
+				f.calls[name]--
+				f.calls[name+" refused"]++
+				return refuse("session_invalid", "session")
+			}
+		}
 		delete(f.sessions, req.Session)
 		return []byte(`{"ok":true,"status":"logged_out"}`)
 	case "oidc.authorize":
