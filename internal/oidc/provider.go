@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -116,6 +117,30 @@ func (b *bindOnLogin) Write(d []byte) (int, error) {
 
 func bindCookie(id string) string { return "oidc-" + id }
 
+// tlsOrLoopback tells whether a redirect URI is https, or http on the
+// loopback interface (a native app's listener, RFC 8252 §7.3: it never
+// leaves the machine). Outside dev mode nothing else is registered: the
+// redirect endpoint must use TLS (RFC 6749 §3.1.2.1; RFC 9700 §4.1), and
+// zitadel's op accepts an http URI for a confidential web client.
+func tlsOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	if u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
 // New checks the configuration, opens the buckets and builds the
 // provider.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
@@ -126,6 +151,15 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	path := strings.TrimSuffix(u.Path, "/")
 	if path == "" || strings.Contains(path, "//") {
 		return nil, fmt.Errorf("oidc: issuer %q needs a path, e.g. /oidc, under which the provider serves (AUTH_OIDC_ISSUER)", cfg.Issuer)
+	}
+	if !cfg.Insecure {
+		for _, c := range cfg.Clients {
+			for _, r := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+				if !tlsOrLoopback(r) {
+					return nil, fmt.Errorf("oidc clients: client %q: %q: an http redirect URI outside loopback would carry codes in clear; use https (AUTH_OIDC_CLIENTS)", c.ID, r)
+				}
+			}
+		}
 	}
 	if cfg.Keys == nil || cfg.Keys.Current == nil {
 		return nil, errors.New("oidc: no signing key")

@@ -852,3 +852,38 @@ func TestEndSessionHintOfAnotherAccountKeepsTheSession(t *testing.T) {
 		t.Fatalf("the victim's own hint: %d to %q, %d logouts", resp.StatusCode, loc, e.fake.Calls("session.logout"))
 	}
 }
+
+// Outside dev mode a client's redirect URIs are https, or http on the
+// loopback interface (RFC 8252 §7.3); anything else is refused at start,
+// naming the client (zitadel's op would let a confidential web client
+// receive its codes over plain http).
+func TestProductionRefusesHTTPRedirectURIs(t *testing.T) {
+	keys, err := ParseKeys(testKeyPEM(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		redirect, logout string
+		ok               bool
+	}{
+		{"https://rp.example/cb", "", true},
+		{"http://127.0.0.1:9000/cb", "", true},
+		{"http://[::1]:9000/cb", "", true},
+		{"http://localhost:9000/cb", "", true},
+		{"http://rp.example/cb", "", false},
+		{"http://10.0.0.1/cb", "", false},
+		{"https://rp.example/cb", "http://rp.example/bye", false},
+	} {
+		c := ClientConfig{ID: "rp", AuthMethod: AuthSecretBasic, SecretSHA256: secretHash(secret), RedirectURIs: []string{r.redirect}}
+		if r.logout != "" {
+			c.PostLogoutRedirectURIs = []string{r.logout}
+		}
+		// No NATS: a refused client stops New before it needs one; an
+		// accepted one gets as far as asking for the connection.
+		_, err := New(context.Background(), Config{Issuer: "https://op.example/oidc", Clients: []ClientConfig{c}, Keys: keys})
+		refused := err != nil && strings.Contains(err.Error(), "outside loopback")
+		if refused == r.ok || err == nil {
+			t.Errorf("%s %s: %v, want accepted %v", r.redirect, r.logout, err, r.ok)
+		}
+	}
+}
