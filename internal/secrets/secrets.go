@@ -39,9 +39,9 @@ const idSize = 4
 // (the *Hashes methods) and open (Open) what they made before a rotation.
 type Keys struct {
 	ring []keySet // ring[0] is the current key
-	// subjects, when set (WithSubjectKey), keys the pairwise subjects in
-	// place of the current key's "oidc-subject" purpose.
-	subjects []byte
+	// subjectsMAC, when set (WithSubjectKey), keys the pairwise subjects
+	// in place of the current key's "oidc-subject" purpose.
+	subjectsMAC *macPool
 }
 
 // keySet is the purpose keys of one master secret.
@@ -56,7 +56,7 @@ type keySet struct {
 	subjects []byte // keys the OpenID Connect pairwise subjects
 
 	// The HMACs of the keyed hashes, keyed, ready to reuse (macPool).
-	nirIndexMAC, codesMAC, tokensMAC, requestsMAC *macPool
+	nirIndexMAC, codesMAC, tokensMAC, requestsMAC, subjectsMAC *macPool
 }
 
 // macPool keeps HMAC-SHA-256 states under one key for reuse: hmac.New
@@ -161,6 +161,7 @@ func newKeySet(master []byte) (keySet, error) {
 	}
 	copy(ks.id[:], id)
 	ks.nirIndexMAC, ks.codesMAC, ks.tokensMAC, ks.requestsMAC = newMACPool(ks.nirIndex), newMACPool(ks.codes), newMACPool(ks.tokens), newMACPool(ks.requests)
+	ks.subjectsMAC = newMACPool(ks.subjects)
 	return ks, nil
 }
 
@@ -446,11 +447,11 @@ func (k *Keys) OpenGrant(sealed, context string) (string, error) {
 // AUTH_SECRET_KEY changes every subject (docs/oidc-commands.md says so).
 // Our choice: a key, no salt table to keep.
 func (k *Keys) PairwiseSubject(sector, accountID string) string {
-	key := k.ring[0].subjects
-	if k.subjects != nil {
-		key = k.subjects
+	p := k.ring[0].subjectsMAC
+	if k.subjectsMAC != nil {
+		p = k.subjectsMAC
 	}
-	return mac(newMACPool(key), "oidc-sub", sector, accountID) // rare: a pool of its own is not worth keeping
+	return mac(p, "oidc-sub", sector, accountID)
 }
 
 // WithSubjectKey returns the keyring with the pairwise subjects keyed by
@@ -462,7 +463,7 @@ func (k *Keys) WithSubjectKey(key []byte) *Keys {
 	if err != nil {
 		panic(err) // 32 bytes of SHA-256 HKDF never fail
 	}
-	return &Keys{ring: k.ring, subjects: sub}
+	return &Keys{ring: k.ring, subjectsMAC: newMACPool(sub)}
 }
 
 // NewCode returns a uniformly random code of n decimal digits.
